@@ -1,0 +1,60 @@
+# clinical-nlp: two commands from a fresh clone -> `make demo`, `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test test-fast lint bench model doccano-start doccano-stop chromium clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+	$(PIP) install --quiet -e '.[all]'
+	touch $(STAMP)
+
+## Headless Chromium for the report rendering test (Debian package).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for the report test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium"; }
+
+doccano-start:
+	bash scripts/doccano.sh start
+
+doccano-stop:
+	bash scripts/doccano.sh stop
+
+## The main job: Doccano + three simulated active-learning rounds on the sample corpus.
+demo: install
+	bash scripts/demo.sh
+
+## The whole suite (unit, property, integration against a real Doccano, slow ones too).
+test: install chromium
+	bash scripts/run_tests.sh
+
+test-fast: install
+	$(PY) -m pytest -q -m "not doccano and not slow"
+
+lint: install
+	$(VENV)/bin/ruff check clinical_nlp tests scripts
+
+bench: install
+	$(PY) scripts/bench_assertions.py
+	$(PY) scripts/bench_consensus.py
+	$(PY) scripts/bench_doccano.py
+	$(PY) scripts/bench_scale.py
+
+## Train the default assertion model shipped with the package.
+model: install
+	$(PY) scripts/train_assertion_model.py
+
+clean:
+	rm -rf $(VENV) .doccano .pytest_cache .hypothesis build *.egg-info

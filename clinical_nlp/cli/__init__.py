@@ -1,0 +1,1 @@
+"""Command-line interface: thin Typer wrappers over plain Python functions."""

@@ -1,0 +1,29 @@
+"""Project commands: ``init``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from clinical_nlp.project import init_project
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("init")
+    def init_cmd(
+        directory: Path = typer.Argument(..., help="Folder to create the project in (created if missing)."),
+        name: str = typer.Option(None, help="Project name (default: the folder name)."),
+        store_url: str = typer.Option(
+            "sqlite:///state.db", help="SQLAlchemy URL of the state store (relative SQLite paths are inside DIR)."
+        ),
+        force: bool = typer.Option(False, help="Overwrite an existing clinical-nlp.yaml."),
+    ) -> None:
+        """Create a project: clinical-nlp.yaml, a copy of the guidelines, and the state store.
+
+        Output: DIR/clinical-nlp.yaml (guideline, label schema, Doccano settings, store URL),
+        DIR/guidelines/ and the store (DIR/state.db by default).
+        """
+        project = init_project(directory, name=name, store_url=store_url, force=force)
+        typer.echo(f"created project {project.config.name!r} in {project.root}")
+        typer.echo(f"guideline version {project.guideline().version}; store {project.store_url}")

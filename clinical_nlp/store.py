@@ -1,0 +1,274 @@
+"""Project state store: SQLite by default (SQLAlchemy), PostgreSQL by URL.
+
+Tables: documents, annotations (with provenance), rounds, doccano links
+(Doccano example id per note and project), model versions. Other modules
+(audit, annotator registry) declare their tables on the same ``Base``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from clinical_nlp.errors import StoreError
+from clinical_nlp.types import Annotation, Note, Span
+
+
+def utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by every table of the store."""
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    deidentified: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AnnotationRow(Base):
+    __tablename__ = "annotations"
+    __table_args__ = (UniqueConstraint("item", "annotator", "round", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item: Mapped[str] = mapped_column(String(200), index=True)
+    annotator: Mapped[str] = mapped_column(String(200), index=True)
+    #: "pre" (model pre-annotation), "human" (annotator), "gold" (consensus/adjudicated)
+    kind: Mapped[str] = mapped_column(String(20), default="human")
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[Any] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(200), default="human")
+    model_version: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    guideline_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    edits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    timestamp: Mapped[str] = mapped_column(String(40))
+
+
+class RoundRow(Base):
+    __tablename__ = "rounds"
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DoccanoLinkRow(Base):
+    __tablename__ = "doccano_links"
+    __table_args__ = (UniqueConstraint("project", "note_id"), UniqueConstraint("project", "example_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    note_id: Mapped[str] = mapped_column(String(200))
+    example_id: Mapped[int] = mapped_column(Integer)
+    #: which annotators' pre-annotations are already in place ({"alice": true})
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    version: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    path: Mapped[str] = mapped_column(Text)
+    parent: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def spans_to_json(spans: Iterable[Span]) -> list[dict[str, Any]]:
+    return [s.to_dict() for s in spans]
+
+
+def spans_from_json(rows: Iterable[dict[str, Any]]) -> tuple[Span, ...]:
+    return tuple(Span.from_dict(r) for r in rows)
+
+
+class Store:
+    """Thin access layer over the project database.
+
+    Example:
+        >>> store = Store("sqlite:///:memory:")
+        >>> store.add_notes([Note("n1", "No fever.")])
+        1
+        >>> store.get_note("n1").text
+        'No fever.'
+    """
+
+    def __init__(self, url: str = "sqlite:///state.db", *, echo: bool = False):
+        self.url = url
+        try:
+            self.engine = create_engine(url, echo=echo, future=True)
+        except (SQLAlchemyError, ValueError) as exc:
+            raise StoreError(f"cannot open store {url!r}: {exc}") from None
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        _import_table_modules()
+        try:
+            Base.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot create tables in {url!r}: {exc}") from None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise StoreError(f"store {self.url!r}: {exc}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    # documents ---------------------------------------------------------------
+    def add_notes(self, notes: Iterable[Note], *, deidentified: bool = False) -> int:
+        """Insert or update notes; returns how many were written."""
+        count = 0
+        with self.session() as s:
+            for note in notes:
+                row = s.get(DocumentRow, note.id)
+                meta = json.loads(json.dumps(dict(note.metadata), default=str))
+                if row is None:
+                    s.add(DocumentRow(id=note.id, text=note.text, meta=meta, deidentified=deidentified))
+                else:
+                    row.text, row.meta = note.text, meta
+                    row.deidentified = deidentified or row.deidentified
+                count += 1
+        return count
+
+    def get_note(self, note_id: str) -> Note:
+        with self.session() as s:
+            row = s.get(DocumentRow, note_id)
+            if row is None:
+                raise StoreError(f"note {note_id!r} is not in the store")
+            return Note(row.id, row.text, dict(row.meta or {}))
+
+    def notes(self, ids: Iterable[str] | None = None) -> list[Note]:
+        with self.session() as s:
+            stmt = select(DocumentRow).order_by(DocumentRow.id)
+            if ids is not None:
+                stmt = stmt.where(DocumentRow.id.in_(list(ids)))
+            return [Note(r.id, r.text, dict(r.meta or {})) for r in s.scalars(stmt)]
+
+    def is_deidentified(self, note_id: str) -> bool:
+        with self.session() as s:
+            row = s.get(DocumentRow, note_id)
+            return bool(row and row.deidentified)
+
+    def mark_deidentified(self, note_ids: Iterable[str]) -> None:
+        with self.session() as s:
+            for nid in note_ids:
+                row = s.get(DocumentRow, nid)
+                if row is not None:
+                    row.deidentified = True
+
+    # annotations ---------------------------------------------------------------
+    def save_annotation(self, annotation: Annotation, *, kind: str = "human") -> None:
+        """Insert or replace the annotation of (item, annotator, round, kind)."""
+        payload: Any = (
+            spans_to_json(annotation.payload)
+            if isinstance(annotation.payload, tuple)
+            else json.loads(json.dumps(annotation.payload, default=str))
+        )
+        rnd = annotation.round or 0
+        with self.session() as s:
+            row = s.scalars(
+                select(AnnotationRow).where(
+                    AnnotationRow.item == annotation.item,
+                    AnnotationRow.annotator == annotation.annotator,
+                    AnnotationRow.round == rnd,
+                    AnnotationRow.kind == kind,
+                )
+            ).first()
+            if row is None:
+                row = AnnotationRow(item=annotation.item, annotator=annotation.annotator, round=rnd, kind=kind)
+                s.add(row)
+            row.payload = payload
+            row.source = annotation.source
+            row.model_version = annotation.model_version
+            row.guideline_version = annotation.guideline_version
+            row.edits = dict(annotation.edits) if annotation.edits is not None else None
+            row.timestamp = annotation.timestamp
+
+    def annotations(
+        self,
+        *,
+        kind: str | None = None,
+        round: int | None = None,
+        item: str | None = None,
+        annotator: str | None = None,
+    ) -> list[Annotation]:
+        with self.session() as s:
+            stmt = select(AnnotationRow).order_by(AnnotationRow.item, AnnotationRow.annotator)
+            if kind is not None:
+                stmt = stmt.where(AnnotationRow.kind == kind)
+            if round is not None:
+                stmt = stmt.where(AnnotationRow.round == round)
+            if item is not None:
+                stmt = stmt.where(AnnotationRow.item == item)
+            if annotator is not None:
+                stmt = stmt.where(AnnotationRow.annotator == annotator)
+            out = []
+            for r in s.scalars(stmt):
+                payload: Any = r.payload
+                if isinstance(payload, list):
+                    payload = spans_from_json(payload)
+                out.append(
+                    Annotation(
+                        item=r.item,
+                        annotator=r.annotator,
+                        payload=payload,
+                        source=r.source,
+                        guideline_version=r.guideline_version,
+                        round=r.round,
+                        timestamp=r.timestamp,
+                        model_version=r.model_version,
+                        edits=r.edits,
+                    )
+                )
+            return out
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+#: Modules that declare extra tables on ``Base``; imported before ``create_all``.
+TABLE_MODULES: tuple[str, ...] = ("clinical_nlp.audit",)
+
+
+def _import_table_modules() -> None:
+    import importlib
+
+    for name in TABLE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
