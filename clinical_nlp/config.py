@@ -21,6 +21,16 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def shared_corpora_dir() -> Path:
+    """``$CLINICAL_NLP_SHARED/corpora`` or ``../shared/corpora`` beside the checkout.
+
+    Benchmarks read the full corpora from here (some are GPL and never bundled).
+    """
+    env = os.environ.get("CLINICAL_NLP_SHARED")
+    base = Path(env) if env else repo_root().parent / "shared"
+    return base / "corpora"
+
+
 def default_guidelines_dir() -> Path:
     """``$CLINICAL_NLP_GUIDELINES`` or the repository's ``guidelines/``."""
     env = os.environ.get("CLINICAL_NLP_GUIDELINES")
@@ -192,6 +202,8 @@ class ProjectConfig(_Strict):
     doccano: DoccanoSettings = Field(default_factory=DoccanoSettings)
     models_dir: str = "models"
     reports_dir: str = "reports"
+    #: Refuse to push notes that are not marked de-identified (override: --allow-phi by a PHI user).
+    require_deid: bool = True
 
 
 class Project(BaseModel):

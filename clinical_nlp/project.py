@@ -43,3 +43,28 @@ def init_project(
 def open_store(project: Project) -> Store:
     """The state store of a project."""
     return Store(project.store_url)
+
+
+#: Folder of the implicit project used when a command runs outside any project.
+SCRATCH_DIR = ".clinical-nlp"
+
+
+def resolve_project(directory: Path | str | None = None) -> Project:
+    """The project in ``directory`` (or cwd and its parents), else an implicit one.
+
+    Commands such as ``doccano push`` need a store for their bookkeeping; run
+    outside a project they create ``./.clinical-nlp/`` (default guidelines,
+    SQLite store, ``require_deid: false`` with a warning on push) instead of failing.
+    """
+    try:
+        return load_project(directory)
+    except ConfigError:
+        if directory is not None and (Path(directory) / PROJECT_FILE).exists():
+            raise
+    scratch = Path(directory or Path.cwd()) / SCRATCH_DIR
+    if (scratch / PROJECT_FILE).exists():
+        return load_project(scratch)
+    project = init_project(scratch, name="scratch")
+    cfg = project.config.copy(update={"require_deid": False})
+    (scratch / PROJECT_FILE).write_text(yaml.safe_dump(cfg.dict(), sort_keys=False), encoding="utf-8")
+    return load_project(scratch)

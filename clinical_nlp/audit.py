@@ -1,0 +1,129 @@
+"""Append-only, hash-chained audit log kept in the project store.
+
+Each entry stores the SHA-256 of its own content plus the hash of the entry
+before it, so editing, removing or reordering any entry breaks the chain and
+:func:`verify_chain` reports where.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from sqlalchemy import Integer, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from clinical_nlp.errors import AuditIntegrityError
+from clinical_nlp.store import Base, Store
+
+GENESIS = "0" * 64
+
+#: Actions the engine records (free-form actions are allowed too).
+ACTIONS = (
+    "deidentify",
+    "push",
+    "pull",
+    "adjudicate",
+    "train",
+    "export",
+    "override",
+    "round",
+    "annotator",
+)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    timestamp: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    seq: int
+    timestamp: str
+    actor: str
+    action: str
+    details: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def _canonical(details: Mapping[str, Any]) -> str:
+    return json.dumps(details, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def entry_hash(seq: int, timestamp: str, actor: str, action: str, details_json: str, prev_hash: str) -> str:
+    """SHA-256 over an entry's fields and the previous entry's hash."""
+    blob = "\x1f".join([str(seq), timestamp, actor, action, details_json, prev_hash])
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class AuditLog:
+    """The project's audit trail.
+
+    Example:
+        >>> log = AuditLog(Store("sqlite:///:memory:"))
+        >>> _ = log.append("push", actor="admin", details={"notes": 3})
+        >>> log.verify()
+        1
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def append(self, action: str, *, actor: str, details: Mapping[str, Any] | None = None) -> AuditEntry:
+        details_json = _canonical(dict(details or {}))
+        with self.store.session() as s:
+            last = s.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
+            seq = 1 if last is None else last.seq + 1
+            prev = GENESIS if last is None else last.hash
+            ts = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+            digest = entry_hash(seq, ts, actor, action, details_json, prev)
+            s.add(AuditRow(seq=seq, timestamp=ts, actor=actor, action=action, details=details_json,
+                           prev_hash=prev, hash=digest))
+        return AuditEntry(seq, ts, actor, action, json.loads(details_json), prev, digest)
+
+    def entries(self, action: str | None = None) -> list[AuditEntry]:
+        with self.store.session() as s:
+            stmt = select(AuditRow).order_by(AuditRow.seq)
+            if action is not None:
+                stmt = stmt.where(AuditRow.action == action)
+            return [
+                AuditEntry(r.seq, r.timestamp, r.actor, r.action, json.loads(r.details), r.prev_hash, r.hash)
+                for r in s.scalars(stmt)
+            ]
+
+    def verify(self) -> int:
+        """Check the whole chain; returns the number of entries or raises AuditIntegrityError."""
+        return verify_chain(self.entries())
+
+
+def verify_chain(entries: list[AuditEntry]) -> int:
+    """Raise :class:`AuditIntegrityError` naming the first broken entry."""
+    prev = GENESIS
+    for position, e in enumerate(entries, start=1):
+        if e.seq != position:
+            raise AuditIntegrityError(
+                f"audit entry #{position}: found sequence number {e.seq} (entry removed or reordered)"
+            )
+        if e.prev_hash != prev:
+            raise AuditIntegrityError(
+                f"audit entry #{e.seq} ({e.action} by {e.actor}): previous-hash link broken "
+                "(an earlier entry was edited, removed or reordered)"
+            )
+        expected = entry_hash(e.seq, e.timestamp, e.actor, e.action, _canonical(e.details), e.prev_hash)
+        if expected != e.hash:
+            raise AuditIntegrityError(
+                f"audit entry #{e.seq} ({e.action} by {e.actor}): content does not match its hash (edited)"
+            )
+        prev = e.hash
+    return len(entries)
