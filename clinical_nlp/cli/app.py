@@ -38,7 +38,9 @@ def _root() -> None:
 #: Command modules, in help order. Each defines ``register(app: typer.Typer)``.
 COMMAND_MODULES: tuple[str, ...] = (
     "project",
+    "corpus",
     "pipeline",
+    "models",
     "scale",
     "doccano",
     "consensus",
