@@ -1,0 +1,70 @@
+"""Corpus commands: ``convert`` between formats and ``ingest`` notes into the project store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from clinical_nlp.io.registry import FORMATS, WRITABLE
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("convert")
+    def convert_cmd(
+        input: Path = typer.Option(..., "--input", "-i", help="Corpus file or directory to read."),
+        output: Path = typer.Option(..., "--output", "-o", help="File (or directory for BRAT) to write."),
+        from_fmt: Optional[str] = typer.Option(
+            None, "--from", help=f"Input format ({', '.join(FORMATS)}); default: from the path."),
+        to_fmt: Optional[str] = typer.Option(
+            None, "--to", help=f"Output format ({', '.join(WRITABLE)}); default: from the extension "
+            "(.jsonl, .spacy, .conll/.bio, .parquet/.csv; no extension = BRAT folder)."),
+        overlap: str = typer.Option(
+            "error", help="CoNLL/BIO only: 'error' refuses overlapping spans, 'longest' keeps the longest "
+            "of each overlapping cluster."),
+        allow_empty: bool = typer.Option(False, help="Accept notes whose text is empty."),
+    ) -> None:
+        """Convert a corpus between formats, verifying every span's offsets.
+
+        Input: JSONL, Doccano JSONL, BRAT folder, CoNLL/BIO, spaCy DocBin, Parquet/CSV span
+        table, or FHIR R4 (DocumentReference/Bundle JSON, Bulk NDJSON). Output: any of these
+        but FHIR, written atomically. JSONL, DocBin and the span table are lossless;
+        BRAT drops nothing but span scores/sources; Doccano and CoNLL are lossy (see
+        clinical_nlp/io/*.py). Exit code 2 with the file and line on bad input.
+        """
+        from clinical_nlp.io.registry import convert_corpus
+
+        n_docs, n_spans, fmt_in, fmt_out = convert_corpus(input, output, from_fmt=from_fmt, to_fmt=to_fmt,
+                                                          overlap=overlap, allow_empty=allow_empty)
+        typer.echo(f"converted {n_docs} documents ({n_spans} spans) from {fmt_in} to {fmt_out}: {output}")
+
+    @app.command("ingest")
+    def ingest_cmd(
+        input: Path = typer.Option(..., "--input", "-i", help="Corpus file or directory (any readable format)."),
+        fmt: Optional[str] = typer.Option(None, "--format", "-f",
+                                          help=f"Input format ({', '.join(FORMATS)}); default: from the path."),
+        project_dir: Optional[Path] = typer.Option(
+            None, "--project-dir", help="Project folder (default: the current one, else ./.clinical-nlp)."),
+        deidentified: bool = typer.Option(
+            False, "--deidentified", help="Mark the notes as de-identified (allowed to be pushed to Doccano)."),
+        annotator: Optional[str] = typer.Option(
+            None, help="Also store the corpus spans as this annotator's annotations (default: notes only)."),
+        kind: str = typer.Option("gold", help="Annotation kind for --annotator: gold, human or pre."),
+        actor: str = typer.Option("cli", help="Name recorded in the audit log."),
+        allow_empty: bool = typer.Option(False, help="Accept notes whose text is empty."),
+    ) -> None:
+        """Load notes into the project store (documents table), with an audit entry.
+
+        Reads any corpus format (see 'convert --help'), verifies every span, then inserts or
+        updates the notes (id, text, metadata such as patient/date/note_type) in the store.
+        Output: a summary line; the store and an 'ingest' audit-log entry are updated.
+        """
+        from clinical_nlp.io.registry import ingest_corpus
+        from clinical_nlp.project import resolve_project
+
+        project = resolve_project(project_dir)
+        summary = ingest_corpus(input, project, fmt=fmt, deidentified=deidentified, annotator=annotator,
+                                kind=kind, actor=actor, allow_empty=allow_empty, progress=True)
+        typer.echo(f"ingested {summary['notes']} notes ({summary['annotations']} annotations) "
+                   f"into {project.store_url}" + (" [de-identified]" if deidentified else ""))

@@ -1,0 +1,154 @@
+"""spaCy DocBin (``.spacy``): lossless for our model.
+
+Each note becomes a ``Doc`` whose tokens are the :func:`clinical_nlp.io.conll.tokenize`
+tokens further split at every span boundary, so every span is token-aligned:
+
+* ``doc.spans["clinical_nlp"]``: all spans (overlapping allowed; a discontinuous
+  span as its outer range), with the span id as ``kb_id``;
+* ``doc.ents``: a non-overlapping subset (longest first) for NER training;
+* ``doc.user_data["clinical_nlp"]``: a JSON string with the note id, metadata and the full span
+  records (fragments, attributes, ids, scores) and relations. The reader
+  prefers it, so JSONL → DocBin → JSONL is lossless. DocBins made by other
+  tools (no user_data) are read from ``doc.spans`` / ``doc.ents``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from clinical_nlp.errors import InputFormatError, OffsetMismatchError
+from clinical_nlp.io._common import check_text
+from clinical_nlp.io.conll import tokenize
+from clinical_nlp.io.jsonl import atomic_writer, row_to_annotated
+from clinical_nlp.types import AnnotatedNote, Note, Span
+
+SPAN_KEY = "clinical_nlp"
+USER_KEY = "clinical_nlp"
+
+
+def _words(text: str, cuts: set[int]) -> tuple[list[str], list[bool]]:
+    """Words and trailing-space flags whose concatenation is exactly ``text``."""
+    bounds: list[tuple[int, int]] = []
+    for a, b, _ in tokenize(text):
+        inner = sorted(c for c in cuts if a < c < b)
+        edges = [a, *inner, b]
+        bounds.extend(zip(edges, edges[1:]))
+    words: list[str] = []
+    spaces: list[bool] = []
+    pos = 0
+    for a, b in bounds:
+        gap = text[pos:a]
+        if gap:
+            # whitespace between tokens: a single trailing space is a flag, the rest a whitespace token
+            if gap == " " and words:
+                spaces[-1] = True
+            elif words and gap.startswith(" "):
+                spaces[-1] = True
+                words.append(gap[1:])
+                spaces.append(False)
+            else:
+                words.append(gap)
+                spaces.append(False)
+        words.append(text[a:b])
+        spaces.append(False)
+        pos = b
+    tail = text[pos:]
+    if tail:
+        if tail == " " and words:
+            spaces[-1] = True
+        elif words and tail.startswith(" "):
+            spaces[-1] = True
+            words.append(tail[1:])
+            spaces.append(False)
+        else:
+            words.append(tail)
+            spaces.append(False)
+    return words, spaces
+
+
+def _vocab():
+    import spacy
+
+    return spacy.blank("en").vocab
+
+
+def note_to_doc(doc: AnnotatedNote, vocab: Any = None):
+    """The spaCy ``Doc`` of one annotated note (see module doc)."""
+    from spacy.tokens import Doc
+    from spacy.util import filter_spans
+
+    vocab = vocab or _vocab()
+    cuts = {p for s in doc.spans for p in (s.start, s.end)}
+    words, spaces = _words(doc.text, cuts)
+    sdoc = Doc(vocab, words=words, spaces=spaces)
+    if sdoc.text != doc.text:  # pragma: no cover - guarded by tests
+        raise OffsetMismatchError(f"document {doc.id!r}: spaCy tokens do not rebuild the text")
+    group = []
+    for s in doc.spans:
+        cs = sdoc.char_span(s.start, s.end, label=s.label, kb_id=s.id or "", alignment_mode="strict")
+        if cs is None:
+            raise OffsetMismatchError(f"document {doc.id!r}: span {s.label!r} [{s.start}, {s.end}) "
+                                      "is not token-aligned")
+        group.append(cs)
+    sdoc.spans[SPAN_KEY] = group
+    sdoc.ents = filter_spans(group)
+    from clinical_nlp.io.jsonl import annotated_to_row
+
+    row = annotated_to_row(doc)
+    row.pop("text")
+    # stored as a JSON string: msgpack would turn lists into tuples
+    sdoc.user_data[USER_KEY] = json.dumps(row, default=str, ensure_ascii=False)
+    return sdoc
+
+
+def doc_to_note(sdoc: Any, *, index: int, source: str = "<docbin>", allow_empty: bool = False) -> AnnotatedNote:
+    """Rebuild an :class:`AnnotatedNote` from a spaCy ``Doc``."""
+    data = sdoc.user_data.get(USER_KEY) if sdoc.user_data else None
+    if data:
+        try:
+            row = json.loads(data) if isinstance(data, str) else dict(data)
+        except json.JSONDecodeError as exc:
+            raise InputFormatError(f"document #{index}: user_data[{USER_KEY!r}] is not JSON: {exc.msg}",
+                                   source=source) from None
+        row["text"] = sdoc.text
+        return row_to_annotated(row, source=f"{source}#doc{index}", allow_empty=allow_empty)
+    doc_id = f"{Path(source).stem}-{index}"
+    check_text(doc_id, sdoc.text, source=source, allow_empty=allow_empty)
+    group = sdoc.spans[SPAN_KEY] if SPAN_KEY in sdoc.spans else (
+        next(iter(sdoc.spans.values())) if len(sdoc.spans) else sdoc.ents)
+    spans = tuple(Span(s.start_char, s.end_char, s.label_, s.text, id=s.kb_id_ or None) for s in group)
+    return AnnotatedNote(Note(doc_id, sdoc.text, {}), spans)
+
+
+def write_docbin(docs: Iterable[AnnotatedNote], path: Path | str) -> int:
+    """Write a ``.spacy`` DocBin (user data stored) atomically; returns the count."""
+    from spacy.tokens import DocBin
+
+    vocab = _vocab()
+    db = DocBin(store_user_data=True)
+    count = 0
+    for doc in docs:
+        db.add(note_to_doc(doc, vocab))
+        count += 1
+    with atomic_writer(path, "wb") as handle:
+        handle.write(db.to_bytes())
+    return count
+
+
+def read_docbin(path: Path | str, *, allow_empty: bool = False) -> list[AnnotatedNote]:
+    """Read a ``.spacy`` DocBin (ours losslessly; others from spans/ents)."""
+    from spacy.tokens import DocBin
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputFormatError("file not found", source=str(path)) from None
+    try:
+        db = DocBin().from_bytes(data)
+        sdocs = list(db.get_docs(_vocab()))
+    except Exception as exc:  # msgpack/zlib errors
+        raise InputFormatError(f"not a spaCy DocBin: {exc}", source=str(path)) from None
+    return [doc_to_note(d, index=i, source=str(path), allow_empty=allow_empty) for i, d in enumerate(sdocs, 1)]
