@@ -1,0 +1,96 @@
+"""Edit summary of a human annotation against its pre-annotation (pure functions).
+
+``edit_summary(pre, final)`` counts what the annotator did to the machine
+suggestions. Matching is one-to-one and greedy, in this order:
+
+1. exact boundaries and label → ``accepted`` (attributes equal) or
+   ``changed_attributes`` (any of negation/temporality/experiencer differs,
+   absent values compared as their defaults);
+2. exact boundaries, other label → ``changed_label``;
+3. overlapping boundaries, same label → ``changed_boundary``;
+4. what is left of ``pre`` is ``deleted``, what is left of ``final`` is ``added``.
+
+``total`` = every count except ``accepted``: the annotation cost used by
+active learning.
+
+Example:
+    >>> from clinical_nlp.types import Span
+    >>> pre = [Span(0, 5, "Condition"), Span(10, 14, "Drug")]
+    >>> final = [Span(0, 5, "Condition", attributes={"negation": "negated"})]
+    >>> edit_summary(pre, final)["total"]
+    2
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from clinical_nlp.types import ATTRIBUTE_DEFAULTS, Span
+
+EDIT_KEYS = (
+    "accepted",
+    "deleted",
+    "added",
+    "changed_label",
+    "changed_boundary",
+    "changed_attributes",
+)
+
+
+def normalized_attributes(span: Span) -> dict[str, str]:
+    """The span's attributes with defaults dropped (absent == default)."""
+    return {
+        k: v for k, v in span.attributes.items() if ATTRIBUTE_DEFAULTS.get(k) != v and v is not None
+    }
+
+
+def _overlap(a: Span, b: Span) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def edit_summary(pre: Iterable[Span], final: Iterable[Span]) -> dict[str, int]:
+    """Count accepted / deleted / added / changed spans between two span lists."""
+    left: list[Span | None] = list(pre)
+    right: list[Span | None] = list(final)
+    counts = dict.fromkeys(EDIT_KEYS, 0)
+
+    def match(predicate, key_same_attrs: str | None, key_other: str) -> None:
+        for i, p in enumerate(left):
+            if p is None:
+                continue
+            for j, f in enumerate(right):
+                if f is None or not predicate(p, f):
+                    continue
+                if key_same_attrs is not None and normalized_attributes(p) == normalized_attributes(f):
+                    counts[key_same_attrs] += 1
+                else:
+                    counts[key_other] += 1
+                left[i] = None
+                right[j] = None
+                break
+
+    # exact match first, with attributes equal (so a duplicate with other attributes doesn't steal it)
+    for i, p in enumerate(left):
+        if p is None:
+            continue
+        for j, f in enumerate(right):
+            if f is not None and f.key() == p.key() and normalized_attributes(p) == normalized_attributes(f):
+                counts["accepted"] += 1
+                left[i] = right[j] = None
+                break
+    match(lambda p, f: p.key() == f.key(), None, "changed_attributes")
+    match(lambda p, f: (p.start, p.end) == (f.start, f.end), None, "changed_label")
+    match(lambda p, f: p.label == f.label and _overlap(p, f), None, "changed_boundary")
+    counts["deleted"] = sum(1 for p in left if p is not None)
+    counts["added"] = sum(1 for f in right if f is not None)
+    counts["total"] = sum(v for k, v in counts.items() if k != "accepted")
+    return counts
+
+
+def add_summaries(summaries: Sequence[dict[str, int]]) -> dict[str, int]:
+    """Sum several edit summaries key by key (e.g. per annotator)."""
+    out = dict.fromkeys((*EDIT_KEYS, "total"), 0)
+    for s in summaries:
+        for k in out:
+            out[k] += int(s.get(k, 0))
+    return out
