@@ -1,0 +1,316 @@
+"""Text adapter: pulled Doccano rows (``LABELS.jsonl``) → aligned units → agreement and consensus spans.
+
+Rows: ``id``, ``annotator``, ``text``, ``spans`` (``start``, ``end``, ``label`` and the attributes
+``negation``/``temporality``/``experiencer``; a missing attribute takes its default).
+
+Example:
+    >>> rows = [{"id": "n1", "annotator": a, "text": "No fever.", "spans": [{"start": 3, "end": 8,
+    ...          "label": "Condition", "negation": "negated"}]} for a in ("ann", "bob")]
+    >>> report = agreement_report(load_rows(rows))
+    >>> report["overall"]["span_f1_exact"]
+    1.0
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from clinical_nlp.consensus.agreement import (
+    Agreement,
+    cohen_kappa,
+    krippendorff_alpha,
+    mean_pairwise,
+    pairwise_cohen_kappa,
+)
+from clinical_nlp.errors import InputFormatError, OffsetMismatchError
+from clinical_nlp.io.jsonl import iter_json_rows
+from clinical_nlp.metrics import PRF, corpus_span_prf, match_spans
+from clinical_nlp.types import ATTRIBUTE_DEFAULTS, Span, verify_span
+
+ATTRIBUTES = tuple(ATTRIBUTE_DEFAULTS)
+NO_SPAN = "__none__"
+
+
+@dataclass(frozen=True)
+class TextLabels:
+    """Annotations of a corpus: ``spans[note][annotator]`` and the note texts."""
+
+    texts: dict[str, str]
+    spans: dict[str, dict[str, tuple[Span, ...]]]
+
+    @property
+    def annotators(self) -> list[str]:
+        return sorted({a for by in self.spans.values() for a in by})
+
+
+def _add_row(texts: dict, spans: dict, row: Mapping[str, Any], source: str, line: int | None) -> None:
+    for key in ("id", "annotator", "text"):
+        if key not in row or row[key] is None or (key != "text" and row[key] == ""):
+            raise InputFormatError(f"row has no {key!r}", source=source, line=line)
+    nid, ann, text = str(row["id"]), str(row["annotator"]), row["text"]
+    if not isinstance(text, str):
+        raise InputFormatError(f"note {nid!r}: 'text' must be a string", source=source, line=line)
+    if nid in texts and texts[nid] != text:
+        raise InputFormatError(f"note {nid!r} has a different text than in an earlier row", source=source, line=line)
+    if ann in spans.get(nid, {}):
+        raise InputFormatError(f"note {nid!r} appears twice for annotator {ann!r}", source=source, line=line)
+    raw = row.get("spans") or []
+    if not isinstance(raw, list):
+        raise InputFormatError(f"note {nid!r}: 'spans' must be a list", source=source, line=line)
+    out = []
+    for k, s in enumerate(raw):
+        if not isinstance(s, Mapping):
+            raise InputFormatError(f"note {nid!r}: span #{k} is not an object", source=source, line=line)
+        try:
+            span = verify_span(text, Span.from_dict(s), doc_id=nid)
+        except OffsetMismatchError as exc:
+            raise OffsetMismatchError(f"span #{k} of annotator {ann!r}: {exc}", source=source, line=line) from None
+        out.append(span)
+    texts[nid] = text
+    spans.setdefault(nid, {})[ann] = tuple(sorted(out, key=lambda s: (s.start, s.end, s.label)))
+
+
+def load_rows(rows: Iterable[Mapping[str, Any]], *, source: str = "<rows>") -> TextLabels:
+    """Validate rows in memory (see the module docstring for the format)."""
+    texts: dict[str, str] = {}
+    spans: dict[str, dict[str, tuple[Span, ...]]] = {}
+    for i, row in enumerate(rows, start=1):
+        _add_row(texts, spans, row, source, i)
+    if not texts:
+        raise InputFormatError("no annotation rows", source=source)
+    return TextLabels(texts, spans)
+
+
+def read_labels(path: Path | str) -> TextLabels:
+    """Read ``LABELS.jsonl`` as written by ``clinical-nlp doccano pull``; errors name file and line."""
+    texts: dict[str, str] = {}
+    spans: dict[str, dict[str, tuple[Span, ...]]] = {}
+    for line, row in iter_json_rows(path):
+        _add_row(texts, spans, row, str(path), line)
+    if not texts:
+        raise InputFormatError("no annotation rows (empty file)", source=str(path))
+    return TextLabels(texts, spans)
+
+
+# units ---------------------------------------------------------------------------
+def align_units(labels: TextLabels) -> list[dict[str, Any]]:
+    """Group overlapping spans across annotators into units (connected components per note).
+
+    Returns one dict per unit: ``item``, ``unit`` (``"start-end"`` of the component), ``members``
+    ``{annotator: [Span, ...]}``.
+    """
+    units = []
+    for nid in sorted(labels.spans):
+        flat = [(a, s) for a, ss in labels.spans[nid].items() for s in ss]
+        flat.sort(key=lambda x: (x[1].start, x[1].end))
+        group: list[tuple[str, Span]] = []
+        end = -1
+        for a, s in flat + [(None, None)]:  # type: ignore[list-item]
+            if s is None or (group and s.start >= end):
+                if group:
+                    members: dict[str, list[Span]] = defaultdict(list)
+                    for ga, gs in group:
+                        members[ga].append(gs)
+                    start = min(gs.start for _, gs in group)
+                    units.append({"item": nid, "unit": f"{start}-{end}", "members": dict(members)})
+                group, end = [], -1
+            if s is not None:
+                group.append((a, s))
+                end = max(end, s.end)
+    return units
+
+
+def units_frame(labels: TextLabels, *, field: str = "label") -> pd.DataFrame:
+    """Long frame of aligned units: each annotator of the note gets a row per unit (``__none__`` = no span).
+
+    ``field`` is ``label`` or an attribute name (value of the annotator's first span in the unit).
+    """
+    rows = []
+    for u in align_units(labels):
+        for ann in labels.spans[u["item"]]:
+            spans = u["members"].get(ann)
+            if not spans:
+                value = NO_SPAN
+            elif field == "label":
+                value = spans[0].label
+            else:
+                value = spans[0].attributes.get(field, ATTRIBUTE_DEFAULTS.get(field, ""))
+            rows.append({"item": u["item"], "annotator": ann, "unit": u["unit"], "label": value})
+    return pd.DataFrame(rows, columns=["item", "annotator", "unit", "label"])
+
+
+def same_boundary_frame(labels: TextLabels, field: str) -> pd.DataFrame:
+    """Long frame over spans with identical boundaries marked by two or more annotators."""
+    rows = []
+    for nid, by in labels.spans.items():
+        seen: dict[tuple, dict[str, str]] = defaultdict(dict)
+        for ann, spans in by.items():
+            for s in spans:
+                value = s.label if field == "label" else s.attributes.get(field, ATTRIBUTE_DEFAULTS.get(field, ""))
+                seen[s.pieces].setdefault(ann, value)
+        for pieces, vals in seen.items():
+            if len(vals) >= 2:
+                unit = ",".join(f"{a}-{b}" for a, b in pieces)
+                rows.extend({"item": nid, "annotator": a, "unit": unit, "label": v} for a, v in vals.items())
+    return pd.DataFrame(rows, columns=["item", "annotator", "unit", "label"])
+
+
+# agreement -----------------------------------------------------------------------
+def _pair_prf(labels: TextLabels, a: str, b: str, mode: str) -> dict[str, PRF]:
+    notes = [n for n, by in labels.spans.items() if a in by and b in by]
+    return corpus_span_prf([labels.spans[n][a] for n in notes], [labels.spans[n][b] for n in notes], mode)  # type: ignore[arg-type]
+
+
+def _value(ag: Agreement) -> dict[str, Any]:
+    return ag.as_dict()
+
+
+def agreement_report(labels: TextLabels, *, n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
+    """The agreement report (the ``REPORT.json`` of ``clinical-nlp agree``).
+
+    Span F1 is micro over the corpus for each annotator pair (notes both annotated), then averaged
+    over pairs. Attribute agreement is over spans both annotators marked with the same boundaries.
+    Undefined figures are ``null`` with a ``*_reason``.
+    """
+    names = labels.annotators
+    pairs = list(itertools.combinations(names, 2))
+    report: dict[str, Any] = {
+        "annotators": names,
+        "notes": len(labels.texts),
+        "spans": sum(len(s) for by in labels.spans.values() for s in by.values()),
+        "pairs": [],
+        "overall": {},
+        "labels": {},
+        "attributes": {},
+    }
+    reason = None if pairs else f"agreement needs two or more annotators, got {len(names)}"
+    f1s: dict[str, list[float]] = {"exact": [], "overlap": []}
+    per_label: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"exact": [], "overlap": []})
+    all_labels = sorted({s.label for by in labels.spans.values() for ss in by.values() for s in ss})
+    for a, b in pairs:
+        entry: dict[str, Any] = {"a": a, "b": b}
+        for mode in ("exact", "overlap"):
+            prf = _pair_prf(labels, a, b, mode)
+            micro = prf["__micro__"]
+            entry[f"span_{mode}"] = micro.as_dict()
+            f1s[mode].append(micro.f1)
+            for lab in all_labels:
+                if lab in prf:
+                    per_label[lab][mode].append(prf[lab].f1)
+        report["pairs"].append(entry)
+    for mode in ("exact", "overlap"):
+        report["overall"][f"span_f1_{mode}"] = (sum(f1s[mode]) / len(f1s[mode])) if f1s[mode] else None
+    if reason:
+        report["overall"]["reason"] = reason
+    for lab in all_labels:
+        d = per_label.get(lab)
+        report["labels"][lab] = {
+            f"span_f1_{mode}": (sum(d[mode]) / len(d[mode]) if d and d[mode] else None) for mode in ("exact", "overlap")
+        }
+        if not d or not d["exact"]:
+            report["labels"][lab]["reason"] = reason or "label used in no note shared by two annotators"
+    # label agreement on aligned units (a missing span counts as its own category)
+    for key, frame in (("label_on_units", units_frame(labels)), ("label_same_boundaries", same_boundary_frame(labels, "label"))):
+        report["overall"][key] = _categorical(frame, n_boot=n_boot, seed=seed)
+    for attr in ATTRIBUTES:
+        report["attributes"][attr] = _categorical(same_boundary_frame(labels, attr), n_boot=n_boot, seed=seed)
+    return report
+
+
+def _categorical(frame: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, Any]:
+    if frame.empty:
+        why = "no spans marked with the same boundaries by two annotators"
+        return {"cohen_kappa": None, "cohen_kappa_reason": why, "krippendorff_alpha": None,
+                "krippendorff_alpha_reason": why, "n": 0}
+    pairwise = pairwise_cohen_kappa(frame, n_boot=n_boot, seed=seed)
+    kappa = mean_pairwise(pairwise.values()) if len(pairwise) != 1 else next(iter(pairwise.values()))
+    alpha = krippendorff_alpha(frame, n_boot=n_boot, seed=seed)
+    out: dict[str, Any] = {"cohen_kappa": kappa.value, "krippendorff_alpha": alpha.value,
+                           "n": int(frame.groupby(["item", "unit"]).ngroups)}
+    if kappa.ci:
+        out["cohen_kappa_ci95"] = list(kappa.ci)
+    if alpha.ci:
+        out["krippendorff_alpha_ci95"] = list(alpha.ci)
+    if kappa.value is None:
+        out["cohen_kappa_reason"] = kappa.reason
+    if alpha.value is None:
+        out["krippendorff_alpha_reason"] = alpha.reason
+    out["pairwise_cohen_kappa"] = {f"{a}|{b}": r.value for (a, b), r in pairwise.items()}
+    return out
+
+
+# consensus -----------------------------------------------------------------------
+def consensus_spans(labels: TextLabels, *, min_votes: float = 0.5) -> dict[str, list[Span]]:
+    """Gold spans per note from aligned units by majority vote.
+
+    A unit becomes a span when more than ``min_votes`` of the note's annotators marked it with the
+    winning label; boundaries and each attribute take their most common value among those spans.
+    """
+    out: dict[str, list[Span]] = {n: [] for n in labels.texts}
+    for u in align_units(labels):
+        n_ann = len(labels.spans[u["item"]])
+        votes = Counter(spans[0].label for spans in u["members"].values())
+        label, count = votes.most_common(1)[0]
+        if count / n_ann <= min_votes:
+            continue
+        chosen = [spans[0] for spans in u["members"].values() if spans[0].label == label]
+        (start, end), _ = Counter((s.start, s.end) for s in chosen).most_common(1)[0]
+        attrs = {}
+        for attr in ATTRIBUTES:
+            value, _ = Counter(s.attributes.get(attr, ATTRIBUTE_DEFAULTS[attr]) for s in chosen).most_common(1)[0]
+            attrs[attr] = value
+        text = labels.texts[u["item"]]
+        out[u["item"]].append(Span(start, end, label, text[start:end], attrs, source="consensus"))
+    return out
+
+
+def item_agreement(labels: TextLabels, note_id: str) -> dict[str, float | None]:
+    """Per-note minimum pairwise span F1 (exact) and attribute kappa (for the adjudication queue)."""
+    by = labels.spans[note_id]
+    names = sorted(by)
+    f1s = []
+    for a, b in itertools.combinations(names, 2):
+        p = match_spans(by[a], by[b], "exact")
+        f1s.append(PRF(len(p), len(by[b]) - len(p), len(by[a]) - len(p)).f1)
+    sub = TextLabels({note_id: labels.texts[note_id]}, {note_id: by})
+    kappas = []
+    for attr in ATTRIBUTES:
+        frame = same_boundary_frame(sub, attr)
+        if not frame.empty:
+            for r in pairwise_cohen_kappa(frame).values():
+                if r.value is not None:
+                    kappas.append(r.value)
+                elif r.n and frame.groupby(["item", "unit"])["label"].nunique().max() > 1:
+                    kappas.append(0.0)
+    return {"span_f1": min(f1s) if f1s else None, "attribute_kappa": min(kappas) if kappas else None}
+
+
+def labels_frame(labels: TextLabels) -> pd.DataFrame:
+    """Long frame used for aggregation (aligned units, ``label`` column)."""
+    return units_frame(labels)
+
+
+__all__ = [
+    "TextLabels", "read_labels", "load_rows", "align_units", "units_frame", "same_boundary_frame",
+    "agreement_report", "consensus_spans", "item_agreement", "labels_frame", "cohen_kappa",
+]
+_ = Sequence
+
+
+def text_candidates(labels: TextLabels):  # type: ignore[no-untyped-def]
+    """Adjudication candidates: one per note, with per-note agreement scores and the labels used."""
+    from clinical_nlp.consensus.adjudication import QueueCandidate
+
+    for nid in sorted(labels.spans):
+        if len(labels.spans[nid]) < 2:
+            scores: dict[str, float | None] = {"span_f1": 0.0}
+        else:
+            scores = item_agreement(labels, nid)
+        used = {s.label for ss in labels.spans[nid].values() for s in ss}
+        yield QueueCandidate(nid, "text", scores, sorted(used))
