@@ -1,0 +1,413 @@
+"""Assertion classification (negation, temporality, experiencer) of a marked concept.
+
+Design: a cascade of ConText-style cue rules (``guidelines/context_rules.json``,
+compiled to regular expressions, no spaCy needed) and a linear model whose
+features are the rule decisions plus n-grams of the concept's context window.
+The linear model is a small JSON file shipped in ``clinical_nlp/resources/assertion``
+and created by ``scripts/train_assertion_model.py`` (``make model``).
+
+``rules_only=True`` uses the cue rules alone (faster, less accurate).
+
+Example:
+    >>> classify_assertions([("No fever today.", 3, 8)], rules_only=True)[0]["negation"]
+    'negated'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from clinical_nlp.config import default_guidelines_dir
+from clinical_nlp.errors import ConfigError, InputFormatError, OffsetMismatchError
+
+ATTRIBUTES = ("negation", "temporality", "experiencer")
+MODEL_FILE = "assertion_linear.json"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "assertion"
+#: Characters of context kept on each side of the concept.
+WINDOW_CHARS = 240
+LEFT_TOKENS = 10
+RIGHT_TOKENS = 8
+#: Largest note accepted by :func:`classify_assertions` (characters).
+MAX_TEXT_CHARS = 10_000_000
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+_SENT_BREAK = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9])|\n\s*\n|\n(?=[A-Z][A-Za-z /]{2,40}:)")
+
+_CATEGORY_TO_FEATURE = {
+    "NEGATED_EXISTENCE": "NEG",
+    "POSSIBLE_EXISTENCE": "POSS",
+    "HISTORICAL": "HIST",
+    "HYPOTHETICAL": "HYPO",
+    "FAMILY": "FAM",
+}
+
+
+# --------------------------------------------------------------------------- rules
+@dataclass(frozen=True, slots=True)
+class CueRule:
+    id: str
+    category: str
+    direction: str
+    regex: re.Pattern[str]
+
+
+def _token_regex(tok: Mapping[str, Any]) -> str | None:
+    value = tok.get("LOWER", tok.get("TEXT"))
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        options = value.get("IN")
+        if not options:
+            return None
+        body = "(?:" + "|".join(re.escape(str(o).lower()) for o in sorted(options, key=len, reverse=True)) + ")"
+    else:
+        body = re.escape(str(value).lower())
+    return body
+
+
+def _rule_regex(rule: Mapping[str, Any]) -> str:
+    pattern = rule.get("pattern")
+    if isinstance(pattern, list) and pattern:
+        parts: list[str] = []
+        ok = True
+        for tok in pattern:
+            body = _token_regex(tok)
+            if body is None:
+                ok = False
+                break
+            op = tok.get("OP")
+            piece = r"\s*" + body if parts else body
+            if op == "?":
+                piece = "(?:" + piece + ")?"
+            elif op in ("*", "+"):
+                piece = "(?:" + piece + ")" + op
+            parts.append(piece)
+        if ok:
+            return "".join(parts)
+    literal = str(rule["literal"]).lower()
+    return r"\s+".join(re.escape(w) for w in literal.split())
+
+
+@lru_cache(maxsize=8)
+def load_cue_rules(path: str | None = None) -> tuple[tuple[CueRule, ...], str]:
+    """Compile the ConText rule file; returns ``(rules, sha256-prefix)``."""
+    file = Path(path) if path else default_guidelines_dir() / "context_rules.json"
+    try:
+        raw = file.read_bytes()
+        data = json.loads(raw)
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: ConText rule file not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{file}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
+    rules = []
+    for k, r in enumerate(data.get("context_rules", [])):
+        try:
+            rid = (r.get("metadata") or {}).get("id", f"rule-{k}")
+            rx = re.compile(r"(?<![a-z0-9])" + _rule_regex(r) + r"(?![a-z0-9])")
+            rules.append(CueRule(rid, str(r["category"]).upper(), str(r["direction"]).upper(), rx))
+        except (KeyError, re.error) as exc:
+            raise ConfigError(f"{file}: rule #{k} is invalid ({exc})") from None
+    return tuple(rules), hashlib.sha256(raw).hexdigest()[:12]
+
+
+def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    lo = max(0, start - WINDOW_CHARS)
+    hi = min(len(text), end + WINDOW_CHARS)
+    left = text[lo:start]
+    s = lo
+    for m in _SENT_BREAK.finditer(left):
+        s = lo + m.end()
+    right = text[end:hi]
+    m = _SENT_BREAK.search(right)
+    e = end + m.start() if m else hi
+    return s, e
+
+
+def _cues(rules: Sequence[CueRule], left: str, right: str) -> tuple[list[tuple[CueRule, int]], list[tuple[CueRule, int]]]:
+    """Cues in scope: forward cues left of the concept, backward cues right of it.
+
+    Returns ``(left_hits, right_hits)`` with token distances to the concept; a
+    terminating cue between a cue and the concept closes its scope.
+    """
+    lhits: list[tuple[CueRule, int, int]] = []
+    rhits: list[tuple[CueRule, int, int]] = []
+    for rule in rules:
+        if rule.direction in ("FORWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO"):
+            for m in rule.regex.finditer(left):
+                lhits.append((rule, m.start(), m.end()))
+        if rule.direction in ("BACKWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO"):
+            for m in rule.regex.finditer(right):
+                rhits.append((rule, m.start(), m.end()))
+    # drop cues contained in a longer cue (ConText's longest-match pruning)
+    lhits = _prune(lhits)
+    rhits = _prune(rhits)
+    term_left = max((e for r, s, e in lhits if r.direction == "TERMINATE"), default=-1)
+    pseudo_l = [(s, e) for r, s, e in lhits if r.direction == "PSEUDO"]
+    out_l = []
+    for r, s, e in lhits:
+        if r.direction not in ("FORWARD", "BIDIRECTIONAL") or s < term_left:
+            continue
+        if any(ps <= s and e <= pe for ps, pe in pseudo_l):
+            continue
+        out_l.append((r, len(_TOKEN.findall(left[e:]))))
+    term_right = min((s for r, s, e in rhits if r.direction == "TERMINATE"), default=len(right) + 1)
+    out_r = []
+    for r, s, e in rhits:
+        if r.direction not in ("BACKWARD", "BIDIRECTIONAL") or e > term_right:
+            continue
+        out_r.append((r, len(_TOKEN.findall(right[:s]))))
+    return out_l, out_r
+
+
+def _prune(hits: list[tuple[CueRule, int, int]]) -> list[tuple[CueRule, int, int]]:
+    hits.sort(key=lambda h: (h[1], -(h[2] - h[1])))
+    kept: list[tuple[CueRule, int, int]] = []
+    for h in hits:
+        if any(k[1] <= h[1] and h[2] <= k[2] and (k[2] - k[1]) > (h[2] - h[1]) for k in kept):
+            continue
+        kept.append(h)
+    return kept
+
+
+def _rule_decision(lc: list[tuple[CueRule, int]], rc: list[tuple[CueRule, int]], max_scope: int = 12) -> dict[str, tuple[str, list[str]]]:
+    cats: dict[str, list[str]] = {}
+    for r, dist in lc + rc:
+        if dist <= max_scope:
+            cats.setdefault(r.category, []).append(r.id)
+    out: dict[str, tuple[str, list[str]]] = {}
+    if "NEGATED_EXISTENCE" in cats:
+        out["negation"] = ("negated", cats["NEGATED_EXISTENCE"])
+    elif "POSSIBLE_EXISTENCE" in cats:
+        out["negation"] = ("possible", cats["POSSIBLE_EXISTENCE"])
+    else:
+        out["negation"] = ("affirmed", [])
+    if "HYPOTHETICAL" in cats:
+        out["temporality"] = ("hypothetical", cats["HYPOTHETICAL"])
+    elif "HISTORICAL" in cats:
+        out["temporality"] = ("historical", cats["HISTORICAL"])
+    else:
+        out["temporality"] = ("recent", [])
+    if "FAMILY" in cats:
+        out["experiencer"] = ("family", cats["FAMILY"])
+    else:
+        out["experiencer"] = ("patient", [])
+    return out
+
+
+# ----------------------------------------------------------------------- features
+def extract(text: str, start: int, end: int, rules: Sequence[CueRule]) -> tuple[list[str], dict[str, tuple[str, list[str]]]]:
+    """Features and the rule decision for the concept ``text[start:end]``."""
+    s, e = _sentence_bounds(text, start, end)
+    lower = text[s:e].lower()
+    cs, ce = start - s, end - s
+    left, concept, right = lower[:cs], lower[cs:ce], lower[ce:]
+    lc, rc = _cues(rules, left, right)
+    decision = _rule_decision(lc, rc)
+    feats: list[str] = ["BIAS"]
+    for attr, (value, _) in decision.items():
+        feats.append(f"R:{attr}={value}")
+    for r, dist in lc:
+        code = _CATEGORY_TO_FEATURE.get(r.category, r.category)
+        feats.append(f"CL:{code}")
+        feats.append(f"CL:{code}:{min(dist, 6) if dist < 6 else 'far'}")
+    for r, dist in rc:
+        code = _CATEGORY_TO_FEATURE.get(r.category, r.category)
+        feats.append(f"CR:{code}")
+        feats.append(f"CR:{code}:{'near' if dist < 3 else 'far'}")
+    lt = _TOKEN.findall(left)
+    rt = _TOKEN.findall(right)
+    ltw = lt[-LEFT_TOKENS:]
+    rtw = rt[:RIGHT_TOKENS]
+    for i, w in enumerate(reversed(ltw)):
+        feats.append(f"L:{w}")
+        if i < 3:
+            feats.append(f"LN:{w}")
+    for a, b in zip(ltw, ltw[1:]):
+        feats.append(f"LB:{a}_{b}")
+    for i, w in enumerate(rtw):
+        feats.append(f"R:{w}")
+        if i < 3:
+            feats.append(f"RN:{w}")
+    for a, b in zip(rtw, rtw[1:]):
+        feats.append(f"RB:{a}_{b}")
+    for w in _TOKEN.findall(concept):
+        feats.append(f"C:{w}")
+    # wider left context (section titles such as "family history:" or "past medical history")
+    for w in set(lt[:-LEFT_TOKENS]):
+        feats.append(f"LF:{w}")
+    if not lt:
+        feats.append("L:<START>")
+    if not rt or rt == ["."]:
+        feats.append("R:<END>")
+    return feats, decision
+
+
+# -------------------------------------------------------------------------- model
+@dataclass
+class LinearAssertionModel:
+    """One multinomial logistic model per attribute over sparse binary features."""
+
+    weights: dict[str, dict[str, list[float]]]  # attr -> feature -> per-class weights
+    classes: dict[str, list[str]]
+    meta: dict[str, Any]
+    digest: str
+
+    @classmethod
+    def load(cls, path: Path | str) -> "LinearAssertionModel":
+        p = Path(path)
+        if p.is_dir():
+            p = p / MODEL_FILE
+        try:
+            raw = p.read_bytes()
+            data = json.loads(raw)
+            return cls(data["weights"], data["classes"], data.get("meta", {}), hashlib.sha256(raw).hexdigest()[:12])
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: assertion model not found (run `make model`)") from None
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise ConfigError(f"{p}: not a clinical-nlp assertion model ({exc})") from None
+
+    def save(self, path: Path | str) -> Path:
+        from clinical_nlp.io.jsonl import atomic_writer
+
+        p = Path(path)
+        if p.suffix != ".json":
+            p = p / MODEL_FILE
+        with atomic_writer(p) as fh:
+            json.dump({"weights": self.weights, "classes": self.classes, "meta": self.meta}, fh,
+                      separators=(",", ":"))
+        return p
+
+    def predict(self, feats: Sequence[str]) -> dict[str, tuple[str, float]]:
+        out = {}
+        for attr, classes in self.classes.items():
+            table = self.weights[attr]
+            scores = [0.0] * len(classes)
+            for f in set(feats):
+                w = table.get(f)
+                if w is not None:
+                    for i, v in enumerate(w):
+                        scores[i] += v
+            m = max(scores)
+            exps = [math.exp(v - m) for v in scores]
+            z = sum(exps)
+            best = max(range(len(classes)), key=scores.__getitem__)
+            out[attr] = (classes[best], exps[best] / z)
+        return out
+
+    @property
+    def name(self) -> str:
+        return f"{self.meta.get('name', 'assertion-linear')}@{self.meta.get('version', '0')}+{self.digest}"
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str | None = None) -> LinearAssertionModel:
+    """Load an assertion model (default: the one shipped in the package)."""
+    return LinearAssertionModel.load(Path(path) if path else DEFAULT_MODEL_DIR)
+
+
+def default_model_available() -> bool:
+    return (DEFAULT_MODEL_DIR / MODEL_FILE).exists()
+
+
+# ---------------------------------------------------------------------------- API
+def check_row(text: Any, start: Any, end: Any, *, row: str, concept: str | None = None) -> None:
+    """Raise :class:`InputFormatError` naming ``row`` when the concept offsets are bad."""
+    if not isinstance(text, str):
+        raise InputFormatError(f"row {row}: 'text' must be a string")
+    if not text.strip():
+        raise InputFormatError(f"row {row}: empty text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputFormatError(f"row {row}: text of {len(text):,} characters exceeds {MAX_TEXT_CHARS:,}")
+    if isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, int) or not isinstance(end, int):
+        raise OffsetMismatchError(f"row {row}: 'start'/'end' must be integers, got {start!r}, {end!r}")
+    if not 0 <= start < end <= len(text):
+        raise OffsetMismatchError(f"row {row}: concept offsets [{start}, {end}) outside the text (length {len(text)})")
+    if concept is not None and text[start:end] != concept:
+        raise OffsetMismatchError(
+            f"row {row}: offsets [{start}, {end}) cover {text[start:end]!r}, not the concept {concept!r}")
+
+
+def classify_one(text: str, start: int, end: int, *, model: LinearAssertionModel | None,
+                 rules: Sequence[CueRule], rules_id: str) -> dict[str, Any]:
+    """Attributes, per-attribute confidence and provenance for one concept."""
+    feats, decision = extract(text, start, end, rules)
+    out: dict[str, Any] = {}
+    scores: dict[str, float] = {}
+    if model is None:
+        ids: list[str] = []
+        for attr in ATTRIBUTES:
+            value, rids = decision[attr]
+            out[attr] = value
+            scores[attr] = 0.9 if rids else 0.8
+            ids.extend(rids)
+        out["source"] = f"rules:context@{rules_id}" + (f"[{','.join(sorted(set(ids)))}]" if ids else "")
+    else:
+        pred = model.predict(feats)
+        for attr in ATTRIBUTES:
+            value, p = pred.get(attr, (decision[attr][0], 0.5))
+            rule_value, rids = decision[attr]
+            if attr == "experiencer" and rids and rule_value == "family":
+                # cascade: a family cue passes through (the training data has only 3 family rows)
+                value, p = rule_value, max(p, 0.9)
+            out[attr] = value
+            scores[attr] = round(p, 4)
+        out["source"] = f"model:{model.name}"
+    out["score"] = round(min(scores.values()), 4)
+    out["scores"] = scores
+    return out
+
+
+def classify_assertions(rows: Sequence[tuple[str, int, int]], *, model: Path | None = None,
+                        rules_only: bool = False, rules_path: Path | None = None,
+                        details: bool = False) -> list[dict[str, str]]:
+    """Classify the concept ``text[start:end]`` of each row.
+
+    Returns one dict per row with ``negation`` (affirmed/negated/possible),
+    ``temporality`` (recent/historical/hypothetical) and ``experiencer``
+    (patient/family/other). With ``details=True`` each dict also has
+    ``score`` (lowest per-attribute confidence), ``scores`` and ``source``
+    (rule ids or model name + version). ``model`` is a directory or JSON file
+    written by ``scripts/train_assertion_model.py``; by default the model
+    shipped in the package is used (rules only if it is missing).
+    """
+    rules, rid = load_cue_rules(str(rules_path) if rules_path else None)
+    mdl = None
+    if not rules_only:
+        if model is not None:
+            mdl = load_model(str(model))
+        elif default_model_available():
+            mdl = load_model(None)
+    out = []
+    for k, row in enumerate(rows):
+        try:
+            text, start, end = row
+        except (TypeError, ValueError):
+            raise InputFormatError(f"row {k}: expected (text, start, end), got {row!r}") from None
+        check_row(text, start, end, row=str(k))
+        res = classify_one(text, start, end, model=mdl, rules=rules, rules_id=rid)
+        if not details:
+            res = {a: res[a] for a in ATTRIBUTES}
+        out.append(res)
+    return out
+
+
+def iter_classified(rows: Iterable[tuple[str, str, int, int, str | None]], *, model: Path | None = None,
+                    rules_only: bool = False):
+    """Stream ``(row_id, result)`` for ``(row_id, text, start, end, concept)`` tuples (checks each row)."""
+    rules, rid = load_cue_rules(None)
+    mdl = None
+    if not rules_only:
+        if model is not None:
+            mdl = load_model(str(model))
+        elif default_model_available():
+            mdl = load_model(None)
+    for row_id, text, start, end, concept in rows:
+        check_row(text, start, end, row=row_id, concept=concept)
+        yield row_id, classify_one(text, start, end, model=mdl, rules=rules, rules_id=rid)
