@@ -260,7 +260,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 #: Modules that declare extra tables on ``Base``; imported before ``create_all``.
-TABLE_MODULES: tuple[str, ...] = ("clinical_nlp.audit",)
+TABLE_MODULES: tuple[str, ...] = ("clinical_nlp.audit", "clinical_nlp.consensus.adjudication")
 
 
 def _import_table_modules() -> None:
