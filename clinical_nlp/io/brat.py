@@ -60,11 +60,17 @@ def _parse_ann(ann_path: Path, text: str, doc_id: str) -> tuple[list[Span], list
             pieces = [tuple(int(x) for x in piece.split()) for piece in offsets.split(";")]
             claimed = parts[1] if len(parts) > 1 else ""
             try:
-                span = Span(min(a for a, _ in pieces), max(b for _, b in pieces), label, claimed,
+                span = Span(min(a for a, _ in pieces), max(b for _, b in pieces), label,
                             fragments=tuple(pieces) if len(pieces) > 1 else None, id=ident)
-                span = verify_span(text, span, doc_id=doc_id)
+                span = verify_span(text, span, doc_id=doc_id)  # fills in the covered text
             except OffsetMismatchError as exc:
                 raise OffsetMismatchError(f"span {ident}: {exc}", source=source, line=number) from None
+            # BRAT writes line breaks/tabs of the covered text as spaces: compare whitespace-insensitively
+            if claimed and claimed.split() != span.text.split() and (
+                    span.fragments is None or sorted(claimed.split()) != sorted(span.text.split())):
+                raise OffsetMismatchError(
+                    f"span {ident}: document {doc_id!r}: span {label!r} {offsets} covers {span.text!r} "
+                    f"but claims {claimed!r}", source=source, line=number)
             if ident in spans:
                 raise InputFormatError(f"duplicate span id {ident}", source=source, line=number)
             spans[ident] = span
