@@ -284,9 +284,9 @@ class Entropy(_ScoreStrategy):
 class MCDropout(QueryStrategy):
     """Monte-Carlo dropout (BALD mutual information) for the transformer model.
 
-    Calls ``model.token_probabilities(notes, mc_dropout=passes)``. A model that
-    returns per-pass arrays ``(passes, n_tokens, n_tags)`` is scored by mutual
-    information; one that returns the averaged ``(n_tokens, n_tags)`` by entropy.
+    Calls ``model.token_probabilities(notes, mc_dropout=1)`` ``passes`` times (one
+    dropout-on forward pass each) and scores tokens by the mutual information
+    between tags and passes: entropy of the mean minus mean per-pass entropy.
     """
 
     passes: int = 10
@@ -298,19 +298,19 @@ class MCDropout(QueryStrategy):
             return idx[:0]
         if self.passes < 1:
             raise ConfigError("mc_dropout needs passes >= 1")
-        probs = model.token_probabilities([_as_note(pool[i]) for i in idx], mc_dropout=self.passes)
+        notes = [_as_note(pool[i]) for i in idx]
+        # one stochastic pass per call (mc_dropout=1 is a single dropout-on forward pass)
+        runs = [model.token_probabilities(notes, mc_dropout=1) for _ in range(self.passes)]
         scores = []
-        for p in probs:
-            p = np.asarray(p, dtype=np.float64)
-            if p.ndim == 3:
-                if p.shape[1] == 0:
-                    scores.append(0.0)
-                    continue
-                mean = p.mean(axis=0)
-                per_pass = np.stack([token_entropy(x) for x in p]).mean(axis=0)
-                scores.append(aggregate_scores(np.clip(token_entropy(mean) - per_pass, 0, None), self.aggregate))
-            else:
-                scores.append(aggregate_scores(token_entropy(p), self.aggregate))
+        for k in range(len(notes)):
+            p = np.stack([np.asarray(r[k], dtype=np.float64) for r in runs])  # (passes, tokens, tags)
+            if p.shape[1] == 0:
+                scores.append(0.0)
+                continue
+            mean = p.mean(axis=0)
+            per_pass = np.stack([token_entropy(x) for x in p]).mean(axis=0)
+            mutual_info = np.clip(token_entropy(mean) - per_pass, 0, None)
+            scores.append(aggregate_scores(mutual_info, self.aggregate))
         return _top_n(idx, np.array(scores), n, rng)
 
 

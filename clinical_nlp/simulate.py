@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from clinical_nlp.edits import EDIT_KEYS, add_summaries, edit_summary
 from clinical_nlp.errors import ConfigError, InputFormatError
 from clinical_nlp.metrics import corpus_span_prf
 from clinical_nlp.types import AnnotatedNote, Note, Span
@@ -181,66 +182,10 @@ class SimulatedAnnotator:
 
 
 # --------------------------------------------------------------------------- edits
-@dataclass(frozen=True, slots=True)
-class EditCount:
-    """Edits that turn a pre-annotation into the final spans (minimal fallback)."""
-
-    accepted: int = 0
-    deleted: int = 0
-    added: int = 0
-    changed: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.deleted + self.added + self.changed
-
-
-def _fallback_edits(pre: Sequence[Span], final: Sequence[Span]) -> EditCount:
-    """accepted: same pieces, label and attributes; changed: same pieces with another
-    label/attributes, or overlapping with the same label; deleted/added: the rest."""
-    pre_left = list(range(len(pre)))
-    fin_left = list(range(len(final)))
-    accepted = changed = 0
-    for i in list(fin_left):
-        f = final[i]
-        for j in pre_left:
-            p = pre[j]
-            if p.pieces == f.pieces and p.label == f.label:
-                if dict(p.attributes) == dict(f.attributes):
-                    accepted += 1
-                else:
-                    changed += 1
-                pre_left.remove(j)
-                fin_left.remove(i)
-                break
-    for i in list(fin_left):
-        f = final[i]
-        for j in pre_left:
-            p = pre[j]
-            same_bounds = p.pieces == f.pieces
-            overlap_same_label = p.label == f.label and p.start < f.end and f.start < p.end
-            if same_bounds or overlap_same_label:
-                changed += 1
-                pre_left.remove(j)
-                fin_left.remove(i)
-                break
-    return EditCount(accepted=accepted, deleted=len(pre_left), added=len(fin_left), changed=changed)
-
-
 def count_edits(pre: Sequence[Span], final: Sequence[Span]) -> int:
-    """Total edits an expert makes to turn ``pre`` into ``final``.
-
-    Uses ``clinical_nlp.edits`` (the shared edit summary) when available,
-    else a minimal fallback (:func:`_fallback_edits`).
-    """
-    try:
-        from clinical_nlp import edits as _edits  # type: ignore[attr-defined]
-    except ImportError:
-        return _fallback_edits(pre, final).total
-    fn = getattr(_edits, "edit_summary", None) or getattr(_edits, "summarize_edits", None)
-    if fn is None:
-        return _fallback_edits(pre, final).total
-    return int(fn(tuple(pre), tuple(final)).total)
+    """Total edits an expert makes to turn ``pre`` into ``final``
+    (``clinical_nlp.edits.edit_summary(...)["total"]``)."""
+    return int(edit_summary(tuple(pre), tuple(final))["total"])
 
 
 # --------------------------------------------------------------------------- loop
@@ -254,12 +199,15 @@ def restrict_labels(docs: Iterable[AnnotatedNote], labels: Iterable[str]) -> lis
     return [replace(d, spans=tuple(s for s in d.spans if s.label in keep), relations=()) for d in docs]
 
 
-def default_train_fn(labels: Sequence[str], **config: Any) -> TrainFn:
-    """Trains the fast spaCy entity model (clinical_nlp.models.entities) from scratch."""
+def default_train_fn(labels: Sequence[str], epochs: int = 10, **config: Any) -> TrainFn:
+    """Trains the fast spaCy entity model (``clinical_nlp.models.entities``) from scratch
+    on the labeled notes (no dev set, so ``epochs`` passes); extra ``config`` keys go to
+    ``TrainConfig``."""
     from clinical_nlp.models.entities import TrainConfig, train_entity_model
 
     def train(docs: Sequence[AnnotatedNote], seed: int) -> Any:
-        cfg = TrainConfig(**{"seed": seed, **config})
+        cfg = TrainConfig(**{"kind": "spacy", "labels": tuple(labels), "epochs": epochs,
+                             "seed": int(seed), **config})
         return train_entity_model(list(docs), None, cfg, progress=False)
 
     return train
@@ -323,6 +271,7 @@ def simulate_active_learning(
     labeled: list[int] = []
     labeled_docs: dict[int, AnnotatedNote] = {}
     edits = 0
+    breakdown = dict.fromkeys((*EDIT_KEYS, "total"), 0)
     points: list[dict[str, Any]] = []
     model: Any = None
 
@@ -345,7 +294,9 @@ def simulate_active_learning(
         t_query = time.perf_counter() - t0
         for i, pre in zip(chosen, pres):
             final = annotate(pool[int(i)], pre, oracle_rng, skill, labels=labels)
-            edits += count_edits(pre, final)
+            summary = edit_summary(pre, final)
+            breakdown = add_summaries([breakdown, summary])
+            edits += int(summary["total"])
             labeled.append(int(i))
             labeled_docs[int(i)] = replace(pool[int(i)], spans=final)
         t1 = time.perf_counter()
@@ -355,6 +306,7 @@ def simulate_active_learning(
         scores = evaluate_model(model, eval_docs, labels)
         t_eval = time.perf_counter() - t2
         points.append({"round": rnd, "n_docs": len(labeled), "edits": edits, "f1": scores["f1"],
+                       "edit_breakdown": dict(breakdown),
                        "precision": scores["precision"], "recall": scores["recall"],
                        "query_seconds": round(t_query, 3), "train_seconds": round(t_train, 3),
                        "eval_seconds": round(t_eval, 3)})

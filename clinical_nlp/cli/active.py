@@ -51,6 +51,7 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "--output", help="Where to write the curve JSON."),
         labels: Optional[str] = typer.Option(
             None, help="Comma-separated labels to learn and score (default: all labels in the pool)."),
+        epochs: int = typer.Option(10, help="Training epochs of the fast spaCy model each round."),
         skill: float = typer.Option(1.0, help="Simulated annotator skill in [0, 1]; 1.0 = gold exactly."),
         strategy_config: list[str] = typer.Option(
             [], "--strategy-config", help="Strategy option KEY=VALUE (JSON value), repeatable, "
@@ -66,17 +67,20 @@ def register(app: typer.Typer) -> None:
         where f1 is strict micro span F1 on EVAL, n_docs and edits are cumulative.
         """
         from clinical_nlp.io.jsonl import read_jsonl
-        from clinical_nlp.simulate import AnnotatorSkill, simulate_active_learning
+        from clinical_nlp.simulate import AnnotatorSkill, default_train_fn, simulate_active_learning
 
         pool_docs = read_jsonl(pool, allow_empty=True)
         eval_docs = read_jsonl(eval_path, allow_empty=True)
         label_list = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
+        chosen = sorted(set(label_list)) if label_list else sorted({s.label for d in pool_docs for s in d.spans})
         curve = simulate_active_learning(
             pool_docs, eval_docs, strategy, rounds=rounds, batch=batch, seed=seed, labels=label_list,
             skill=AnnotatorSkill.from_level(skill), strategy_config=_parse_config(strategy_config),
+            train_fn=default_train_fn(chosen, epochs=epochs) if chosen else None,
         )
         curve["pool"] = pool.name
         curve["eval"] = eval_path.name
+        curve["epochs"] = epochs
         output.parent.mkdir(parents=True, exist_ok=True)
         from clinical_nlp.io.jsonl import atomic_writer
 

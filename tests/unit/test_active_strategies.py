@@ -151,12 +151,20 @@ def test_cost_aware_prefers_cheap_items_at_equal_benefit():
 
 
 def test_mc_dropout_uses_passes_and_bald():
-    agree = np.stack([np.array([[0.5, 0.5]])] * 4)            # uncertain but passes agree: MI 0
-    disagree = np.stack([np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])] * 2)  # MI high
+    class PassModel(FixedProbModel):
+        """Each call is one stochastic pass: "agree" is uncertain but stable, "disagree" flips."""
+
+        def token_probabilities(self, notes, mc_dropout=0):
+            self.calls.append(mc_dropout)
+            flip = len(self.calls) % 2
+            table = {"agree": np.array([[0.5, 0.5]]),
+                     "disagree": np.array([[1.0, 0.0]]) if flip else np.array([[0.0, 1.0]])}
+            return [table[n.id] for n in notes]
+
     docs = [AnnotatedNote(Note("agree", "x")), AnnotatedNote(Note("disagree", "y"))]
-    model = FixedProbModel({"agree": agree, "disagree": disagree})
+    model = PassModel({})
     got = active.get_strategy("mc_dropout", passes=4).query(model, docs, [0, 1], [], 1, np.random.default_rng(0))
-    assert got.tolist() == [1] and model.calls == [4]
+    assert got.tolist() == [1] and model.calls == [1, 1, 1, 1]
 
 
 def test_committee_vote_entropy_and_kl():
