@@ -1,0 +1,213 @@
+"""Entity models: span policy, decoding, training both kinds on tiny data, save/load, registry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clinical_nlp.config import load_guideline
+from clinical_nlp.errors import ConfigError, InputFormatError
+from clinical_nlp.models.entities import (
+    DEFAULT_LABELS,
+    ModelError,
+    TrainConfig,
+    bio_tags,
+    data_hash,
+    decode_spans,
+    evaluate_entity_model,
+    fine_token_offsets,
+    list_models,
+    load_entity_model,
+    train_committee,
+    train_entity_model,
+    training_spans,
+    viterbi_bio,
+)
+from clinical_nlp.store import ModelVersionRow, Store
+from clinical_nlp.types import AnnotatedNote, Note, Span
+
+
+def _doc(i: int, text: str, spans: list[tuple[int, int, str]]) -> AnnotatedNote:
+    return AnnotatedNote(Note(f"d{i}", text), tuple(Span(a, b, lab, text[a:b]) for a, b, lab in spans))
+
+
+TEXTS = [
+    ("No history of diabetes or asthma.", [(0, 2, "Negation"), (14, 22, "Condition"), (26, 32, "Condition")]),
+    ("Taking aspirin 81 mg daily.", [(7, 14, "Drug"), (15, 20, "Value")]),
+    ("HbA1c > 7% within 3 months.", [(0, 5, "Measurement"), (6, 10, "Value"), (11, 26, "Temporal")]),
+    ("No prior chemotherapy.", [(0, 2, "Negation"), (9, 21, "Procedure")]),
+    ("Diabetes treated with insulin.", [(0, 8, "Condition"), (22, 29, "Drug")]),
+    ("No asthma; taking aspirin.", [(0, 2, "Negation"), (3, 9, "Condition"), (18, 25, "Drug")]),
+]
+DOCS = [_doc(i, t, s) for i, (t, s) in enumerate(TEXTS)]
+
+
+@pytest.fixture(scope="module")
+def spacy_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "spacy_v1"
+    cfg = TrainConfig(kind="spacy", epochs=25, batch_size=2, patience=0, width=64, depth=2)
+    return train_entity_model(DOCS * 3, DOCS, cfg, out, progress=False)
+
+
+# --- span policy -------------------------------------------------------------
+def test_policy_overlap_keeps_longest_and_discontinuous_uses_outer_bounds():
+    text = "severe chronic kidney disease and pain"
+    spans = (
+        Span(0, 28, "Condition", text[0:28]),
+        Span(15, 28, "Condition", text[15:28]),          # nested: dropped
+        Span(7, 14, "Observation", text[7:14]),          # overlaps the longest: dropped
+        Span(0, 38, "Condition", fragments=((0, 6), (33, 38))),  # discontinuous -> [0, 38) outer bounds
+        Span(29, 32, "Qualifier", "and"),                # label not trained
+    )
+    kept = training_spans(AnnotatedNote(Note("x", text), spans), DEFAULT_LABELS)
+    assert kept == [(0, 38, "Condition")]
+    kept2 = training_spans(AnnotatedNote(Note("x", text), spans[:3]), DEFAULT_LABELS)
+    assert kept2 == [(0, 28, "Condition")]
+
+
+def test_policy_tie_prefers_label_listed_first():
+    text = "aspirin"
+    spans = (Span(0, 7, "Drug", text), Span(0, 7, "Condition", text))
+    assert training_spans(AnnotatedNote(Note("x", text), spans), ("Drug", "Condition")) == [(0, 7, "Drug")]
+    assert training_spans(AnnotatedNote(Note("x", text), spans), ("Condition", "Drug")) == [(0, 7, "Condition")]
+
+
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(1, 10), st.sampled_from(DEFAULT_LABELS)), max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_policy_output_never_overlaps(raw):
+    text = "x" * 45
+    spans = tuple(Span(a, a + n, lab, text[a : a + n]) for a, n, lab in raw)
+    kept = training_spans(AnnotatedNote(Note("h", text), spans), DEFAULT_LABELS)
+    for (a0, b0, _), (a1, b1, _) in zip(kept, kept[1:]):
+        assert b0 <= a1
+    assert len(kept) <= len(spans)
+
+
+def test_fine_tokenizer_splits_punctuation_and_digits():
+    text = "HbA1c<7%/day (x-ray)"
+    toks = [text[a:b] for a, b in fine_token_offsets(text)]
+    assert toks == ["HbA", "1", "c", "<", "7", "%", "/", "day", "(", "x", "-", "ray", ")"]
+
+
+# --- decoding ----------------------------------------------------------------
+@given(st.integers(1, 12), st.integers(0, 2**31 - 1))
+@settings(max_examples=60, deadline=None)
+def test_viterbi_returns_valid_bio(n, seed):
+    tags = bio_tags(("A", "B"))
+    probs = np.random.default_rng(seed).dirichlet(np.ones(len(tags)), size=n)
+    path = [tags[i] for i in viterbi_bio(probs, tags)]
+    prev = "O"
+    for tag in path:
+        if tag.startswith("I-"):
+            assert prev in (f"B-{tag[2:]}", f"I-{tag[2:]}")
+        prev = tag
+
+
+def test_decode_spans_repairs_and_scores():
+    tags = bio_tags(("Drug",))
+    text = "take aspirin now"
+    offsets = fine_token_offsets(text)
+    probs = np.array([[0.9, 0.05, 0.05], [0.2, 0.3, 0.5], [0.9, 0.05, 0.05]])  # I- without B-: repaired
+    spans = decode_spans(text, offsets, probs, tags, "model:x@1")
+    assert [(s.start, s.end, s.label, s.text) for s in spans] == [(5, 12, "Drug", "aspirin")]
+    assert 0.0 < spans[0].score <= 1.0 and spans[0].source == "model:x@1"
+
+
+# --- spaCy kind ----------------------------------------------------------------
+def test_spacy_model_learns_tiny_data(spacy_model):
+    result = evaluate_entity_model(spacy_model, DOCS)
+    assert result["strict"]["micro"]["f1"] >= 0.6
+    spans = spacy_model.predict([Note("q", "No history of diabetes.")])[0]
+    assert spans and all(s.source == spacy_model.source for s in spans)
+    assert all(0.0 <= s.score <= 1.0 for s in spans)
+
+
+def test_spacy_model_dir_contents(spacy_model):
+    meta = json.loads((spacy_model.path / "model.json").read_text())
+    metrics = json.loads((spacy_model.path / "metrics.json").read_text())
+    assert meta["kind"] == "spacy" and meta["labels"] == list(DEFAULT_LABELS)
+    assert meta["data_hash"] == data_hash(DOCS * 3, DEFAULT_LABELS)
+    assert meta["guideline_version"] == load_guideline().version
+    assert meta["parent_version"] is None and meta["version"] == spacy_model.version
+    assert set(metrics["dev"]["strict"]["per_label"]) <= set(DEFAULT_LABELS)
+    assert 0.0 <= metrics["dev"]["strict"]["micro"]["f1"] <= 1.0
+    assert metrics["history"] and metrics["history"][0]["epoch"] == 1
+
+
+def test_spacy_save_load_round_trip(spacy_model, tmp_path):
+    notes = [d.note for d in DOCS]
+    loaded = load_entity_model(spacy_model.path)
+    assert loaded.version == spacy_model.version
+    assert loaded.predict(notes) == spacy_model.predict(notes)
+    copy = loaded.save(tmp_path / "copy")
+    assert load_entity_model(copy).predict(notes) == spacy_model.predict(notes)
+
+
+def test_spacy_token_probabilities_and_mc_dropout(spacy_model):
+    notes = [d.note for d in DOCS[:3]] + [Note("empty", "")]
+    probs = spacy_model.token_probabilities(notes)
+    offsets = spacy_model.token_offsets(notes)
+    for p, off in zip(probs, offsets):
+        assert p.shape == (len(off), len(spacy_model.tags))
+        assert np.allclose(p.sum(axis=1), 1.0)
+    mc = spacy_model.token_probabilities(notes, mc_dropout=3)
+    assert all(np.allclose(m.sum(axis=1), 1.0) for m in mc if len(m))
+    assert any(not np.allclose(m, p) for m, p in zip(mc, probs) if len(m))
+
+
+def test_warm_start_records_parent_and_store(spacy_model, tmp_path):
+    store = Store("sqlite:///" + str(tmp_path / "state.db"))
+    cfg = TrainConfig(kind="spacy", epochs=2, base_model=spacy_model.path, patience=0)
+    child = train_entity_model(DOCS, DOCS, cfg, tmp_path / "models" / "v2", store=store, progress=False)
+    assert child.meta["parent_version"] == spacy_model.version
+    with store.session() as s:
+        row = s.get(ModelVersionRow, child.version)
+        assert row is not None and row.parent == spacy_model.version and row.kind == "entities-spacy"
+    listed = list_models(tmp_path / "models", store)
+    assert [r["version"] for r in listed] == [child.version]
+    assert listed[0]["registered"] is True and listed[0]["dev_strict_f1"] is not None
+
+
+def test_committee_uses_distinct_seeds():
+    members = train_committee(DOCS, None, TrainConfig(epochs=2, width=32, depth=1), n_members=2)
+    assert len(members) == 2 and members[0].version != members[1].version
+    assert [m.meta["config"]["seed"] for m in members] == [0, 1]
+
+
+# --- transformer kind ------------------------------------------------------------
+def test_transformer_trains_saves_and_reloads(tmp_path):
+    cfg = TrainConfig(kind="transformer", epochs=1, max_steps=2, batch_size=4, max_length=32, stride=8)
+    model = train_entity_model(DOCS, DOCS[:2], cfg, tmp_path / "tf", progress=False)
+    assert model.metrics["history"] and (tmp_path / "tf" / "transformer").is_dir()
+    notes = [d.note for d in DOCS] + [Note("long", " ".join(["aspirin daily"] * 40))]
+    loaded = load_entity_model(tmp_path / "tf")
+    assert loaded.kind == "transformer"
+    assert loaded.predict(notes) == model.predict(notes)
+    probs = loaded.token_probabilities(notes)
+    assert all(np.allclose(p.sum(axis=1), 1.0) for p in probs)
+    offs = loaded.token_offsets(notes)
+    assert probs[-1].shape[0] == len(offs[-1]) > 32  # long note covered by several windows
+    mc = loaded.token_probabilities(notes[:2], mc_dropout=2)
+    assert mc[0].shape == probs[0].shape
+
+
+# --- bad input -----------------------------------------------------------------
+def test_bad_inputs_raise_clear_errors(tmp_path):
+    with pytest.raises(InputFormatError, match="no documents"):
+        train_entity_model([AnnotatedNote(Note("e", ""))], None, TrainConfig(), progress=False)
+    with pytest.raises(ConfigError, match="kind"):
+        TrainConfig(kind="crf")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ModelError, match="model.json"):
+        load_entity_model(tmp_path)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "keep.txt").write_text("x")
+    model = train_entity_model(DOCS, None, TrainConfig(epochs=1, width=32, depth=1), progress=False)
+    with pytest.raises(ModelError, match="refusing"):
+        model.save(tmp_path / "junk")
+    assert (tmp_path / "junk" / "keep.txt").exists()
