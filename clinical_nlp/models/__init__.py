@@ -11,12 +11,14 @@ from clinical_nlp.models.entities import (
     train_committee,
     train_entity_model,
 )
+from clinical_nlp.models.embeddings import embed
 
 __all__ = [
     "DEFAULT_LABELS",
     "EntityModel",
     "ModelError",
     "TrainConfig",
+    "embed",
     "evaluate_entity_model",
     "list_models",
     "load_entity_model",

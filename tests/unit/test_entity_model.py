@@ -211,3 +211,13 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     with pytest.raises(ModelError, match="refusing"):
         model.save(tmp_path / "junk")
     assert (tmp_path / "junk" / "keep.txt").exists()
+
+
+def test_embed_mean_pooling_shapes_and_similarity():
+    from clinical_nlp.models.embeddings import embed
+
+    vecs = embed([Note("a", "No fever or chills."), "no fever or chills", Note("e", ""), "insulin 10 units"])
+    assert vecs.shape == (4, 384)
+    assert np.allclose(np.linalg.norm(vecs[[0, 1, 3]], axis=1), 1.0, atol=1e-4)
+    assert np.allclose(vecs[2], 0.0)
+    assert vecs[0] @ vecs[1] > vecs[0] @ vecs[3]
