@@ -182,8 +182,9 @@ def _load_guideline_cached(directory: str, mtimes: tuple[float, ...]) -> Guideli
 def load_guideline(directory: Path | str | None = None) -> Guideline:
     """Load the guideline and schema; the version changes whenever either file changes."""
     root = Path(directory or default_guidelines_dir()).resolve()
-    files = [root / "label_schema.yaml"]
-    mtimes = tuple(f.stat().st_mtime if f.exists() else 0.0 for f in files)
+    # the cache key covers every file of the folder (the guideline .md too), by mtime and size
+    files = sorted(root.iterdir()) if root.is_dir() else [root / "label_schema.yaml"]
+    mtimes = tuple(float(f.stat().st_mtime_ns + f.stat().st_size) if f.is_file() else 0.0 for f in files)
     return _load_guideline_cached(str(root), mtimes)
 
 

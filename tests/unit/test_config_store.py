@@ -1,0 +1,121 @@
+"""config.py (schema, guideline version), store.py (notes, annotations, SQLite file), project.py."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+import yaml
+
+from clinical_nlp.config import default_guidelines_dir, load_guideline, load_label_schema, load_project
+from clinical_nlp.errors import ConfigError, StoreError
+from clinical_nlp.project import SCRATCH_DIR, init_project, resolve_project
+from clinical_nlp.store import Store
+from clinical_nlp.types import Annotation, Note, Span
+
+
+@pytest.fixture()
+def guidelines(tmp_path):
+    target = tmp_path / "guidelines"
+    shutil.copytree(default_guidelines_dir(), target)
+    return target
+
+
+def test_label_schema_loads():
+    schema = load_label_schema()
+    assert "Condition" in schema.label_names and "Drug" in schema.safety_critical
+    assert schema.label("Condition").attributes == ["negation", "temporality", "experiencer"]
+    with pytest.raises(ConfigError, match="not in the label schema"):
+        schema.label("Nope")
+
+
+def test_guideline_version_changes_with_either_file(guidelines):
+    v1 = load_guideline(guidelines).version
+    assert v1.startswith(load_label_schema(guidelines).version + "+")
+    assert load_guideline(guidelines).version == v1
+    md = guidelines / "annotation_guideline.md"
+    time.sleep(0.01)
+    md.write_text(md.read_text() + "\nA new rule.\n")
+    v2 = load_guideline(guidelines).version
+    assert v2 != v1
+    schema = guidelines / "label_schema.yaml"
+    time.sleep(0.01)
+    schema.write_text(schema.read_text() + "\n# comment\n")
+    assert load_guideline(guidelines).version not in {v1, v2}
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda d: d["labels"].append(dict(d["labels"][0])), "duplicate labels"),
+    (lambda d: d["labels"][0].update(review_rate=2), "review_rate"),
+    (lambda d: d.update(unknown_key=1), "extra fields"),
+    (lambda d: d.pop("labels"), "labels"),
+])
+def test_invalid_schema_is_a_config_error(guidelines, mutate, needle):
+    path = guidelines / "label_schema.yaml"
+    data = yaml.safe_load(path.read_text())
+    mutate(data)
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=needle) as err:
+        load_label_schema(guidelines)
+    assert "label_schema.yaml" in str(err.value)
+
+
+def test_unparsable_and_missing_schema(tmp_path):
+    (tmp_path / "label_schema.yaml").write_text("labels: [unclosed")
+    with pytest.raises(ConfigError, match="cannot parse YAML"):
+        load_label_schema(tmp_path)
+    with pytest.raises(ConfigError, match="file not found"):
+        load_label_schema(tmp_path / "missing")
+
+
+def test_store_notes_and_annotations_round_trip(tmp_path):
+    db = tmp_path / "state.db"
+    store = Store(f"sqlite:///{db}")
+    assert store.add_notes([Note("n1", "No fever.", {"patient": "p1"}), Note("n2", "Cough.")]) == 2
+    assert db.exists()
+    spans = (Span(3, 8, "Condition", "fever", {"negation": "negated"}, id="T1"),
+             Span(0, 8, "Condition", "No fever", fragments=((0, 2), (3, 8))))
+    store.save_annotation(Annotation("n1", "alice", spans, guideline_version="1.0.0+abc", round=1))
+    store.save_annotation(Annotation("n1", "model", spans[:1], source="model:x@1"), kind="pre")
+    reopened = Store(f"sqlite:///{db}")  # the SQLite file persists
+    assert reopened.get_note("n1").metadata == {"patient": "p1"}
+    [ann] = reopened.annotations(kind="human", item="n1")
+    assert ann.spans == spans and ann.guideline_version == "1.0.0+abc" and ann.round == 1
+    assert [a.annotator for a in reopened.annotations(kind="pre")] == ["model"]
+    # upsert replaces, does not duplicate
+    store.save_annotation(Annotation("n1", "alice", spans[:1], round=1))
+    assert len(reopened.annotations(kind="human")) == 1
+    assert not reopened.is_deidentified("n1")
+    reopened.mark_deidentified(["n1"])
+    assert reopened.is_deidentified("n1")
+    with pytest.raises(StoreError, match="'zz' is not in the store"):
+        reopened.get_note("zz")
+
+
+def test_store_bad_url():
+    with pytest.raises(StoreError):
+        Store("notadb://nowhere")
+
+
+def test_init_and_resolve_project(tmp_path, monkeypatch):
+    monkeypatch.delenv("CLINICAL_NLP_PROJECT", raising=False)
+    monkeypatch.delenv("CLINICAL_NLP_STORE_URL", raising=False)
+    project = init_project(tmp_path / "p", name="demo")
+    assert (tmp_path / "p" / "clinical-nlp.yaml").exists() and (tmp_path / "p" / "state.db").exists()
+    assert project.config.name == "demo" and project.guideline().version
+    with pytest.raises(ConfigError, match="already exists"):
+        init_project(tmp_path / "p")
+    (tmp_path / "p" / "sub").mkdir()
+    assert resolve_project(tmp_path / "p").root == (tmp_path / "p").resolve()
+    assert load_project(tmp_path / "p").config.name == "demo"
+    monkeypatch.chdir(tmp_path / "p" / "sub")
+    assert resolve_project().root == (tmp_path / "p").resolve()  # found in a parent
+    elsewhere = tmp_path / "loose"
+    elsewhere.mkdir()
+    scratch = resolve_project(elsewhere)
+    assert scratch.root == (elsewhere / SCRATCH_DIR).resolve() and scratch.config.require_deid is False
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "clinical-nlp.yaml").write_text("name: x\nbogus: 1\n")
+    with pytest.raises(ConfigError, match="invalid project file"):
+        resolve_project(tmp_path / "broken")
