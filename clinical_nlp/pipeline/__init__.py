@@ -1,0 +1,303 @@
+"""The pre-annotation pipeline: a spaCy ``Language`` built from ``guidelines/``.
+
+Components, in order: medspaCy sentence splitting (PyRuSH) and sectionizer,
+entity rules (``guidelines/entity_rules.jsonl`` via medspaCy's TargetMatcher),
+medspaCy ConText with our rule set (``guidelines/context_rules.json``),
+temporal expressions (``clinical_nlp_temporal_v1``) and the assertion
+classifier (``clinical_nlp_assertion_v1``). A learned NER model
+(``clinical_nlp.models.entities``) is merged in :func:`preannotate` when given.
+
+Example:
+    >>> nlp = build_pipeline(rules_only=True)                        # doctest: +SKIP
+    >>> doc = next(preannotate([Note("n1", "No pneumonia.")], nlp))   # doctest: +SKIP
+    >>> doc.spans[0].negation                                        # doctest: +SKIP
+    'negated'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+from clinical_nlp.config import default_guidelines_dir
+from clinical_nlp.errors import ConfigError, InputFormatError
+from clinical_nlp.types import AnnotatedNote, Note, Span
+
+if TYPE_CHECKING:  # pragma: no cover
+    import spacy
+
+__all__ = ["build_pipeline", "preannotate", "pipeline_version", "PIPELINE_VERSION"]
+
+PIPELINE_VERSION = "0.1.0"
+_SECTION_TEMPORALITY = {"past_medical_history": "historical", "past_surgical_history": "historical",
+                        "history_of_present_illness": None}
+_SECTION_EXPERIENCER = {"family_history": "family"}
+
+
+def _silence_pyrush() -> None:
+    try:
+        from loguru import logger
+
+        logger.disable("PyRuSH")
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _file_hash(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: guideline rule file not found") from None
+
+
+def load_entity_rules(path: Path) -> list[Any]:
+    """medspaCy ``TargetRule`` objects from a JSONL lexicon (``literal``, ``category``, ``id``)."""
+    from medspacy.target_matcher import TargetRule
+
+    rules = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: entity rule file not found") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rules.append(TargetRule(row["literal"], row["category"], pattern=row.get("pattern"),
+                                    metadata={"id": row.get("id", f"line-{number}")}))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}:{number}: invalid entity rule ({exc})") from None
+    return rules
+
+
+def _register_factories() -> None:
+    from spacy.language import Language
+
+    if "clinical_nlp_temporal_v1" in Language.factories:
+        return
+
+    @Language.factory("clinical_nlp_temporal_v1")
+    def _make_temporal(nlp, name):
+        from clinical_nlp.pipeline.temporal import find_temporal
+
+        def temporal(doc):
+            doc._.cn_temporals = find_temporal(doc.text, doc._.cn_reference_date)
+            return doc
+
+        return temporal
+
+    @Language.factory("clinical_nlp_assertion_v1",
+                      default_config={"model": None, "rules_only": False})
+    def _make_assertion(nlp, name, model, rules_only):
+        return AssertionComponent(model=model, rules_only=rules_only)
+
+
+class AssertionComponent:
+    """Sets ``cn_negation``/``cn_temporality``/``cn_experiencer``/``cn_score``/``cn_source`` on ``doc.ents``.
+
+    Rules-only mode takes medspaCy ConText's decisions (our rule set); the
+    default mode uses the linear assertion model, with section titles (Family
+    History, Past Medical History) passing through as rule decisions.
+    """
+
+    def __init__(self, model: str | None = None, rules_only: bool = False):
+        from clinical_nlp.pipeline import assertion as A
+
+        self.rules, self.rules_id = A.load_cue_rules(None)
+        self.model = None
+        if not rules_only:
+            if model:
+                self.model = A.load_model(model)
+            elif A.default_model_available():
+                self.model = A.load_model(None)
+        self._A = A
+
+    def __call__(self, doc):
+        for ent in doc.ents:
+            section = getattr(ent._, "section_category", None) if ent.has_extension("section_category") else None
+            if self.model is None:
+                mods = list(getattr(ent._, "modifiers", ()) or ())
+                ids = sorted({str((m.rule.metadata or {}).get("id", m.rule.literal)) for m in mods})
+                neg = "negated" if ent._.is_negated else ("possible" if ent._.is_uncertain else "affirmed")
+                temp = "hypothetical" if ent._.is_hypothetical else ("historical" if ent._.is_historical else "recent")
+                exp = "family" if ent._.is_family else "patient"
+                score = 0.9 if ids else 0.8
+                source = f"rules:context@{self.rules_id}" + (f"[{','.join(ids)}]" if ids else "")
+                scores = {"negation": score, "temporality": score, "experiencer": score}
+            else:
+                res = self._A.classify_one(doc.text, ent.start_char, ent.end_char, model=self.model,
+                                           rules=self.rules, rules_id=self.rules_id)
+                neg, temp, exp = res["negation"], res["temporality"], res["experiencer"]
+                scores, score, source = res["scores"], res["score"], res["source"]
+            if section in _SECTION_EXPERIENCER:
+                exp = _SECTION_EXPERIENCER[section]
+                source += f"+section:{section}"
+            if _SECTION_TEMPORALITY.get(section) and temp == "recent":
+                temp = _SECTION_TEMPORALITY[section]
+                source += f"+section:{section}"
+            ent._.cn_negation, ent._.cn_temporality, ent._.cn_experiencer = neg, temp, exp
+            ent._.cn_score, ent._.cn_scores, ent._.cn_source = score, scores, source
+        return doc
+
+
+def build_pipeline(*, entity_model: Path | None = None, assertion_model: Path | None = None,
+                   rules_only: bool = False, guidelines_dir: Path | None = None) -> "spacy.Language":
+    """Build the pre-annotation ``Language`` from the rule files in ``guidelines_dir``.
+
+    ``assertion_model``: a model dir/JSON from ``scripts/train_assertion_model.py``
+    (default: the one shipped in the package). ``rules_only``: ConText rules
+    decide the attributes. ``entity_model``: a learned NER model directory,
+    merged by :func:`preannotate` (its spans win over rule spans).
+    """
+    import spacy
+
+    _silence_pyrush()
+    import medspacy  # noqa: F401  (registers the medspaCy factories)
+    import medspacy.context  # noqa: F401
+    import medspacy.section_detection  # noqa: F401
+    import medspacy.sentence_splitting  # noqa: F401
+    import medspacy.target_matcher  # noqa: F401
+
+    from clinical_nlp.pipeline import extensions  # noqa: F401  (declares the extensions)
+
+    _register_factories()
+    gdir = Path(guidelines_dir) if guidelines_dir else default_guidelines_dir()
+    context_rules = gdir / "context_rules.json"
+    entity_rules = gdir / "entity_rules.jsonl"
+    nlp = spacy.blank("en")
+    nlp.add_pipe("medspacy_pyrush")
+    matcher = nlp.add_pipe("medspacy_target_matcher")
+    matcher.add(load_entity_rules(entity_rules))
+    nlp.add_pipe("medspacy_sectionizer", config={"rules": "default"})
+    try:
+        nlp.add_pipe("medspacy_context", config={"rules": str(context_rules)})
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise ConfigError(f"{context_rules}: cannot load ConText rules ({exc})") from None
+    nlp.add_pipe("clinical_nlp_temporal_v1")
+    nlp.add_pipe("clinical_nlp_assertion_v1", config={
+        "model": str(assertion_model) if assertion_model else None, "rules_only": rules_only})
+    comp = nlp.get_pipe("clinical_nlp_assertion_v1")
+    assert_id = "rules" if comp.model is None else comp.model.name
+    nlp.meta["clinical_nlp"] = {
+        "version": PIPELINE_VERSION,
+        "rules": _file_hash(context_rules) + "." + _file_hash(entity_rules),
+        "assertion": assert_id,
+        "entity_model": str(entity_model) if entity_model else None,
+        "rules_only": rules_only,
+    }
+    return nlp
+
+
+def pipeline_version(nlp: "spacy.Language") -> str:
+    """Provenance string, e.g. ``clinical-nlp-pipeline@0.1.0+rules:<hash>+assert:<name>``."""
+    meta = nlp.meta.get("clinical_nlp")
+    if not meta:
+        raise ConfigError("this spaCy pipeline was not built by clinical_nlp.pipeline.build_pipeline")
+    out = f"clinical-nlp-pipeline@{meta['version']}+rules:{meta['rules']}+assert:{meta['assertion']}"
+    if meta.get("entity_model"):
+        out += "+ner:" + hashlib.sha256(str(meta["entity_model"]).encode()).hexdigest()[:8]
+    return out
+
+
+def _overlaps(a: Span, b: Span) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def _doc_spans(doc, note: Note, version: str) -> list[Span]:
+    spans = []
+    for ent in doc.ents:
+        rule_id = None
+        try:
+            rule_id = (ent._.target_rule.metadata or {}).get("id")
+        except AttributeError:
+            pass
+        spans.append(Span(ent.start_char, ent.end_char, ent.label_, ent.text, {
+            "negation": ent._.cn_negation, "temporality": ent._.cn_temporality,
+            "experiencer": ent._.cn_experiencer}, score=ent._.cn_score,
+            source=f"{version}|entity:rule:{rule_id}|assert:{ent._.cn_source}"))
+    for t in doc._.cn_temporals or ():
+        attrs = {"type": t.type, "value": t.value, "relation": t.relation}
+        if t.mod:
+            attrs["mod"] = t.mod
+        if t.anchor:
+            attrs["anchor"] = t.anchor
+        spans.append(Span(t.start, t.end, "Temporal", t.text, attrs, score=0.8,
+                          source=f"{version}|temporal:rules"))
+    return spans
+
+
+def preannotate(notes: Iterable[Note], nlp: "spacy.Language | None" = None, *, batch_size: int = 32,
+                progress: bool = False) -> Iterator[AnnotatedNote]:
+    """Pre-annotate notes: entity spans with attributes, score and source, plus Temporal spans.
+
+    The note's ``date`` metadata is the reference date for temporal
+    normalisation. Empty notes are an :class:`InputFormatError` naming the note.
+    """
+    from clinical_nlp.pipeline import assertion as A
+
+    nlp = nlp or build_pipeline()
+    version = pipeline_version(nlp)
+    meta = nlp.meta["clinical_nlp"]
+    entity_model = None
+    if meta.get("entity_model"):
+        try:
+            from clinical_nlp.models.entities import load_entity_model  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise ConfigError(f"entity model given but clinical_nlp.models.entities is unavailable ({exc})") from None
+        entity_model = load_entity_model(Path(meta["entity_model"]))
+    comp = nlp.get_pipe("clinical_nlp_assertion_v1")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="pre-annotating", unit="note")
+
+    def batches() -> Iterator[list[Note]]:
+        batch: list[Note] = []
+        for note in notes:
+            if not isinstance(note.text, str) or not note.text.strip():
+                raise InputFormatError(f"note {note.id!r}: empty text")
+            if len(note.text) > A.MAX_TEXT_CHARS:
+                raise InputFormatError(f"note {note.id!r}: text of {len(note.text):,} characters exceeds "
+                                       f"{A.MAX_TEXT_CHARS:,}")
+            batch.append(note)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    try:
+        for batch in batches():
+            docs = []
+            for note in batch:
+                d = nlp.make_doc(note.text)
+                d._.cn_reference_date = note.date
+                docs.append(d)
+            model_spans: Sequence[tuple[Span, ...]] = (
+                entity_model.predict(batch) if entity_model is not None else [()] * len(batch))
+            for note, doc, extra in zip(batch, nlp.pipe(docs, batch_size=batch_size), model_spans):
+                spans = _doc_spans(doc, note, version)
+                if extra:
+                    merged = []
+                    for s in extra:
+                        if s.label == "Temporal":
+                            continue
+                        res = A.classify_one(note.text, s.start, s.end, model=comp.model, rules=comp.rules,
+                                             rules_id=comp.rules_id)
+                        merged.append(Span(s.start, s.end, s.label, s.text or note.text[s.start:s.end],
+                                           {**dict(s.attributes), **{k: res[k] for k in A.ATTRIBUTES}},
+                                           score=s.score if s.score is not None else res["score"],
+                                           source=f"{version}|entity:{s.source or 'model'}|assert:{res['source']}"))
+                    spans = merged + [r for r in spans if r.label == "Temporal"
+                                      or not any(_overlaps(r, m) for m in merged)]
+                spans.sort(key=lambda s: (s.start, s.end, s.label))
+                yield AnnotatedNote(note, tuple(spans))
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
