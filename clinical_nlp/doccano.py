@@ -500,11 +500,13 @@ def assign(notes: Sequence[AnnotatedNote], annotators: Sequence[str], overlap: i
         raise DoccanoError("no annotators given")
     k = max(1, min(overlap, len(annotators)))
     out: dict[str, list[str]] = {}
-    for i, doc in enumerate(notes):
+    n = 0  # consecutive blocks of k annotators, wrapping around: equal load
+    for doc in notes:
         if any(s.label in safety_critical for s in doc.spans):
             out[doc.id] = list(annotators)
         else:
-            out[doc.id] = [annotators[(i + j) % len(annotators)] for j in range(k)]
+            out[doc.id] = [annotators[(n * k + j) % len(annotators)] for j in range(k)]
+            n += 1
     return out
 
 
