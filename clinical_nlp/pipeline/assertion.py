@@ -35,7 +35,7 @@ WINDOW_CHARS = 240
 LEFT_TOKENS = 10
 RIGHT_TOKENS = 8
 #: Largest note accepted by :func:`classify_assertions` (characters).
-MAX_TEXT_CHARS = 10_000_000
+MAX_TEXT_CHARS = 1_000_000  # spaCy's default max_length; a 10 MB note is an input error
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 _SENT_BREAK = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9])|\n\s*\n|\n(?=[A-Z][A-Za-z /]{2,40}:)")
