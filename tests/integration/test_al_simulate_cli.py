@@ -75,3 +75,17 @@ def test_entropy_on_real_model_picks_unlabeled_and_uses_model(corpora_dir):
         cfg = {"passes": 2} if name == "mc_dropout" else {}
         got = get_strategy(name, **cfg).query(model, pool, unlabeled, np.arange(10), 5, np.random.default_rng(0))
         assert len(set(got.tolist())) == 5 and set(got.tolist()) <= set(unlabeled.tolist())
+
+
+def test_kcenter_with_packaged_minilm_prefers_novel_notes(corpora_dir):
+    from clinical_nlp.active import default_embed, get_strategy
+    from clinical_nlp.types import AnnotatedNote, Note
+
+    texts = ["History of myocardial infarction", "Prior myocardial infarction", "History of heart attack",
+             "Pregnant or breastfeeding women", "Platelet count below 100,000"]
+    pool = [AnnotatedNote(Note(f"n{i}", t)) for i, t in enumerate(texts)]
+    emb = default_embed(texts)
+    assert emb.shape[0] == 5 and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
+    got = get_strategy("kcenter").query(None, pool, [1, 2, 3, 4], [0], 2, np.random.default_rng(0))
+    # the near-paraphrases of the labeled note are not picked first
+    assert set(got.tolist()) == {3, 4}
