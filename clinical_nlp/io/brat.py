@@ -71,6 +71,9 @@ def _parse_ann(ann_path: Path, text: str, doc_id: str) -> tuple[list[Span], list
                 raise OffsetMismatchError(
                     f"span {ident}: document {doc_id!r}: span {label!r} {offsets} covers {span.text!r} "
                     f"but claims {claimed!r}", source=source, line=number)
+            if span.fragments is not None and claimed and claimed.split() != span.text.split():
+                # keep the annotator's piece order ("infection vaginal"), as JSONL does
+                span = Span(span.start, span.end, span.label, claimed, fragments=span.fragments, id=ident)
             if ident in spans:
                 raise InputFormatError(f"duplicate span id {ident}", source=source, line=number)
             spans[ident] = span
@@ -170,7 +173,9 @@ def document_to_ann(doc: AnnotatedNote) -> str:
             used.add(ident)
         ids.append(ident)
         offsets = ";".join(f"{a} {b}" for a, b in span.pieces)
-        surface = " ".join(doc.text[a:b] for a, b in span.pieces).replace("\n", " ").replace("\t", " ")
+        surface = span.text if span.fragments is not None and span.text else " ".join(
+            doc.text[a:b] for a, b in span.pieces)
+        surface = surface.replace("\r", " ").replace("\n", " ").replace("\t", " ")
         if any(ch.isspace() for ch in span.label):
             raise InputFormatError(f"document {doc.id!r}: label {span.label!r} contains whitespace, "
                                    "which BRAT forbids")

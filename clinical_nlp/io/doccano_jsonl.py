@@ -8,7 +8,8 @@ keys as example metadata; its own integer ``id`` is ignored on read when a
 
 Attributes follow guidelines/annotation_guideline.md: each non-default value
 is an extra label on exactly the same offsets, named ``negation:negated``,
-``temporality:historical``, ``experiencer:family`` … On read each attribute
+``temporality:historical``, ``experiencer:family`` … Values outside the
+guideline's lists (e.g. NegEx's ``temporality:not particular``) are kept. On read each attribute
 label is attached to every entity span with those offsets; one without such a
 span is an error naming the document and the offsets.
 
@@ -108,10 +109,9 @@ def doccano_row_to_annotated(row: Mapping[str, Any], *, source: str = "<row>", l
         except OffsetMismatchError as exc:
             raise OffsetMismatchError(str(exc), source=source, line=line) from None
     for start, end, name, value in attrs:
-        if value not in ATTRIBUTE_VALUES[name]:
-            raise InputFormatError(f"document {note.id!r}: attribute label {name}:{value} at [{start}, {end}) "
-                                   f"has an unknown value (allowed: {ATTRIBUTE_VALUES[name]})",
-                                   source=source, line=line)
+        if not value:
+            raise InputFormatError(f"document {note.id!r}: attribute label {name}: at [{start}, {end}) "
+                                   "has no value", source=source, line=line)
         hits = [i for i, s in enumerate(entities) if s.start == start and s.end == end]
         if not hits:
             raise InputFormatError(f"document {note.id!r}: attribute label {name}:{value} at [{start}, {end}) "
