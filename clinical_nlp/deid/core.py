@@ -1,0 +1,279 @@
+"""Detect PHI (rules + learned tagger), replace it with consistent surrogates, map offsets."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from clinical_nlp.deid.lexicons import CITIES, FIRST_NAMES, HOSPITALS, LAST_NAMES
+from clinical_nlp.deid.model import Tagger, load_tagger, tokenize
+from clinical_nlp.deid.rules import find_rule_spans
+from clinical_nlp.errors import InputFormatError, OffsetMismatchError
+
+METHOD = "clinical-nlp-deid-1 (regex rules + hashed-feature logistic tagger, PhysioNet deid shared half)"
+
+#: Label documentation (the corpus labels plus the ones only rules produce).
+LABELS: dict[str, str] = {
+    "PTName": "patient name (each token)",
+    "PTNameInitial": "patient initials",
+    "RelativeProxyName": "name of a relative or health-care proxy",
+    "HCPName": "name of a clinician or other care provider",
+    "Date": "date more specific than a year (shifted per patient)",
+    "DateYear": "a year on its own (kept as gold label; not PHI under Safe Harbor unless with month/day)",
+    "Age": "age over 89",
+    "Phone": "phone, fax or pager number",
+    "Location": "address, hospital, city or other location below state level",
+    "Email": "e-mail address",
+    "URL": "web address",
+    "IP": "IP address",
+    "ID": "medical record, account, licence, device, social security or other identifier",
+    "Other": "other unique identifying number or code",
+}
+NAME_LABELS = {"PTName", "PTNameInitial", "RelativeProxyName", "HCPName"}
+
+
+@dataclass(frozen=True, slots=True)
+class PHISpan:
+    start: int
+    end: int
+    label: str
+
+    def to_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "label": self.label}
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """One replaced segment: original ``[orig_start, orig_end)`` became ``[deid_start, deid_end)``."""
+
+    orig_start: int
+    orig_end: int
+    deid_start: int
+    deid_end: int
+    label: str
+
+
+@dataclass
+class DeidResult:
+    id: str
+    patient: str | None
+    text: str
+    spans: list[PHISpan]
+    offset_map: list[Replacement]
+    surrogates: dict[str, str] = field(default_factory=dict)
+
+
+class Detector:
+    """PHI detector. ``threshold``: a token is PHI when P(O) falls below it."""
+
+    def __init__(self, tagger: Tagger | None = None, *, threshold: float = 0.75):
+        self.tagger = tagger or load_tagger()
+        self.threshold = threshold
+
+    def detect(self, text: str) -> list[PHISpan]:
+        marks: list[tuple[int, int, str, int]] = []  # start, end, label, priority
+        for a, b, lab in find_rule_spans(text):
+            marks.append((a, b, lab, 2))
+        toks = tokenize(text)
+        if toks:
+            proba = self.tagger.proba(text, toks)
+            labels = self.tagger.labels
+            o = labels.index("O")
+            for (a, b), p in zip(toks, proba):
+                if p[o] < self.threshold:
+                    best = max((i for i in range(len(labels)) if i != o), key=lambda i: p[i])
+                    if text[a:b].isalnum():
+                        marks.append((a, b, labels[best], 1))
+        return _resolve(marks)
+
+
+def _resolve(marks: list[tuple[int, int, str, int]]) -> list[PHISpan]:
+    """Rules win over the tagger; overlapping spans of equal priority merge (longest label kept)."""
+    marks.sort(key=lambda m: (m[0], -m[3], -(m[1] - m[0])))
+    out: list[list] = []
+    for a, b, lab, pr in marks:
+        if out and a < out[-1][1]:
+            last = out[-1]
+            if pr > last[3]:
+                last[0], last[1], last[2], last[3] = min(a, last[0]), max(b, last[1]), lab, pr
+            else:
+                last[1] = max(last[1], b)
+            continue
+        out.append([a, b, lab, pr])
+    return [PHISpan(a, b, lab) for a, b, lab, _ in out]
+
+
+# surrogates -------------------------------------------------------------------
+_DATE_FORMATS = [
+    (re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$"), "mdY"),
+    (re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2})$"), "mdy"),
+    (re.compile(r"^(\d{1,2})/(\d{1,2})$"), "md"),
+    (re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"), "Ymd"),
+]
+
+
+class SurrogateMaker:
+    """Per-patient consistent surrogates keyed by an HMAC secret (same key → same surrogates)."""
+
+    def __init__(self, key: bytes):
+        self.key = key
+
+    def _h(self, *parts: str) -> int:
+        msg = "\x1f".join(parts).encode("utf-8")
+        return int.from_bytes(hmac.new(self.key, msg, hashlib.sha256).digest()[:8], "big")
+
+    def date_shift(self, patient: str) -> int:
+        """Days to shift this patient's dates by (-365..-30; intervals are preserved)."""
+        return -30 - self._h("shift", patient) % 336
+
+    def surrogate(self, patient: str, label: str, original: str) -> str:
+        norm = original.lower().strip()
+        if label in NAME_LABELS:
+            pool = LAST_NAMES if self._h("kind", patient, norm) % 2 else FIRST_NAMES
+            if label == "PTNameInitial":
+                return "".join(c for c in FIRST_NAMES[self._h("i", patient, norm) % len(FIRST_NAMES)][:1].upper()
+                               + LAST_NAMES[self._h("j", patient, norm) % len(LAST_NAMES)][:1].upper())
+            value = pool[self._h(label, patient, norm) % len(pool)]
+            return _match_case(value, original)
+        if label == "Location":
+            pool = HOSPITALS if any(w in norm for w in ("hosp", "center", "clinic", "medical")) else CITIES
+            return _match_case(pool[self._h(label, patient, norm) % len(pool)], original)
+        if label == "Date":
+            return self.shift_date(patient, original)
+        if label == "Age":
+            return "90+"
+        if label in {"Phone", "ID", "Other"}:
+            return _digits_like(original, self._h(label, patient, norm))
+        if label == "DateYear":
+            return original  # a year alone is not PHI under Safe Harbor
+        if label == "Email":
+            return f"user{self._h(label, patient, norm) % 10000}@example.org"
+        if label == "URL":
+            return "https://example.org/"
+        if label == "IP":
+            h = self._h(label, patient, norm)
+            return f"192.0.2.{h % 254 + 1}"
+        return f"[{label}]"
+
+    def shift_date(self, patient: str, original: str) -> str:
+        shift = _dt.timedelta(days=self.date_shift(patient))
+        s = original.strip()
+        for pattern, fmt in _DATE_FORMATS:
+            m = pattern.match(s)
+            if not m:
+                continue
+            try:
+                if fmt == "mdY":
+                    d = _dt.date(int(m[3]), int(m[1]), int(m[2])) + shift
+                    return f"{d.month}/{d.day}/{d.year}"
+                if fmt == "mdy":
+                    yy = int(m[3])
+                    d = _dt.date(1900 + yy if yy > 30 else 2000 + yy, int(m[1]), int(m[2])) + shift
+                    return f"{d.month}/{d.day}/{d.year % 100:02d}"
+                if fmt == "md":
+                    d = _dt.date(2000, int(m[1]), int(m[2])) + shift  # leap year keeps 2/29
+                    return f"{d.month}/{d.day}"
+                d = _dt.date(int(m[1]), int(m[2]), int(m[3])) + shift
+                return d.isoformat()
+            except ValueError:
+                break
+        return "[DATE]"
+
+
+def _match_case(value: str, original: str) -> str:
+    if original.isupper():
+        return value.upper()
+    if original.islower():
+        return value.lower()
+    return value.title() if value.islower() else value
+
+
+def _digits_like(original: str, h: int) -> str:
+    out = []
+    for c in original:
+        if c.isdigit():
+            out.append(str(h % 10))
+            h //= 10
+            if h == 0:
+                h = 7919
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+# applying replacements and mapping offsets ----------------------------------------
+def apply_replacements(text: str, spans: Sequence[PHISpan], patient: str, maker: SurrogateMaker
+                       ) -> tuple[str, list[Replacement], dict[str, str]]:
+    pieces: list[str] = []
+    mapping: list[Replacement] = []
+    seen: dict[str, str] = {}
+    cursor = 0
+    out_len = 0
+    for s in sorted(spans, key=lambda x: x.start):
+        if s.start < cursor:
+            raise OffsetMismatchError(f"overlapping PHI spans at {s.start}")
+        pieces.append(text[cursor : s.start])
+        out_len += s.start - cursor
+        original = text[s.start : s.end]
+        sur = maker.surrogate(patient, s.label, original)
+        seen[original] = sur
+        mapping.append(Replacement(s.start, s.end, out_len, out_len + len(sur), s.label))
+        pieces.append(sur)
+        out_len += len(sur)
+        cursor = s.end
+    pieces.append(text[cursor:])
+    return "".join(pieces), mapping, seen
+
+
+def _map(start: int, end: int, offset_map: Sequence[Replacement], to_original: bool) -> tuple[int, int]:
+    if end < start:
+        raise OffsetMismatchError(f"span [{start}, {end}) has end before start")
+
+    def point(pos: int, is_end: bool) -> int:
+        delta = 0
+        for r in offset_map:
+            src_a, src_b = (r.deid_start, r.deid_end) if to_original else (r.orig_start, r.orig_end)
+            dst_a, dst_b = (r.orig_start, r.orig_end) if to_original else (r.deid_start, r.deid_end)
+            if pos < src_a or (is_end and pos == src_a):
+                break
+            if pos < src_b or (is_end and pos == src_b):  # inside a replaced segment → snap outward
+                return dst_b if is_end else dst_a
+            delta = dst_b - src_b
+        return pos + delta
+
+    return point(start, False), point(end, True)
+
+
+def map_span_to_original(start: int, end: int, offset_map: Sequence[Replacement]) -> tuple[int, int]:
+    """Map ``[start, end)`` in de-identified text to the original text (a span touching a
+    surrogate expands to the whole original PHI segment)."""
+    return _map(start, end, offset_map, True)
+
+
+def map_span_to_deid(start: int, end: int, offset_map: Sequence[Replacement]) -> tuple[int, int]:
+    """Map ``[start, end)`` in the original text to the de-identified text."""
+    return _map(start, end, offset_map, False)
+
+
+def deidentify_rows(rows: Iterable[dict], *, detector: Detector | None = None, key: bytes | None = None,
+                    source: str = "<input>") -> Iterable[DeidResult]:
+    """De-identify rows with ``id``, ``text`` and optional ``patient`` (lazy)."""
+    import os
+
+    detector = detector or Detector()
+    maker = SurrogateMaker(key or os.urandom(32))
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or "id" not in row or "text" not in row:
+            raise InputFormatError("row needs 'id' and 'text'", source=source, line=number)
+        text = row["text"]
+        if not isinstance(text, str):
+            raise InputFormatError(f"row {row['id']!r}: 'text' must be a string", source=source, line=number)
+        patient = str(row["patient"]) if row.get("patient") is not None else f"note:{row['id']}"
+        spans = detector.detect(text)
+        new_text, mapping, seen = apply_replacements(text, spans, patient, maker)
+        yield DeidResult(str(row["id"]), None if row.get("patient") is None else str(row["patient"]),
+                         new_text, spans, mapping, seen)

@@ -1,0 +1,165 @@
+"""Learned PHI token tagger: logistic regression over hashed lexical/context features.
+
+Trained on the PhysioNet deid corpus (shared half). Only hashed feature weights
+(float16) are stored, never the corpus text or its surrogate-name lists.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from clinical_nlp.deid.lexicons import FIRST_SET, HCP_TITLES, LAST_SET, RELATIVE_WORDS
+from clinical_nlp.errors import ConfigError
+
+TOKEN_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|\d+|[^\sA-Za-z\d]")
+N_FEATURES = 2**18
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "resources" / "deid" / "tagger.npz"
+#: Labels the tagger predicts (rules handle the regular forms).
+MODEL_LABELS = ("O", "HCPName", "PTName", "RelativeProxyName", "Location", "Date", "Other")
+
+
+def tokenize(text: str) -> list[tuple[int, int]]:
+    """Word, number and single-punctuation tokens as ``(start, end)`` offsets."""
+    return [m.span() for m in TOKEN_RE.finditer(text)]
+
+
+def _shape(w: str) -> str:
+    s = re.sub(r"[A-Z]", "X", w)
+    s = re.sub(r"[a-z]", "x", s)
+    s = re.sub(r"\d", "d", s)
+    return re.sub(r"(.)\1+", r"\1\1", s)
+
+
+def token_features(text: str, toks: Sequence[tuple[int, int]]) -> list[list[str]]:
+    words = [text[a:b] for a, b in toks]
+    low = [w.lower() for w in words]
+    upper_note = sum(w.isupper() for w in words if w.isalpha()) > 0.6 * max(1, sum(w.isalpha() for w in words))
+    feats = []
+    n = len(toks)
+    for i, w in enumerate(words):
+        lw = low[i]
+        f = ["b", "w=" + lw, "sh=" + _shape(w), "suf3=" + lw[-3:], "pre2=" + lw[:2], "len=" + str(min(len(w), 10))]
+        if w[:1].isupper() and not upper_note:
+            f.append("title")
+        if lw in FIRST_SET:
+            f.append("first")
+        if lw in LAST_SET:
+            f.append("last")
+        if upper_note:
+            f.append("uppernote")
+        for d in (-2, -1, 1, 2):
+            j = i + d
+            tok = low[j] if 0 <= j < n else ("<s>" if j < 0 else "</s>")
+            f.append(f"w{d}={tok}")
+            if 0 <= j < n:
+                if tok in HCP_TITLES:
+                    f.append(f"hcp{d}")
+                if tok in RELATIVE_WORDS:
+                    f.append(f"rel{d}")
+                if tok in FIRST_SET:
+                    f.append(f"first{d}")
+                if tok in LAST_SET:
+                    f.append(f"last{d}")
+                if abs(d) == 1:
+                    f.append(f"sh{d}=" + _shape(words[j]))
+        # newline right before the token (signatures)
+        a = toks[i][0]
+        if "\n" in text[max(0, a - 3) : a]:
+            f.append("bol")
+        feats.append(f)
+    return feats
+
+
+def _hash(feats: Iterable[str]) -> np.ndarray:
+    import zlib
+
+    return np.fromiter((zlib.crc32(s.encode()) % N_FEATURES for s in feats), dtype=np.int64)
+
+
+def _matrix(rows: Sequence[Sequence[str]]):
+    from scipy.sparse import csr_matrix
+
+    indptr = [0]
+    indices: list[np.ndarray] = []
+    for f in rows:
+        idx = np.unique(_hash(f))
+        indices.append(idx)
+        indptr.append(indptr[-1] + len(idx))
+    ind = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
+    return csr_matrix((np.ones(len(ind), dtype=np.float32), ind, np.array(indptr)), shape=(len(rows), N_FEATURES))
+
+
+def token_labels(text: str, toks: Sequence[tuple[int, int]], spans: Iterable[dict]) -> list[str]:
+    labels = ["O"] * len(toks)
+    spans = list(spans)
+    for i, (a, b) in enumerate(toks):
+        for s in spans:
+            if a < s["end"] and s["start"] < b:
+                lab = s["label"]
+                labels[i] = lab if lab in MODEL_LABELS else ("PTName" if lab == "PTNameInitial" else
+                                                            "Date" if lab == "DateYear" else "Other")
+                break
+    return labels
+
+
+@dataclass
+class Tagger:
+    """Multinomial logistic regression weights over hashed features."""
+
+    coef: np.ndarray  # (n_labels, N_FEATURES)
+    intercept: np.ndarray
+    labels: tuple[str, ...]
+
+    def proba(self, text: str, toks: Sequence[tuple[int, int]]) -> np.ndarray:
+        if not toks:
+            return np.zeros((0, len(self.labels)))
+        X = _matrix(token_features(text, toks))
+        z = np.asarray(X @ self.coef.T.astype(np.float32)) + self.intercept
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def save(self, path: Path | str) -> None:
+        np.savez_compressed(path, coef=self.coef.astype(np.float16), intercept=self.intercept,
+                            labels=np.array(self.labels))
+
+
+def train_tagger(docs: Iterable[dict], *, c: float = 4.0, seed: int = 0) -> Tagger:
+    """Fit the tagger on rows with ``text`` and gold ``spans``."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows: list[list[str]] = []
+    ys: list[str] = []
+    for d in docs:
+        toks = tokenize(d["text"])
+        rows.extend(token_features(d["text"], toks))
+        ys.extend(token_labels(d["text"], toks, d.get("spans", [])))
+    X = _matrix(rows)
+    clf = LogisticRegression(C=c, max_iter=300, class_weight={lab: (1.0 if lab == "O" else 5.0) for lab in set(ys)},
+                             random_state=seed)
+    clf.fit(X, ys)
+    classes = tuple(str(x) for x in clf.classes_)
+    coef = clf.coef_ if len(classes) > 2 else np.vstack([-clf.coef_[0], clf.coef_[0]])
+    icpt = clf.intercept_ if len(classes) > 2 else np.array([-clf.intercept_[0], clf.intercept_[0]])
+    return Tagger(coef.astype(np.float32), icpt.astype(np.float32), classes)
+
+
+_CACHE: dict[str, Tagger] = {}
+
+
+def load_tagger(path: Path | str | None = None) -> Tagger:
+    """Load a saved tagger (default: the packaged one)."""
+    p = Path(path or DEFAULT_MODEL)
+    key = str(p)
+    if key not in _CACHE:
+        if not p.exists():
+            raise ConfigError(f"{p}: de-identification model not found (train it with scripts/bench_deid.py --save)")
+        data = np.load(p, allow_pickle=False)
+        _CACHE[key] = Tagger(data["coef"].astype(np.float32), data["intercept"].astype(np.float32),
+                             tuple(str(x) for x in data["labels"]))
+    return _CACHE[key]

@@ -1,0 +1,107 @@
+"""File-level de-identification (the ``clinical-nlp deid`` command's library function)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from clinical_nlp.deid.core import METHOD, Detector, deidentify_rows
+from clinical_nlp.errors import InputFormatError
+from clinical_nlp.io.jsonl import atomic_writer
+
+MAX_LINE_BYTES = 10_000_000
+
+
+@dataclass(frozen=True)
+class DeidSummary:
+    notes: int
+    phi_spans: int
+    patients: int
+    labels: dict[str, int]
+    method: str = METHOD
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        raise InputFormatError("input file not found", source=str(path))
+    rows = []
+    seen: set[str] = set()
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                if len(line) > MAX_LINE_BYTES:
+                    raise InputFormatError(f"line longer than {MAX_LINE_BYTES} characters", source=str(path), line=number)
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputFormatError(f"invalid JSON: {exc.msg}", source=str(path), line=number) from None
+                if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("text"), str):
+                    raise InputFormatError("row needs an 'id' and a string 'text'", source=str(path), line=number)
+                if str(row["id"]) in seen:
+                    raise InputFormatError(f"duplicate id {row['id']!r}", source=str(path), line=number)
+                seen.add(str(row["id"]))
+                rows.append(row)
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", source=str(path)) from None
+    if not rows:
+        raise InputFormatError("no notes in input (empty file)", source=str(path))
+    return rows
+
+
+def deidentify_file(
+    input_path: Path | str,
+    output_path: Path | str,
+    phi_output: Path | str | None = None,
+    *,
+    map_output: Path | str | None = None,
+    key: bytes | None = None,
+    detector: Detector | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[DeidSummary, list]:
+    """De-identify a JSONL file of notes.
+
+    Writes OUT rows (``id``, ``patient``, de-identified ``text``, ``deidentified: true``,
+    ``deid_method``, ``offset_map``), PHI rows (``id``, ``spans`` with offsets into the
+    ORIGINAL text) if ``phi_output`` is given, and the surrogate map (PHI!) only when
+    ``map_output`` is given. All files are written atomically. ``key`` (bytes) makes
+    surrogates and date shifts reproducible across runs; by default a random key is used.
+    Returns the summary and the per-note results.
+    """
+    input_path = Path(input_path)
+    rows = _read_rows(input_path)
+    key = key if key is not None else os.urandom(32)
+    results = []
+    for res in deidentify_rows(rows, detector=detector, key=key, source=str(input_path)):
+        results.append(res)
+        if progress:
+            progress(1)
+    by_id = {str(r["id"]): r for r in rows}
+    with atomic_writer(output_path) as out:
+        for res in results:
+            src = by_id[res.id]
+            row = {k: v for k, v in src.items() if k not in {"text", "spans", "relations"}}
+            row.update({"id": res.id, "patient": src.get("patient"), "text": res.text, "deidentified": True,
+                        "deid_method": METHOD,
+                        "offset_map": [[r.orig_start, r.orig_end, r.deid_start, r.deid_end] for r in res.offset_map]})
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if phi_output is not None:
+        with atomic_writer(phi_output) as out:
+            for res in results:
+                out.write(json.dumps({"id": res.id, "spans": [s.to_dict() for s in res.spans]}) + "\n")
+    if map_output is not None:
+        with atomic_writer(map_output) as out:
+            for res in results:
+                out.write(json.dumps({"id": res.id, "patient": res.patient, "surrogates": res.surrogates},
+                                     ensure_ascii=False) + "\n")
+    labels: dict[str, int] = {}
+    for res in results:
+        for s in res.spans:
+            labels[s.label] = labels.get(s.label, 0) + 1
+    summary = DeidSummary(len(results), sum(labels.values()),
+                          len({str(r.get("patient")) for r in rows if r.get("patient") is not None}), labels)
+    return summary, results

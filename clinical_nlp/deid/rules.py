@@ -1,0 +1,72 @@
+"""Pattern rules for PHI with a regular form (dates, phones, e-mail, URLs, IPs, IDs, ages > 89)."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from clinical_nlp.deid.lexicons import MONTHS
+
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+
+#: (label, compiled pattern, group holding the PHI) in priority order.
+RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
+    ("Email", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"), 0),
+    ("URL", re.compile(r"\b(?:https?://|www\.)[^\s<>\"]+", re.I), 0),
+    ("IP", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), 0),
+    ("Phone", re.compile(r"(?<![\w/])(?:\(?\d{3}\)?[\s./-]{1,2}\d{3}|[2-9]\d{2})[\s.-]{1,2}\d{4}\b"), 0),
+    ("Phone", re.compile(r"\b\d{3}/\d{3}/\d{4}\b"), 0),
+    ("Phone", re.compile(r"(?:pager|beeper|pg|page|cell|home|work|tel|phone|fax|ext)\s*[#:.]*\s*(#?\d{4,6})\b", re.I), 1),
+    ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:3[2-9]|[4-9]\d)(?![\d/%])"), 0),
+    ("Date", re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b"), 0),
+    ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?:/(?:\d{4}|\d{2}))?(?![\d/])"), 0),
+    ("Date", re.compile(r"(?<![\d.])(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])-(?:\d{4}|\d{2})(?![\d-])"), 0),
+    ("Date", re.compile(rf"\b{_MONTH}\s+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b", re.I), 0),
+    ("Date", re.compile(rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+\d{{4}})?\b", re.I), 0),
+    ("DateYear", re.compile(r"(?<![\w/'])(?:19[5-9]\d|20[0-4]\d)(?![\w/])"), 0),
+    ("DateYear", re.compile(r"(?<![\w/])'\d{2}\b|\b\d{2}'(?=[.,;)])"), 0),
+    ("Age", re.compile(r"\b(9\d|1[01]\d)(?=\s*(?:-|\s)?(?:y/?o|yo|yrs?|years?[- ]old|year|y\.o\.)\b)", re.I), 1),
+    ("ID", re.compile(r"(?:mrn|mr#|medical record|acct|account|ssn|licen[cs]e|ref|unit no|#)\s*(?:number|no\.?|#)?\s*[:#]?\s*([A-Z]{0,3}\d{5,}[A-Z\d-]*)\b", re.I), 1),
+    ("ID", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), 0),
+)
+
+
+def find_rule_spans(text: str) -> Iterator[tuple[int, int, str]]:
+    """Yield ``(start, end, label)`` for every rule match (may overlap; resolved by the caller)."""
+    for label, pattern, group in RULES:
+        for m in pattern.finditer(text):
+            start, end = m.span(group)
+            if end > start:
+                if label == "DateYear" and _is_measurement(text, start, end):
+                    continue
+                if label == "Date" and _is_ratio(text, start, end):
+                    continue
+                yield start, end, label
+
+
+def _is_measurement(text: str, start: int, end: int) -> bool:
+    """A four-digit number followed by a unit (``2000 cc``, ``1993 ml``) is not a year."""
+    tail = text[end : end + 6].lower().lstrip()
+    return tail.startswith(("cc", "ml", "mg", "mcg", "kg", "g ", "units", "u ", "l ", "ml/", "x"))
+
+
+_RATIO_BEFORE = re.compile(r"(?:ps|cpap|peep|imv|simv|x|bp)\s*[-:=]?\s*$", re.I)
+
+
+def _is_ratio(text: str, start: int, end: int) -> bool:
+    """Slash numbers that are fractions, pain scores or ventilator settings, not dates."""
+    surface = text[start:end]
+    if "/" not in surface:
+        return False
+    parts = surface.split("/")
+    if len(parts) == 2:
+        a, b = int(parts[0]), int(parts[1])
+        if (a, b) in {(1, 2), (1, 3), (1, 4), (2, 3), (3, 4)} or (b == 10 and a <= 10 and "pain" in text[max(0, start - 25) : end + 8].lower()):
+            return True
+    after = text[end : end + 1]
+    if after and (after.isalpha() or after in "%/"):
+        return True
+    return bool(_RATIO_BEFORE.search(text[max(0, start - 8) : start]))
+
+
+MONTH_NAMES = MONTHS
