@@ -111,12 +111,23 @@ def write_dataframe(docs: Iterable[AnnotatedNote], path: Path | str) -> int:
     suffix = Path(path).suffix.lower()
     if suffix not in {".parquet", ".csv"}:
         raise InputFormatError("dataframe output must end in .parquet or .csv", source=str(path))
+    if suffix == ".parquet":
+        _need_pyarrow()
     with atomic_writer(path, "wb") as handle:
         if suffix == ".parquet":
             df.to_parquet(handle, index=False)
         else:
             handle.write(df.to_csv(index=False).encode("utf-8"))
     return len(docs)
+
+
+def _need_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        from clinical_nlp.errors import MissingOptionalDependencyError
+
+        raise MissingOptionalDependencyError("pyarrow", "scale") from None
 
 
 def read_dataframe(path: Path | str) -> list[AnnotatedNote]:
@@ -128,12 +139,15 @@ def read_dataframe(path: Path | str) -> list[AnnotatedNote]:
         raise InputFormatError("file not found", source=str(path))
     try:
         if path.suffix.lower() == ".parquet":
+            _need_pyarrow()
             df = pd.read_parquet(path)
         else:
             df = pd.read_csv(path, dtype={"doc_id": str, "span_id": str, "doc_text": str, "span_text": str},
                              keep_default_na=False, na_values=[""], encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InputFormatError(f"not valid UTF-8: {exc}", source=str(path)) from None
+    except ImportError:
+        raise
     except Exception as exc:  # pyarrow / parser errors
         raise InputFormatError(f"cannot read table: {exc}", source=str(path)) from None
     try:

@@ -94,7 +94,9 @@ def doccano_row_to_annotated(row: Mapping[str, Any], *, source: str = "<row>", l
     if doc_id in (None, ""):
         doc_id = f"{Path(source).stem}-{line}"
     meta_row = {k: v for k, v in row.items() if k not in _STRUCTURE}
-    meta_row.update(id=str(doc_id), text=row.get("text"))
+    meta_row["id"] = str(doc_id)
+    if "text" in row:
+        meta_row["text"] = row["text"]
     note = row_to_note(meta_row, source=source, line=line, allow_empty=allow_empty)
     note = Note(note.id, note.text, {k: v for k, v in note.metadata.items() if k not in {"id", "text"}})
     entities: list[Span] = []
