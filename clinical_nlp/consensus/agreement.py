@@ -94,13 +94,14 @@ def _bootstrap(stat: Callable[[np.ndarray], float | None], n_units: int, *, n_bo
     return (float(lo), float(hi))
 
 
-def _kappa2(a: np.ndarray, b: np.ndarray, weights: str | None = None) -> float | None:
+def _kappa2(a: np.ndarray, b: np.ndarray, weights: str | None = None, labels: list[int] | None = None
+            ) -> float | None:
     from sklearn.metrics import cohen_kappa_score
 
     if len(a) == 0 or len(set(a.tolist()) | set(b.tolist())) < 2:
         return None
     with np.errstate(all="ignore"):
-        v = float(cohen_kappa_score(a, b, weights=weights))
+        v = float(cohen_kappa_score(a, b, weights=weights, labels=labels))
     return None if math.isnan(v) else v
 
 
@@ -134,12 +135,14 @@ def cohen_kappa(df: pd.DataFrame, a: str | None = None, b: str | None = None, *,
         if order is None:
             order = sorted(set(both[a]) | set(both[b]))
         xa, xb = _encode(both[a], order).astype(int), _encode(both[b], order).astype(int)
+        scale: list[int] | None = list(range(len(order)))
     else:
         xa, xb = both[a].astype(str).to_numpy(), both[b].astype(str).to_numpy()
-    v = _kappa2(xa, xb, weights)
+        scale = None
+    v = _kappa2(xa, xb, weights, scale)
     if v is None:
         return Agreement(None, n=len(both), reason="a single category was used: kappa is undefined")
-    ci = _bootstrap(lambda idx: _kappa2(xa[idx], xb[idx], weights), len(xa), n_boot=n_boot, seed=seed)
+    ci = _bootstrap(lambda idx: _kappa2(xa[idx], xb[idx], weights, scale), len(xa), n_boot=n_boot, seed=seed)
     return Agreement(v, ci, len(both))
 
 
@@ -208,7 +211,7 @@ def fleiss_kappa(df: pd.DataFrame, *, n_boot: int = 0, seed: int = 0) -> Agreeme
     return Agreement(v, ci, len(sub), extra={"raters_per_unit": k})
 
 
-def _alpha(data: np.ndarray, level: str) -> float | None:
+def _alpha(data: np.ndarray, level: str, domain: Sequence[float] | None = None) -> float | None:
     import krippendorff
 
     vals = data[~np.isnan(data)]
@@ -216,7 +219,7 @@ def _alpha(data: np.ndarray, level: str) -> float | None:
     if pairable == 0 or len(np.unique(vals)) < 2:
         return None
     with np.errstate(all="ignore"):
-        v = float(krippendorff.alpha(reliability_data=data, level_of_measurement=level))
+        v = float(krippendorff.alpha(reliability_data=data, level_of_measurement=level, value_domain=domain))
     return None if math.isnan(v) else v
 
 
@@ -234,14 +237,16 @@ def krippendorff_alpha(df: pd.DataFrame, *, level: Level = "nominal", order: Seq
         else:
             order = sorted(set(stacked))
     index = {v: i for i, v in enumerate(order)}
+    domain: list[float] | None = None
     if level == "interval" and all(isinstance(v, (int, float, np.number)) for v in order):
         data = w.to_numpy(dtype=float).T
     else:
         data = w.apply(lambda col: col.map(index)).to_numpy(dtype=float).T  # raters x units
-    v = _alpha(data, level)
+        domain = [float(i) for i in range(len(order))]
+    v = _alpha(data, level, domain)
     if v is None:
         return Agreement(None, n=w.shape[0], reason="fewer than two categories or no pairable units: alpha undefined")
-    ci = _bootstrap(lambda idx: _alpha(data[:, idx], level), data.shape[1], n_boot=n_boot, seed=seed)
+    ci = _bootstrap(lambda idx: _alpha(data[:, idx], level, domain), data.shape[1], n_boot=n_boot, seed=seed)
     return Agreement(v, ci, w.shape[0])
 
 
