@@ -575,6 +575,7 @@ def push(
         if phi_access_check is not None and not phi_access_check(actor):
             raise PolicyError(f"actor {actor!r} has no PHI access; refusing to push {len(phi)} identifiable note(s)")
         audit.append("override", actor=actor, details={"rule": "require_deid", "project": project_name, "notes": phi})
+    _validate_labels(rows, guideline.schema)
     creds = creds or DoccanoCredentials.from_env()
     for a in annotators:
         creds.password(a)  # fail before touching the server
@@ -605,46 +606,63 @@ def push(
         links = _links(store, project_name)
     model_versions = {d.id: (row.get("model_version") or _model_version(d)) for d, row in rows}
     by_id = {d.id: d for d in docs}
-    state_lock = threading.Lock()
-
-    def work(annotator: str) -> int:
-        session = AnnotatorSession(creds.url, annotator, creds.password(annotator), pid)
-        todo = []
-        for nid in report.assignments[annotator]:
-            st = dict(links[nid].state or {})
-            if st.get("pre", {}).get(annotator):
+    fresh = {d.id for d in missing} if missing else set()  # examples created by this run have no spans yet
+    states = {nid: dict(r.state or {}) for nid, r in links.items()}
+    sessions = {a: AnnotatorSession(creds.url, a, creds.password(a), pid) for a in annotators}
+    jobs: list[tuple[str, str]] = []
+    for a in annotators:
+        sessions[a].label_ids()
+        for nid in report.assignments[a]:
+            if states[nid].get("pre", {}).get(a):
                 report.skipped_already_pushed += 1
-                continue
-            todo.append(nid)
+            else:
+                jobs.append((a, nid))
 
-        def one(nid: str) -> int:
-            eid = links[nid].example_id
-            doc = by_id[nid]
-            existing = session.spans(eid)
-            for s in existing:  # partial set from an interrupted push
-                session.delete_span(eid, int(s["id"]))
-            n = 0
-            for start, end, label in encode_spans(doc.spans):
-                session.add_span(eid, start, end, label)
-                n += 1
+    def one(job: tuple[str, str]) -> tuple[str, str, int]:
+        annotator, nid = job
+        session = sessions[annotator]
+        eid = links[nid].example_id
+        if nid not in fresh:  # may hold a partial set from an interrupted push: start clean
+            for sp in session.spans(eid):
+                session.delete_span(eid, int(sp["id"]))
+        n = 0
+        for start, end, label in encode_spans(by_id[nid].spans):
+            session.add_span(eid, start, end, label)
+            n += 1
+        return annotator, nid, n
+
+    def flush(batch: list[tuple[str, str, int]]) -> None:
+        # the pre-annotation records first, then the "in place" flags (a crash in between only redoes work)
+        for annotator, nid, _ in batch:
             store.save_annotation(Annotation(
-                item=nid, annotator=annotator, payload=tuple(doc.spans), source=f"model:{model_versions[nid]}",
-                guideline_version=guideline.version, model_version=model_versions[nid]), kind="pre")
-            with state_lock:
-                row = _links(store, project_name)[nid]
-                st = dict(row.state or {})
+                item=nid, annotator=annotator, payload=tuple(by_id[nid].spans),
+                source=f"model:{model_versions[nid]}", guideline_version=guideline.version,
+                model_version=model_versions[nid]), kind="pre")
+        with store.session() as s:
+            rows_by_note = {r.note_id: r for r in s.scalars(select(DoccanoLinkRow).where(
+                DoccanoLinkRow.project == project_name,
+                DoccanoLinkRow.note_id.in_([nid for _, nid, _ in batch])))}
+            for annotator, nid, _ in batch:
+                st = states[nid]
                 st.setdefault("assigned", plan[nid])
                 st["pre"] = {**st.get("pre", {}), annotator: True}
-                _save_link(store, project_name, nid, eid, st)
-                if progress:
-                    progress(1)
-            return n
+                rows_by_note[nid].state = dict(st)
+        if progress:
+            progress(len(batch))
 
-        with ThreadPoolExecutor(max_workers=threads_per_annotator) as pool:
-            return sum(pool.map(one, todo))
-
-    with ThreadPoolExecutor(max_workers=max(1, len(annotators))) as pool:
-        report.spans_created = sum(pool.map(work, annotators))
+    # interleave annotators so both advance together; HTTP in threads, store writes here
+    order = {d.id: i for i, d in enumerate(docs)}
+    jobs.sort(key=lambda j: (order[j[1]], j[0]))
+    batch: list[tuple[str, str, int]] = []
+    with ThreadPoolExecutor(max_workers=max(1, threads_per_annotator * len(annotators))) as pool:
+        for result in pool.map(one, jobs):
+            report.spans_created += result[2]
+            batch.append(result)
+            if len(batch) >= 100:
+                flush(batch)
+                batch = []
+    if batch:
+        flush(batch)
     report.seconds = time.perf_counter() - t0
     audit.append("doccano.push", actor=actor or creds.admin_user, details={
         "project": project_name, "doccano_project_id": pid, "url": creds.url, "notes": len(docs),
@@ -652,6 +670,21 @@ def push(
         "annotators": annotators, "overlap": overlap, "guideline_version": guideline.version,
     })
     return report
+
+
+def _validate_labels(rows: Sequence[tuple[AnnotatedNote, Mapping[str, Any]]], schema: LabelSchema) -> None:
+    """Every span label and attribute value must exist in the schema (they become Doccano labels)."""
+    names = set(schema.label_names)
+    for doc, _ in rows:
+        for sp in doc.spans:
+            if sp.label not in names:
+                raise InputFormatError(f"note {doc.id!r}: span [{sp.start}, {sp.end}) has label {sp.label!r} "
+                                       f"not in the label schema {sorted(names)}")
+            for attr, value in sp.attributes.items():
+                allowed = schema.attributes[attr].values if attr in schema.attributes else ATTRIBUTE_VALUES.get(attr)
+                if allowed is not None and value not in allowed:
+                    raise InputFormatError(f"note {doc.id!r}: span {sp.label!r} [{sp.start}, {sp.end}) has "
+                                           f"{attr}={value!r}, allowed: {list(allowed)}")
 
 
 def _model_version(doc: AnnotatedNote) -> str | None:
@@ -667,6 +700,7 @@ def pull(
     annotators: Sequence[str] | None = None,
     creds: DoccanoCredentials | None = None,
     actor: str | None = None,
+    threads: int = 4,
 ) -> list[dict[str, Any]]:
     """Fetch each annotator's labels on notes they marked done; store and return rows.
 
@@ -687,17 +721,22 @@ def pull(
     rows: list[dict[str, Any]] = []
     for annotator in annotators:
         session = AnnotatorSession(creds.url, annotator, creds.password(annotator), pid)
-        for ex in session.examples(confirmed=True):
-            link = by_example.get(int(ex["id"]))
-            if link is None:
-                continue  # not pushed by us
+        session.label_ids()
+        done = [ex for ex in session.examples(confirmed=True) if int(ex["id"]) in by_example]
+        with ThreadPoolExecutor(max_workers=threads) as pool:  # reads only: safe to parallelise
+            fetched = list(pool.map(lambda ex: session.triples(int(ex["id"])), done))
+        for ex, triples in zip(done, fetched):
+            link = by_example[int(ex["id"])]
             note = store.get_note(link.note_id)
             if ex.get("text") != note.text:
                 raise DoccanoError(
                     f"Doccano example {ex['id']} (note {link.note_id!r}) text differs from the store's copy"
                 )
             try:
-                spans = session.read(int(ex["id"]), note.text)
+                spans = decode_spans(note.text, triples)
+                for sp in spans:
+                    if sp.end > len(note.text):
+                        raise DoccanoError(f"span {sp.label!r} [{sp.start}, {sp.end}) ends beyond the text")
             except DoccanoError as exc:
                 raise DoccanoError(f"note {link.note_id!r}, annotator {annotator!r}: {exc}") from None
             pre = store.annotations(kind="pre", item=link.note_id, annotator=annotator)

@@ -1,0 +1,108 @@
+#!/usr/bin/env python
+"""Benchmark the Doccano round trip: push N pre-annotated notes to two annotators, pull back.
+
+Notes are built from the bundled Chia and negex/ConText samples (real texts,
+their gold spans as "pre-annotations", ConText attributes on the negex spans),
+cycled with unique ids up to ``--notes``. Timed phases: push (import + every
+annotator's pre-annotations in place), marking done as the annotators (not
+counted in the target), pull. Needs the local server (scripts/doccano.sh start).
+
+Usage: .venv/bin/python scripts/bench_doccano.py [--notes 1000] [--output artifacts/bench_doccano.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from clinical_nlp import doccano as dc  # noqa: E402
+from clinical_nlp.config import load_guideline, repo_root  # noqa: E402
+from clinical_nlp.io.jsonl import row_to_annotated  # noqa: E402
+from clinical_nlp.store import Store  # noqa: E402
+from clinical_nlp.types import ATTRIBUTE_VALUES  # noqa: E402
+
+
+def build_rows(n: int, labels: set[str]) -> list[dict]:
+    corpora = repo_root() / "corpora"
+    base = []
+    for line in (corpora / "negex_context" / "sample.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        base.append({"id": r["id"], "text": r["text"], "spans": [{
+            "start": r["start"], "end": r["end"], "label": "Condition", "negation": r["negation"],
+            # ConText's "not particular" temporality has no equivalent in our schema: left at the default
+            "temporality": r["temporality"] if r["temporality"] in ATTRIBUTE_VALUES["temporality"] else None,
+            "experiencer": r["experiencer"], "score": 0.9, "source": "context"}]})
+    for name in ("train.jsonl", "dev.jsonl"):
+        for line in (corpora / "chia" / name).read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            spans = [{k: s[k] for k in ("start", "end", "label", "text")} for s in r["spans"] if s["label"] in labels]
+            base.append({"id": r["id"], "text": r["text"], "spans": spans})
+    rows = []
+    for i in range(n):
+        r = base[i % len(base)]
+        rows.append({**r, "id": f"{r['id']}#{i}", "deidentified": True, "model_version": "bench@1"})
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--notes", type=int, default=1000)
+    ap.add_argument("--output", default="artifacts/bench_doccano.json")
+    ap.add_argument("--threads", type=int, default=4, help="HTTP sessions per annotator")
+    args = ap.parse_args()
+
+    guideline = load_guideline()
+    rows = build_rows(args.notes, set(guideline.schema.label_names))
+    docs = [(row_to_annotated(r).verified(), r) for r in rows]
+    tag = uuid.uuid4().hex[:8]
+    annotators = ["bench_ann1", "bench_ann2"]
+    base = dc.DoccanoCredentials.from_env()
+    creds = dc.DoccanoCredentials(base.url, base.admin_user, base.admin_password,
+                                  {**base.users, **{a: "bench-pw-1" for a in annotators}})
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(f"sqlite:///{tmp}/state.db")
+        name = f"bench-{tag}"
+        t0 = time.perf_counter()
+        report = dc.push(store, guideline, name, docs, annotators, overlap=2, creds=creds,
+                         threads_per_annotator=args.threads)
+        t_push = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        for a in annotators:
+            s = dc.AnnotatorSession(creds.url, a, creds.password(a), report.project_id)
+            ids = [e["id"] for e in s.examples()]
+            with ThreadPoolExecutor(args.threads) as pool:
+                list(pool.map(s.mark_done, ids))
+        t_done = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        pulled = dc.pull(store, guideline, name, annotators=annotators, creds=creds, threads=args.threads)
+        t_pull = time.perf_counter() - t0
+    n_spans = sum(len(dc.encode_spans(d.spans)) for d, _ in docs)
+    ok = len(pulled) == 2 * len(docs) and all(r["edits"]["total"] == 0 for r in pulled)
+    result = {
+        "notes": len(docs), "annotators": len(annotators), "doccano_spans_per_annotator": n_spans,
+        "spans_created": report.spans_created, "push_seconds": round(t_push, 2),
+        "mark_done_seconds": round(t_done, 2), "pull_seconds": round(t_pull, 2),
+        "push_plus_pull_seconds": round(t_push + t_pull, 2),
+        "span_creations_per_second": round(report.spans_created / t_push, 1),
+        "pulled_rows": len(pulled), "roundtrip_lossless": ok, "target_seconds": 60,
+        "threads_per_annotator": args.threads,
+    }
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
