@@ -1,0 +1,174 @@
+"""Text adapter, aggregation and the adjudication queue."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clinical_nlp.audit import AuditLog
+from clinical_nlp.consensus import aggregate, validate_frame
+from clinical_nlp.consensus.adapters.text import (
+    agreement_report,
+    align_units,
+    consensus_spans,
+    load_rows,
+    read_labels,
+    text_candidates,
+)
+from clinical_nlp.consensus.adjudication import AdjudicationError, build_queue, decide, entries, pending
+from clinical_nlp.consensus.agreement import ConsensusError
+from clinical_nlp.errors import InputFormatError, OffsetMismatchError
+from clinical_nlp.store import Store
+
+TEXT = "No fever. Cough since 2 days. Mother has asthma."
+
+
+def row(ann, spans, nid="n1", text=TEXT):
+    return {"id": nid, "annotator": ann, "text": text, "spans": spans}
+
+
+def S(start, end, label="Condition", **attrs):
+    return {"start": start, "end": end, "label": label, **attrs}
+
+
+def test_identical_annotators_score_one():
+    spans = [S(3, 8, negation="negated"), S(10, 15), S(42, 48, experiencer="family")]
+    rep = agreement_report(load_rows([row("a", spans), row("b", spans)]))
+    assert rep["overall"]["span_f1_exact"] == 1.0 and rep["overall"]["span_f1_overlap"] == 1.0
+    assert rep["labels"]["Condition"]["span_f1_exact"] == 1.0
+    assert rep["attributes"]["negation"]["cohen_kappa"] == 1.0
+    assert rep["attributes"]["negation"]["krippendorff_alpha"] == 1.0
+    # a single category: undefined with a reason, never a crash
+    assert rep["attributes"]["temporality"]["cohen_kappa"] is None
+    assert "single category" in rep["attributes"]["temporality"]["cohen_kappa_reason"]
+
+
+def test_boundary_disagreement_exact_vs_overlap_and_defaults():
+    a = [S(3, 8, negation="negated"), S(10, 15)]
+    b = [S(3, 8), S(10, 14)]  # missing negation = affirmed
+    rep = agreement_report(load_rows([row("a", a), row("b", b)]))
+    assert rep["overall"]["span_f1_exact"] == pytest.approx(0.5)
+    assert rep["overall"]["span_f1_overlap"] == 1.0
+    neg = rep["attributes"]["negation"]
+    assert neg["n"] == 1 and neg["cohen_kappa"] == 0.0  # the one shared span disagrees on negation
+
+
+def test_micro_over_corpus_then_mean_over_pairs():
+    rows = [row("a", [S(3, 8)]), row("b", [S(3, 8)]), row("c", []),
+            row("a", [S(0, 7, "Drug")], "n2", "Aspirin 81 mg."), row("b", [], "n2", "Aspirin 81 mg."),
+            row("c", [S(0, 7, "Drug")], "n2", "Aspirin 81 mg.")]
+    rep = agreement_report(load_rows(rows))
+    f1 = {(p["a"], p["b"]): p["span_exact"]["f1"] for p in rep["pairs"]}
+    assert f1[("a", "b")] == pytest.approx(2 / 3) and f1[("a", "c")] == pytest.approx(2 / 3)
+    assert f1[("b", "c")] == 0.0
+    assert rep["overall"]["span_f1_exact"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+
+
+def test_one_annotator_is_reported_not_crashing():
+    rep = agreement_report(load_rows([row("a", [S(3, 8)])]))
+    assert rep["overall"]["span_f1_exact"] is None and "two or more" in rep["overall"]["reason"]
+    assert rep["attributes"]["negation"]["cohen_kappa"] is None
+
+
+def test_units_align_overlapping_spans_and_consensus():
+    rows = [row("a", [S(10, 15)]), row("b", [S(10, 14)]), row("c", [S(10, 15), S(42, 48)])]
+    labels = load_rows(rows)
+    units = align_units(labels)
+    assert [u["unit"] for u in units] == ["10-15", "42-48"]
+    gold = consensus_spans(labels)["n1"]
+    assert [(s.start, s.end) for s in gold] == [(10, 15)]  # 42-48 has 1 of 3 votes
+
+
+@pytest.mark.parametrize("bad,match", [
+    (row("a", [S(3, 80)]), "beyond the text"),
+    (row("a", [{"start": 3, "label": "Condition"}]), "misses field"),
+    ({"id": "n1", "text": TEXT}, "annotator"),
+])
+def test_bad_rows_name_the_problem(bad, match):
+    with pytest.raises(InputFormatError, match=match):
+        load_rows([bad])
+
+
+def test_read_labels_errors_name_file_and_line(tmp_path):
+    p = tmp_path / "LABELS.jsonl"
+    p.write_text('{"id": "n1", "annotator": "a", "text": "abc", "spans": []}\n{oops\n', encoding="utf-8")
+    with pytest.raises(InputFormatError, match=r"LABELS.jsonl:2"):
+        read_labels(p)
+    p.write_text("", encoding="utf-8")
+    with pytest.raises(InputFormatError, match="empty"):
+        read_labels(p)
+    p.write_bytes(b'{"id": "n1", "annotator": "a", "text": "\xff"}\n')
+    with pytest.raises(InputFormatError, match="UTF-8"):
+        read_labels(p)
+    p.write_text('{"id": "n1", "annotator": "a", "text": "abc", "spans": [{"start": 0, "end": 2, '
+                 '"label": "X", "text": "zz"}]}\n', encoding="utf-8")
+    with pytest.raises(OffsetMismatchError, match=r"LABELS.jsonl:1"):
+        read_labels(p)
+
+
+def test_frame_contract_errors():
+    with pytest.raises(ConsensusError, match="missing column"):
+        validate_frame(pd.DataFrame({"item": [1]}))
+    dup = pd.DataFrame({"item": ["i", "i"], "annotator": ["a", "a"], "unit": ["u", "u"], "label": [1, 2]})
+    with pytest.raises(ConsensusError, match="more than once"):
+        validate_frame(dup)
+
+
+def _simulated(n_items=400, skills=(0.9, 0.8, 0.55, 0.35, 0.35), k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n_items)
+    rows = []
+    for w, s in enumerate(skills):
+        correct = rng.random(n_items) < s
+        noise = (truth + rng.integers(1, k, n_items)) % k
+        lab = np.where(correct, truth, noise)
+        rows += [{"item": f"i{i}", "annotator": f"w{w}", "unit": "u", "label": int(v)} for i, v in enumerate(lab)]
+    return pd.DataFrame(rows), truth
+
+
+def test_majority_vote_and_dawid_skene_recover_skills():
+    df, truth = _simulated()
+    mv, ds = aggregate(df, method="majority"), aggregate(df, method="dawid_skene")
+    acc = {}
+    for agg in (mv, ds):
+        pred = np.array([agg.result.loc[(f"i{i}", "u")] for i in range(len(truth))]).astype(int)
+        acc[agg.method] = (pred == truth).mean()
+    assert acc["dawid_skene"] >= acc["majority"] > 0.6
+    rel = ds.reliability
+    assert rel["w0"] > rel["w2"] > rel["w3"]
+    assert abs(rel["w0"] - 0.9) < 0.08
+    with pytest.raises(ConsensusError, match="unknown aggregation"):
+        aggregate(df, method="nope")  # type: ignore[arg-type]
+
+
+def test_adjudication_queue_roundtrip():
+    store = Store("sqlite:///:memory:")
+    rows = [row("a", [S(3, 8, negation="negated")]), row("b", [S(3, 9)]),
+            row("a", [S(0, 3, "Procedure")], "n2", "ECG done."), row("b", [S(0, 3, "Procedure")], "n2", "ECG done."),
+            row("a", [S(0, 7, "Drug")], "n3", "Aspirin."), row("b", [S(0, 7, "Drug")], "n3", "Aspirin.")]
+    labels = load_rows(rows)
+    n = build_queue(store, text_candidates(labels), expert="dr_x")
+    queued = {e.item: e for e in pending(store)}
+    assert n == 2 and set(queued) == {"n1", "n3"}  # n2 agrees and is not safety-critical
+    assert any("span_f1" in r for r in queued["n1"].reasons)
+    assert any("safety-critical" in r for r in queued["n3"].reasons)
+    with pytest.raises(AdjudicationError, match="assigned to"):
+        decide(store, "n1", "*", [S(3, 8, negation="negated")], "someone_else", "why")
+    with pytest.raises(AdjudicationError, match="reason"):
+        decide(store, "n1", "*", [], "dr_x", "  ")
+    decide(store, "n1", "*", [S(3, 8, negation="negated")], "dr_x", "guideline 4.1: 'No' negates")
+    gold = store.annotations(kind="gold", item="n1")
+    assert len(gold) == 1 and gold[0].annotator == "dr_x" and gold[0].spans[0].negation == "negated"
+    assert gold[0].edits["reason"].startswith("guideline")
+    assert [e.item for e in pending(store)] == ["n3"]
+    assert next(e for e in entries(store) if e.item == "n1").decided_by == "dr_x"
+    with pytest.raises(AdjudicationError, match="already decided"):
+        decide(store, "n1", "*", [], "dr_x", "again")
+    with pytest.raises(AdjudicationError, match="not in the adjudication queue"):
+        decide(store, "zzz", "*", [], "dr_x", "x")
+    log = AuditLog(store)
+    assert any(e.details.get("item") == "n1" for e in log.entries("adjudicate"))
+    # rebuilding keeps decided entries decided
+    build_queue(store, text_candidates(labels), expert="dr_x")
+    assert [e.item for e in pending(store)] == ["n3"]
