@@ -127,3 +127,46 @@ def verify_chain(entries: list[AuditEntry]) -> int:
             )
         prev = e.hash
     return len(entries)
+
+
+def export_log(log: "AuditLog", path: Any) -> str:
+    """Write the audit log as JSONL (one entry per line) plus a final ``{"head": hash}``
+    line, atomically; returns the head hash. Keep the head hash elsewhere (ticket,
+    e-mail, notary) to make later edits of the database detectable."""
+    from clinical_nlp.io.jsonl import atomic_writer
+
+    entries = log.entries()
+    verify_chain(entries)
+    head = entries[-1].hash if entries else GENESIS
+    with atomic_writer(path) as handle:
+        for e in entries:
+            handle.write(json.dumps({"seq": e.seq, "timestamp": e.timestamp, "actor": e.actor, "action": e.action,
+                                     "details": dict(e.details), "prev_hash": e.prev_hash, "hash": e.hash},
+                                    ensure_ascii=False, sort_keys=True) + "\n")
+        handle.write(json.dumps({"head": head, "entries": len(entries)}) + "\n")
+    return head
+
+
+def verify_export(path: Any, *, expected_head: str | None = None) -> int:
+    """Verify an exported audit JSONL file (chain, head line, optional expected head)."""
+    from pathlib import Path as _Path
+
+    lines = [ln for ln in _Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise AuditIntegrityError(f"{path}: empty audit export")
+    try:
+        rows = [json.loads(ln) for ln in lines]
+    except json.JSONDecodeError as exc:
+        raise AuditIntegrityError(f"{path}: line {exc.lineno}: not JSON") from None
+    tail = rows[-1]
+    if "head" not in tail:
+        raise AuditIntegrityError(f"{path}: last line has no head hash (truncated export)")
+    entries = [AuditEntry(r["seq"], r["timestamp"], r["actor"], r["action"], r["details"], r["prev_hash"], r["hash"])
+               for r in rows[:-1]]
+    count = verify_chain(entries)
+    head = entries[-1].hash if entries else GENESIS
+    if tail["head"] != head:
+        raise AuditIntegrityError(f"{path}: head line {tail['head'][:12]}… does not match the last entry {head[:12]}…")
+    if expected_head is not None and expected_head != head:
+        raise AuditIntegrityError(f"{path}: head {head[:12]}… differs from the expected {expected_head[:12]}…")
+    return count

@@ -260,7 +260,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 #: Modules that declare extra tables on ``Base``; imported before ``create_all``.
-TABLE_MODULES: tuple[str, ...] = ("clinical_nlp.audit", "clinical_nlp.consensus.adjudication")
+TABLE_MODULES: tuple[str, ...] = ("clinical_nlp.audit", "clinical_nlp.consensus.adjudication", "clinical_nlp.annotators", "clinical_nlp.qa")
 
 
 def _import_table_modules() -> None:

@@ -1,0 +1,209 @@
+"""QA coverage policy (expert review rates per label) and guideline drift.
+
+Policy (from ``guidelines/label_schema.yaml``): a ``safety_critical`` label needs
+expert review of 100% of the items carrying it; other labels need review of a
+deterministic sample of items at the label's ``review_rate`` (an item is sampled
+when sha256("<seed>:<label>:<item>") falls below the rate).
+
+An item+label counts as expert-reviewed when the store holds a ``kind="gold"``
+annotation of the item by a registered annotator with role expert/admin (an
+adjudicated annotation), or a review record (:func:`record_review`, table
+``qa_reviews``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from sqlalchemy import Integer, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from clinical_nlp.config import LabelSchema, load_label_schema
+from clinical_nlp.errors import PolicyError
+from clinical_nlp.store import Base, Store
+
+DEFAULT_SEED = "clinical-nlp-qa"
+
+
+class QAReviewRow(Base):
+    __tablename__ = "qa_reviews"
+    __table_args__ = (UniqueConstraint("item", "label"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item: Mapped[str] = mapped_column(String(200), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    expert: Mapped[str] = mapped_column(String(200))
+    timestamp: Mapped[str] = mapped_column(String(40))
+
+
+def _ensure_tables(store: Store) -> None:
+    from clinical_nlp.annotators import AnnotatorRow
+
+    Base.metadata.create_all(store.engine, tables=[QAReviewRow.__table__, AnnotatorRow.__table__])
+
+
+def sampled(item: str, label: str, rate: float, *, seed: str = DEFAULT_SEED) -> bool:
+    """Deterministic sampling: True when this item is in the label's review sample."""
+    if rate >= 1.0:
+        return True
+    if rate <= 0.0:
+        return False
+    h = int.from_bytes(hashlib.sha256(f"{seed}:{label}:{item}".encode()).digest()[:8], "big")
+    return h / 2**64 < rate
+
+
+def record_review(store: Store, item: str, label: str, expert: str) -> None:
+    """Record that ``expert`` (a registered expert/admin) reviewed ``label`` on ``item``; audited."""
+    from clinical_nlp.annotators import Registry
+    from clinical_nlp.audit import AuditLog
+
+    _ensure_tables(store)
+    person = Registry(store).find(expert)
+    if person is None or not person.is_expert:
+        raise PolicyError(f"{expert!r} is not a registered expert; only experts can record QA reviews")
+    ts = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    with store.session() as s:
+        row = s.scalars(select(QAReviewRow).where(QAReviewRow.item == item, QAReviewRow.label == label)).first()
+        if row is None:
+            s.add(QAReviewRow(item=item, label=label, expert=expert, timestamp=ts))
+        else:
+            row.expert, row.timestamp = expert, ts
+    AuditLog(store).append("qa_review", actor=expert, details={"item": item, "label": label})
+
+
+@dataclass
+class LabelCoverage:
+    label: str
+    review_rate: float
+    safety_critical: bool
+    items: int
+    required: list[str]
+    reviewed: list[str]
+
+    @property
+    def missing(self) -> list[str]:
+        done = set(self.reviewed)
+        return [i for i in self.required if i not in done]
+
+    @property
+    def met(self) -> bool:
+        return not self.missing
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "review_rate": self.review_rate, "safety_critical": self.safety_critical,
+                "items": self.items, "required": len(self.required), "reviewed": len(self.reviewed),
+                "coverage": (1.0 if not self.required else 1 - len(self.missing) / len(self.required)),
+                "met": self.met, "missing": self.missing}
+
+
+@dataclass
+class QAReport:
+    labels: dict[str, LabelCoverage] = field(default_factory=dict)
+
+    @property
+    def met(self) -> bool:
+        return all(c.met for c in self.labels.values())
+
+    def unmet(self) -> dict[str, list[str]]:
+        return {name: c.missing for name, c in self.labels.items() if not c.met}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"met": self.met, "labels": {k: v.as_dict() for k, v in self.labels.items()}}
+
+
+def _labels_of(payload: Any) -> set[str]:
+    if isinstance(payload, (tuple, list)):
+        out = set()
+        for s in payload:
+            lab = getattr(s, "label", None) if not isinstance(s, dict) else s.get("label")
+            if lab:
+                out.add(str(lab))
+        return out
+    if isinstance(payload, dict) and "label" in payload:
+        return {str(payload["label"])}
+    if isinstance(payload, str):
+        return {payload}
+    return set()
+
+
+def check_qa_coverage(store: Store, schema: LabelSchema | None = None, *, labels: Iterable[str] | None = None,
+                      seed: str = DEFAULT_SEED) -> QAReport:
+    """Which items each label's policy requires to be expert-reviewed, and which are."""
+    from clinical_nlp.annotators import Registry
+
+    _ensure_tables(store)
+    schema = schema or load_label_schema()
+    wanted = set(labels) if labels is not None else set(schema.label_names)
+    experts = {a.name for a in Registry(store).list() if a.is_expert}
+    items_by_label: dict[str, set[str]] = {}
+    reviewed: dict[str, set[str]] = {}
+    for ann in store.annotations():
+        labs = _labels_of(ann.payload)
+        for lab in labs:
+            items_by_label.setdefault(lab, set()).add(ann.item)
+    for ann in store.annotations(kind="gold"):
+        if ann.annotator in experts:
+            # an adjudicated gold annotation reviews every label the item carries
+            for lab, items in items_by_label.items():
+                if ann.item in items:
+                    reviewed.setdefault(lab, set()).add(ann.item)
+    with store.session() as s:
+        for r in s.scalars(select(QAReviewRow)):
+            reviewed.setdefault(r.label, set()).add(r.item)
+    report = QAReport()
+    for spec in schema.labels:
+        if spec.name not in wanted:
+            continue
+        rate = 1.0 if spec.safety_critical else spec.review_rate
+        items = sorted(items_by_label.get(spec.name, set()))
+        required = [i for i in items if sampled(i, spec.name, rate, seed=seed)]
+        done = sorted(set(required) & reviewed.get(spec.name, set()))
+        report.labels[spec.name] = LabelCoverage(spec.name, rate, spec.safety_critical, len(items), required, done)
+    return report
+
+
+def require_qa_coverage(store: Store, labels: Iterable[str] | None = None, schema: LabelSchema | None = None,
+                        *, seed: str = DEFAULT_SEED) -> QAReport:
+    """Raise :class:`PolicyError` listing the items still to review when a label's policy is unmet."""
+    report = check_qa_coverage(store, schema, labels=labels, seed=seed)
+    unmet = report.unmet()
+    if unmet:
+        parts = []
+        for label, items in sorted(unmet.items()):
+            shown = ", ".join(items[:20]) + (f" … (+{len(items) - 20} more)" if len(items) > 20 else "")
+            parts.append(f"{label}: {len(items)} item(s) still to review: {shown}")
+        raise PolicyError("QA review policy unmet; " + "; ".join(parts))
+    return report
+
+
+@dataclass
+class DriftReport:
+    current: str
+    by_version: dict[str, int]
+    stale: list[dict[str, Any]]
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.stale)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"current": self.current, "by_version": self.by_version, "stale_count": len(self.stale),
+                "stale": self.stale}
+
+
+def guideline_drift(store: Store, current: str | None = None) -> DriftReport:
+    """Annotations made under a guideline version other than ``current`` (default: the
+    repository guideline's version). Annotations without a version count as stale."""
+    from clinical_nlp.config import load_guideline
+
+    current = current or load_guideline().version
+    by_version: dict[str, int] = {}
+    stale = []
+    for ann in store.annotations():
+        v = ann.guideline_version or "unknown"
+        by_version[v] = by_version.get(v, 0) + 1
+        if v != current:
+            stale.append({"item": ann.item, "annotator": ann.annotator, "round": ann.round, "version": v})
+    return DriftReport(current, by_version, stale)
