@@ -677,6 +677,9 @@ def _validate_labels(rows: Sequence[tuple[AnnotatedNote, Mapping[str, Any]]], sc
     names = set(schema.label_names)
     for doc, _ in rows:
         for sp in doc.spans:
+            if sp.fragments is not None:
+                raise InputFormatError(f"note {doc.id!r}: discontinuous span {sp.label!r} {list(sp.fragments)} "
+                                       "cannot be shown in Doccano 1.8.4 (contiguous spans only)")
             if sp.label not in names:
                 raise InputFormatError(f"note {doc.id!r}: span [{sp.start}, {sp.end}) has label {sp.label!r} "
                                        f"not in the label schema {sorted(names)}")

@@ -43,7 +43,8 @@ def build_rows(n: int, labels: set[str]) -> list[dict]:
     for name in ("train.jsonl", "dev.jsonl"):
         for line in (corpora / "chia" / name).read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
-            spans = [{k: s[k] for k in ("start", "end", "label", "text")} for s in r["spans"] if s["label"] in labels]
+            spans = [{k: s[k] for k in ("start", "end", "label", "text")} for s in r["spans"]
+                     if s["label"] in labels and not s.get("fragments")]  # Doccano: contiguous only
             base.append({"id": r["id"], "text": r["text"], "spans": spans})
     rows = []
     for i in range(n):
