@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from clinical_nlp.config import shared_corpora_dir  # noqa: E402
 from clinical_nlp.io.jsonl import iter_json_rows  # noqa: E402
 from clinical_nlp.pipeline.assertion import (  # noqa: E402
-    ATTRIBUTES, DEFAULT_MODEL_DIR, LinearAssertionModel, extract, load_cue_rules)
+    ATTRIBUTES, DEFAULT_MODEL_DIR, LinearAssertionModel, apply_cascade, extract, load_cue_rules)
 
 LABEL_MAP = {"not particular": "hypothetical", "family member": "family"}
 CLASSES = {
@@ -48,6 +48,21 @@ def load_rows(path: Path) -> list[dict]:
 def featurize(rows: list[dict]) -> list[list[str]]:
     rules, _ = load_cue_rules(None)
     return [extract(r["text"], r["start"], r["end"], rules)[0] for r in rows]
+
+
+def rule_decisions(rows: list[dict]) -> list[dict]:
+    rules, _ = load_cue_rules(None)
+    return [extract(r["text"], r["start"], r["end"], rules)[1] for r in rows]
+
+
+def cascade_preds(rows: list[dict], preds: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The cascade's output (rule pass-through + model), as classify_assertions computes it."""
+    out = {a: list(v) for a, v in preds.items()}
+    for i, d in enumerate(rule_decisions(rows)):
+        merged = apply_cascade({a: out[a][i] for a in ATTRIBUTES}, d)
+        for a in ATTRIBUTES:
+            out[a][i] = merged[a]
+    return out
 
 
 def fit_attr(X, y, C: float):
@@ -142,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     best, best_score = grid[0], -1.0
     for C in grid:
         cv = cross_validate(feats, rows, C, args.folds)
-        scores = class_f1s(rows, {a: cv[a]["pred"] for a in ATTRIBUTES})
+        scores = class_f1s(rows, cascade_preds(rows, {a: cv[a]["pred"] for a in ATTRIBUTES}))
         obj = scores.get("negated", 0) + scores.get("historical", 0) + scores.get("hypothetical", 0)
         report[str(C)] = scores
         print(f"C={C}: grouped {args.folds}-fold CV F1 {scores}")

@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Assertion benchmark: our classifier vs medspaCy's default ConText, same run, same data.
+
+Data: the NegEx/ConText dev half (``<shared corpora>/negex_context/dev.jsonl``).
+Accuracy: per-class F1 (class vs rest) for negated, possible, historical,
+hypothetical and family. For our trained model the numbers are 5-fold
+cross-validated grouped by report (train on 4/5 of the reports, predict the
+rest), never train-on-test. Rules-only mode and medspaCy need no training.
+Speed: rows/s of each system over all rows (best of ``--repeat`` runs),
+including tokenisation for medspaCy and the shipped model for ours.
+
+Writes ``<output>/bench_assertions.json`` and ``bench_assertions.png``.
+
+Usage: python scripts/bench_assertions.py [--output artifacts] [--data FILE] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from clinical_nlp.config import shared_corpora_dir  # noqa: E402
+from clinical_nlp.io.jsonl import atomic_writer  # noqa: E402
+from clinical_nlp.pipeline.assertion import ATTRIBUTES, classify_assertions  # noqa: E402
+from train_assertion_model import cascade_preds, class_f1s, cross_validate, featurize, load_rows  # noqa: E402
+
+
+def medspacy_context(rows):
+    """Predictions and rows/s of medspaCy 1.3.1 ConText with its default English rules."""
+    from loguru import logger
+
+    logger.disable("PyRuSH")
+    import medspacy.context  # noqa: F401
+    import spacy
+
+    nlp = spacy.blank("en")
+    context = nlp.add_pipe("medspacy_context")
+
+    def run():
+        preds = {a: [] for a in ATTRIBUTES}
+        for r in rows:
+            doc = nlp.make_doc(r["text"])
+            for tok in doc:  # each row is one sentence
+                tok.is_sent_start = tok.i == 0
+            span = doc.char_span(r["start"], r["end"], label="CONCEPT", alignment_mode="expand")
+            doc.ents = (span,)
+            context(doc)
+            ent = doc.ents[0]
+            preds["negation"].append("negated" if ent._.is_negated else "possible" if ent._.is_uncertain else "affirmed")
+            preds["temporality"].append("hypothetical" if ent._.is_hypothetical else
+                                        "historical" if ent._.is_historical else "recent")
+            preds["experiencer"].append("family" if ent._.is_family else "patient")
+        return preds
+
+    return run
+
+
+def ours(rows, *, rules_only: bool):
+    triples = [(r["text"], r["start"], r["end"]) for r in rows]
+
+    def run():
+        out = classify_assertions(triples, rules_only=rules_only)
+        return {a: [o[a] for o in out] for a in ATTRIBUTES}
+
+    return run
+
+
+def timed(run, n: int, repeat: int):
+    best, preds = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        preds = run()
+        best = min(best, time.perf_counter() - t0)
+    return preds, n / best
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=shared_corpora_dir() / "negex_context" / "dev.jsonl")
+    ap.add_argument("--output", type=Path, default=Path("artifacts"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--folds", type=int, default=5)
+    args = ap.parse_args(argv)
+    rows = load_rows(args.data)
+    n = len(rows)
+    results: dict[str, dict] = {}
+
+    ms_preds, ms_rps = timed(medspacy_context(rows), n, args.repeat)
+    results["medspacy_context_default"] = {"f1": class_f1s(rows, ms_preds), "rows_per_s": round(ms_rps, 1)}
+    ro_preds, ro_rps = timed(ours(rows, rules_only=True), n, args.repeat)
+    results["ours_rules_only"] = {"f1": class_f1s(rows, ro_preds), "rows_per_s": round(ro_rps, 1)}
+    _, df_rps = timed(ours(rows, rules_only=False), n, args.repeat)
+    from clinical_nlp.pipeline.assertion import load_model
+
+    C = float(load_model(None).meta.get("C", 3.0))
+    cv = cross_validate(featurize(rows), rows, C, args.folds)
+    results["ours_default_cv"] = {"f1": class_f1s(rows, cascade_preds(rows, {a: cv[a]["pred"] for a in ATTRIBUTES})),
+                                  "rows_per_s": round(df_rps, 1),
+                                  "note": f"F1 from {args.folds}-fold CV grouped by report (C={C}); "
+                                          "speed of the shipped model"}
+    summary = {
+        "data": "negex_context/dev.jsonl", "rows": n,
+        "speed_ratio_default_vs_medspacy": round(df_rps / ms_rps, 2),
+        "speed_ratio_rules_only_vs_medspacy": round(ro_rps / ms_rps, 2),
+        "systems": results,
+    }
+    args.output.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(args.output / "bench_assertions.json") as fh:
+        json.dump(summary, fh, indent=2)
+    print(json.dumps(summary, indent=2))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = ["negated", "historical", "hypothetical", "family"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    width = 0.27
+    for k, (name, res) in enumerate(results.items()):
+        ax1.bar([i + k * width for i in range(len(classes))], [res["f1"].get(c, 0) for c in classes], width,
+                label=name)
+    ax1.set_xticks([i + width for i in range(len(classes))], classes)
+    ax1.set_ylabel("F1")
+    ax1.set_ylim(0, 1)
+    ax1.legend(fontsize=7)
+    ax2.bar(list(results), [r["rows_per_s"] for r in results.values()], color=["grey", "tab:orange", "tab:green"])
+    ax2.set_ylabel("rows/s")
+    ax2.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    png = args.output / "bench_assertions.png"
+    with atomic_writer(png, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=100)
+    print(f"wrote {args.output / 'bench_assertions.json'} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
