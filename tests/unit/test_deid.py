@@ -1,0 +1,115 @@
+"""De-identification: rules, surrogates, date shifting, offset maps, file handling."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clinical_nlp.deid import (
+    Detector,
+    SurrogateMaker,
+    deidentify_file,
+    deidentify_rows,
+    map_span_to_deid,
+    map_span_to_original,
+)
+from clinical_nlp.deid.core import PHISpan, apply_replacements
+from clinical_nlp.deid.rules import find_rule_spans
+from clinical_nlp.errors import InputFormatError
+
+TEXT = ("Pt seen by Dr. Smith on 8/25/2019, call 410-322-1419 or mail jdoe@mail.com. "
+        "Pain 8/10. PS 5/5. Age 94 yo. See http://x.org/a from 10.0.0.1. MRN: 12345678.")
+
+
+def labels_at(text, spans, needle):
+    i = text.index(needle)
+    return {s.label for s in spans if s.start < i + len(needle) and i < s.end}
+
+
+def test_rules_find_regular_phi_and_skip_ratios():
+    spans = [PHISpan(a, b, lab) for a, b, lab in find_rule_spans(TEXT)]
+    assert labels_at(TEXT, spans, "8/25/2019") == {"Date"}
+    assert "Phone" in labels_at(TEXT, spans, "410-322-1419")
+    assert labels_at(TEXT, spans, "jdoe@mail.com") == {"Email"}
+    assert "URL" in labels_at(TEXT, spans, "http://x.org/a")
+    assert labels_at(TEXT, spans, "10.0.0.1") == {"IP"}
+    assert labels_at(TEXT, spans, "12345678") == {"ID"}
+    assert labels_at(TEXT, spans, "94") == {"Age"}
+    assert labels_at(TEXT, spans, "8/10") == set()  # pain score
+    assert labels_at(TEXT, spans, "5/5") == set()  # ventilator setting
+
+
+def test_detector_finds_titled_clinician_name():
+    spans = Detector().detect(TEXT)
+    assert labels_at(TEXT, spans, "Smith")
+
+
+def test_surrogates_consistent_per_patient_and_dates_keep_intervals():
+    rows = [{"id": "a", "patient": "p1", "text": "Dr. Smith saw her 8/25/2019."},
+            {"id": "b", "patient": "p1", "text": "Dr. Smith called 8/30/2019."},
+            {"id": "c", "patient": "p2", "text": "Dr. Smith called 8/30/2019."}]
+    res = list(deidentify_rows(rows, key=b"secret"))
+    assert "Smith" not in res[0].text and "8/25/2019" not in res[0].text
+    assert res[0].surrogates["Smith"] == res[1].surrogates["Smith"]
+    d1 = re.search(r"\d+/\d+/\d+", res[0].text).group()
+    d2 = re.search(r"\d+/\d+/\d+", res[1].text).group()
+    import datetime as dt
+    p = lambda s: dt.datetime.strptime(s, "%m/%d/%Y").date()  # noqa: E731
+    assert (p(d2) - p(d1)).days == 5
+    maker = SurrogateMaker(b"secret")
+    assert maker.date_shift("p1") != 0 and -365 <= maker.date_shift("p2") <= -30
+    again = list(deidentify_rows(rows, key=b"secret"))
+    assert [r.text for r in again] == [r.text for r in res]
+
+
+def test_offset_map_round_trip_example():
+    text = "Seen by Smith today."
+    new, mapping, _ = apply_replacements(text, [PHISpan(8, 13, "HCPName")], "p", SurrogateMaker(b"k"))
+    i = new.index("today")
+    assert map_span_to_original(i, i + 5, mapping) == (text.index("today"), text.index("today") + 5)
+    assert map_span_to_original(8, 9, mapping) == (8, 13)  # inside surrogate → whole original PHI
+    assert map_span_to_deid(0, 4, mapping) == (0, 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 60), min_size=0, max_size=8, unique=True), st.data())
+def test_offset_map_preserves_non_phi_text(cuts, data):
+    text = "abcdefghij klmnopqrst uvwxyz ABCDEFGHIJ KLMNOPQRST UVWXYZ 0123456789"
+    pts = sorted(cuts)
+    spans = [PHISpan(pts[i], pts[i + 1], "HCPName") for i in range(0, len(pts) - 1, 2) if pts[i + 1] > pts[i]]
+    new, mapping, _ = apply_replacements(text, spans, "p", SurrogateMaker(b"k"))
+    covered = {i for s in spans for i in range(s.start, s.end)}
+    for i in range(len(text)):
+        if i not in covered:
+            a, b = map_span_to_deid(i, i + 1, mapping)
+            assert new[a:b] == text[i]
+            assert map_span_to_original(a, b, mapping) == (i, i + 1)
+
+
+def test_deidentify_file_contract(tmp_path):
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": "n1", "patient": 7, "text": TEXT}) + "\n", encoding="utf-8")
+    out, phi = tmp_path / "out.jsonl", tmp_path / "phi.jsonl"
+    summary, _ = deidentify_file(inp, out, phi, key=b"k")
+    row = json.loads(out.read_text())
+    assert row["deidentified"] is True and row["deid_method"] and row["id"] == "n1" and row["patient"] == 7
+    assert "410-322-1419" not in row["text"]
+    spans = json.loads(phi.read_text())["spans"]
+    assert any(TEXT[s["start"]:s["end"]] == "8/25/2019" and s["label"] == "Date" for s in spans)
+    assert summary.notes == 1 and not (tmp_path / "map.jsonl").exists()
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"", "empty"), (b"{not json}\n", "in.jsonl:1: invalid JSON"), (b'{"id": "a"}\n', "text"),
+    (b"\xff\xfe\x00bad", "UTF-8"), (b'{"id":"a","text":"x"}\n{"id":"a","text":"y"}\n', "duplicate")])
+def test_bad_input_is_refused_without_output(tmp_path, content, needle):
+    inp = tmp_path / "in.jsonl"
+    inp.write_bytes(content)
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(InputFormatError, match=needle):
+        deidentify_file(inp, out, tmp_path / "phi.jsonl")
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))

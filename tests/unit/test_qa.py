@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from clinical_nlp.annotators import Annotator, Registry
+from clinical_nlp.errors import PolicyError
+from clinical_nlp.qa import check_qa_coverage, guideline_drift, record_review, require_qa_coverage, sampled
+from clinical_nlp.store import Store
+from clinical_nlp.types import Annotation, Span
+
+
+def _store():
+    store = Store("sqlite:///:memory:")
+    Registry(store).add(Annotator("doc", role="expert", license_id="L"))
+    Registry(store).add(Annotator("ann"))
+    for i in range(40):
+        store.save_annotation(Annotation(f"n{i}", "ann", (Span(0, 3, "Drug"), Span(4, 8, "Condition")),
+                                         guideline_version="1.0.0+old" if i < 3 else "1.0.0+cur"))
+    return store
+
+
+def test_safety_critical_needs_full_review_and_lists_items():
+    store = _store()
+    with pytest.raises(PolicyError, match=r"Drug: 40 item\(s\) still to review: n0"):
+        require_qa_coverage(store, labels=["Drug"])
+    for i in range(40):
+        record_review(store, f"n{i}", "Drug", "doc")
+    assert require_qa_coverage(store, labels=["Drug"]).met
+    with pytest.raises(PolicyError, match="not a registered expert"):
+        record_review(store, "n1", "Drug", "ann")
+
+
+def test_sampling_is_deterministic_and_near_rate():
+    picked = [sampled(f"item{i}", "Condition", 0.2) for i in range(2000)]
+    assert picked == [sampled(f"item{i}", "Condition", 0.2) for i in range(2000)]
+    assert 0.15 < sum(picked) / 2000 < 0.25
+    rep = check_qa_coverage(_store(), labels=["Condition"])
+    req = rep.labels["Condition"].required
+    assert 0 < len(req) < 40
+
+
+def test_expert_gold_annotation_counts_as_review():
+    store = _store()
+    for i in range(40):
+        store.save_annotation(Annotation(f"n{i}", "doc", (Span(0, 3, "Drug"),)), kind="gold")
+    assert check_qa_coverage(store).met
+
+
+def test_guideline_drift_reports_other_versions():
+    rep = guideline_drift(_store(), "1.0.0+cur")
+    assert rep.drifted and len(rep.stale) == 3 and rep.by_version == {"1.0.0+old": 3, "1.0.0+cur": 37}
