@@ -164,18 +164,14 @@ def mean_pairwise(results: Iterable[Agreement]) -> Agreement:
 
 def percent_agreement(df: pd.DataFrame, *, n_boot: int = 0, seed: int = 0) -> Agreement:
     """Share of agreeing annotator pairs over units rated by two or more annotators."""
-    w = wide(df)
-    rows = [r.dropna().astype(str).to_numpy() for _, r in w.iterrows()]
-    per_unit = []
-    for r in rows:
-        if len(r) < 2:
-            continue
-        _, counts = np.unique(r, return_counts=True)
-        pairs = len(r) * (len(r) - 1) / 2
-        per_unit.append((float((counts * (counts - 1) / 2).sum()), pairs))
-    if not per_unit:
+    df = validate_frame(df)
+    counts = pd.crosstab([df["item"], df["unit"]], df["label"].astype(str)).to_numpy(dtype=float)
+    n = counts.sum(axis=1)
+    keep = n >= 2
+    if not keep.any():
         return Agreement(None, reason="no unit was rated by two or more annotators")
-    arr = np.array(per_unit)
+    per_unit = np.c_[(counts[keep] * (counts[keep] - 1) / 2).sum(axis=1), n[keep] * (n[keep] - 1) / 2]
+    arr = per_unit
     stat = lambda idx: float(arr[idx, 0].sum() / arr[idx, 1].sum())  # noqa: E731
     return Agreement(stat(np.arange(len(arr))), _bootstrap(stat, len(arr), n_boot=n_boot, seed=seed), len(arr))
 
@@ -192,18 +188,14 @@ def _fleiss(table: np.ndarray) -> float | None:
 
 def fleiss_kappa(df: pd.DataFrame, *, n_boot: int = 0, seed: int = 0) -> Agreement:
     """Fleiss' kappa (statsmodels) over units rated by the most common number of annotators (>= 2)."""
-    w = wide(df)
-    counts = w.notna().sum(axis=1)
+    df = validate_frame(df)
+    table_all = pd.crosstab([df["item"], df["unit"]], df["label"].astype(str))
+    counts = table_all.sum(axis=1)
     if counts.empty or counts.max() < 2:
         return Agreement(None, reason="no unit was rated by two or more annotators")
     k = int(counts[counts >= 2].mode().iloc[0])
-    sub = w[counts == k]
-    cats = sorted({str(v) for v in sub.stack().dropna()})
-    index = {c: i for i, c in enumerate(cats)}
-    table = np.zeros((len(sub), len(cats)))
-    for r, (_, row) in enumerate(sub.iterrows()):
-        for v in row.dropna():
-            table[r, index[str(v)]] += 1
+    table = table_all[counts == k].to_numpy(dtype=float)
+    sub = table
     v = _fleiss(table)
     if v is None:
         return Agreement(None, n=len(sub), reason="a single category was used: kappa is undefined")
