@@ -28,43 +28,32 @@ SPAN_KEY = "clinical_nlp"
 USER_KEY = "clinical_nlp"
 
 
-def _words(text: str, cuts: set[int]) -> tuple[list[str], list[bool]]:
-    """Words and trailing-space flags whose concatenation is exactly ``text``."""
-    bounds: list[tuple[int, int]] = []
-    for a, b, _ in tokenize(text):
-        inner = sorted(c for c in cuts if a < c < b)
-        edges = [a, *inner, b]
-        bounds.extend(zip(edges, edges[1:]))
+def _words(text: str, starts: set[int], ends: set[int]) -> tuple[list[str], list[bool]]:
+    """Words and trailing-space flags whose concatenation is exactly ``text``.
+
+    Every span start/end falls on a token boundary: tokens are split there, and
+    a single space after a word only becomes spaCy's trailing-space flag when
+    no span starts at it or ends right after it (else it is a token of its own).
+    """
+    cuts = starts | ends
+    segments: list[tuple[int, int]] = []
+    pos = 0
+    for a, b, _ in [*tokenize(text), (len(text), len(text), "")]:
+        for lo, hi in ((pos, a), (a, b)):  # the whitespace gap, then the token
+            if hi > lo:
+                edges = [lo, *sorted(c for c in cuts if lo < c < hi), hi]
+                segments.extend(zip(edges, edges[1:]))
+        pos = b
     words: list[str] = []
     spaces: list[bool] = []
-    pos = 0
-    for a, b in bounds:
-        gap = text[pos:a]
-        if gap:
-            # whitespace between tokens: a single trailing space is a flag, the rest a whitespace token
-            if gap == " " and words:
-                spaces[-1] = True
-            elif words and gap.startswith(" "):
-                spaces[-1] = True
-                words.append(gap[1:])
-                spaces.append(False)
-            else:
-                words.append(gap)
-                spaces.append(False)
-        words.append(text[a:b])
+    for a, b in segments:
+        piece = text[a:b]
+        if (piece == " " and words and not spaces[-1] and not words[-1].isspace()
+                and a not in starts and b not in ends):
+            spaces[-1] = True
+            continue
+        words.append(piece)
         spaces.append(False)
-        pos = b
-    tail = text[pos:]
-    if tail:
-        if tail == " " and words:
-            spaces[-1] = True
-        elif words and tail.startswith(" "):
-            spaces[-1] = True
-            words.append(tail[1:])
-            spaces.append(False)
-        else:
-            words.append(tail)
-            spaces.append(False)
     return words, spaces
 
 
@@ -80,8 +69,7 @@ def note_to_doc(doc: AnnotatedNote, vocab: Any = None):
     from spacy.util import filter_spans
 
     vocab = vocab or _vocab()
-    cuts = {p for s in doc.spans for p in (s.start, s.end)}
-    words, spaces = _words(doc.text, cuts)
+    words, spaces = _words(doc.text, {s.start for s in doc.spans}, {s.end for s in doc.spans})
     sdoc = Doc(vocab, words=words, spaces=spaces)
     if sdoc.text != doc.text:  # pragma: no cover - guarded by tests
         raise OffsetMismatchError(f"document {doc.id!r}: spaCy tokens do not rebuild the text")
