@@ -36,7 +36,7 @@ UNIT = r"(?:minutes?|mins?|hours?|hrs?|days?|weeks?|wks?|months?|mos?|years?|yrs
 DUR = rf"(?P<num>{NUM})(?:\s*-\s*|\s+)(?P<unit>{UNIT})"
 MOD = r"(?P<mod>(?:at\s+least|a\s+minimum\s+of|minimum\s+of|more\s+than|greater\s+than|less\s+than|at\s+most|"\
       r"up\s+to|over|under|>=|<=|≥|≤|>|<)\s*)?"
-ANCHOR = r"(?P<anchor>(?:the\s+)?(?:study\s+(?:start|entry|initiation|enrollment|drug(?:\s+administration)?|treatment)|"\
+ANCHOR = r"(?P<anchor>(?:the\s+)?(?:(?:start|beginning)\s+of\s+(?:the\s+)?(?:study|treatment|trial)|study\s+(?:start|entry|initiation|enrollment|drug(?:\s+administration)?|treatment)|"\
          r"screening(?:\s+visit)?|baseline|enrollment|enrolment|randomi[sz]ation|inclusion|registration|surgery|"\
          r"admission|the\s+study|study|treatment|first\s+dose|day\s+1|cycle\s+1|visit\s+1|consent|signing\s+(?:the\s+)?"\
          r"informed\s+consent|diagnosis|(?:the\s+)?first\s+scheduled\s+study\s+treatment))"
@@ -147,7 +147,7 @@ def _within_last(m, ref):
 
 def _prior_to(m, ref):
     num, unit = _num(m["num"]), _unit(m["unit"])
-    rel = "after" if m["dir"].lower() in ("after", "following", "post") else "before"
+    rel = "after" if m["dir"].lower().split()[0] in ("after", "following", "post") else "before"
     return "RELATIVE", duration_iso(num, unit), rel
 
 
@@ -274,7 +274,7 @@ def _const(typ: str, value: str, rel: str):
 
 
 def _c(p: str) -> re.Pattern[str]:
-    return re.compile(r"(?<![\w-])" + p + r"(?![\w])", re.I)
+    return re.compile(r"(?<![\w-])(?:" + p + r")(?![\w])", re.I)
 
 
 _DATE_RULES: list[Rule] = [
@@ -290,13 +290,16 @@ RULES: list[Rule] = _DATE_RULES + [
     ("DATE", _c(rf"between\s+(?P<a>{MONTH}\s+\d{{4}})\s+and\s+(?P<b>{MONTH}\s+\d{{4}})"), _between_years),
     ("RELATIVE", _c(r"since\s+(?P<what>(?:" + MONTH + r"\s+)?(?:19|20)\d\d|\d{1,2}/\d{1,2}/\d{2,4})"), _since),
     ("DATE", _c(rf"{MOD}{DUR}\s+ago"), _n_ago),
-    ("RELATIVE", _c(rf"(?:with)?in\s+(?:the\s+)?(?:{_PAST}\s+)?{MOD}{DUR}(?:\s+(?:prior\s+to|before|of|preceding)\s+{ANCHOR})?"), _within_last),
+    ("RELATIVE", _c(rf"(?:with)?in\s+(?:the\s+)?(?:{_PAST}\s+)?{MOD}{DUR}(?:\s+(?:(?:prior\s+to|before|of|preceding)\s+{ANCHOR}|\s*prior))?"), _within_last),
     ("RELATIVE", _c(rf"(?:in|during|over|for)\s+(?:at\s+least\s+)?(?:the\s+)?{_PAST}\s+{MOD}{DUR}(?:\s+(?:prior\s+to|before|preceding)\s+{ANCHOR})?"), _within_last),
     ("RELATIVE", _c(rf"(?:the\s+)?{_PAST}\s+{DUR}"), _within_last),
-    ("RELATIVE", _c(rf"{MOD}{DUR}\s+(?P<dir>prior\s+to|before|after|following|post|preceding)(?:\s+{ANCHOR})?"), _prior_to),
+    ("RELATIVE", _c(rf"{MOD}{DUR}\s+(?P<dir>prior(?:\s+to)?|before|after|following|post|preceding)(?:\s+{ANCHOR})?"), _prior_to),
     ("RELATIVE", _c(rf"(?:with)?in\s+the\s+next\s+{DUR}"), _in_next),
     ("DURATION", _c(rf"(?:for\s+)?{MOD}(?:the\s+(?:last|past)\s+)?{DUR}(?:\s+(?:duration|period))?"), _for_dur),
-    ("DATE", _c(r"(?:the\s+)?(?:last|past)\s+(?P<unit>year|month|week|day)"), _last_unit),
+    ("DATE", _c(r"last\s+(?P<unit>year|month|week)"), _last_unit),
+    ("RELATIVE", _c(r"(?:the\s+)?past\s+(?P<unit>year|month|week|day)"), _past_unit),
+    ("RELATIVE", _c(rf"(?:in|during)\s+the\s+(?P<unit>year|month|week|day)\s+(?:prior\s+to|before|preceding)\s+{ANCHOR}"),
+     lambda m, ref: ("RELATIVE", duration_iso(1, _unit(m["unit"])), "before")),
     ("RELATIVE", _c(r"(?:in|during|within|over)\s+the\s+(?:last|past|previous|prior)\s+(?P<unit>year|month|week|day)"), _past_unit),
     ("DATE", _c(r"today|yesterday|tomorrow|tonight|this\s+morning"), _day_word),
     ("TIME", _c(r"(?P<h>[01]?\d|2[0-3])(?::(?P<mi>[0-5]\d))\s*(?P<ap>[ap]\.?m\.?)?"), _time),
