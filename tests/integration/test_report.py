@@ -1,0 +1,99 @@
+"""Dataset report: build it on a small project and render it in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from clinical_nlp.annotators import Annotator, Registry
+from clinical_nlp.cli.app import app
+from clinical_nlp.project import init_project
+from clinical_nlp.qa import record_review
+from clinical_nlp.store import ModelVersionRow, Store
+from clinical_nlp.types import Annotation, Note, Span
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--enable-logging=stderr", "--v=0", "--window-size=1200,1600"]
+
+
+def _project(tmp_path):
+    project = init_project(tmp_path / "proj")
+    store = Store(project.store_url)
+    version = project.guideline().version
+    store.add_notes([Note(f"n{i}", "Aspirin for chest pain today.", {"patient": f"p{i % 3}"}) for i in range(12)],
+                    deidentified=True)
+    reg = Registry(store)
+    reg.add(Annotator("alice", guideline_version=version, hipaa_training="2026-06-01"))
+    reg.add(Annotator("bob", guideline_version=version))
+    reg.add(Annotator("dr_c", role="expert", license_id="MD-9", guideline_version=version, phi_access=True))
+    for i in range(12):
+        store.save_annotation(Annotation(f"n{i}", "alice", (Span(0, 7, "Drug"), Span(12, 22, "Condition")),
+                                         guideline_version=version))
+        bob = (Span(0, 7, "Drug"), Span(18, 22, "Condition")) if i % 2 else (Span(0, 7, "Drug"),)
+        store.save_annotation(Annotation(f"n{i}", "bob", bob, guideline_version=version if i else "0.9.0+old"))
+        record_review(store, f"n{i}", "Drug", "dr_c")
+    with store.session() as s:
+        s.add(ModelVersionRow(version="ner-v1", kind="entities", path="models/ner-v1", metrics={"f1": 0.8}))
+    return project
+
+
+def test_report_contents(tmp_path):
+    project = _project(tmp_path)
+    res = CliRunner().invoke(app, ["report", "--project-dir", str(project.root), "-o", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert data["corpus"]["notes"] == 12 and data["corpus"]["deidentified_notes"] == 12
+    assert {a["name"] for a in data["annotators"]} == {"alice", "bob", "dr_c"}
+    assert data["guideline_versions"]["stale_annotations"] == 1
+    drug = data["agreement"]["Drug"]
+    assert drug["span_f1_exact"] == pytest.approx(1.0) and drug["char_iou"] == pytest.approx(1.0)
+    cond = data["agreement"]["Condition"]
+    assert cond["span_f1_exact"] == 0.0 and 0 < cond["span_f1_overlap"] < 1 and cond["cohen_kappa"] < 1
+    assert data["qa_coverage"]["labels"]["Drug"]["met"] is True
+    assert data["model_versions"][0]["version"] == "ner-v1"
+    assert data["deidentification"]["token_recall"] > 0.5
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "data:image/png;base64," in page and not re.search(r"(src|href)=['\"]https?:", page)
+
+
+def _chromium(args, tmp_path):
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium not installed (make chromium)")
+    return subprocess.run([exe, *FLAGS, f"--user-data-dir={tmp_path / 'chrome-profile'}", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _console_errors(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
+
+
+def test_report_renders_in_headless_chromium(tmp_path):
+    # the console capture itself must see an error on a page that has one
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>console.error('boom-marker')</script></body></html>")
+    probe = _chromium(["--dump-dom", bad.as_uri()], tmp_path)
+    assert any("boom-marker" in ln for ln in _console_errors(probe.stderr)), probe.stderr[-2000:]
+
+    project = _project(tmp_path)
+    from clinical_nlp.report import build_report
+
+    html_path, _ = build_report(project.root, tmp_path / "rep")
+    dom = _chromium(["--dump-dom", html_path.as_uri()], tmp_path)
+    assert "Dataset documentation" in dom.stdout and "Agreement per label" in dom.stdout
+    assert _console_errors(dom.stderr) == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    if shot.exists():
+        shot.unlink()
+    _chromium([f"--screenshot={shot}", html_path.as_uri()], tmp_path)
+    assert shot.exists() and shot.stat().st_size > 10_000
