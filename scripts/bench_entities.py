@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-train-docs", type=int, default=0, help="use only the first N training docs (0: all)")
+    ap.add_argument("--patience", type=int, default=None, help="early-stopping patience (default 4)")
+    ap.add_argument("--tagger-only", action="store_true", help="spaCy kind: no NER head (tagger decoding)")
     ap.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     ap.add_argument("--save-model", type=Path, default=None, help="also write the model directory here")
     args = ap.parse_args()
@@ -46,10 +49,13 @@ def main() -> None:
     if args.max_train_docs:
         train = train[: args.max_train_docs]
     d = CLI_DEFAULTS[args.kind]
+    if args.patience is not None:
+        d = dict(d, patience=args.patience)
     config = TrainConfig(kind=args.kind, epochs=args.epochs or d["epochs"], dropout=d["dropout"],
-                         batch_size=d["batch_size"], seed=args.seed)
+                         batch_size=d["batch_size"], seed=args.seed,
+                         patience=d.get("patience", 4), spacy_ner=not args.tagger_only)
     t0 = time.perf_counter()
-    model = train_entity_model(train, dev, config, args.save_model, progress=True)
+    model = train_entity_model(train, dev, config, args.save_model, progress=sys.stderr.isatty())
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     result = evaluate_entity_model(model, dev)
@@ -58,6 +64,7 @@ def main() -> None:
         "kind": args.kind, "config": config.to_json(), "n_train_docs": len(train), "n_dev_docs": len(dev),
         "train_seconds": round(train_s, 1), "dev_predict_seconds": round(eval_s, 1),
         "history": model.metrics.get("history"), "best_epoch": model.metrics.get("best_epoch"),
+        "decoder": model.meta.get("decoder"),
         "dev": result, "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "baseline_note": "plain spaCy NER, CNN tok2vec, 12 epochs: strict micro-F1 0.600 (task brief)",
     }

@@ -92,6 +92,9 @@ class TrainConfig:
         stride: word pieces shared by consecutive windows.
         width / depth: spaCy CNN tok2vec width and depth.
         max_steps: stop after this many updates (0: no limit; for tests and smoke runs).
+        spacy_ner: spaCy kind only: spans come from a transition-based NER trained beside the BIO
+            tagger (more accurate boundaries); the tagger still gives the token probabilities.
+            ``False``: spans are decoded from the tagger alone.
     """
 
     kind: Literal["spacy", "transformer"] = "spacy"
@@ -108,6 +111,7 @@ class TrainConfig:
     width: int = 128
     depth: int = 4
     max_steps: int = 0
+    spacy_ner: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in ("spacy", "transformer"):
@@ -473,6 +477,26 @@ class SpacyEntityModel(EntityModel):
                 out[i] = full
         return out
 
+    def predict(self, notes):
+        """Spans per note: from the NER when the pipeline has one, else Viterbi over the tagger."""
+        notes = list(notes)
+        if "ner" not in self.nlp.pipe_names or self.meta.get("decoder") == "tagger":
+            return super().predict(notes)
+        probs = self._probabilities(notes, stochastic=False)
+        col = {t: j for j, t in enumerate(self.tags)}
+        out = []
+        docs = self.nlp.pipe([n.text for n in notes], disable=["tagger"], batch_size=64)
+        for note, doc, p in zip(notes, docs, probs):
+            spans = []
+            for ent in doc.ents:
+                b, i = col.get(f"B-{ent.label_}"), col.get(f"I-{ent.label_}")
+                rows = [p[ent.start, b]] + [p[k, i] for k in range(ent.start + 1, ent.end)] if b is not None else [0.0]
+                start, end = ent.start_char, ent.end_char
+                spans.append(Span(start, end, ent.label_, note.text[start:end],
+                                  score=round(float(np.mean(rows)), 4), source=self.source))
+            out.append(tuple(spans))
+        return out
+
     def _save_weights(self, path):
         self.nlp.to_disk(path / "spacy")
 
@@ -620,7 +644,9 @@ def _spacy_examples(nlp, docs, labels, stats):
             tags[i] = f"B-{label}"
             for k in range(i + 1, j + 1):
                 tags[k] = f"I-{label}"
-        examples.append(Example.from_dict(pred, {"tags": tags}))
+        from spacy.training import iob_to_biluo
+
+        examples.append(Example.from_dict(pred, {"tags": tags, "entities": iob_to_biluo(tags)}))
     return examples
 
 
@@ -654,6 +680,13 @@ def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple
         tagger = nlp.add_pipe("tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "tok2vec": tok2vec, "normalize": True}})
         for t in tags:
             tagger.add_label(t)
+        if config.spacy_ner:
+            ner = nlp.add_pipe("ner", config={"model": {
+                "@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
+                "extra_state_tokens": False, "hidden_width": 64, "maxout_pieces": 2, "use_upper": True,
+                "nO": None, "tok2vec": dict(tok2vec)}})
+            for label in config.labels:
+                ner.add_label(label)
         examples = _spacy_examples(nlp, train, config.labels, stats)
         optimizer = nlp.initialize(lambda: examples)
     if config.learning_rate is not None:
@@ -675,13 +708,23 @@ def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple
                 if config.max_steps and steps >= config.max_steps:
                     break
             record: dict[str, Any] = {"epoch": epoch + 1, "loss": round(losses.get("tagger", 0.0), 4)}
+            if "ner" in losses:
+                record["ner_loss"] = round(losses["ner"], 4)
             model = SpacyEntityModel(nlp, config.labels, meta)
             if dev:
-                f1 = evaluate_entity_model(model, dev)["strict"]["micro"]["f1"]
+                # with a NER, score both decoders and keep the better one (the tagger wins on tiny data)
+                scores = {}
+                for decoder in (("ner", "tagger") if "ner" in nlp.pipe_names else ("tagger",)):
+                    model.meta["decoder"] = decoder
+                    scores[decoder] = evaluate_entity_model(model, dev)["strict"]["micro"]["f1"]
+                decoder = max(scores, key=lambda k: scores[k])
+                f1 = scores[decoder]
                 record["dev_strict_f1"] = round(f1, 4)
+                record["decoder"] = decoder
+                record.update({f"dev_strict_f1_{k}": round(v, 4) for k, v in scores.items()})
                 bar.set_postfix(f1=f"{f1:.3f}")
                 if best is None or f1 > best[0]:
-                    best, bad = (f1, nlp.to_bytes()), 0
+                    best, bad = (f1, nlp.to_bytes(), decoder), 0
                 else:
                     bad += 1
             history.append(record)
@@ -693,6 +736,9 @@ def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple
         bar.close()
     if best is not None:
         nlp.from_bytes(best[1])
+        meta["decoder"] = best[2]
+    else:
+        meta["decoder"] = "ner" if "ner" in nlp.pipe_names else "tagger"
     info = {"history": history, "steps": steps, "span_policy": asdict(stats),
             "best_epoch": max(history, key=lambda r: r.get("dev_strict_f1", -1))["epoch"] if dev else len(history)}
     return SpacyEntityModel(nlp, config.labels, meta), info

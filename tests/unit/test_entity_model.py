@@ -126,6 +126,29 @@ def test_spacy_model_learns_tiny_data(spacy_model):
     assert all(0.0 <= s.score <= 1.0 for s in spans)
 
 
+def test_spacy_ner_decoder_and_choice(spacy_model):
+    assert spacy_model.meta["decoder"] in ("ner", "tagger")
+    assert "ner" in spacy_model.nlp.pipe_names
+    best = spacy_model.metrics["history"][spacy_model.metrics["best_epoch"] - 1]
+    assert best["decoder"] == spacy_model.meta["decoder"]
+    assert best["dev_strict_f1"] == max(best["dev_strict_f1_ner"], best["dev_strict_f1_tagger"])
+    saved = spacy_model.meta["decoder"]
+    try:
+        spacy_model.meta["decoder"] = "ner"
+        for spans in spacy_model.predict([d.note for d in DOCS]):
+            for s in spans:
+                assert s.label in DEFAULT_LABELS and 0.0 <= s.score <= 1.0 and s.end > s.start
+    finally:
+        spacy_model.meta["decoder"] = saved
+
+
+def test_tagger_only_pipeline(tmp_path):
+    cfg = TrainConfig(epochs=3, spacy_ner=False, width=32, depth=1)
+    model = train_entity_model(DOCS, DOCS, cfg, tmp_path / "t", progress=False)
+    assert model.nlp.pipe_names == ["tagger"] and model.meta["decoder"] == "tagger"
+    assert load_entity_model(tmp_path / "t").predict([DOCS[0].note]) == model.predict([DOCS[0].note])
+
+
 def test_spacy_model_dir_contents(spacy_model):
     meta = json.loads((spacy_model.path / "model.json").read_text())
     metrics = json.loads((spacy_model.path / "metrics.json").read_text())
@@ -173,7 +196,7 @@ def test_warm_start_records_parent_and_store(spacy_model, tmp_path):
 
 
 def test_committee_uses_distinct_seeds():
-    members = train_committee(DOCS, None, TrainConfig(epochs=2, width=32, depth=1), n_members=2)
+    members = train_committee(DOCS, None, TrainConfig(epochs=2, width=32, depth=1, spacy_ner=False), n_members=2)
     assert len(members) == 2 and members[0].version != members[1].version
     assert [m.meta["config"]["seed"] for m in members] == [0, 1]
 
@@ -207,7 +230,8 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         load_entity_model(tmp_path)
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "keep.txt").write_text("x")
-    model = train_entity_model(DOCS, None, TrainConfig(epochs=1, width=32, depth=1), progress=False)
+    model = train_entity_model(DOCS, None, TrainConfig(epochs=1, width=32, depth=1, spacy_ner=False),
+                               progress=False)
     with pytest.raises(ModelError, match="refusing"):
         model.save(tmp_path / "junk")
     assert (tmp_path / "junk" / "keep.txt").exists()
