@@ -313,15 +313,28 @@ RULES: list[Rule] = _DATE_RULES + [
     ("RELATIVE", _c(rf"(?:prior\s+to|before)\s+{ANCHOR}"), _const("RELATIVE", "PAST_REF", "before")),
     ("RELATIVE", _c(rf"(?:after|following)\s+{ANCHOR}"), _const("RELATIVE", "FUTURE_REF", "after")),
     ("RELATIVE", _c(rf"(?:at|during|throughout)\s+(?:the\s+)?(?:time\s+of\s+)?{ANCHOR}"), _const("RELATIVE", "PRESENT_REF", "overlap")),
-    ("RELATIVE", _c(r"(?:at\s+)?(?:screening|baseline)(?:\s+visit)?"), _const("RELATIVE", "PRESENT_REF", "overlap")),
+    ("RELATIVE", _c(r"at\s+(?:screening|baseline)(?:\s+visit)?|baseline"), _const("RELATIVE", "PRESENT_REF", "overlap")),
     ("RELATIVE", _c(r"(?:any\s+time\s+)?during\s+the\s+(?:current|present)\s+[a-z ]{0,40}?episode"), _const("RELATIVE", "PRESENT_REF", "overlap")),
     # single-word temporal cues (Chia annotates them as Temporal)
     ("RELATIVE", _c(r"(?:past\s+)?(?:medical\s+)?history|previous(?:ly)?|prior|past|pre-existing|preexisting|antecedent|former(?:ly)?|"
                     r"recent(?:ly)?|pre-?operative|pre-?treatment"), _const("RELATIVE", "PAST_REF", "before")),
-    ("RELATIVE", _c(r"current(?:ly)?|concomitant|ongoing|active|undergoing|present(?:ly)?|now|at\s+present|persistent(?:ly)?|"
-                    r"sustained|chronic"), _const("RELATIVE", "PRESENT_REF", "overlap")),
-    ("RELATIVE", _c(r"future|upcoming|planned|post-?operative"), _const("RELATIVE", "FUTURE_REF", "after")),
+    ("RELATIVE", _c(r"current(?:ly)?|concomitant|ongoing|active|undergoing|presently|at\s+present|persistently|"
+                    r"sustained"), _const("RELATIVE", "PRESENT_REF", "overlap")),
+    ("RELATIVE", _c(r"future|upcoming|post-?operative"), _const("RELATIVE", "FUTURE_REF", "after")),
 ]
+
+
+_AGE_AFTER = re.compile(r"\s*(?:of\s+age|old|or\s+(?:older|above|more|over|younger|less)|and\s+(?:older|above|over))", re.I)
+_AGE_BEFORE = re.compile(r"(?:\bages?d?|\bage\s+(?:of|between|from)|\bbetween|\bfrom)\W*(?:[\w.]+\W+){0,3}$", re.I)
+
+
+def _is_age(text: str, m: re.Match[str]) -> bool:
+    """A bare duration in years that is an age ("aged 18 years or older", "≥ 18 years")."""
+    if m.groupdict().get("unit") is None or _unit(m["unit"]) != "Y" or m[0].lower().startswith("for"):
+        return False
+    num = _num(m["num"]) or 0
+    return bool(_AGE_AFTER.match(text, m.end()) or _AGE_BEFORE.search(text[max(0, m.start() - 30):m.start()])
+                or num >= 12)
 
 
 def find_temporal(text: str, reference: str | dt.date | None = None) -> list[TemporalExpression]:
@@ -342,8 +355,9 @@ def find_temporal(text: str, reference: str | dt.date | None = None) -> list[Tem
     for s, e, prio, m, fn in cands:
         if any(s < te and ts < e for ts, te in taken):
             continue
-        # a bare year/number must look like a year in context
         typ, value, rel = fn(m, ref)
+        if typ == "DURATION" and _is_age(text, m):
+            continue
         taken.append((s, e))
         out.append(TemporalExpression(s, e, text[s:e], typ, value, rel, _mod(m), _anchor(m)))
     out.sort(key=lambda t: t.start)
