@@ -15,6 +15,7 @@ tokens further split at every span boundary, so every span is token-aligned:
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -35,13 +36,13 @@ def _words(text: str, starts: set[int], ends: set[int]) -> tuple[list[str], list
     a single space after a word only becomes spaCy's trailing-space flag when
     no span starts at it or ends right after it (else it is a token of its own).
     """
-    cuts = starts | ends
+    cuts = sorted(starts | ends)
     segments: list[tuple[int, int]] = []
     pos = 0
     for a, b, _ in [*tokenize(text), (len(text), len(text), "")]:
         for lo, hi in ((pos, a), (a, b)):  # the whitespace gap, then the token
             if hi > lo:
-                edges = [lo, *sorted(c for c in cuts if lo < c < hi), hi]
+                edges = [lo, *cuts[bisect_right(cuts, lo):bisect_left(cuts, hi)], hi]
                 segments.extend(zip(edges, edges[1:]))
         pos = b
     words: list[str] = []

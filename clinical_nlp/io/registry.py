@@ -169,6 +169,8 @@ def convert_corpus(input: Path | str, output: Path | str, *, from_fmt: str | Non
                    to_fmt: str | None = None, overlap: str = "error",
                    allow_empty: bool = False) -> tuple[int, int, str, str]:
     """Read ``input`` and write ``output``; returns (documents, spans, input format, output format)."""
+    if overlap not in ("error", "longest"):
+        raise InputFormatError(f"overlap policy must be 'error' or 'longest', not {overlap!r}")
     fmt_in = normalize_format(from_fmt) if from_fmt else detect_format(input)
     fmt_out = normalize_format(to_fmt) if to_fmt else detect_format(output, for_output=True)
     docs = read_corpus(input, fmt_in, allow_empty=allow_empty)
