@@ -8,8 +8,8 @@ Accepted inputs (:func:`read_fhir`):
   lines are skipped);
 * a directory of such files (sorted by name).
 
-Each ``content[].attachment`` with a ``text/*`` content type (or none) becomes
-the note text: ``data`` is base64-decoded as UTF-8 (or the ``charset`` of the
+Each ``content[].attachment`` with a ``text/plain`` content type (or none; other
+``text/*`` renditions only when there is no plain one) becomes the note text: ``data`` is base64-decoded as UTF-8 (or the ``charset`` of the
 content type); plain ``url``-only attachments cannot be fetched (no network)
 and are an error. Validation uses ``fhir.resources`` 6.5, whose default
 package is FHIR 4.3 (R4B); DocumentReference is structurally the same as R4 there.
@@ -116,8 +116,10 @@ def resource_to_notes(resource: Mapping[str, Any], *, source: str, line: int | N
         types = _codings(resource.get("code"))
         date = resource.get("effectiveDateTime") or resource.get("issued")
         encounter = (resource.get("encounter") or {}).get("reference")
-    texts = [t for t in (_attachment_text(a, where=where, source=source, line=line) for a in attachments)
-             if t is not None]
+    # several renditions of one note (text/plain and text/html): prefer the plain text ones
+    plain = [a for a in attachments if (a.get("contentType") or "text/plain").lower().startswith("text/plain")]
+    texts = [t for t in (_attachment_text(a, where=where, source=source, line=line)
+                         for a in (plain or attachments)) if t is not None]
     meta: dict[str, Any] = {"resource_type": rtype, "source": Path(source).name}
     patient = _strip_ref((resource.get("subject") or {}).get("reference"))
     for key, value in (("patient", patient), ("date", date), ("note_type", types[0] if types else None),

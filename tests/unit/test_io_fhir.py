@@ -94,3 +94,13 @@ def test_not_fhir(tmp_path):
     p.write_text("{oops")
     with pytest.raises(InputFormatError, match="x.json:1: invalid JSON"):
         read_fhir(p)
+
+
+def test_plain_text_rendition_preferred(tmp_path):
+    res = _docref("n1", "Plain note.")
+    html = base64.b64encode(b"<p>Plain note.</p>").decode()
+    res["content"].insert(0, {"attachment": {"contentType": "text/html", "data": html}})
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps(res))
+    [doc] = read_fhir(p)
+    assert doc.id == "n1" and doc.text == "Plain note."
