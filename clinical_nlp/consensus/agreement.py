@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -172,7 +173,7 @@ def percent_agreement(df: pd.DataFrame, *, n_boot: int = 0, seed: int = 0) -> Ag
         return Agreement(None, reason="no unit was rated by two or more annotators")
     per_unit = np.c_[(counts[keep] * (counts[keep] - 1) / 2).sum(axis=1), n[keep] * (n[keep] - 1) / 2]
     arr = per_unit
-    stat = lambda idx: float(arr[idx, 0].sum() / arr[idx, 1].sum())  # noqa: E731
+    stat = lambda idx: float(arr[idx, 0].sum() / arr[idx, 1].sum())
     return Agreement(stat(np.arange(len(arr))), _bootstrap(stat, len(arr), n_boot=n_boot, seed=seed), len(arr))
 
 

@@ -52,8 +52,9 @@ def test_agree_bad_input_exit_2_and_no_output(tmp_path):
     bad = tmp_path / "LABELS.jsonl"
     bad.write_text('{"id": "n1", "annotator": "a", "text": "abc", "spans": [{"start": 1, "end": 9, "label": "X"}]}\n')
     out = tmp_path / "REPORT.json"
-    from clinical_nlp.cli.app import main
     import sys
+
+    from clinical_nlp.cli.app import main
 
     argv = sys.argv
     sys.argv = ["clinical-nlp", "agree", "--input", str(bad), "--output", str(out)]

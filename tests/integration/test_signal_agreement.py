@@ -7,10 +7,16 @@ import pytest
 from typer.testing import CliRunner
 
 from clinical_nlp.cli.app import app
-from clinical_nlp.consensus.adapters.signal import compare, consensus_events, read_events, record_report
+from clinical_nlp.consensus.adapters.signal import (
+    compare,
+    consensus_events,
+    read_events,
+    record_report,
+)
 from clinical_nlp.consensus.agreement import ConsensusError
 
 pytestmark = pytest.mark.integration
+pytest.importorskip("wfdb")
 
 
 @pytest.fixture(scope="module")

@@ -94,7 +94,8 @@ def _synthetic_series(tmp_path, n=4, size=16):
 
 
 def test_dicom_in_and_dicom_seg_out(tmp_path):
-    import pydicom
+    pytest.importorskip("highdicom")
+    pydicom = pytest.importorskip("pydicom")
 
     vol, dss = read_dicom_series(_synthetic_series(tmp_path))
     assert vol.shape == (16, 16, 4) and list(vol[0, 0, :]) == [3, 2, 1, 0]  # sorted by z

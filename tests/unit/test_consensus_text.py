@@ -16,7 +16,13 @@ from clinical_nlp.consensus.adapters.text import (
     read_labels,
     text_candidates,
 )
-from clinical_nlp.consensus.adjudication import AdjudicationError, build_queue, decide, entries, pending
+from clinical_nlp.consensus.adjudication import (
+    AdjudicationError,
+    build_queue,
+    decide,
+    entries,
+    pending,
+)
 from clinical_nlp.consensus.agreement import ConsensusError
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 from clinical_nlp.store import Store

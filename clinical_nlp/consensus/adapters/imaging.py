@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from clinical_nlp.consensus.aggregation import detection_prf
 from clinical_nlp.consensus.agreement import (
     ConsensusError,
     box_iou,
@@ -32,7 +34,6 @@ from clinical_nlp.consensus.agreement import (
     krippendorff_alpha,
     summarize,
 )
-from clinical_nlp.consensus.aggregation import detection_prf
 from clinical_nlp.errors import InputFormatError, MissingOptionalDependencyError
 
 

@@ -15,15 +15,16 @@ cluster, ``label`` = event type) and scores with the same core functions (``dete
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from clinical_nlp.consensus.agreement import ConsensusError, summarize
 from clinical_nlp.consensus.aggregation import aggregate, detection_prf
+from clinical_nlp.consensus.agreement import ConsensusError, summarize
 from clinical_nlp.errors import InputFormatError, MissingOptionalDependencyError
 
 #: WFDB beat annotation symbols (ecgcodes: normal, bundle branch blocks, ectopic, paced, fusion, unclassified).
@@ -161,7 +162,7 @@ def compare(ref: Events, test: Events, *, tolerance_ms: float = 150.0, types: It
         diffs = np.array([t_al[j] - r[i] for i, j in pairs]) * 1000.0
         exact = len(match_times(r, t_al, 1e-9))
         out["types"][kind] = {
-            "n_ref": int(len(r)), "n_test": int(len(t)), "matched": len(pairs), "exact": exact,
+            "n_ref": len(r), "n_test": len(t), "matched": len(pairs), "exact": exact,
             "se": prf.recall if len(r) else None, "ppv": prf.precision if len(t) else None, "f1": prf.f1,
             "lag_ms": shift * 1000.0,
             "mean_diff_ms": float(diffs.mean()) if diffs.size else None,
@@ -229,5 +230,5 @@ def record_report(record: Path | str, annotators: Sequence[str], *, tolerance_ms
     diffs = [v["mean_diff_ms"] for p in pairs for v in p["types"].values() if v["mean_diff_ms"] is not None]
     return {"record": Path(record).name, "annotators": list(annotators),
             "fs": {e.annotator: e.fs for e in evs}, "pairs": pairs,
-            "consensus": {"events": int(len(cons)), "by_type": cons["type"].value_counts().to_dict() if len(cons) else {}},
+            "consensus": {"events": len(cons), "by_type": cons["type"].value_counts().to_dict() if len(cons) else {}},
             "mean_diff_ms": summarize(diffs, n_boot=0).as_dict() if diffs else None}

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -297,8 +298,17 @@ def labels_frame(labels: TextLabels) -> pd.DataFrame:
 
 
 __all__ = [
-    "TextLabels", "read_labels", "load_rows", "align_units", "units_frame", "same_boundary_frame",
-    "agreement_report", "consensus_spans", "item_agreement", "labels_frame", "cohen_kappa",
+    "TextLabels",
+    "agreement_report",
+    "align_units",
+    "cohen_kappa",
+    "consensus_spans",
+    "item_agreement",
+    "labels_frame",
+    "load_rows",
+    "read_labels",
+    "same_boundary_frame",
+    "units_frame",
 ]
 _ = Sequence
 
