@@ -56,6 +56,8 @@ class CueRule:
     category: str
     direction: str
     regex: re.Pattern[str]
+    #: lower-case strings one of which must occur for the rule to match (a cheap prefilter)
+    first: tuple[str, ...] = ()
 
 
 def _token_regex(tok: Mapping[str, Any]) -> str | None:
@@ -95,6 +97,22 @@ def _rule_regex(rule: Mapping[str, Any]) -> str:
     return r"\s+".join(re.escape(w) for w in literal.split())
 
 
+def _first_words(rule: Mapping[str, Any]) -> tuple[str, ...]:
+    pattern = rule.get("pattern")
+    if isinstance(pattern, list) and pattern:
+        tok = pattern[0]
+        if tok.get("OP") in ("?", "*"):
+            return ()
+        value = tok.get("LOWER", tok.get("TEXT"))
+        if isinstance(value, str):
+            return (value.lower(),)
+        if isinstance(value, Mapping) and value.get("IN"):
+            return tuple(str(v).lower() for v in value["IN"])
+        return ()
+    words = str(rule.get("literal", "")).lower().split()
+    return (words[0],) if words else ()
+
+
 @lru_cache(maxsize=8)
 def load_cue_rules(path: str | None = None) -> tuple[tuple[CueRule, ...], str]:
     """Compile the ConText rule file; returns ``(rules, sha256-prefix)``."""
@@ -111,7 +129,7 @@ def load_cue_rules(path: str | None = None) -> tuple[tuple[CueRule, ...], str]:
         try:
             rid = (r.get("metadata") or {}).get("id", f"rule-{k}")
             rx = re.compile(r"(?<![a-z0-9])" + _rule_regex(r) + r"(?![a-z0-9])")
-            rules.append(CueRule(rid, str(r["category"]).upper(), str(r["direction"]).upper(), rx))
+            rules.append(CueRule(rid, str(r["category"]).upper(), str(r["direction"]).upper(), rx, _first_words(r)))
         except (KeyError, re.error) as exc:
             raise ConfigError(f"{file}: rule #{k} is invalid ({exc})") from None
     return tuple(rules), hashlib.sha256(raw).hexdigest()[:12]
@@ -139,10 +157,12 @@ def _cues(rules: Sequence[CueRule], left: str, right: str) -> tuple[list[tuple[C
     lhits: list[tuple[CueRule, int, int]] = []
     rhits: list[tuple[CueRule, int, int]] = []
     for rule in rules:
-        if rule.direction in ("FORWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO"):
+        if rule.direction in ("FORWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO") and (
+                not rule.first or any(f in left for f in rule.first)):
             for m in rule.regex.finditer(left):
                 lhits.append((rule, m.start(), m.end()))
-        if rule.direction in ("BACKWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO"):
+        if rule.direction in ("BACKWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO") and (
+                not rule.first or any(f in right for f in rule.first)):
             for m in rule.regex.finditer(right):
                 rhits.append((rule, m.start(), m.end()))
     # drop cues contained in a longer cue (ConText's longest-match pruning)
@@ -302,16 +322,27 @@ class LinearAssertionModel:
                       separators=(",", ":"))
         return p
 
+    def _merged(self) -> dict[str, list[tuple[str, list[float]]]]:
+        merged = getattr(self, "_merged_table", None)
+        if merged is None:
+            merged = {}
+            for attr, table in self.weights.items():
+                for f, w in table.items():
+                    merged.setdefault(f, []).append((attr, w))
+            self._merged_table = merged
+        return merged
+
     def predict(self, feats: Sequence[str]) -> dict[str, tuple[str, float]]:
         out = {}
+        sums = {attr: [0.0] * len(classes) for attr, classes in self.classes.items()}
+        table = self._merged()
+        for f in set(feats):
+            for attr, w in table.get(f, ()):
+                acc = sums[attr]
+                for i, v in enumerate(w):
+                    acc[i] += v
         for attr, classes in self.classes.items():
-            table = self.weights[attr]
-            scores = [0.0] * len(classes)
-            for f in set(feats):
-                w = table.get(f)
-                if w is not None:
-                    for i, v in enumerate(w):
-                        scores[i] += v
+            scores = sums[attr]
             m = max(scores)
             exps = [math.exp(v - m) for v in scores]
             z = sum(exps)
