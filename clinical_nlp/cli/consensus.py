@@ -45,6 +45,9 @@ def register(app: typer.Typer) -> None:
         plot: Path | None = typer.Option(None, "--plot", help="Also write a PNG bar chart here."),
         n_boot: int = typer.Option(200, help="Bootstrap resamples for confidence intervals (0: none)."),
         seed: int = typer.Option(0, help="Bootstrap seed."),
+        gold: Path | None = typer.Option(None, "--gold", help="Also write consensus spans as JSONL "
+                                            "(id, text, spans) aggregated from the aligned units."),
+        method: str = typer.Option("majority", help="Aggregation for --gold: majority or dawid_skene."),
     ) -> None:
         """Inter-annotator agreement of a pulled Doccano export.
 
@@ -56,9 +59,9 @@ def register(app: typer.Typer) -> None:
         """
         from clinical_nlp.consensus.report import agree
 
-        report = agree(input, output, plot=plot, n_boot=n_boot, seed=seed)
+        report = agree(input, output, plot=plot, n_boot=n_boot, seed=seed, gold=gold, method=method)
         _print_report(report)
-        typer.echo(f"wrote {output}" + (f" and {plot}" if plot else ""))
+        typer.echo(f"wrote {output}" + "".join(f", {p}" for p in (plot, gold) if p))
 
     adj = typer.Typer(help="Adjudication queue: items below the agreement bars or with safety-critical labels.",
                       no_args_is_help=True)

@@ -48,6 +48,17 @@ def test_agree_writes_report_and_plot(labels_file, tmp_path):
     assert "span F1" in res.output
 
 
+def test_agree_writes_consensus_gold(labels_file, tmp_path):
+    gold = tmp_path / "GOLD.jsonl"
+    res = CliRunner().invoke(app, ["agree", "--input", str(labels_file), "--output", str(tmp_path / "r.json"),
+                                   "--gold", str(gold), "--n-boot", "0"])
+    assert res.exit_code == 0, res.output
+    rows = [r for _, r in iter_json_rows(gold)]
+    assert len(rows) == 20
+    # two annotators: a span survives only when both marked it with the same label (strict majority)
+    assert all(len(r["spans"]) == 1 and r["spans"][0]["label"] == "Condition" for r in rows)
+
+
 def test_agree_bad_input_exit_2_and_no_output(tmp_path):
     bad = tmp_path / "LABELS.jsonl"
     bad.write_text('{"id": "n1", "annotator": "a", "text": "abc", "spans": [{"start": 1, "end": 9, "label": "X"}]}\n')

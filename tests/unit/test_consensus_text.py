@@ -84,6 +84,10 @@ def test_units_align_overlapping_spans_and_consensus():
     assert [u["unit"] for u in units] == ["10-15", "42-48"]
     gold = consensus_spans(labels)["n1"]
     assert [(s.start, s.end) for s in gold] == [(10, 15)]  # 42-48 has 1 of 3 votes
+    assert [(s.start, s.end) for s in consensus_spans(labels, method="dawid_skene")["n1"]] == [(10, 15)]
+    labelled = load_rows([row("a", [S(10, 15, "Drug")]), row("b", [S(10, 15)]), row("c", [S(10, 14)])])
+    only = consensus_spans(labelled)["n1"]
+    assert [(s.start, s.label) for s in only] == [(10, "Condition")]  # Condition 2 votes vs Drug 1
 
 
 @pytest.mark.parametrize("bad,match", [

@@ -247,27 +247,37 @@ def _categorical(frame: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, An
 
 
 # consensus -----------------------------------------------------------------------
-def consensus_spans(labels: TextLabels, *, min_votes: float = 0.5) -> dict[str, list[Span]]:
-    """Gold spans per note from aligned units by majority vote.
+def consensus_spans(labels: TextLabels, *, min_votes: float = 0.5, method: str = "majority"
+                    ) -> dict[str, list[Span]]:
+    """Gold spans per note from aligned units, aggregated with the core ``aggregate``.
 
-    A unit becomes a span when more than ``min_votes`` of the note's annotators marked it with the
-    winning label; boundaries and each attribute take their most common value among those spans.
+    Each unit's label is aggregated (majority vote or Dawid-Skene) over the annotators who marked a
+    span there; the unit becomes a span when the annotators voting for that label are more than
+    ``min_votes`` of the note's annotators. Boundaries and each attribute take their most common
+    value among those spans.
     """
+    from clinical_nlp.consensus.aggregation import aggregate
+
     out: dict[str, list[Span]] = {n: [] for n in labels.texts}
-    for u in align_units(labels):
+    units = align_units(labels)
+    frame = units_frame(labels)
+    marked = frame[frame["label"] != NO_SPAN]
+    if marked.empty:
+        return out
+    agg = aggregate(marked, method=method).result  # type: ignore[arg-type]
+    for u in units:
         n_ann = len(labels.spans[u["item"]])
-        votes = Counter(spans[0].label for spans in u["members"].values())
-        label, count = votes.most_common(1)[0]
-        if count / n_ann <= min_votes:
-            continue
+        label = agg.get((u["item"], u["unit"]))
         chosen = [spans[0] for spans in u["members"].values() if spans[0].label == label]
+        if not chosen or len(chosen) / n_ann <= min_votes:
+            continue
         (start, end), _ = Counter((s.start, s.end) for s in chosen).most_common(1)[0]
         attrs = {}
         for attr in ATTRIBUTES:
             value, _ = Counter(s.attributes.get(attr, ATTRIBUTE_DEFAULTS[attr]) for s in chosen).most_common(1)[0]
             attrs[attr] = value
         text = labels.texts[u["item"]]
-        out[u["item"]].append(Span(start, end, label, text[start:end], attrs, source="consensus"))
+        out[u["item"]].append(Span(start, end, str(label), text[start:end], attrs, source="consensus"))
     return out
 
 
