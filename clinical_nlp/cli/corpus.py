@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,9 +14,9 @@ def register(app: typer.Typer) -> None:
     def convert_cmd(
         input: Path = typer.Option(..., "--input", "-i", help="Corpus file or directory to read."),
         output: Path = typer.Option(..., "--output", "-o", help="File (or directory for BRAT) to write."),
-        from_fmt: Optional[str] = typer.Option(
+        from_fmt: str | None = typer.Option(
             None, "--from", help=f"Input format ({', '.join(FORMATS)}); default: from the path."),
-        to_fmt: Optional[str] = typer.Option(
+        to_fmt: str | None = typer.Option(
             None, "--to", help=f"Output format ({', '.join(WRITABLE)}); default: from the extension "
             "(.jsonl, .spacy, .conll/.bio, .parquet/.csv; no extension = BRAT folder)."),
         overlap: str = typer.Option(
@@ -42,13 +41,13 @@ def register(app: typer.Typer) -> None:
     @app.command("ingest")
     def ingest_cmd(
         input: Path = typer.Option(..., "--input", "-i", help="Corpus file or directory (any readable format)."),
-        fmt: Optional[str] = typer.Option(None, "--format", "-f",
+        fmt: str | None = typer.Option(None, "--format", "-f",
                                           help=f"Input format ({', '.join(FORMATS)}); default: from the path."),
-        project_dir: Optional[Path] = typer.Option(
+        project_dir: Path | None = typer.Option(
             None, "--project-dir", help="Project folder (default: the current one, else ./.clinical-nlp)."),
         deidentified: bool = typer.Option(
             False, "--deidentified", help="Mark the notes as de-identified (allowed to be pushed to Doccano)."),
-        annotator: Optional[str] = typer.Option(
+        annotator: str | None = typer.Option(
             None, help="Also store the corpus spans as this annotator's annotations (default: notes only)."),
         kind: str = typer.Option("gold", help="Annotation kind for --annotator: gold, human or pre."),
         actor: str = typer.Option("cli", help="Name recorded in the audit log."),

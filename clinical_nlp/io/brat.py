@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 from clinical_nlp.io._common import check_text, read_utf8

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from clinical_nlp.errors import InputFormatError
 from clinical_nlp.io._common import check_text, read_utf8

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 from clinical_nlp.io.jsonl import atomic_writer
@@ -50,8 +51,7 @@ def to_dataframe(docs: Iterable[AnnotatedNote]):
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is getattr(
-        __import__("pandas"), "NA")
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is __import__("pandas").NA
 
 
 def _json(value: Any, default: Any, *, doc_id: str, column: str, row: int) -> Any:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 from clinical_nlp.io._common import check_text

@@ -19,12 +19,20 @@ scores are dropped; attributes at their default value are not written.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 from clinical_nlp.io.jsonl import iter_json_rows, row_to_note, write_rows
-from clinical_nlp.types import ATTRIBUTE_DEFAULTS, ATTRIBUTE_VALUES, AnnotatedNote, Note, Span, verify_span
+from clinical_nlp.types import (
+    ATTRIBUTE_DEFAULTS,
+    ATTRIBUTE_VALUES,
+    AnnotatedNote,
+    Note,
+    Span,
+    verify_span,
+)
 
 #: keys of a Doccano row that are structure, not metadata
 _STRUCTURE = frozenset({"id", "note_id", "text", "label", "labels", "entities", "relations", "Comments",

@@ -29,8 +29,9 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from clinical_nlp.errors import InputFormatError
 from clinical_nlp.io._common import check_text, read_utf8
@@ -47,7 +48,7 @@ def _strip_ref(ref: str | None) -> str | None:
 
 
 def _charset(content_type: str | None) -> str:
-    m = re.search(r"charset=([\w.-]+)", content_type or "", re.I)
+    m = re.search(r"charset=([\w.-]+)", content_type or "", re.IGNORECASE)
     return m.group(1) if m else "utf-8"
 
 

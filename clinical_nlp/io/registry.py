@@ -22,8 +22,9 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from clinical_nlp.errors import InputFormatError
 from clinical_nlp.types import AnnotatedNote

@@ -120,7 +120,7 @@ def test_negex_doccano_attributes(corpora_dir, tmp_path):
                                   (Span(row["start"], row["end"], "Condition", row["concept"], attrs),)).verified())
     write_doccano_jsonl(docs, tmp_path / "d.jsonl")
     back = read_doccano_jsonl(tmp_path / "d.jsonl")
-    norm = lambda d: [(s.start, s.end, s.label, {k: v for k, v in s.attributes.items()  # noqa: E731
+    norm = lambda d: [(s.start, s.end, s.label, {k: v for k, v in s.attributes.items()
                        if v not in ("affirmed", "recent", "patient")}) for s in d.spans]
     assert [norm(d) for d in back] == [norm(d) for d in docs]
     assert sum(s.negation == "negated" for d in back for s in d.spans) > 0

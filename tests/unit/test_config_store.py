@@ -8,7 +8,12 @@ import time
 import pytest
 import yaml
 
-from clinical_nlp.config import default_guidelines_dir, load_guideline, load_label_schema, load_project
+from clinical_nlp.config import (
+    default_guidelines_dir,
+    load_guideline,
+    load_label_schema,
+    load_project,
+)
 from clinical_nlp.errors import ConfigError, StoreError
 from clinical_nlp.project import SCRATCH_DIR, init_project, resolve_project
 from clinical_nlp.store import Store

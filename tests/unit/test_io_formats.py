@@ -147,9 +147,8 @@ def test_conll_bad_tag_and_mismatched_token(tmp_path):
 
 # --- DocBin ----------------------------------------------------------------------------------
 def test_docbin_lossless_and_spacy_views(tmp_path):
-    from spacy.tokens import DocBin
-
     import spacy
+    from spacy.tokens import DocBin
 
     doc = _doc()
     write_docbin([doc], tmp_path / "x.spacy")
