@@ -41,6 +41,8 @@ def test_agree_writes_report_and_plot(labels_file, tmp_path):
     rep = json.loads(out.read_text())
     assert rep["overall"]["span_f1_exact"] == pytest.approx(19 / 20)
     assert rep["overall"]["span_f1_overlap"] == 1.0
+    lo, hi = rep["overall"]["span_f1_exact_ci95"]
+    assert lo <= rep["overall"]["span_f1_exact"] <= hi == 1.0 and lo < 1.0
     assert rep["labels"]["Condition"]["span_f1_exact"] == pytest.approx(19 / 20)
     neg = rep["attributes"]["negation"]
     assert neg["n"] == 19 and neg["cohen_kappa"] < 0.8 and neg["krippendorff_alpha"] < 0.8

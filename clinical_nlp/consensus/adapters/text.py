@@ -168,8 +168,32 @@ def _pair_prf(labels: TextLabels, a: str, b: str, mode: str) -> dict[str, PRF]:
     return corpus_span_prf([labels.spans[n][a] for n in notes], [labels.spans[n][b] for n in notes], mode)  # type: ignore[arg-type]
 
 
-def _value(ag: Agreement) -> dict[str, Any]:
-    return ag.as_dict()
+def _span_f1_ci(labels: TextLabels, pairs: list[tuple[str, str]], mode: str, *, n_boot: int, seed: int
+                ) -> tuple[float, float] | None:
+    """Seeded bootstrap over notes of the pair-averaged micro span F1."""
+    import numpy as np
+
+    from clinical_nlp.metrics import span_prf
+
+    notes = sorted(labels.spans)
+    if n_boot <= 0 or len(notes) < 2:
+        return None
+    counts = np.zeros((len(pairs), len(notes), 3))  # tp, fp, fn per pair and note (0 where not shared)
+    for p, (a, b) in enumerate(pairs):
+        for k, n in enumerate(notes):
+            by = labels.spans[n]
+            if a in by and b in by:
+                m = span_prf(by[a], by[b], mode)["__micro__"]  # type: ignore[arg-type]
+                counts[p, k] = (m.tp, m.fp, m.fn)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        tot = counts[:, rng.integers(0, len(notes), len(notes))].sum(axis=1)
+        denom = 2 * tot[:, 0] + tot[:, 1] + tot[:, 2]
+        f1 = np.where(denom > 0, 2 * tot[:, 0] / np.where(denom > 0, denom, 1), 1.0)
+        values.append(f1.mean())
+    lo, hi = np.quantile(values, [0.025, 0.975])
+    return float(lo), float(hi)
 
 
 def agreement_report(labels: TextLabels, *, n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
@@ -207,6 +231,9 @@ def agreement_report(labels: TextLabels, *, n_boot: int = 200, seed: int = 0) ->
         report["pairs"].append(entry)
     for mode in ("exact", "overlap"):
         report["overall"][f"span_f1_{mode}"] = (sum(f1s[mode]) / len(f1s[mode])) if f1s[mode] else None
+        ci = _span_f1_ci(labels, pairs, mode, n_boot=n_boot, seed=seed) if pairs else None
+        if ci is not None:
+            report["overall"][f"span_f1_{mode}_ci95"] = list(ci)
     if reason:
         report["overall"]["reason"] = reason
     for lab in all_labels:
