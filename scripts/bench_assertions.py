@@ -25,10 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from clinical_nlp.config import shared_corpora_dir  # noqa: E402
-from clinical_nlp.io.jsonl import atomic_writer  # noqa: E402
-from clinical_nlp.pipeline.assertion import ATTRIBUTES, classify_assertions  # noqa: E402
-from train_assertion_model import cascade_preds, class_f1s, cross_validate, featurize, load_rows  # noqa: E402
+from train_assertion_model import cascade_preds, class_f1s, cross_validate, featurize, load_rows
+
+from clinical_nlp.config import shared_corpora_dir
+from clinical_nlp.io.jsonl import atomic_writer
+from clinical_nlp.pipeline.assertion import ATTRIBUTES, classify_assertions
 
 
 def medspacy_context(rows):

@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clinical_nlp.config import shared_corpora_dir  # noqa: E402
-from clinical_nlp.io.jsonl import atomic_writer, iter_jsonl  # noqa: E402
-from clinical_nlp.metrics import corpus_span_prf  # noqa: E402
-from clinical_nlp.pipeline.temporal import find_temporal  # noqa: E402
-from clinical_nlp.types import Span  # noqa: E402
+from clinical_nlp.config import shared_corpora_dir
+from clinical_nlp.io.jsonl import atomic_writer, iter_jsonl
+from clinical_nlp.metrics import corpus_span_prf
+from clinical_nlp.pipeline.temporal import find_temporal
+from clinical_nlp.types import Span
 
 
 def evaluate(path: Path) -> dict:

@@ -18,12 +18,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from clinical_nlp.config import shared_corpora_dir  # noqa: E402
-from clinical_nlp.io.jsonl import iter_json_rows  # noqa: E402
-from clinical_nlp.pipeline.assertion import (  # noqa: E402
-    ATTRIBUTES, DEFAULT_MODEL_DIR, LinearAssertionModel, apply_cascade, extract, load_cue_rules)
+from clinical_nlp.config import shared_corpora_dir
+from clinical_nlp.io.jsonl import iter_json_rows
+from clinical_nlp.pipeline.assertion import (
+    ATTRIBUTES,
+    DEFAULT_MODEL_DIR,
+    LinearAssertionModel,
+    apply_cascade,
+    extract,
+    load_cue_rules,
+)
 
 LABEL_MAP = {"not particular": "hypothetical", "family member": "family"}
 CLASSES = {

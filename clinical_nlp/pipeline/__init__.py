@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from clinical_nlp.config import default_guidelines_dir
 from clinical_nlp.errors import ConfigError, InputFormatError
@@ -28,7 +29,7 @@ from clinical_nlp.types import AnnotatedNote, Note, Span
 if TYPE_CHECKING:  # pragma: no cover
     import spacy
 
-__all__ = ["build_pipeline", "preannotate", "pipeline_version", "PIPELINE_VERSION"]
+__all__ = ["PIPELINE_VERSION", "build_pipeline", "pipeline_version", "preannotate"]
 
 PIPELINE_VERSION = "0.1.0"
 _SECTION_TEMPORALITY = {"past_medical_history": "historical", "past_surgical_history": "historical",
@@ -144,7 +145,7 @@ class AssertionComponent:
 
 
 def build_pipeline(*, entity_model: Path | None = None, assertion_model: Path | None = None,
-                   rules_only: bool = False, guidelines_dir: Path | None = None) -> "spacy.Language":
+                   rules_only: bool = False, guidelines_dir: Path | None = None) -> spacy.Language:
     """Build the pre-annotation ``Language`` from the rule files in ``guidelines_dir``.
 
     ``assertion_model``: a model dir/JSON from ``scripts/train_assertion_model.py``
@@ -155,10 +156,10 @@ def build_pipeline(*, entity_model: Path | None = None, assertion_model: Path | 
     import spacy
 
     _silence_pyrush()
-    import medspacy  # noqa: F401  (registers the medspaCy factories)
-    import medspacy.context  # noqa: F401
-    import medspacy.section_detection  # noqa: F401
-    import medspacy.sentence_splitting  # noqa: F401
+    import medspacy
+    import medspacy.context
+    import medspacy.section_detection
+    import medspacy.sentence_splitting
     import medspacy.target_matcher  # noqa: F401
 
     from clinical_nlp.pipeline import extensions  # noqa: F401  (declares the extensions)
@@ -191,7 +192,7 @@ def build_pipeline(*, entity_model: Path | None = None, assertion_model: Path | 
     return nlp
 
 
-def pipeline_version(nlp: "spacy.Language") -> str:
+def pipeline_version(nlp: spacy.Language) -> str:
     """Provenance string, e.g. ``clinical-nlp-pipeline@0.1.0+rules:<hash>+assert:<name>``."""
     meta = nlp.meta.get("clinical_nlp")
     if not meta:
@@ -229,7 +230,7 @@ def _doc_spans(doc, note: Note, version: str) -> list[Span]:
     return spans
 
 
-def preannotate(notes: Iterable[Note], nlp: "spacy.Language | None" = None, *, batch_size: int = 32,
+def preannotate(notes: Iterable[Note], nlp: spacy.Language | None = None, *, batch_size: int = 32,
                 progress: bool = False) -> Iterator[AnnotatedNote]:
     """Pre-annotate notes: entity spans with attributes, score and source, plus Temporal spans.
 

@@ -19,10 +19,12 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from clinical_nlp.config import default_guidelines_dir
 from clinical_nlp.errors import ConfigError, InputFormatError, OffsetMismatchError
@@ -249,13 +251,13 @@ def extract(text: str, start: int, end: int, rules: Sequence[CueRule]) -> tuple[
         feats.append(f"L:{w}")
         if i < 3:
             feats.append(f"LN:{w}")
-    for a, b in zip(ltw, ltw[1:]):
+    for a, b in pairwise(ltw):
         feats.append(f"LB:{a}_{b}")
     for i, w in enumerate(rtw):
         feats.append(f"R:{w}")
         if i < 3:
             feats.append(f"RN:{w}")
-    for a, b in zip(rtw, rtw[1:]):
+    for a, b in pairwise(rtw):
         feats.append(f"RB:{a}_{b}")
     for w in _TOKEN.findall(concept):
         feats.append(f"C:{w}")
@@ -298,7 +300,7 @@ class LinearAssertionModel:
     digest: str
 
     @classmethod
-    def load(cls, path: Path | str) -> "LinearAssertionModel":
+    def load(cls, path: Path | str) -> LinearAssertionModel:
         p = Path(path)
         if p.is_dir():
             p = p / MODEL_FILE

@@ -17,8 +17,9 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 _NUM_WORDS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -202,8 +203,8 @@ def _month_year(m, ref):
 
 
 def _between_years(m, ref):
-    a, b = _month_year(re.match(rf"(?P<mon>{MONTH})\s+(?P<y>\d{{4}})", m["a"], re.I), ref)[1], \
-        _month_year(re.match(rf"(?P<mon>{MONTH})\s+(?P<y>\d{{4}})", m["b"], re.I), ref)[1]
+    a, b = _month_year(re.match(rf"(?P<mon>{MONTH})\s+(?P<y>\d{{4}})", m["a"], re.IGNORECASE), ref)[1], \
+        _month_year(re.match(rf"(?P<mon>{MONTH})\s+(?P<y>\d{{4}})", m["b"], re.IGNORECASE), ref)[1]
     return "DATE", f"{a}/{b}", "before"
 
 
@@ -274,7 +275,7 @@ def _const(typ: str, value: str, rel: str):
 
 
 def _c(p: str) -> re.Pattern[str]:
-    return re.compile(r"(?<![\w-])(?:" + p + r")(?![\w])", re.I)
+    return re.compile(r"(?<![\w-])(?:" + p + r")(?![\w])", re.IGNORECASE)
 
 
 _DATE_RULES: list[Rule] = [
@@ -324,8 +325,8 @@ RULES: list[Rule] = _DATE_RULES + [
 ]
 
 
-_AGE_AFTER = re.compile(r"\s*(?:of\s+age|old|or\s+(?:older|above|more|over|younger|less)|and\s+(?:older|above|over))", re.I)
-_AGE_BEFORE = re.compile(r"(?:\bages?d?|\bage\s+(?:of|between|from)|\bbetween|\bfrom)\W*(?:[\w.]+\W+){0,3}$", re.I)
+_AGE_AFTER = re.compile(r"\s*(?:of\s+age|old|or\s+(?:older|above|more|over|younger|less)|and\s+(?:older|above|over))", re.IGNORECASE)
+_AGE_BEFORE = re.compile(r"(?:\bages?d?|\bage\s+(?:of|between|from)|\bbetween|\bfrom)\W*(?:[\w.]+\W+){0,3}$", re.IGNORECASE)
 
 
 def _is_age(text: str, m: re.Match[str]) -> bool:
