@@ -23,9 +23,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from clinical_nlp.config import shared_corpora_dir  # noqa: E402
-from clinical_nlp.io.jsonl import read_jsonl  # noqa: E402
-from clinical_nlp.models.entities import TrainConfig, evaluate_entity_model, train_entity_model  # noqa: E402
+from clinical_nlp.config import shared_corpora_dir
+from clinical_nlp.io.jsonl import read_jsonl
+from clinical_nlp.models.entities import TrainConfig, evaluate_entity_model, train_entity_model
 
 CLI_DEFAULTS = {"spacy": dict(epochs=30, dropout=0.2, batch_size=8),
                 "transformer": dict(epochs=4, dropout=0.1, batch_size=16)}
@@ -42,6 +42,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     ap.add_argument("--save-model", type=Path, default=None, help="also write the model directory here")
     args = ap.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     chia = shared_corpora_dir() / "chia"
     train = read_jsonl(chia / "train.jsonl", allow_empty=True)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 
-def _labels(value: Optional[str]) -> tuple[str, ...]:
+def _labels(value: str | None) -> tuple[str, ...]:
     from clinical_nlp.models.entities import DEFAULT_LABELS
 
     if not value:
@@ -27,25 +26,25 @@ def register(app: typer.Typer) -> None:
     @train_app.command("entities")
     def train_entities_cmd(
         train: Path = typer.Option(..., "--train", help="Span-annotated JSONL to train on (id, text, spans)."),
-        dev: Optional[Path] = typer.Option(
+        dev: Path | None = typer.Option(
             None, "--dev", help="Fixed dev JSONL: early stopping and the metrics stored with the model."),
         output: Path = typer.Option(..., "--output", "-o", help="Model directory to write (replaced if it holds a model)."),
         kind: str = typer.Option("spacy", help="'spacy' (fast CNN BIO tagger) or 'transformer' "
                                  "(MiniLM token classifier, slower, more accurate)."),
-        labels: Optional[str] = typer.Option(
+        labels: str | None = typer.Option(
             None, help="Comma-separated labels (default: Condition,Drug,Procedure,Measurement,Observation,"
             "Temporal,Value,Negation); other labels in the data are ignored."),
-        epochs: Optional[int] = typer.Option(None, help="Maximum epochs (default: 30 spacy, 4 transformer)."),
+        epochs: int | None = typer.Option(None, help="Maximum epochs (default: 30 spacy, 4 transformer)."),
         seed: int = typer.Option(0, help="Random seed."),
-        dropout: Optional[float] = typer.Option(None, help="Training dropout (default: 0.2 spacy, 0.1 transformer)."),
+        dropout: float | None = typer.Option(None, help="Training dropout (default: 0.2 spacy, 0.1 transformer)."),
         patience: int = typer.Option(4, help="Early stopping: epochs without dev improvement (0: off)."),
-        batch_size: Optional[int] = typer.Option(None, help="Notes (spacy) or windows (transformer) per update."),
-        learning_rate: Optional[float] = typer.Option(None, help="Learning rate (default: kind-specific)."),
-        base_model: Optional[Path] = typer.Option(
+        batch_size: int | None = typer.Option(None, help="Notes (spacy) or windows (transformer) per update."),
+        learning_rate: float | None = typer.Option(None, help="Learning rate (default: kind-specific)."),
+        base_model: Path | None = typer.Option(
             None, "--base-model", help="Warm start: a model directory of the same kind (or, for the transformer, "
             "a local Hugging Face directory; default: packaged all-MiniLM-L6-v2)."),
-        parent_version: Optional[str] = typer.Option(None, help="Parent version (default: the base model's)."),
-        project_dir: Optional[Path] = typer.Option(
+        parent_version: str | None = typer.Option(None, help="Parent version (default: the base model's)."),
+        project_dir: Path | None = typer.Option(
             None, "--project-dir", help="Record the version in this project's store and audit log."),
         progress: bool = typer.Option(True, help="Show a progress bar."),
     ) -> None:
@@ -89,8 +88,8 @@ def register(app: typer.Typer) -> None:
 
     @models_app.command("list")
     def list_cmd(
-        project_dir: Optional[Path] = typer.Option(None, "--project-dir", help="Project folder (default: cwd/implicit)."),
-        models_dir: Optional[Path] = typer.Option(
+        project_dir: Path | None = typer.Option(None, "--project-dir", help="Project folder (default: cwd/implicit)."),
+        models_dir: Path | None = typer.Option(
             None, help="Folder to scan for model directories (default: the project's models/)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:

@@ -1,5 +1,6 @@
 """Learned models: entity taggers (spaCy, transformer), their registry, and note embeddings."""
 
+from clinical_nlp.models.embeddings import embed
 from clinical_nlp.models.entities import (
     DEFAULT_LABELS,
     EntityModel,
@@ -11,7 +12,6 @@ from clinical_nlp.models.entities import (
     train_committee,
     train_entity_model,
 )
-from clinical_nlp.models.embeddings import embed
 
 __all__ = [
     "DEFAULT_LABELS",

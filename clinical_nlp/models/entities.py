@@ -41,15 +41,17 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import random
 import re
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -63,6 +65,7 @@ DEFAULT_LABELS: tuple[str, ...] = (
 MODEL_FILE = "model.json"
 METRICS_FILE = "metrics.json"
 FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 class ModelError(ClinicalNLPError):
@@ -301,13 +304,13 @@ def _make_fine_tokenizer_class():  # built lazily so importing this module does 
         def to_bytes(self, **kwargs) -> bytes:
             return b""
 
-        def from_bytes(self, data: bytes, **kwargs) -> "FineTokenizer":
+        def from_bytes(self, data: bytes, **kwargs) -> FineTokenizer:
             return self
 
         def to_disk(self, path, **kwargs) -> None:
             Path(path).mkdir(parents=True, exist_ok=True)
 
-        def from_disk(self, path, **kwargs) -> "FineTokenizer":
+        def from_disk(self, path, **kwargs) -> FineTokenizer:
             return self
 
     @spacy.registry.tokenizers("clinical_nlp.fine_tokenizer.v1")
@@ -333,11 +336,11 @@ def _fine_tokenizer_class():
 # the model interface
 # ---------------------------------------------------------------------------
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def _new_version(kind: str, dhash: str, seed: int) -> str:
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")[:-3]
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%f")[:-3]
     return f"{kind}-{stamp}-{dhash[:8]}-s{seed}"
 
 
@@ -728,6 +731,7 @@ def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple
                 else:
                     bad += 1
             history.append(record)
+            log.info("epoch %s: %s", record["epoch"], record)
             if config.max_steps and steps >= config.max_steps:
                 break
             if dev and config.patience and bad >= config.patience:
@@ -869,6 +873,7 @@ def _train_transformer(train, dev, config: TrainConfig, meta, progress: bool):
                 else:
                     bad += 1
             history.append(record)
+            log.info("epoch %s: %s", record["epoch"], record)
             if config.max_steps and steps >= config.max_steps:
                 break
             if dev and config.patience and bad >= config.patience:
