@@ -1,0 +1,388 @@
+"""Active-learning rounds over the store: a resumable state machine.
+
+One round: select a batch (query strategy over the unlabelled pool) →
+pre-annotate it with the current model (rules pipeline before the first
+model) → push to Doccano → annotators correct → pull → agreement,
+consensus and expert adjudication → gold → retrain → evaluate → report.
+
+``start_round`` runs the steps up to the push; ``finish_round`` the rest.
+Each step's outcome is written to the round's row before the next step
+starts, so a crash at any point is resumed by calling the same function
+again (completed steps are skipped; push and pull are idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from sqlalchemy import select
+
+from clinical_nlp.audit import AuditLog
+from clinical_nlp.config import Project
+from clinical_nlp.errors import ClinicalNLPError
+from clinical_nlp.io.jsonl import atomic_writer
+from clinical_nlp.store import RoundRow, Store, utcnow
+from clinical_nlp.types import AnnotatedNote, Annotation, Note, Span
+
+#: Steps in order; ``state`` of a round is the last completed step.
+STEPS = ("selected", "preannotated", "pushed", "pulled", "consensus", "trained", "evaluated", "done")
+
+#: Decides an adjudication item: (note, per-annotator spans, reasons) -> (gold spans, reason).
+ExpertDecision = Callable[[Note, Mapping[str, Sequence[Span]], Sequence[str]], tuple[Sequence[Span], str]]
+
+
+class RoundError(ClinicalNLPError):
+    """A round cannot proceed (wrong state, annotations missing …)."""
+
+
+@dataclass(frozen=True)
+class RoundSettings:
+    """How rounds select, assign and retrain (stored with each round)."""
+
+    strategy: str = "entropy"
+    batch: int = 10
+    annotators: tuple[str, ...] = ("annotator1", "annotator2")
+    overlap: int = 2
+    expert: str = "expert"
+    doccano_project: str = "clinical-nlp"
+    seed: int = 0
+    epochs: int = 8
+    labels: tuple[str, ...] = ("Condition", "Drug", "Procedure", "Measurement", "Observation",
+                               "Temporal", "Value", "Negation")
+    dev_path: str | None = None
+
+
+# --------------------------------------------------------------------------- round rows
+def _load(store: Store, number: int) -> dict[str, Any]:
+    with store.session() as s:
+        row = s.get(RoundRow, number)
+        if row is None:
+            raise RoundError(f"round {number} does not exist")
+        return {"number": row.number, "state": row.state, **(row.data or {})}
+
+
+def _save(store: Store, number: int, state: str, data: Mapping[str, Any]) -> None:
+    clean = json.loads(json.dumps({k: v for k, v in data.items() if k not in ("number", "state")}, default=str))
+    with store.session() as s:
+        row = s.get(RoundRow, number)
+        if row is None:
+            s.add(RoundRow(number=number, state=state, data=clean, updated_at=utcnow()))
+        else:
+            row.state, row.data, row.updated_at = state, clean, utcnow()
+
+
+def rounds(store: Store) -> list[dict[str, Any]]:
+    """All rounds, oldest first, as dicts (``number``, ``state`` and step data)."""
+    with store.session() as s:
+        return [{"number": r.number, "state": r.state, **(r.data or {})}
+                for r in s.scalars(select(RoundRow).order_by(RoundRow.number))]
+
+
+def _done(info: Mapping[str, Any], step: str) -> bool:
+    return STEPS.index(info["state"]) >= STEPS.index(step)
+
+
+# --------------------------------------------------------------------------- helpers
+def _current_model(store: Store) -> tuple[Any | None, str | None]:
+    """The model trained by the latest finished round (or None)."""
+    for info in reversed(rounds(store)):
+        path = info.get("model_path")
+        if path and Path(path).exists():
+            from clinical_nlp.models.entities import load_entity_model
+
+            return load_entity_model(path), info.get("model_version")
+    return None, None
+
+
+def _gold_ids(store: Store) -> set[str]:
+    return {a.item for a in store.annotations(kind="gold")}
+
+
+def _batched_ids(store: Store) -> set[str]:
+    return {nid for info in rounds(store) for nid in info.get("batch", [])}
+
+
+def _with_attributes(note: Note, spans: Sequence[Span]) -> tuple[Span, ...]:
+    """Fill negation/temporality/experiencer on model spans with the assertion classifier."""
+    from clinical_nlp.pipeline.assertion import classify_assertions
+
+    if not spans:
+        return ()
+    attrs = classify_assertions([(note.text, s.start, s.end) for s in spans])
+    return tuple(s.with_attributes(**a) for s, a in zip(spans, attrs))
+
+
+def preannotate_batch(notes: Sequence[Note], model: Any | None, labels: Sequence[str]) -> list[AnnotatedNote]:
+    """Pre-annotate with the current entity model, or the rules pipeline before the first model."""
+    keep = set(labels)
+    if model is not None:
+        predicted = model.predict(list(notes))
+        return [AnnotatedNote(n, _with_attributes(n, [s for s in spans if s.label in keep]))
+                for n, spans in zip(notes, predicted)]
+    from clinical_nlp.pipeline import build_pipeline, preannotate
+
+    nlp = build_pipeline()
+    out = []
+    for doc in preannotate(notes, nlp):
+        out.append(AnnotatedNote(doc.note, tuple(s for s in doc.spans if s.label in keep and s.fragments is None)))
+    return out
+
+
+# --------------------------------------------------------------------------- start
+def start_round(project: Project, settings: RoundSettings, *, actor: str = "clinical-nlp",
+                progress: bool = False) -> dict[str, Any]:
+    """Select a batch, pre-annotate it and push it to Doccano (resumes an unfinished round)."""
+    from clinical_nlp import doccano
+    from clinical_nlp.active import get_strategy
+
+    store = Store(project.store_url)
+    existing = rounds(store)
+    if existing and existing[-1]["state"] != "done" and _done(existing[-1], "selected") \
+            and not _done(existing[-1], "pushed"):
+        info = existing[-1]  # resume the interrupted start
+    elif existing and existing[-1]["state"] != "done":
+        raise RoundError(f"round {existing[-1]['number']} is '{existing[-1]['state']}'; finish it first")
+    else:
+        number = (existing[-1]["number"] + 1) if existing else 1
+        taken = _gold_ids(store) | _batched_ids(store)
+        pool = [n for n in store.notes() if n.id not in taken]
+        if not pool:
+            raise RoundError("the pool is empty: every note in the store is labelled or in a round")
+        model, version = _current_model(store)
+        name = settings.strategy if model is not None else "random"
+        strategy = get_strategy(name)
+        rng = np.random.default_rng(settings.seed + number)
+        labelled = [i for i, n in enumerate(store.notes()) if n.id in taken]
+        picked = strategy.query(model, pool, list(range(len(pool))), labelled, min(settings.batch, len(pool)), rng)
+        batch = [pool[int(i)].id for i in picked]
+        info = {"number": number, "state": "selected", "settings": asdict(settings), "batch": batch,
+                "strategy": name, "parent_model": version, "started_at": utcnow().isoformat()}
+        _save(store, number, "selected", info)
+    number = info["number"]
+    guideline = project.guideline()
+    notes = store.notes(info["batch"])
+    model, version = _current_model(store)
+    pre = preannotate_batch(notes, model, settings.labels)
+    model_version = version or "rules-pipeline"
+    info["pre_spans"] = sum(len(d.spans) for d in pre)
+    _save(store, number, "preannotated", info)
+    rows = [(d, {"model_version": model_version}) for d in pre]
+    report = doccano.push(store, guideline, settings.doccano_project, rows, list(settings.annotators),
+                          overlap=settings.overlap, require_deid=project.config.require_deid, actor=actor)
+    info["assignments"] = report.assignments
+    info["push_seconds"] = report.seconds
+    info["doccano_project_id"] = report.project_id
+    _save(store, number, "pushed", info)
+    AuditLog(store).append("round", actor=actor, details={"round": number, "step": "pushed",
+                                                         "notes": len(notes), "strategy": info["strategy"]})
+    return _load(store, number)
+
+
+# --------------------------------------------------------------------------- finish
+def _gold_docs(store: Store) -> list[AnnotatedNote]:
+    notes = {n.id: n for n in store.notes()}
+    latest: dict[str, Annotation] = {}
+    for a in store.annotations(kind="gold"):
+        if a.item in notes and (a.item not in latest or (a.round or 0) >= (latest[a.item].round or 0)):
+            latest[a.item] = a
+    return [AnnotatedNote(notes[i], a.spans) for i, a in sorted(latest.items())]
+
+
+def finish_round(project: Project, *, expert_decision: ExpertDecision, dev: Sequence[AnnotatedNote],
+                 actor: str = "clinical-nlp", number: int | None = None,
+                 progress: bool = False) -> dict[str, Any]:
+    """Pull, reach consensus (adjudicating what needs it), retrain, evaluate and report."""
+    from clinical_nlp import doccano
+    from clinical_nlp.consensus import adjudication
+    from clinical_nlp.consensus.adapters import text as text_adapter
+    from clinical_nlp.edits import add_summaries
+    from clinical_nlp.models.entities import TrainConfig, evaluate_entity_model, train_entity_model
+
+    store = Store(project.store_url)
+    all_rounds = rounds(store)
+    if not all_rounds:
+        raise RoundError("no round started")
+    info = _load(store, number or all_rounds[-1]["number"])
+    number = info["number"]
+    if not _done(info, "pushed"):
+        raise RoundError(f"round {number} is '{info['state']}': start it (push) first")
+    settings = RoundSettings(**{**info["settings"], "annotators": tuple(info["settings"]["annotators"]),
+                                "labels": tuple(info["settings"]["labels"])})
+    guideline = project.guideline()
+    batch = set(info["batch"])
+
+    if not _done(info, "pulled"):
+        rows = [r for r in doccano.pull(store, guideline, settings.doccano_project, actor=actor) if r["id"] in batch]
+        # assignments: annotator -> note ids
+        expected = {(nid, a) for a, nids in info["assignments"].items() for nid in nids}
+        got = {(r["id"], r["annotator"]) for r in rows}
+        missing = sorted(expected - got)
+        if missing:
+            raise RoundError(f"round {number}: {len(missing)} of {len(expected)} assigned annotations are not "
+                             f"marked done yet (first: note {missing[0][0]!r} by {missing[0][1]!r})")
+        edits = add_summaries([r["edits"] for r in rows])
+        info["labels_path"] = str(_round_dir(project, number) / "labels.jsonl")
+        with atomic_writer(info["labels_path"]) as fh:
+            for r in rows:
+                fh.write(json.dumps(r) + "\n")
+        info["edits"] = edits
+        info["edits_per_note"] = edits.get("total", 0) / max(1, len(batch))
+        _save(store, number, "pulled", info)
+
+    if not _done(info, "consensus"):
+        labels = text_adapter.read_labels(info["labels_path"])
+        report = text_adapter.agreement_report(labels, n_boot=100, seed=settings.seed)
+        info["agreement"] = report
+        consensus = text_adapter.consensus_spans(labels)
+        queued = adjudication.build_queue(store, text_adapter.text_candidates(labels), expert=settings.expert,
+                                          schema=guideline.schema, actor=actor)
+        pending = {e.item: e for e in adjudication.pending(store, expert=settings.expert) if e.item in batch}
+        for nid in sorted(batch):
+            note = store.get_note(nid)
+            if nid in pending:
+                spans, reason = expert_decision(note, labels.spans.get(nid, {}), pending[nid].reasons)
+                adjudication.decide(store, nid, pending[nid].unit, list(spans), settings.expert, reason,
+                                    round=number, guideline_version=guideline.version)
+            else:
+                store.save_annotation(Annotation(item=nid, annotator="consensus", payload=tuple(consensus[nid]),
+                                                 source="consensus:majority", round=number,
+                                                 guideline_version=guideline.version), kind="gold")
+        info["adjudicated"] = len(pending)
+        info["queued"] = queued
+        _save(store, number, "consensus", info)
+
+    if not _done(info, "trained"):
+        gold = _gold_docs(store)
+        parent = info.get("parent_model")
+        out_dir = Path(project.root) / project.config.models_dir / f"round-{number:03d}"
+        config = TrainConfig(kind="spacy", labels=settings.labels, epochs=settings.epochs, seed=settings.seed,
+                             patience=3)
+        model = train_entity_model(gold, list(dev) or None, config, out_dir, parent_version=parent,
+                                   store=store, progress=progress)
+        info["model_path"] = str(out_dir)
+        info["model_version"] = model.version
+        info["n_gold"] = len(gold)
+        AuditLog(store).append("train", actor=actor, details={"round": number, "model": model.version,
+                                                             "gold_notes": len(gold), "parent": parent})
+        _save(store, number, "trained", info)
+
+    if not _done(info, "evaluated"):
+        from clinical_nlp.models.entities import load_entity_model
+
+        model = load_entity_model(info["model_path"])
+        metrics = evaluate_entity_model(model, list(dev), labels=settings.labels) if dev else {}
+        info["metrics"] = metrics
+        _save(store, number, "evaluated", info)
+
+    info["report"] = write_round_report(project, store, number)
+    info["finished_at"] = utcnow().isoformat()
+    _save(store, number, "done", info)
+    AuditLog(store).append("round", actor=actor, details={"round": number, "step": "done",
+                                                         "model": info.get("model_version")})
+    return _load(store, number)
+
+
+def _round_dir(project: Project, number: int) -> Path:
+    path = Path(project.root) / project.config.reports_dir / f"round-{number:03d}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _strict_f1(metrics: Mapping[str, Any]) -> float | None:
+    for key in ("strict", "exact"):
+        block = metrics.get(key)
+        if isinstance(block, Mapping):
+            micro = block.get("micro", block.get("__micro__"))
+            if isinstance(micro, Mapping) and "f1" in micro:
+                return float(micro["f1"])
+    return None
+
+
+@dataclass
+class CurvePoint:
+    round: int
+    n_docs: int
+    edits: int
+    edits_per_note: float
+    f1: float | None
+    agreement_span_f1: float | None = None
+    adjudicated: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def learning_curve(store: Store) -> list[CurvePoint]:
+    """One point per finished step-'evaluated' round: cumulative docs and edits, dev F1."""
+    points, docs, edits = [], 0, 0
+    for info in rounds(store):
+        if "metrics" not in info:
+            continue
+        docs += len(info.get("batch", []))
+        edits += int((info.get("edits") or {}).get("total", 0))
+        overall = (info.get("agreement") or {}).get("overall") or {}
+        points.append(CurvePoint(info["number"], docs, edits, float(info.get("edits_per_note") or 0.0),
+                                 _strict_f1(info["metrics"]), overall.get("span_f1_exact"),
+                                 int(info.get("adjudicated") or 0)))
+    return points
+
+
+def write_round_report(project: Project, store: Store, number: int) -> str:
+    """Write ``reports/round-NNN/report.json`` and ``learning_curve.png``; returns the JSON path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    info = _load(store, number)
+    curve = learning_curve(store)
+    out = _round_dir(project, number)
+    report = {
+        "round": number,
+        "strategy": info.get("strategy"),
+        "batch": info.get("batch"),
+        "agreement": info.get("agreement"),
+        "edits": info.get("edits"),
+        "edits_per_note": info.get("edits_per_note"),
+        "adjudicated": info.get("adjudicated"),
+        "model_version": info.get("model_version"),
+        "parent_model": info.get("parent_model"),
+        "metrics": info.get("metrics"),
+        "learning_curve": [asdict(p) for p in curve],
+        "guideline_version": project.guideline().version,
+    }
+    with atomic_writer(out / "report.json") as fh:
+        json.dump(report, fh, indent=2, default=str)
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    xs = [p.n_docs for p in curve]
+    ax[0].plot(xs, [p.f1 or 0.0 for p in curve], marker="o", label="dev strict F1")
+    ax[0].plot(xs, [p.agreement_span_f1 or 0.0 for p in curve], marker="s", label="annotator span F1")
+    ax[0].set_xlabel("labelled notes")
+    ax[0].set_ylim(0, 1)
+    ax[0].legend()
+    ax[0].set_title("Learning curve")
+    ax[1].bar([str(p.round) for p in curve], [p.edits_per_note for p in curve])
+    ax[1].set_xlabel("round")
+    ax[1].set_ylabel("expert edits per note")
+    ax[1].set_title("Annotation cost")
+    fig.tight_layout()
+    fig.savefig(out / "learning_curve.png", dpi=100)
+    plt.close(fig)
+    return str(out / "report.json")
+
+
+def round_status(project: Project) -> dict[str, Any]:
+    """Rounds so far and, for an open round, Doccano progress per annotator."""
+    from clinical_nlp import doccano
+
+    store = Store(project.store_url)
+    all_rounds = rounds(store)
+    out: dict[str, Any] = {"rounds": [{"number": r["number"], "state": r["state"],
+                                       "notes": len(r.get("batch", [])), "strategy": r.get("strategy"),
+                                       "f1": _strict_f1(r.get("metrics") or {})} for r in all_rounds]}
+    if all_rounds and all_rounds[-1]["state"] == "pushed":
+        settings = all_rounds[-1]["settings"]
+        out["doccano"] = doccano.status(store, settings["doccano_project"])
+    return out
