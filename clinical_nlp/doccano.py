@@ -489,6 +489,7 @@ class PushReport:
     imported: int = 0
     skipped_already_pushed: int = 0
     spans_created: int = 0
+    import_seconds: float = 0.0
     assignments: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -579,12 +580,12 @@ def push(
     creds = creds or DoccanoCredentials.from_env()
     for a in annotators:
         creds.password(a)  # fail before touching the server
-    server = DoccanoServer(creds)
-    pid = server.sync_project(project_name, guideline, {a: "annotator" for a in annotators})
-    # local store first: it is the source of truth
+    # local store first: it is the source of truth, written before the server is contacted
     deid_ids = {d.id for d, row in rows if row.get("deidentified") is True}
     store.add_notes([d.note for d, _ in rows if d.id in deid_ids], deidentified=True)
     store.add_notes([d.note for d, _ in rows if d.id not in deid_ids])
+    server = DoccanoServer(creds)
+    pid = server.sync_project(project_name, guideline, {a: "annotator" for a in annotators})
     docs = [d for d, _ in rows]
     plan = assign(docs, annotators, overlap, guideline.schema.safety_critical)
     report = PushReport(project=project_name, project_id=pid, notes=len(docs))
@@ -595,7 +596,9 @@ def push(
     if missing:
         on_server = server.examples_by_note(pid)  # recovers an import interrupted before linking
         to_import = [d for d in missing if d.id not in on_server]
+        t_import = time.perf_counter()
         server.import_texts(pid, [(d.id, d.text) for d in to_import])
+        report.import_seconds = time.perf_counter() - t_import
         report.imported = len(to_import)
         if to_import:
             on_server = server.examples_by_note(pid)
