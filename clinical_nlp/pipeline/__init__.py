@@ -38,6 +38,10 @@ _SECTION_EXPERIENCER = {"family_history": "family"}
 
 
 def _silence_pyrush() -> None:
+    import warnings
+
+    # medspaCy's sectionizer keeps an empty token-pattern matcher: spaCy warns on every doc
+    warnings.filterwarnings("ignore", message=r"\[W036\]", category=UserWarning)
     try:
         from loguru import logger
 

@@ -95,3 +95,42 @@ def test_foreign_nlp_has_no_version() -> None:
 
     with pytest.raises(ConfigError):
         pipeline_version(spacy.blank("en"))
+
+
+def test_entity_model_spans_win_over_rule_spans(monkeypatch, tmp_path: Path) -> None:
+    import clinical_nlp.models.entities as entities
+    from clinical_nlp.types import Span
+
+    class FakeModel:
+        def predict(self, notes):
+            out = []
+            for n in notes:
+                s = n.text.index("chest pain")
+                out.append((Span(s, s + len("chest pain"), "Condition", score=0.7, source="model:fake@1"),))
+            return out
+
+    monkeypatch.setattr(entities, "load_entity_model", lambda path: FakeModel())
+    nlp = build_pipeline(entity_model=tmp_path)
+    assert "+ner:" in pipeline_version(nlp)
+    (doc,) = list(preannotate([NOTE], nlp))
+    spans = _by_text(doc)
+    assert "pain" not in spans                       # the overlapping rule span lost
+    cp = spans["chest pain"]
+    assert cp.negation == "negated" and cp.score == 0.7 and "entity:model:fake@1" in cp.source
+
+
+@pytest.mark.integration
+def test_bundled_chia_real_text(nlp, corpora_dir: Path) -> None:
+    from clinical_nlp.io.jsonl import iter_jsonl
+    from clinical_nlp.metrics import corpus_span_prf
+
+    docs = [d for d in iter_jsonl(corpora_dir / "chia" / "dev.jsonl", allow_empty=True, strict_text=False)
+            if d.text.strip()][:40]
+    out = list(preannotate([d.note for d in docs], nlp, batch_size=8))
+    gold = [[s for s in d.spans if s.label == "Temporal"] for d in docs]
+    pred = [[s for s in d.spans if s.label == "Temporal"] for d in out]
+    prf = corpus_span_prf(gold, pred, mode="overlap", labels=["Temporal"])["__micro__"]
+    assert prf.recall > 0.6, prf
+    cond_gold = [[s for s in d.spans if s.label == "Condition"] for d in docs]
+    cond_pred = [[s for s in d.spans if s.label == "Condition"] for d in out]
+    assert corpus_span_prf(cond_gold, cond_pred, mode="overlap", labels=["Condition"])["__micro__"].precision > 0.5
