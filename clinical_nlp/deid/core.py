@@ -78,6 +78,12 @@ class Detector:
         marks: list[tuple[int, int, str, int]] = []  # start, end, label, priority
         for a, b, lab in find_rule_spans(text):
             marks.append((a, b, lab, 2))
+        for pattern, lab in _NAME_CONTEXT:
+            for m in pattern.finditer(text):
+                for g in range(1, (m.lastindex or 0) + 1):
+                    a, b = m.span(g)
+                    if b > a and text[a:b].lower() not in _NOT_NAMES:
+                        marks.append((a, b, lab, 1))
         toks = tokenize(text)
         if toks:
             proba = self.tagger.proba(text, toks)
@@ -86,9 +92,21 @@ class Detector:
             for (a, b), p in zip(toks, proba):
                 if p[o] < self.threshold:
                     best = max((i for i in range(len(labels)) if i != o), key=lambda i: p[i])
-                    if text[a:b].isalnum():
+                    # dates, phones and numbers come from the rules: the tagger only names words
+                    if any(c.isalpha() for c in text[a:b]) and labels[best] not in ("Date", "DateYear"):
                         marks.append((a, b, labels[best], 1))
         return _resolve(marks)
+
+
+_NOT_NAMES = frozenset(
+    "the a an and or to of in on at for with was is has had will be by from his her he she pt patient "
+    "here aware called updated at and also in notified paged".split())
+_NAME_CONTEXT: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(?:mr|mrs|miss)\.?\s+([A-Za-z][A-Za-z'-]+)(?:\s+([A-Z][a-z'-]+|[A-Z]{2,}\b))?", re.I),
+     "PTName"),
+    (re.compile(r"\b(?:dr|doctor)\.?\s+([A-Za-z][A-Za-z'-]+)", re.I), "HCPName"),
+    (re.compile(r"(?m)\b[A-Za-z]\.\s*([A-Za-z][A-Za-z'-]+),?\s+(?:rn|rrt|np|md|lpn|msw|pa-c)\b", re.I), "HCPName"),
+)
 
 
 def _resolve(marks: list[tuple[int, int, str, int]]) -> list[PHISpan]:

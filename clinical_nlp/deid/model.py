@@ -71,8 +71,23 @@ def token_features(text: str, toks: Sequence[tuple[int, int]]) -> list[list[str]
         a = toks[i][0]
         if "\n" in text[max(0, a - 3) : a]:
             f.append("bol")
+        # previous/next alphabetic words (skipping punctuation such as "Mr." dots)
+        pw = next((low[j] for j in range(i - 1, max(-1, i - 4), -1) if words[j].isalpha()), "<s>")
+        nw = next((low[j] for j in range(i + 1, min(n, i + 4)) if words[j].isalpha()), "</s>")
+        f.append("pw=" + pw)
+        f.append("nw=" + nw)
+        if pw in _PT_TITLES:
+            f.append("pttitle")
+        if pw in HCP_TITLES or nw in _CREDENTIALS:
+            f.append("hcpctx")
+        if pw in RELATIVE_WORDS or nw in RELATIVE_WORDS:
+            f.append("relctx")
         feats.append(f)
     return feats
+
+
+_PT_TITLES = frozenset({"mr", "mrs", "ms", "miss"})
+_CREDENTIALS = frozenset({"rn", "rrt", "np", "md", "lpn", "msw", "pa", "resident", "attending"})
 
 
 def _hash(feats: Iterable[str]) -> np.ndarray:

@@ -50,7 +50,7 @@ def _is_measurement(text: str, start: int, end: int) -> bool:
     return tail.startswith(("cc", "ml", "mg", "mcg", "kg", "g ", "units", "u ", "l ", "ml/", "x"))
 
 
-_RATIO_BEFORE = re.compile(r"(?:ps|cpap|peep|imv|simv|x|bp)\s*[-:=]?\s*$", re.I)
+_RATIO_BEFORE = re.compile(r"(?<![a-z])(?:ps|psv|cpap|peep|imv|simv|x|bp|vent|flowby|ac|settings?|wean\w*|down to|cp|c/o)\s*(?:of\s*)?[-:=]?\s*$", re.I)
 
 
 def _is_ratio(text: str, start: int, end: int) -> bool:
@@ -61,7 +61,7 @@ def _is_ratio(text: str, start: int, end: int) -> bool:
     parts = surface.split("/")
     if len(parts) == 2:
         a, b = int(parts[0]), int(parts[1])
-        if (a, b) in {(1, 2), (1, 3), (1, 4), (2, 3), (3, 4)} or (b == 10 and a <= 10 and "pain" in text[max(0, start - 25) : end + 8].lower()):
+        if (a, b) in {(1, 2), (1, 3), (1, 4), (2, 3), (3, 4)} or (b == 10 and a <= 10 and re.search(r"pain|\bcp\b|chest|discomfort|c/o", text[max(0, start - 30) : end + 8], re.I) is not None):
             return True
     after = text[end : end + 1]
     if after and (after.isalpha() or after in "%/"):
