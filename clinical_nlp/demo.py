@@ -142,7 +142,10 @@ def run_demo(workdir: Path | str = "demo_project", *, rounds_n: int = 3, batch: 
               f"dev strict F1 {f1 if f1 is None else round(f1, 3)}, {timings[-1]:.0f} s", flush=True)
     last = rounds(store)[-1]
     AuditLog(store).verify()
-    summary = {"project": str(root), "report": last["report"],
+    from clinical_nlp.report import build_report
+
+    html, _json = build_report(root, root / "reports" / "dataset")
+    summary = {"project": str(root), "report": last["report"], "dataset_report": str(html),
                "plot": str(Path(last["report"]).with_name("learning_curve.png")),
                "round_seconds": [round(t, 1) for t in timings]}
     (root / "demo_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

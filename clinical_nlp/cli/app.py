@@ -45,6 +45,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "doccano",
     "consensus",
     "active",
+    "rounds",
     "compliance",
 )
 
