@@ -113,3 +113,19 @@ def test_rule_file_compiles_token_patterns() -> None:
     assert {"NEGATED_EXISTENCE", "HISTORICAL", "HYPOTHETICAL", "FAMILY", "TERMINATE"} <= cats
     # a medspaCy token pattern ("adequate|sufficient to rule (him|her)? out") became a regex
     assert any(r.regex.search("sufficient to rule her out") for r in rules)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.text(min_size=1, max_size=120).filter(str.strip), st.data(), st.booleans())
+def test_any_valid_row_gets_allowed_values(text: str, data, rules_only: bool) -> None:
+    start = data.draw(st.integers(0, len(text) - 1))
+    end = data.draw(st.integers(start + 1, len(text)))
+    (res,) = A.classify_assertions([(text, start, end)], rules_only=rules_only, details=True)
+    assert res["negation"] in {"affirmed", "negated", "possible"}
+    assert res["temporality"] in {"recent", "historical", "hypothetical"}
+    assert res["experiencer"] in {"patient", "family", "other"}
+    assert 0.0 < res["score"] <= 1.0
