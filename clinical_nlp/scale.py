@@ -1,0 +1,339 @@
+"""Scale-out execution on ``dask.distributed``: pre-annotate (or any per-note function) a large corpus.
+
+The corpus is streamed in partitions of ``partition_size`` notes; at most
+``max_in_flight`` partitions are submitted at any time, so the client never
+holds the whole corpus. Each worker process builds the spaCy pipeline once
+(cached per process, keyed by the pipeline options) and reuses it for every
+partition it runs. A partition that raises is resubmitted up to ``retries``
+times (the retries are counted and reported); an input error (a bad row) is
+never retried and aborts the run. Results are written in input order to a
+temp file beside the output and renamed at the end, so the output holds every
+input note exactly once or does not exist.
+
+Example:
+    >>> stats = preannotate_file("notes.jsonl", "out.jsonl", workers=2)   # doctest: +SKIP
+    >>> stats.notes, stats.retries                                          # doctest: +SKIP
+    (300, 0)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clinical_nlp.errors import ClinicalNLPError, InputFormatError
+from clinical_nlp.io.jsonl import atomic_writer, iter_json_rows, row_to_note
+
+#: Span fields always present in pre-annotation output rows.
+SPAN_FIELDS = ("start", "end", "label", "text", "negation", "temporality", "experiencer", "score", "source")
+_SPAN_DEFAULTS = {"negation": "affirmed", "temporality": "recent", "experiencer": "patient", "score": None,
+                  "source": None}
+
+Row = dict[str, Any]
+PartitionFn = Callable[[list[Row]], list[Row]]
+
+
+class PartitionError(ClinicalNLPError):
+    """A partition failed on every attempt; the message names its input lines and the cause."""
+
+
+@dataclass
+class ScaleStats:
+    """What a run did: notes written, partitions, retries (partition index -> attempts) and workers."""
+
+    notes: int = 0
+    partitions: int = 0
+    retries: int = 0
+    retried_partitions: dict[int, int] = field(default_factory=dict)
+    workers: int = 0
+    output: str = ""
+    model_version: str | None = None
+
+
+# ---------------------------------------------------------------- input / output
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def iter_input_rows(path: Path | str, *, batch_rows: int = 1024) -> Iterator[tuple[int, Row]]:
+    """Stream ``(line_or_row_number, row)`` from JSONL or Parquet, validating ``id``/``text``.
+
+    A bad row raises :class:`InputFormatError` naming the file and line (row).
+    """
+    path = Path(path)
+    if _is_parquet(path):
+        if not path.exists():
+            raise InputFormatError("file not found", source=str(path))
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises several types for a corrupt file
+            raise InputFormatError(f"not a readable Parquet file ({exc})", source=str(path)) from None
+        number = 0
+        for batch in pf.iter_batches(batch_size=batch_rows):
+            for row in batch.to_pylist():
+                number += 1
+                if isinstance(row.get("spans"), str):
+                    row["spans"] = json.loads(row["spans"])
+                row_to_note(row, source=str(path), line=number)
+                yield number, row
+        return
+    for number, row in iter_json_rows(path):
+        row_to_note(row, source=str(path), line=number)
+        yield number, row
+
+
+def _partitions(rows: Iterable[tuple[int, Row]], size: int) -> Iterator[tuple[int, int, list[Row]]]:
+    part: list[Row] = []
+    first = None
+    for number, row in rows:
+        if first is None:
+            first = number
+        part.append(row)
+        if len(part) >= size:
+            yield first, number, part
+            part, first = [], None
+    if part:
+        yield first or 0, number, part  # type: ignore[possibly-undefined]
+
+
+class _OutputWriter:
+    """Writes result rows to JSONL or Parquet (spans as a JSON string column) in order."""
+
+    def __init__(self, handle: Any, parquet: bool):
+        self.handle, self.parquet, self.writer = handle, parquet, None
+        self.model_version: str | None = None
+
+    def write(self, rows: list[Row]) -> None:
+        if not rows:
+            return
+        if self.model_version is None:
+            self.model_version = rows[0].get("model_version")
+        if not self.parquet:
+            for row in rows:
+                self.handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        flat = [{**r, "spans": json.dumps(r.get("spans", []), ensure_ascii=False)} for r in rows]
+        table = pa.Table.from_pylist(flat, schema=self.writer.schema if self.writer else None)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.handle, table.schema)
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+# ---------------------------------------------------------------- pre-annotation
+_PIPELINES: dict[tuple, Any] = {}
+
+
+def get_pipeline(entity_model: str | None = None, assertion_model: str | None = None,
+                 rules_only: bool = False) -> Any:
+    """The pipeline for these options, built once per process (cached) and reused."""
+    key = (entity_model, assertion_model, rules_only)
+    if key not in _PIPELINES:
+        from clinical_nlp.pipeline import build_pipeline
+
+        _PIPELINES[key] = build_pipeline(entity_model=Path(entity_model) if entity_model else None,
+                                         assertion_model=Path(assertion_model) if assertion_model else None,
+                                         rules_only=rules_only)
+    return _PIPELINES[key]
+
+
+def output_row(doc: Any, model_version: str) -> Row:
+    """The contract row: ``id``, ``text``, ``spans`` (SPAN_FIELDS + extra attributes), ``model_version``, metadata."""
+    spans = []
+    for s in doc.spans:
+        d = s.to_dict()
+        for k, v in _SPAN_DEFAULTS.items():
+            d.setdefault(k, v)
+        spans.append(d)
+    row: Row = {"id": doc.note.id, "text": doc.note.text, "spans": spans, "model_version": model_version}
+    for k, v in doc.note.metadata.items():
+        if k not in row and k not in ("spans", "relations"):
+            row[k] = v
+    return row
+
+
+@dataclass(frozen=True)
+class PreannotateFn:
+    """Picklable partition function: rows in, contract rows out (pipeline cached per worker process)."""
+
+    entity_model: str | None = None
+    assertion_model: str | None = None
+    rules_only: bool = False
+    batch_size: int = 32
+
+    def __call__(self, rows: list[Row]) -> list[Row]:
+        from clinical_nlp.pipeline import pipeline_version, preannotate
+
+        nlp = get_pipeline(self.entity_model, self.assertion_model, self.rules_only)
+        version = pipeline_version(nlp)
+        notes = [row_to_note(r) for r in rows]
+        return [output_row(d, version) for d in preannotate(notes, nlp, batch_size=self.batch_size)]
+
+
+# ---------------------------------------------------------------- runner
+def _client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError) as exc:
+            raise ClinicalNLPError(f"cannot reach the Dask scheduler {scheduler!r}: {exc}") from None
+    cluster = LocalCluster(n_workers=int(workers or 1), threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=40)
+    return Client(cluster), cluster
+
+
+def run_partitioned(input: Path | str, output: Path | str, fn: PartitionFn, *, workers: int | None = None,
+                    scheduler: str | None = None, partition_size: int = 64, max_in_flight: int | None = None,
+                    retries: int = 2, progress: bool = True) -> ScaleStats:
+    """Apply ``fn`` to every partition of ``input`` and write its rows to ``output`` in input order.
+
+    ``workers=None`` and ``scheduler=None``: in-process (no cluster) with a
+    progress bar. ``workers=N``: a Dask ``LocalCluster`` of N single-thread
+    worker processes. ``scheduler="tcp://host:port"``: an existing cluster.
+    Output is JSONL, or Parquet when ``output`` ends in ``.parquet``.
+    """
+    from tqdm import tqdm
+
+    if partition_size < 1:
+        raise ClinicalNLPError(f"partition size must be >= 1, not {partition_size}")
+    input, output = Path(input), Path(output)
+    if input.resolve() == output.resolve():
+        raise ClinicalNLPError(f"{output}: output would overwrite the input")
+    stats = ScaleStats(output=str(output))
+    bar = tqdm(desc="pre-annotating", unit="note", disable=not progress)
+    parts = _partitions(iter_input_rows(input), partition_size)
+    try:
+        with atomic_writer(output, "wb") as handle:
+            out = _OutputWriter(handle, _is_parquet(output))
+            try:
+                if workers is None and scheduler is None:
+                    stats.workers = 0
+                    for index, (_, _, rows) in enumerate(parts):
+                        result = fn(rows)
+                        _check(result, rows, index)
+                        out.write(result)
+                        stats.partitions += 1
+                        stats.notes += len(result)
+                        bar.update(len(result))
+                else:
+                    _run_dask(parts, fn, out, stats, bar, workers, scheduler, max_in_flight, retries)
+            finally:
+                out.close()
+                stats.model_version = out.model_version
+    finally:
+        bar.close()
+    return stats
+
+
+def _check(result: list[Row], rows: list[Row], index: int) -> None:
+    got = [str(r.get("id")) for r in result]
+    want = [str(r.get("id")) for r in rows]
+    if got != want:
+        raise PartitionError(f"partition {index}: output ids do not match the input ids (exactly-once violated)")
+
+
+def _run_dask(parts: Iterator[tuple[int, int, list[Row]]], fn: PartitionFn, out: _OutputWriter,
+              stats: ScaleStats, bar: Any, workers: int | None, scheduler: str | None,
+              max_in_flight: int | None, retries: int) -> None:
+    from dask.distributed import wait
+
+    client, cluster = _client(workers, scheduler)
+    try:
+        n_workers = len(client.scheduler_info().get("workers", {})) or int(workers or 1)
+        stats.workers = n_workers
+        limit = max_in_flight or 2 * n_workers + 1
+        fn_future = client.scatter(fn, broadcast=True, hash=False)
+        pending: dict[Any, tuple[int, int, int, list[Row], int]] = {}  # future -> (index, first, last, rows, attempt)
+        done: dict[int, list[Row]] = {}
+        next_write = 0
+        index = 0
+        exhausted = False
+
+        def submit(idx: int, first: int, last: int, rows: list[Row], attempt: int) -> None:
+            fut = client.submit(_apply, fn_future, rows, pure=False, key=f"partition-{idx}-{attempt}-{os.getpid()}")
+            pending[fut] = (idx, first, last, rows, attempt)
+
+        while True:
+            while not exhausted and len(pending) + len(done) < limit:
+                try:
+                    first, last, rows = next(parts)
+                except StopIteration:
+                    exhausted = True
+                    break
+                submit(index, first, last, rows, 0)
+                index += 1
+            if not pending:
+                break
+            finished, _ = wait(list(pending), return_when="FIRST_COMPLETED")
+            for fut in finished:
+                idx, first, last, rows, attempt = pending.pop(fut)
+                if fut.status == "error":
+                    exc = fut.exception()
+                    if isinstance(exc, InputFormatError) or attempt >= retries:
+                        if isinstance(exc, InputFormatError):
+                            raise exc
+                        raise PartitionError(f"partition {idx} (input rows {first}-{last}) failed after "
+                                             f"{attempt + 1} attempt(s): {type(exc).__name__}: {exc}")
+                    stats.retries += 1
+                    stats.retried_partitions[idx] = attempt + 1
+                    submit(idx, first, last, rows, attempt + 1)
+                    continue
+                result = fut.result()
+                _check(result, rows, idx)
+                done[idx] = result
+            while next_write in done:
+                result = done.pop(next_write)
+                out.write(result)
+                stats.partitions += 1
+                stats.notes += len(result)
+                bar.update(len(result))
+                next_write += 1
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _apply(fn: PartitionFn, rows: list[Row]) -> list[Row]:
+    return fn(rows)
+
+
+def preannotate_file(input: Path | str, output: Path | str, *, workers: int | None = None,
+                     scheduler: str | None = None, model: Path | str | None = None,
+                     assertion_model: Path | str | None = None, rules_only: bool = False,
+                     partition_size: int = 64, batch_size: int = 32, retries: int = 2,
+                     progress: bool = True) -> ScaleStats:
+    """Pre-annotate a JSONL/Parquet corpus into JSONL/Parquet (one row per note, input order).
+
+    Rows: ``id``, ``text``, ``spans`` (start, end, label, text, negation,
+    temporality, experiencer, score, source …), ``model_version`` and the
+    input's metadata keys. See :func:`run_partitioned` for ``workers``/``scheduler``.
+    """
+    if model is not None and not Path(model).is_dir():
+        raise ClinicalNLPError(f"{model}: entity model directory not found")
+    fn = PreannotateFn(str(Path(model).resolve()) if model else None,
+                       str(Path(assertion_model).resolve()) if assertion_model else None, rules_only, batch_size)
+    stats = run_partitioned(input, output, fn, workers=workers, scheduler=scheduler,
+                            partition_size=partition_size, retries=retries, progress=progress)
+    return stats
+
+
+def summarize(stats: ScaleStats) -> Mapping[str, Any]:
+    """A JSON-able summary of a run."""
+    return {"notes": stats.notes, "partitions": stats.partitions, "retries": stats.retries,
+            "retried_partitions": stats.retried_partitions, "workers": stats.workers,
+            "output": stats.output, "model_version": stats.model_version}
