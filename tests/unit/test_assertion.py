@@ -115,8 +115,8 @@ def test_rule_file_compiles_token_patterns() -> None:
     assert any(r.regex.search("sufficient to rule her out") for r in rules)
 
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 @settings(max_examples=120, deadline=None)

@@ -98,7 +98,7 @@ def test_foreign_nlp_has_no_version() -> None:
 
 
 def test_entity_model_spans_win_over_rule_spans(monkeypatch, tmp_path: Path) -> None:
-    import clinical_nlp.models.entities as entities
+    from clinical_nlp.models import entities
     from clinical_nlp.types import Span
 
     class FakeModel:
