@@ -440,27 +440,33 @@ class DoccanoServer:
                 out.setdefault(str(nid), int(ex["id"]))
         return out
 
-    def import_texts(self, pid: int, notes: Sequence[tuple[str, str]], *, timeout: float = 600.0) -> None:
-        """Bulk-import ``(note_id, text)`` pairs (one JSONL upload, run by the celery worker)."""
+    def import_texts(self, pid: int, notes: Sequence[tuple[str, str, Sequence[tuple[int, int, str]]]], *,
+                     http: _Http | None = None, timeout: float = 600.0) -> None:
+        """Bulk-import ``(note_id, text, labels)`` (one JSONL upload, run by the celery worker).
+
+        The labels belong to the user who imports (``http``'s user; default the admin).
+        """
         if not notes:
             return
+        http = http or self.http
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8", delete=False) as fh:
-            for nid, text in notes:
-                fh.write(json.dumps({"text": text, "label": [], "note_id": nid}, ensure_ascii=False) + "\n")
+            for nid, text, labels in notes:
+                fh.write(json.dumps({"text": text, "label": [list(t) for t in labels], "note_id": nid},
+                                    ensure_ascii=False) + "\n")
             tmp = fh.name
         try:
             with open(tmp, "rb") as fh:
-                upload_id = self.http.request("POST", "/v1/fp/process/",
-                                              files={"filepond": ("notes.jsonl", fh, "application/json")})
+                upload_id = http.request("POST", "/v1/fp/process/",
+                                         files={"filepond": ("notes.jsonl", fh, "application/json")})
         finally:
             os.unlink(tmp)
-        task = self.http.request("POST", f"/v1/projects/{pid}/upload", json={
+        task = http.request("POST", f"/v1/projects/{pid}/upload", json={
             "format": "JSONL", "task": "SequenceLabeling", "uploadIds": [str(upload_id).strip()],
             "column_data": "text", "column_label": "label", "delimiter": "", "encoding": "utf_8",
         })
         deadline = time.monotonic() + timeout
         while True:
-            st = self.http.request("GET", f"/v1/tasks/status/{task['task_id']}")
+            st = http.request("GET", f"/v1/tasks/status/{task['task_id']}")
             if st.get("ready"):
                 if st.get("error"):
                     raise DoccanoError(f"Doccano import into project {pid} failed: {st['error']}")
@@ -593,11 +599,15 @@ def push(
         report.assignments[a] = [nid for nid, who in plan.items() if a in who]
     links = _links(store, project_name)
     missing = [d for d in docs if d.id not in links]
+    sessions = {a: AnnotatorSession(creds.url, a, creds.password(a), pid) for a in annotators}
+    to_import: list[AnnotatedNote] = []
     if missing:
         on_server = server.examples_by_note(pid)  # recovers an import interrupted before linking
         to_import = [d for d in missing if d.id not in on_server]
         t_import = time.perf_counter()
-        server.import_texts(pid, [(d.id, d.text) for d in to_import])
+        # texts only, by the admin (doccano 1.8.4 answers 403 to an annotator's import, so the
+        # first annotator cannot import the note together with their own pre-annotations)
+        server.import_texts(pid, [(d.id, d.text, ()) for d in to_import])
         report.import_seconds = time.perf_counter() - t_import
         report.imported = len(to_import)
         if to_import:
@@ -609,15 +619,18 @@ def push(
         links = _links(store, project_name)
     model_versions = {d.id: (row.get("model_version") or _model_version(d)) for d, row in rows}
     by_id = {d.id: d for d in docs}
-    fresh = {d.id for d in missing} if missing else set()  # examples created by this run have no spans yet
+    fresh = {d.id for d in to_import}  # examples created by this run: nobody's spans on them yet
+    imported_pairs: list[tuple[str, str, int]] = []  # (annotator, note, spans) placed by an import
     states = {nid: dict(r.state or {}) for nid, r in links.items()}
-    sessions = {a: AnnotatorSession(creds.url, a, creds.password(a), pid) for a in annotators}
+    for a, nid, _ in imported_pairs:
+        states[nid].setdefault("pre", {})[a] = True  # (persisted by flush below)
     jobs: list[tuple[str, str]] = []
     for a in annotators:
         sessions[a].label_ids()
         for nid in report.assignments[a]:
             if states[nid].get("pre", {}).get(a):
-                report.skipped_already_pushed += 1
+                if nid not in fresh:
+                    report.skipped_already_pushed += 1
             else:
                 jobs.append((a, nid))
 
@@ -653,6 +666,10 @@ def push(
         if progress:
             progress(len(batch))
 
+    if imported_pairs:
+        report.spans_created += sum(n for _, _, n in imported_pairs)
+        for i in range(0, len(imported_pairs), 100):
+            flush(imported_pairs[i:i + 100])
     # interleave annotators so both advance together; HTTP in threads, store writes here
     order = {d.id: i for i, d in enumerate(docs)}
     jobs.sort(key=lambda j: (order[j[1]], j[0]))
