@@ -85,15 +85,17 @@ class Detector:
                     if b > a and text[a:b].lower() not in _NOT_NAMES:
                         marks.append((a, b, lab, 1))
         toks = tokenize(text)
-        if toks:
-            proba = self.tagger.proba(text, toks)
+        # dates, phones and numbers come from the rules: the tagger only looks at words
+        words = [i for i, (a, b) in enumerate(toks) if text[a].isalpha()]
+        if words:
+            proba = self.tagger.proba(text, toks, words)
             labels = self.tagger.labels
             o = labels.index("O")
-            for (a, b), p in zip(toks, proba):
+            for i, p in zip(words, proba):
+                a, b = toks[i]
                 if p[o] < self.threshold:
                     best = max((i for i in range(len(labels)) if i != o), key=lambda i: p[i])
-                    # dates, phones and numbers come from the rules: the tagger only names words
-                    if any(c.isalpha() for c in text[a:b]) and labels[best] not in ("Date", "DateYear"):
+                    if labels[best] not in ("Date", "DateYear"):
                         marks.append((a, b, labels[best], 1))
         return _resolve(marks)
 

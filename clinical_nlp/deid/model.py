@@ -7,7 +7,9 @@ Trained on the PhysioNet deid corpus (shared half). Only hashed feature weights
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -28,20 +30,26 @@ def tokenize(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in TOKEN_RE.finditer(text)]
 
 
+_SHAPE_TABLE = str.maketrans({**{c: "X" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+                              **{c: "x" for c in "abcdefghijklmnopqrstuvwxyz"},
+                              **{c: "d" for c in "0123456789"}})
+_REPEAT = re.compile(r"(.)\1+")
+
+
+@lru_cache(maxsize=200_000)
 def _shape(w: str) -> str:
-    s = re.sub(r"[A-Z]", "X", w)
-    s = re.sub(r"[a-z]", "x", s)
-    s = re.sub(r"\d", "d", s)
-    return re.sub(r"(.)\1+", r"\1\1", s)
+    return _REPEAT.sub(r"\1\1", w.translate(_SHAPE_TABLE))
 
 
-def token_features(text: str, toks: Sequence[tuple[int, int]]) -> list[list[str]]:
+def token_features(text: str, toks: Sequence[tuple[int, int]], only: Sequence[int] | None = None) -> list[list[str]]:
+    """Feature strings of each token (or of the token indices in ``only``)."""
     words = [text[a:b] for a, b in toks]
     low = [w.lower() for w in words]
     upper_note = sum(w.isupper() for w in words if w.isalpha()) > 0.6 * max(1, sum(w.isalpha() for w in words))
     feats = []
     n = len(toks)
-    for i, w in enumerate(words):
+    for i in (range(n) if only is None else only):
+        w = words[i]
         lw = low[i]
         f = ["b", "w=" + lw, "sh=" + _shape(w), "suf3=" + lw[-3:], "pre2=" + lw[:2], "len=" + str(min(len(w), 10))]
         if w[:1].isupper() and not upper_note:
@@ -90,10 +98,20 @@ _PT_TITLES = frozenset({"mr", "mrs", "ms", "miss"})
 _CREDENTIALS = frozenset({"rn", "rrt", "np", "md", "lpn", "msw", "pa", "resident", "attending"})
 
 
-def _hash(feats: Iterable[str]) -> np.ndarray:
-    import zlib
+_HASH_CACHE: dict[str, int] = {}
 
-    return np.fromiter((zlib.crc32(s.encode()) % N_FEATURES for s in feats), dtype=np.int64)
+
+def _hash(feats: Iterable[str]) -> np.ndarray:
+    cache = _HASH_CACHE
+    out = []
+    for s in feats:
+        h = cache.get(s)
+        if h is None:
+            h = zlib.crc32(s.encode()) % N_FEATURES
+            if len(cache) < 2_000_000:
+                cache[s] = h
+        out.append(h)
+    return np.array(out, dtype=np.int64)
 
 
 def _matrix(rows: Sequence[Sequence[str]]):
@@ -130,11 +148,14 @@ class Tagger:
     intercept: np.ndarray
     labels: tuple[str, ...]
 
-    def proba(self, text: str, toks: Sequence[tuple[int, int]]) -> np.ndarray:
-        if not toks:
+    def proba(self, text: str, toks: Sequence[tuple[int, int]], only: Sequence[int] | None = None) -> np.ndarray:
+        """Label probabilities per token (rows follow ``only`` when given)."""
+        if not toks or (only is not None and not len(only)):
             return np.zeros((0, len(self.labels)))
-        X = _matrix(token_features(text, toks))
-        z = np.asarray(X @ self.coef.T.astype(np.float32)) + self.intercept
+        if getattr(self, "_wt", None) is None:
+            self._wt = np.ascontiguousarray(self.coef.T, dtype=np.float32)
+        X = _matrix(token_features(text, toks, only))
+        z = np.asarray(X @ self._wt) + self.intercept
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
