@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,11 +13,11 @@ def register(app: typer.Typer) -> None:
     def preannotate_cmd(
         input: Path = typer.Option(..., "--input", "-i", help="Notes: JSONL or Parquet with id, text and metadata."),
         output: Path = typer.Option(..., "--output", "-o", help="Output JSONL (or .parquet, spans as JSON)."),
-        workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1,
+        workers: int | None = typer.Option(None, "--workers", "-w", min=1,
                                               help="Run on a Dask LocalCluster of N worker processes."),
-        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Existing Dask scheduler, tcp://host:port."),
-        model: Optional[Path] = typer.Option(None, "--model", help="Entity model dir from `clinical-nlp train entities`."),
-        assertion_model: Optional[Path] = typer.Option(None, "--assertion-model", help="Assertion model dir/JSON."),
+        scheduler: str | None = typer.Option(None, "--scheduler", help="Existing Dask scheduler, tcp://host:port."),
+        model: Path | None = typer.Option(None, "--model", help="Entity model dir from `clinical-nlp train entities`."),
+        assertion_model: Path | None = typer.Option(None, "--assertion-model", help="Assertion model dir/JSON."),
         rules_only: bool = typer.Option(False, "--rules-only", help="ConText rules decide the attributes."),
         partition_size: int = typer.Option(64, help="Notes per partition (memory is bounded by a few partitions)."),
         retries: int = typer.Option(2, help="Resubmissions of a failed partition before the run fails."),
@@ -40,8 +39,8 @@ def register(app: typer.Typer) -> None:
     def export_cmd(
         format: str = typer.Option(..., "--format", "-f", help="jsonl, docbin, conll, brat, hf (datasets/Arrow) or parquet."),
         output: Path = typer.Option(..., "--output", "-o", help="New folder for the data files and manifest.json."),
-        project_dir: Optional[Path] = typer.Option(None, "--project-dir", help="Export the gold annotations of this project."),
-        input: Optional[Path] = typer.Option(None, "--input", "-i", help="Export a gold JSONL file instead of the store."),
+        project_dir: Path | None = typer.Option(None, "--project-dir", help="Export the gold annotations of this project."),
+        input: Path | None = typer.Option(None, "--input", "-i", help="Export a gold JSONL file instead of the store."),
         dev_fraction: float = typer.Option(0.2, help="Share of patients in the dev split (0: train only)."),
         seed: int = typer.Option(13, help="Split seed."),
         actor: str = typer.Option("cli", help="Who exports (audit log)."),
