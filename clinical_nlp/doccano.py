@@ -53,10 +53,11 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import requests
 import yaml
@@ -90,7 +91,7 @@ class DoccanoCredentials:
         return f"DoccanoCredentials(url={self.url!r}, admin_user={self.admin_user!r}, users={sorted(self.users)})"
 
     @classmethod
-    def from_env(cls, url: str | None = None, env: Mapping[str, str] | None = None) -> "DoccanoCredentials":
+    def from_env(cls, url: str | None = None, env: Mapping[str, str] | None = None) -> DoccanoCredentials:
         env = os.environ if env is None else env
         data: dict[str, Any] = {}
         path = env.get("DOCCANO_CREDENTIALS_FILE")
@@ -747,7 +748,7 @@ def pull(
         session.label_ids()
         done = [ex for ex in session.examples(confirmed=True) if int(ex["id"]) in by_example]
         with ThreadPoolExecutor(max_workers=threads) as pool:  # reads only: safe to parallelise
-            fetched = list(pool.map(lambda ex: session.triples(int(ex["id"])), done))
+            fetched = list(pool.map(lambda ex, _s=session: _s.triples(int(ex["id"])), done))
         for ex, triples in zip(done, fetched):
             link = by_example[int(ex["id"])]
             note = store.get_note(link.note_id)

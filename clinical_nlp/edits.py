@@ -23,7 +23,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from clinical_nlp.types import ATTRIBUTE_DEFAULTS, Span
 

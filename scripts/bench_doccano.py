@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clinical_nlp import doccano as dc  # noqa: E402
-from clinical_nlp.config import load_guideline, repo_root  # noqa: E402
-from clinical_nlp.io.jsonl import row_to_annotated  # noqa: E402
-from clinical_nlp.store import Store  # noqa: E402
-from clinical_nlp.types import ATTRIBUTE_VALUES  # noqa: E402
+from clinical_nlp import doccano as dc
+from clinical_nlp.config import load_guideline, repo_root
+from clinical_nlp.io.jsonl import row_to_annotated
+from clinical_nlp.store import Store
+from clinical_nlp.types import ATTRIBUTE_VALUES
 
 
 def build_rows(n: int, labels: set[str]) -> list[dict]:

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from sqlalchemy import delete
+from test_doccano_roundtrip import ALICE, BOB, PASSWORD, _rows, creds, server  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from clinical_nlp import doccano as dc
@@ -14,8 +15,6 @@ from clinical_nlp.cli.app import app
 from clinical_nlp.config import load_guideline
 from clinical_nlp.project import init_project
 from clinical_nlp.store import DoccanoLinkRow, Store
-
-from test_doccano_roundtrip import ALICE, BOB, PASSWORD, _rows, creds, server  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.doccano, pytest.mark.integration]
 
