@@ -70,7 +70,7 @@ class DeidResult:
 class Detector:
     """PHI detector. ``threshold``: a token is PHI when P(O) falls below it."""
 
-    def __init__(self, tagger: Tagger | None = None, *, threshold: float = 0.75):
+    def __init__(self, tagger: Tagger | None = None, *, threshold: float = 0.85):
         self.tagger = tagger or load_tagger()
         self.threshold = threshold
 
@@ -157,7 +157,7 @@ class SurrogateMaker:
             if label == "PTNameInitial":
                 return "".join(c for c in FIRST_NAMES[self._h("i", patient, norm) % len(FIRST_NAMES)][:1].upper()
                                + LAST_NAMES[self._h("j", patient, norm) % len(LAST_NAMES)][:1].upper())
-            value = pool[self._h(label, patient, norm) % len(pool)]
+            value = pool[self._h("name", patient, norm) % len(pool)]  # same name, same surrogate whatever its role
             return _match_case(value, original)
         if label == "Location":
             pool = HOSPITALS if any(w in norm for w in ("hosp", "center", "clinic", "medical")) else CITIES
