@@ -27,7 +27,7 @@ from clinical_nlp.config import shared_corpora_dir
 from clinical_nlp.io.jsonl import read_jsonl
 from clinical_nlp.models.entities import TrainConfig, evaluate_entity_model, train_entity_model
 
-CLI_DEFAULTS = {"spacy": dict(epochs=30, dropout=0.2, batch_size=8),
+CLI_DEFAULTS = {"spacy": dict(epochs=30, dropout=0.2, batch_size=32),
                 "transformer": dict(epochs=4, dropout=0.1, batch_size=16)}
 
 

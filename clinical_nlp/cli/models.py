@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
 
         if kind not in ("spacy", "transformer"):
             raise typer.BadParameter("use 'spacy' or 'transformer'", param_hint="--kind")
-        defaults = {"spacy": dict(epochs=30, dropout=0.2, batch_size=8),
+        defaults = {"spacy": dict(epochs=30, dropout=0.2, batch_size=32),
                     "transformer": dict(epochs=4, dropout=0.1, batch_size=16)}[kind]
         config = TrainConfig(
             kind=kind, labels=_labels(labels), seed=seed, patience=patience, base_model=base_model,

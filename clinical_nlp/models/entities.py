@@ -98,6 +98,9 @@ class TrainConfig:
         spacy_ner: spaCy kind only: spans come from a transition-based NER trained beside the BIO
             tagger (more accurate boundaries); the tagger still gives the token probabilities.
             ``False``: spans are decoded from the tagger alone.
+        split_lines: spaCy kind only: train on the non-empty lines of each note (criteria lists,
+            problem lists) so each epoch has many more, shorter updates; a span crossing a line
+            break stays whole (its lines are kept together).
     """
 
     kind: Literal["spacy", "transformer"] = "spacy"
@@ -115,6 +118,7 @@ class TrainConfig:
     depth: int = 4
     max_steps: int = 0
     spacy_ner: bool = True
+    split_lines: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in ("spacy", "transformer"):
@@ -623,10 +627,31 @@ def _check_docs(docs: Sequence[AnnotatedNote], what: str) -> list[AnnotatedNote]
     return docs
 
 
-def _spacy_examples(nlp, docs, labels, stats):
+def split_note_lines(doc: AnnotatedNote) -> list[AnnotatedNote]:
+    """Cut a note at line breaks that no span crosses; span offsets are shifted to each piece."""
+    text = doc.text
+    cuts = [0]
+    for k, ch in enumerate(text):
+        if ch == "\n" and not any(s.start <= k < s.end for s in doc.spans):
+            cuts.append(k + 1)
+    cuts.append(len(text))
+    pieces = []
+    for n, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        if not text[a:b].strip():
+            continue
+        spans = tuple(replace(s, start=s.start - a, end=s.end - a,
+                              fragments=None if s.fragments is None else tuple((x - a, y - a) for x, y in s.fragments))
+                      for s in doc.spans if a <= s.start and s.end <= b)
+        pieces.append(AnnotatedNote(Note(f"{doc.id}#{n}", text[a:b]), spans))
+    return pieces
+
+
+def _spacy_examples(nlp, docs, labels, stats, split_lines: bool = False):
     from spacy.training import Example
 
     examples = []
+    if split_lines:
+        docs = [piece for d in docs for piece in split_note_lines(d)]
     for d in docs:
         pred = nlp.make_doc(d.text)
         offs = [(t.idx, t.idx + len(t.text)) for t in pred]
@@ -671,7 +696,7 @@ def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple
         for t in tags:
             if t not in tagger.labels:
                 raise ConfigError(f"{config.base_model}: base model lacks tag {t!r}; train from scratch")
-        examples = _spacy_examples(nlp, train, config.labels, stats)
+        examples = _spacy_examples(nlp, train, config.labels, stats, config.split_lines)
         optimizer = nlp.resume_training()
     else:
         nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "clinical_nlp.fine_tokenizer.v1"}}})
@@ -690,7 +715,7 @@ def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple
                 "nO": None, "tok2vec": dict(tok2vec)}})
             for label in config.labels:
                 ner.add_label(label)
-        examples = _spacy_examples(nlp, train, config.labels, stats)
+        examples = _spacy_examples(nlp, train, config.labels, stats, config.split_lines)
         optimizer = nlp.initialize(lambda: examples)
     if config.learning_rate is not None:
         optimizer.learn_rate = config.learning_rate

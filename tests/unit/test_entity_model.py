@@ -196,7 +196,8 @@ def test_warm_start_records_parent_and_store(spacy_model, tmp_path):
 
 
 def test_committee_uses_distinct_seeds():
-    members = train_committee(DOCS, None, TrainConfig(epochs=2, width=32, depth=1, spacy_ner=False), n_members=2)
+    members = train_committee(DOCS, None, TrainConfig(epochs=2, width=32, depth=1, spacy_ner=False),
+                               n_members=2)
     assert len(members) == 2 and members[0].version != members[1].version
     assert [m.meta["config"]["seed"] for m in members] == [0, 1]
 
@@ -245,3 +246,15 @@ def test_embed_mean_pooling_shapes_and_similarity():
     assert np.allclose(np.linalg.norm(vecs[[0, 1, 3]], axis=1), 1.0, atol=1e-4)
     assert np.allclose(vecs[2], 0.0)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[3]
+
+
+def test_split_note_lines_keeps_spans_and_never_cuts_one():
+    from clinical_nlp.models.entities import split_note_lines
+
+    text = "No asthma\n\nTaking aspirin\nchronic\nkidney disease"
+    spans = (Span(3, 9, "Condition", "asthma"), Span(18, 25, "Drug", "aspirin"),
+             Span(26, 48, "Condition", text[26:48]))
+    pieces = split_note_lines(AnnotatedNote(Note("n", text), spans))
+    assert [p.text for p in pieces] == ["No asthma\n", "Taking aspirin\n", "chronic\nkidney disease"]
+    got = [(s.label, p.text[s.start : s.end]) for p in pieces for s in p.spans]
+    assert got == [("Condition", "asthma"), ("Drug", "aspirin"), ("Condition", "chronic\nkidney disease")]
