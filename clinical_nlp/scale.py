@@ -192,7 +192,7 @@ def _client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
         except (OSError, TimeoutError) as exc:
             raise ClinicalNLPError(f"cannot reach the Dask scheduler {scheduler!r}: {exc}") from None
     cluster = LocalCluster(n_workers=int(workers or 1), threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=40)
+                           dashboard_address=":0", silence_logs=40)
     return Client(cluster), cluster
 
 

@@ -1,0 +1,155 @@
+"""Benchmark: notes/s of the full default pipeline on 1 and 2 Dask workers vs medspaCy's default pipeline.
+
+Same notes, same run. Notes: MTSamples from the shared corpora (internal benchmarking only;
+never copied into the repo), N notes of about 4,000 characters (longer notes cut at a
+whitespace near 4,000, shorter ones skipped). Also the peak RSS of the whole process tree
+(client + Dask workers, psutil sampling) while pre-annotating ``--memory-notes`` notes
+(the bundled notes repeated). Writes JSON + a PNG plot.
+
+Usage:
+    nice -n 10 python scripts/bench_scale.py --notes 300 --memory-notes 100000 --out bench_out/scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psutil  # noqa: E402
+
+from clinical_nlp.config import shared_corpora_dir  # noqa: E402
+from clinical_nlp.scale import preannotate_file  # noqa: E402
+
+
+def load_notes(n: int, target: int = 4000) -> list[dict]:
+    rows = []
+    with (shared_corpora_dir() / "mtsamples" / "notes.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            r = json.loads(line)
+            text = r.get("text") or ""
+            if len(text) < target * 0.9:
+                continue
+            cut = text.rfind(" ", 0, target)
+            rows.append({"id": r["id"], "text": text[: cut if cut > target * 0.9 else target]})
+            if len(rows) >= n:
+                break
+    if len(rows) < n:
+        raise SystemExit(f"only {len(rows)} MTSamples notes of about {target} characters")
+    return rows
+
+
+class TreeRSS:
+    """Samples the RSS of this process and all its children every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.25):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+def run_medspacy(rows: list[dict]) -> float:
+    import medspacy
+
+    nlp = medspacy.load()  # default: PyRuSH sentences, target matcher, ConText, sectionizer
+    if "medspacy_sectionizer" not in nlp.pipe_names:
+        nlp.add_pipe("medspacy_sectionizer")
+    t0 = time.perf_counter()
+    for _ in nlp.pipe(r["text"] for r in rows):
+        pass
+    return len(rows) / (time.perf_counter() - t0)
+
+
+def run_ours(path: Path, out: Path, workers: int, partition_size: int) -> float:
+    # warm-up run builds the pipeline in each worker process is part of the cost of a cluster;
+    # we time the whole call (cluster start + pipeline build + processing) as a user sees it.
+    t0 = time.perf_counter()
+    stats = preannotate_file(path, out, workers=workers, partition_size=partition_size, progress=False)
+    dt = time.perf_counter() - t0
+    assert stats.notes == sum(1 for _ in path.open())
+    return stats.notes / dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--notes", type=int, default=300)
+    ap.add_argument("--memory-notes", type=int, default=100_000)
+    ap.add_argument("--partition-size", type=int, default=16)
+    ap.add_argument("--out", type=Path, default=Path("bench_out/scale"))
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = load_notes(args.notes)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    path = tmp / "notes.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result: dict = {"notes": len(rows), "mean_chars": sum(len(r["text"]) for r in rows) / len(rows),
+                    "cpus": os.cpu_count(), "partition_size": args.partition_size}
+    result["medspacy_notes_per_s"] = run_medspacy(rows)
+    print("medspacy", result["medspacy_notes_per_s"], flush=True)
+    for w in (1, 2):
+        result[f"ours_{w}w_notes_per_s"] = run_ours(path, tmp / f"out{w}.jsonl", w, args.partition_size)
+        print(f"ours {w} worker(s)", result[f"ours_{w}w_notes_per_s"], flush=True)
+    result["ratio_1w_vs_medspacy"] = result["ours_1w_notes_per_s"] / result["medspacy_notes_per_s"]
+    result["ratio_2w_vs_1w"] = result["ours_2w_notes_per_s"] / result["ours_1w_notes_per_s"]
+    if args.memory_notes:
+        big = tmp / "big.jsonl"
+        with big.open("w") as fh:
+            for i in range(args.memory_notes):
+                r = rows[i % len(rows)]
+                fh.write(json.dumps({"id": f"{r['id']}-{i}", "text": r["text"]}) + "\n")
+        with TreeRSS() as mon:
+            t0 = time.perf_counter()
+            preannotate_file(big, tmp / "big_out.jsonl", workers=2, partition_size=args.partition_size,
+                             progress=False)
+            result["memory_run_seconds"] = time.perf_counter() - t0
+        result["memory_notes"] = args.memory_notes
+        result["peak_rss_tree_mb"] = mon.peak / 2**20
+    (args.out / "bench_scale.json").write_text(json.dumps(result, indent=2) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        names = ["medSpaCy default", "ours 1 worker", "ours 2 workers"]
+        vals = [result["medspacy_notes_per_s"], result["ours_1w_notes_per_s"], result["ours_2w_notes_per_s"]]
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.bar(names, vals, color=["grey", "tab:blue", "tab:green"])
+        ax.set_ylabel("notes / s")
+        ax.set_title(f"{len(rows)} MTSamples notes (~{int(result['mean_chars'])} chars)")
+        fig.tight_layout()
+        fig.savefig(args.out / "bench_scale.png", dpi=120)
+    except ImportError:
+        pass
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
