@@ -24,10 +24,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psutil  # noqa: E402
+import psutil
 
-from clinical_nlp.config import shared_corpora_dir  # noqa: E402
-from clinical_nlp.scale import preannotate_file  # noqa: E402
+from clinical_nlp.config import shared_corpora_dir
+from clinical_nlp.scale import preannotate_file
 
 
 def load_notes(n: int, target: int = 4000) -> list[dict]:
