@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         curves = []
         for job in jobs:
             curves.append(_one_curve(job))
+            # checkpoint after every curve, so a run cut short by a time limit keeps its curves
+            args.output.mkdir(parents=True, exist_ok=True)
+            with atomic_writer(args.output / "al_curves.partial.json") as handle:
+                json.dump({"partial": True, "full_pool_f1": full_f1, "curves": curves}, handle)
             last = curves[-1]["points"][-1]
             print(f"{curves[-1]['strategy']} seed {job[2]}: {last['n_docs']} docs F1 {last['f1']:.4f} "
                   f"edits {last['edits']} ({curves[-1]['seconds']}s)", flush=True)
