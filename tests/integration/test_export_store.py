@@ -53,13 +53,13 @@ def test_cli_export_and_bad_input(tmp_path, corpora_dir):
     out = tmp_path / "hf"
     cmd = [sys.executable, "-m", "clinical_nlp.cli.app", "export", "--format", "hf", "--output", str(out),
            "--input", str(corpora_dir / "chia" / "dev.jsonl")]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout.strip().splitlines()[-1])["documents"] == 30
     assert (out / "manifest.json").exists()
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "text": "abc", "spans": [{"start": 0, "end": 9, "label": "X"}]}\n')
     cmd[7], cmd[9] = str(tmp_path / "o2"), str(bad)
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 2 and "bad.jsonl:1" in res.stderr
     assert not (tmp_path / "o2").exists()
