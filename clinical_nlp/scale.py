@@ -52,6 +52,17 @@ class ScaleStats:
     workers: int = 0
     output: str = ""
     model_version: str | None = None
+    #: perf_counter() when the first partition's rows were written / when the last were (steady-state rate)
+    first_written_at: float | None = None
+    first_partition_notes: int = 0
+    last_written_at: float | None = None
+
+    def steady_notes_per_s(self) -> float | None:
+        """Throughput after the first partition (excludes cluster start and pipeline build)."""
+        if self.first_written_at is None or self.last_written_at is None:
+            return None
+        span = self.last_written_at - self.first_written_at
+        return (self.notes - self.first_partition_notes) / span if span > 0 else None
 
 
 # ---------------------------------------------------------------- input / output
@@ -226,6 +237,7 @@ def run_partitioned(input: Path | str, output: Path | str, fn: PartitionFn, *, w
                         result = fn(rows)
                         _check(result, rows, index)
                         out.write(result)
+                        _mark(stats, len(result))
                         stats.partitions += 1
                         stats.notes += len(result)
                         bar.update(len(result))
@@ -237,6 +249,15 @@ def run_partitioned(input: Path | str, output: Path | str, fn: PartitionFn, *, w
     finally:
         bar.close()
     return stats
+
+
+def _mark(stats: ScaleStats, n: int) -> None:
+    import time
+
+    now = time.perf_counter()
+    if stats.first_written_at is None:
+        stats.first_written_at, stats.first_partition_notes = now, n
+    stats.last_written_at = now
 
 
 def _check(result: list[Row], rows: list[Row], index: int) -> None:
@@ -298,6 +319,7 @@ def _run_dask(parts: Iterator[tuple[int, int, list[Row]]], fn: PartitionFn, out:
             while next_write in done:
                 result = done.pop(next_write)
                 out.write(result)
+                _mark(stats, len(result))
                 stats.partitions += 1
                 stats.notes += len(result)
                 bar.update(len(result))
