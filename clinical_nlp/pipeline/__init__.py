@@ -1,11 +1,17 @@
 """The pre-annotation pipeline: a spaCy ``Language`` built from ``guidelines/``.
 
-Components, in order: medspaCy sentence splitting (PyRuSH) and sectionizer,
-entity rules (``guidelines/entity_rules.jsonl`` via medspaCy's TargetMatcher),
-medspaCy ConText with our rule set (``guidelines/context_rules.json``),
-temporal expressions (``clinical_nlp_temporal_v1``) and the assertion
-classifier (``clinical_nlp_assertion_v1``). A learned NER model
-(``clinical_nlp.models.entities``) is merged in :func:`preannotate` when given.
+Components, in order (default, ``context="cascade"``): a rule sentence
+splitter for clinical text (``clinical_nlp_sentences_v1``: sentence-final
+punctuation, blank lines, ``Header:`` lines), entity rules
+(``guidelines/entity_rules.jsonl`` via medspaCy's TargetMatcher), medspaCy's
+sectionizer, temporal expressions (``clinical_nlp_temporal_v1``) and the
+assertion cascade (``clinical_nlp_assertion_v1``: cue rules from
+``guidelines/context_rules.json`` + linear model, see
+:mod:`clinical_nlp.pipeline.assertion`). ``context="medspacy"`` restores the
+earlier layout: medspaCy PyRuSH sentences and medspaCy ConText with our rule set
+(about 10x slower, PyRuSH dominates; with ``rules_only=True`` ConText decides
+the attributes). A learned NER model (``clinical_nlp.models.entities``) is
+merged in :func:`preannotate` when given.
 
 Example:
     >>> nlp = build_pipeline(rules_only=True)                        # doctest: +SKIP
@@ -31,7 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["PIPELINE_VERSION", "build_pipeline", "pipeline_version", "preannotate"]
 
-PIPELINE_VERSION = "0.1.0"
+PIPELINE_VERSION = "0.2.0"  # 0.2: rule sentence splitter, ConText replaced by the cue cascade
+CONTEXT_MODES = ("cascade", "medspacy")
 _SECTION_TEMPORALITY = {"past_medical_history": "historical", "past_surgical_history": "historical",
                         "history_of_present_illness": None}
 _SECTION_EXPERIENCER = {"family_history": "family"}
@@ -84,6 +91,10 @@ def _register_factories() -> None:
     if "clinical_nlp_temporal_v1" in Language.factories:
         return
 
+    @Language.factory("clinical_nlp_sentences_v1")
+    def _make_sentences(nlp, name):
+        return sentence_splitter
+
     @Language.factory("clinical_nlp_temporal_v1")
     def _make_temporal(nlp, name):
         from clinical_nlp.pipeline.temporal import find_temporal
@@ -95,23 +106,55 @@ def _register_factories() -> None:
         return temporal
 
     @Language.factory("clinical_nlp_assertion_v1",
-                      default_config={"model": None, "rules_only": False})
-    def _make_assertion(nlp, name, model, rules_only):
-        return AssertionComponent(model=model, rules_only=rules_only)
+                      default_config={"model": None, "rules_only": False, "rules": None})
+    def _make_assertion(nlp, name, model, rules_only, rules):
+        return AssertionComponent(model=model, rules_only=rules_only, rules=rules,
+                                  use_context="medspacy_context" in nlp.pipe_names)
+
+
+def sentence_splitter(doc):
+    """Mark sentence starts with the assertion module's clinical sentence-break regex.
+
+    A break follows ``.``/``!``/``?``/``;`` before an upper-case letter or digit, a
+    blank line, or a line break before a ``Section Header:``. Whitespace tokens
+    (spaCy keeps line breaks as tokens) never start a sentence; the first token
+    after a break does.
+    """
+    from clinical_nlp.pipeline.assertion import _SENT_BREAK
+
+    if not len(doc):
+        return doc
+    breaks = {m.end() for m in _SENT_BREAK.finditer(doc.text)}
+    pending = False
+    for i, tok in enumerate(doc):
+        if i == 0:
+            tok.is_sent_start = True
+            continue
+        if tok.idx in breaks:
+            pending = True
+        if pending and not tok.is_space:
+            tok.is_sent_start = True
+            pending = False
+        else:
+            tok.is_sent_start = False
+    return doc
 
 
 class AssertionComponent:
     """Sets ``cn_negation``/``cn_temporality``/``cn_experiencer``/``cn_score``/``cn_source`` on ``doc.ents``.
 
-    Rules-only mode takes medspaCy ConText's decisions (our rule set); the
-    default mode uses the linear assertion model, with section titles (Family
-    History, Past Medical History) passing through as rule decisions.
+    Rules-only mode takes the cue rules' decisions (medspaCy ConText's when the
+    pipeline has ``medspacy_context``); the default mode uses the linear
+    assertion model, with section titles (Family History, Past Medical History)
+    passing through as rule decisions.
     """
 
-    def __init__(self, model: str | None = None, rules_only: bool = False):
+    def __init__(self, model: str | None = None, rules_only: bool = False, use_context: bool = False,
+                 rules: str | None = None):
         from clinical_nlp.pipeline import assertion as A
 
-        self.rules, self.rules_id = A.load_cue_rules(None)
+        self.use_context = use_context
+        self.rules, self.rules_id = A.load_cue_rules(rules)
         self.model = None
         if not rules_only:
             if model:
@@ -121,9 +164,14 @@ class AssertionComponent:
         self._A = A
 
     def __call__(self, doc):
-        for ent in doc.ents:
-            section = getattr(ent._, "section_category", None) if ent.has_extension("section_category") else None
-            if self.model is None:
+        ents = doc.ents
+        if not ents:
+            return doc
+        text = doc.text
+        has_section = ents[0].has_extension("section_category")
+        for ent in ents:
+            section = ent._.section_category if has_section else None
+            if self.model is None and self.use_context:
                 mods = list(getattr(ent._, "modifiers", ()) or ())
                 ids = sorted({str((m.rule.metadata or {}).get("id", m.rule.literal)) for m in mods})
                 neg = "negated" if ent._.is_negated else ("possible" if ent._.is_uncertain else "affirmed")
@@ -133,7 +181,7 @@ class AssertionComponent:
                 source = f"rules:context@{self.rules_id}" + (f"[{','.join(ids)}]" if ids else "")
                 scores = {"negation": score, "temporality": score, "experiencer": score}
             else:
-                res = self._A.classify_one(doc.text, ent.start_char, ent.end_char, model=self.model,
+                res = self._A.classify_one(text, ent.start_char, ent.end_char, model=self.model,
                                            rules=self.rules, rules_id=self.rules_id)
                 neg, temp, exp = res["negation"], res["temporality"], res["experiencer"]
                 scores, score, source = res["scores"], res["score"], res["source"]
@@ -149,14 +197,20 @@ class AssertionComponent:
 
 
 def build_pipeline(*, entity_model: Path | None = None, assertion_model: Path | None = None,
-                   rules_only: bool = False, guidelines_dir: Path | None = None) -> spacy.Language:
+                   rules_only: bool = False, guidelines_dir: Path | None = None,
+                   context: str = "cascade") -> spacy.Language:
     """Build the pre-annotation ``Language`` from the rule files in ``guidelines_dir``.
 
     ``assertion_model``: a model dir/JSON from ``scripts/train_assertion_model.py``
     (default: the one shipped in the package). ``rules_only``: ConText rules
     decide the attributes. ``entity_model``: a learned NER model directory,
     merged by :func:`preannotate` (its spans win over rule spans).
+    ``context``: ``"cascade"`` (default; our rule sentence splitter, assertion
+    cue rules + model) or ``"medspacy"`` (PyRuSH sentences + medspaCy ConText,
+    the pre-0.2 layout; slower). ``scripts/bench_assertions.py`` compares them.
     """
+    if context not in CONTEXT_MODES:
+        raise ConfigError(f"context={context!r}: expected one of {', '.join(CONTEXT_MODES)}")
     import spacy
 
     _silence_pyrush()
@@ -173,17 +227,19 @@ def build_pipeline(*, entity_model: Path | None = None, assertion_model: Path | 
     context_rules = gdir / "context_rules.json"
     entity_rules = gdir / "entity_rules.jsonl"
     nlp = spacy.blank("en")
-    nlp.add_pipe("medspacy_pyrush")
+    nlp.add_pipe("medspacy_pyrush" if context == "medspacy" else "clinical_nlp_sentences_v1")
     matcher = nlp.add_pipe("medspacy_target_matcher")
     matcher.add(load_entity_rules(entity_rules))
     nlp.add_pipe("medspacy_sectionizer", config={"rules": "default"})
-    try:
-        nlp.add_pipe("medspacy_context", config={"rules": str(context_rules)})
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        raise ConfigError(f"{context_rules}: cannot load ConText rules ({exc})") from None
+    if context == "medspacy":
+        try:
+            nlp.add_pipe("medspacy_context", config={"rules": str(context_rules)})
+        except (ValueError, KeyError, FileNotFoundError) as exc:
+            raise ConfigError(f"{context_rules}: cannot load ConText rules ({exc})") from None
     nlp.add_pipe("clinical_nlp_temporal_v1")
     nlp.add_pipe("clinical_nlp_assertion_v1", config={
-        "model": str(assertion_model) if assertion_model else None, "rules_only": rules_only})
+        "model": str(assertion_model) if assertion_model else None, "rules_only": rules_only,
+        "rules": str(context_rules)})
     comp = nlp.get_pipe("clinical_nlp_assertion_v1")
     assert_id = "rules" if comp.model is None else comp.model.name
     nlp.meta["clinical_nlp"] = {
@@ -192,6 +248,7 @@ def build_pipeline(*, entity_model: Path | None = None, assertion_model: Path | 
         "assertion": assert_id,
         "entity_model": str(entity_model) if entity_model else None,
         "rules_only": rules_only,
+        "context": context,
     }
     return nlp
 
@@ -202,6 +259,8 @@ def pipeline_version(nlp: spacy.Language) -> str:
     if not meta:
         raise ConfigError("this spaCy pipeline was not built by clinical_nlp.pipeline.build_pipeline")
     out = f"clinical-nlp-pipeline@{meta['version']}+rules:{meta['rules']}+assert:{meta['assertion']}"
+    if meta.get("context", "medspacy") != "cascade":
+        out += "+context:medspacy"
     if meta.get("entity_model"):
         out += "+ner:" + hashlib.sha256(str(meta["entity_model"]).encode()).hexdigest()[:8]
     return out

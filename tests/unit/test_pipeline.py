@@ -31,11 +31,32 @@ def _by_text(doc):
 
 def test_components_and_version(nlp) -> None:
     names = nlp.pipe_names
-    for comp in ("medspacy_pyrush", "medspacy_target_matcher", "medspacy_sectionizer", "medspacy_context",
+    for comp in ("clinical_nlp_sentences_v1", "medspacy_target_matcher", "medspacy_sectionizer",
                  "clinical_nlp_temporal_v1", "clinical_nlp_assertion_v1"):
         assert comp in names
+    # the cue cascade replaces medspaCy ConText/PyRuSH by default (0.2.0)
+    assert "medspacy_context" not in names and "medspacy_pyrush" not in names
     v = pipeline_version(nlp)
-    assert v.startswith("clinical-nlp-pipeline@0.1.0+rules:") and "+assert:assertion-linear@" in v
+    assert v.startswith("clinical-nlp-pipeline@0.2.0+rules:") and "+assert:assertion-linear@" in v
+    assert "+context:medspacy" not in v
+
+
+def test_medspacy_context_mode_and_bad_mode() -> None:
+    nlp = build_pipeline(rules_only=True, context="medspacy")
+    assert "medspacy_context" in nlp.pipe_names and "medspacy_pyrush" in nlp.pipe_names
+    assert pipeline_version(nlp).endswith("+context:medspacy")
+    (doc,) = list(preannotate([NOTE], nlp))
+    spans = _by_text(doc)
+    assert spans["pain"].negation == "negated" and spans["diabetes"].temporality == "historical"
+    with pytest.raises(ConfigError, match="context='x'"):
+        build_pipeline(context="x")
+
+
+def test_sentence_splitter_clinical_breaks(nlp) -> None:
+    doc = nlp("Past Medical History: diabetes.\nFamily History: none. Denies pain; reports cough.\n\nPLAN: rest")
+    starts = [s.text.split()[0] for s in doc.sents]
+    assert starts == ["Past", "Family", "Denies", "PLAN"]  # "; reports" (lower case) does not break
+    assert all(not s[0].is_space for s in doc.sents)
 
 
 @pytest.mark.parametrize("fixture", ["nlp", "nlp_rules"])
