@@ -55,7 +55,7 @@ def test_medspacy_context_mode_and_bad_mode() -> None:
 def test_sentence_splitter_clinical_breaks(nlp) -> None:
     doc = nlp("Past Medical History: diabetes.\nFamily History: none. Denies pain; reports cough.\n\nPLAN: rest")
     starts = [s.text.split()[0] for s in doc.sents]
-    assert starts == ["Past", "Family", "Denies", "PLAN"]  # "; reports" (lower case) does not break
+    assert starts == ["Past", "Family", "Denies", "PLAN:"]  # "; reports" (lower case) does not break
     assert all(not s[0].is_space for s in doc.sents)
 
 
