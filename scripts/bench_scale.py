@@ -4,7 +4,8 @@ Same notes, same run. Notes: MTSamples from the shared corpora (internal benchma
 never copied into the repo), N notes of about 4,000 characters (longer notes cut at a
 whitespace near 4,000, shorter ones skipped). Also the peak RSS of the whole process tree
 (client + Dask workers, psutil sampling) while pre-annotating ``--memory-notes`` notes
-(the bundled notes repeated). Writes JSON + a PNG plot.
+(the bundled notes repeated; ``--memory-notes 0`` skips it). Also our pipeline in this
+process without Dask (like-for-like with medspaCy). Writes JSON + a PNG plot.
 
 Usage:
     nice -n 10 python scripts/bench_scale.py --notes 300 --memory-notes 100000 --out bench_out/scale
@@ -87,6 +88,18 @@ def run_medspacy(rows: list[dict]) -> float:
     return len(rows) / (time.perf_counter() - t0)
 
 
+def run_ours_inprocess(rows: list[dict], context: str = "cascade") -> float:
+    """Our default pipeline in this process (no Dask): the like-for-like peer of :func:`run_medspacy`."""
+    from clinical_nlp.pipeline import build_pipeline, preannotate
+    from clinical_nlp.types import Note
+
+    nlp = build_pipeline(context=context)
+    notes = [Note(r["id"], r["text"]) for r in rows]
+    t0 = time.perf_counter()
+    n = sum(1 for _ in preannotate(notes, nlp))
+    return n / (time.perf_counter() - t0)
+
+
 def run_ours(path: Path, out: Path, workers: int, partition_size: int) -> tuple[float, float | None]:
     # warm-up run builds the pipeline in each worker process is part of the cost of a cluster;
     # we time the whole call (cluster start + pipeline build + processing) as a user sees it.
@@ -103,6 +116,8 @@ def main() -> None:
     ap.add_argument("--memory-notes", type=int, default=100_000)
     ap.add_argument("--partition-size", type=int, default=16)
     ap.add_argument("--out", type=Path, default=Path("bench_out/scale"))
+    ap.add_argument("--with-medspacy-context", action="store_true",
+                    help="also time our pipeline with context='medspacy' (PyRuSH + ConText, the pre-0.2 layout)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = load_notes(args.notes)
@@ -113,12 +128,19 @@ def main() -> None:
                     "cpus": os.cpu_count(), "partition_size": args.partition_size}
     result["medspacy_notes_per_s"] = run_medspacy(rows)
     print("medspacy", result["medspacy_notes_per_s"], flush=True)
+    result["ours_inprocess_notes_per_s"] = run_ours_inprocess(rows)
+    result["ratio_inprocess_vs_medspacy"] = result["ours_inprocess_notes_per_s"] / result["medspacy_notes_per_s"]
+    print(f"ours in-process {result['ours_inprocess_notes_per_s']:.2f} "
+          f"({result['ratio_inprocess_vs_medspacy']:.2f}x medspaCy)", flush=True)
+    if args.with_medspacy_context:
+        result["ours_inprocess_context_medspacy_notes_per_s"] = run_ours_inprocess(rows, "medspacy")
     for w in (1, 2):
         e2e, steady = run_ours(path, tmp / f"out{w}.jsonl", w, args.partition_size)
         result[f"ours_{w}w_end_to_end_notes_per_s"] = e2e  # incl. cluster start + pipeline build
         result[f"ours_{w}w_notes_per_s"] = steady  # after the first partition
         print(f"ours {w} worker(s): end-to-end {e2e:.2f}, steady {steady}", flush=True)
     result["ratio_1w_vs_medspacy"] = result["ours_1w_notes_per_s"] / result["medspacy_notes_per_s"]
+    result["ratio_2w_vs_medspacy"] = result["ours_2w_notes_per_s"] / result["medspacy_notes_per_s"]
     result["ratio_2w_vs_1w"] = result["ours_2w_notes_per_s"] / result["ours_1w_notes_per_s"]
     result["load_average"] = os.getloadavg()
     if args.memory_notes:
@@ -141,10 +163,12 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        names = ["medSpaCy default", "ours 1 worker", "ours 2 workers"]
-        vals = [result["medspacy_notes_per_s"], result["ours_1w_notes_per_s"], result["ours_2w_notes_per_s"]]
+        names = ["medSpaCy default", "ours in-process", "ours 1 worker", "ours 2 workers"]
+        vals = [result["medspacy_notes_per_s"], result["ours_inprocess_notes_per_s"],
+                result["ours_1w_notes_per_s"], result["ours_2w_notes_per_s"]]
         fig, ax = plt.subplots(figsize=(5, 3))
-        ax.bar(names, vals, color=["grey", "tab:blue", "tab:green"])
+        ax.bar(names, vals, color=["grey", "tab:cyan", "tab:blue", "tab:green"])
+        ax.tick_params(axis="x", labelsize=7)
         ax.set_ylabel("notes / s")
         ax.set_title(f"{len(rows)} MTSamples notes (~{int(result['mean_chars'])} chars)")
         fig.tight_layout()
