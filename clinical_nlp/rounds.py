@@ -365,7 +365,7 @@ def write_round_report(project: Project, store: Store, number: int) -> str:
     ax[0].set_title("Learning curve")
     ax[1].bar([str(p.round) for p in curve], [p.edits_per_note for p in curve])
     ax[1].set_xlabel("round")
-    ax[1].set_ylabel("expert edits per note")
+    ax[1].set_ylabel("edits per note (all annotators)")
     ax[1].set_title("Annotation cost")
     fig.tight_layout()
     fig.savefig(out / "learning_curve.png", dpi=100)
