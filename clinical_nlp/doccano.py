@@ -565,7 +565,8 @@ def push(
     Idempotent and resumable: notes already linked are not re-imported and
     annotators whose pre-annotations are recorded as in place are skipped.
     Raises :class:`PolicyError` for notes not de-identified (unless
-    ``allow_phi`` with an ``actor`` that passes ``phi_access_check``).
+    ``allow_phi`` with an ``actor`` that passes ``phi_access_check``; by default
+    the actor must be registered with PHI access in the annotator registry).
     """
     t0 = time.perf_counter()
     annotators = [a.strip() for a in annotators if a.strip()]
@@ -580,7 +581,12 @@ def push(
             )
         if not actor:
             raise PolicyError("--allow-phi needs an actor name (--actor or CLINICAL_NLP_ACTOR)")
-        if phi_access_check is not None and not phi_access_check(actor):
+        if phi_access_check is None:  # default: the annotator registry's phi_access flag
+            from clinical_nlp.annotators import has_phi_access
+
+            def phi_access_check(who: str) -> bool:
+                return has_phi_access(store, who)
+        if not phi_access_check(actor):
             raise PolicyError(f"actor {actor!r} has no PHI access; refusing to push {len(phi)} identifiable note(s)")
         audit.append("override", actor=actor, details={"rule": "require_deid", "project": project_name, "notes": phi})
     _validate_labels(rows, guideline.schema)

@@ -197,3 +197,23 @@ def test_push_refuses_phi_without_override(tmp_path, corpora_dir, creds):
         dc.push(store, load_guideline(), "never-created", [(doc, row)], [ALICE], creds=creds,
                 allow_phi=True, actor="mallory", phi_access_check=lambda who: False)
     assert [e.action for e in AuditLog(store).entries()] == []
+
+
+def test_phi_override_defaults_to_registry(tmp_path, corpora_dir, creds):
+    """Without an explicit hook, only a registered annotator with PHI access may override (audited)."""
+    from clinical_nlp.annotators import Annotator, Registry
+
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    doc, row = _rows(corpora_dir)[0]
+    row = {**row, "deidentified": False}
+    with pytest.raises(PolicyError, match="no PHI access"):
+        dc.push(store, load_guideline(), "never-created", [(doc, row)], [ALICE], creds=creds,
+                allow_phi=True, actor="stranger")
+    Registry(store).add(Annotator(name="dr-phi", role="admin", phi_access=True))
+    bad = dc.DoccanoCredentials(url="http://127.0.0.1:9", users={ALICE: PASSWORD})
+    # the gate lets dr-phi through (the unreachable server then fails cleanly) and the override is audited
+    with pytest.raises(DoccanoError):
+        dc.push(store, load_guideline(), "never-created", [(doc, row)], [ALICE], creds=bad,
+                allow_phi=True, actor="dr-phi")
+    overrides = [e for e in AuditLog(store).entries() if e.action == "override"]
+    assert len(overrides) == 1 and overrides[0].actor == "dr-phi"
