@@ -55,7 +55,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -590,6 +590,9 @@ def push(
             raise PolicyError(f"actor {actor!r} has no PHI access; refusing to push {len(phi)} identifiable note(s)")
         audit.append("override", actor=actor, details={"rule": "require_deid", "project": project_name, "notes": phi})
     _validate_labels(rows, guideline.schema)
+    # Doccano holds one span per (offsets, label): identical duplicates collapse there, so collapse
+    # them here too, or an annotator who changes nothing would show a "deleted" edit on pull.
+    rows = [(_dedupe_spans(d), row) for d, row in rows]
     creds = creds or DoccanoCredentials.from_env()
     for a in annotators:
         creds.password(a)  # fail before touching the server
@@ -697,6 +700,18 @@ def push(
         "annotators": annotators, "overlap": overlap, "guideline_version": guideline.version,
     })
     return report
+
+
+def _dedupe_spans(doc: AnnotatedNote) -> AnnotatedNote:
+    """Drop spans identical to an earlier one in offsets, label and attributes."""
+    seen: set[tuple[Any, ...]] = set()
+    kept = []
+    for sp in doc.spans:
+        key = (sp.start, sp.end, sp.label, tuple(sorted(sp.attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(sp)
+    return doc if len(kept) == len(doc.spans) else replace(doc, spans=tuple(kept))
 
 
 def _validate_labels(rows: Sequence[tuple[AnnotatedNote, Mapping[str, Any]]], schema: LabelSchema) -> None:
