@@ -65,6 +65,20 @@ pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 healthy() { curl -fsS -m 3 "$URL/v1/health/" >/dev/null 2>&1 || curl -fsS -m 3 -o /dev/null "$URL/v1/me" -w '%{http_code}' 2>/dev/null | grep -q '40[13]'; }
 
+start_worker() {
+  if ! pid_alive "$RUN/worker.pid"; then
+    log "starting task worker (celery)"
+    nohup "$VENV/bin/celery" --app=config --workdir="$1" worker --loglevel=info \
+      --concurrency=1 >>"$RUN/worker.log" 2>&1 &
+    echo $! >"$RUN/worker.pid"
+    for _ in $(seq 1 30); do  # wait until it is consuming (or has died)
+      grep -q "ready\." "$RUN/worker.log" 2>/dev/null && break
+      pid_alive "$RUN/worker.pid" || break
+      sleep 1
+    done
+  fi
+}
+
 cmd_start() {
   ensure_venv
   local bdir
@@ -82,20 +96,18 @@ cmd_start() {
       || { log "migration failed, see $RUN/migrate.log"; tail -20 "$RUN/migrate.log" >&2; exit 1; }
     (cd "$bdir" && "$VENV/bin/python" manage.py create_admin --noinput --username "$ADMIN_USER" \
       --password "$ADMIN_PASSWORD" --email "$ADMIN_USER@example.com" >>"$RUN/migrate.log" 2>&1) || true
+    start_worker "$bdir"  # before the web server: it creates the broker's queue table alone
     log "starting web server on $URL ($WORKERS workers)"
     nohup "$VENV/bin/gunicorn" --chdir "$bdir" --bind "127.0.0.1:$PORT" --workers "$WORKERS" \
       --timeout 300 --pid "$RUN/web.pid" config.wsgi >"$RUN/web.log" 2>&1 &
     echo $! >"$RUN/web.pid"
   fi
-  if ! pid_alive "$RUN/worker.pid"; then
-    log "starting task worker (celery)"
-    nohup "$VENV/bin/celery" --app=config --workdir="$bdir" worker --loglevel=info \
-      --concurrency=1 >"$RUN/worker.log" 2>&1 &
-    echo $! >"$RUN/worker.pid"
-  fi
-  for _ in $(seq 1 120); do
+  start_worker "$bdir"
+  for i in $(seq 1 120); do
     if healthy; then log "healthy at $URL"; return 0; fi
     if ! pid_alive "$RUN/web.pid"; then break; fi
+    # the worker can lose a start-up race on the SQLite broker's queue table: restart it
+    if ! pid_alive "$RUN/worker.pid" && [ "$i" -lt 100 ]; then start_worker "$bdir"; fi
     sleep 1
   done
   log "server did not become healthy at $URL; see $RUN/web.log"
