@@ -53,24 +53,37 @@ MAIN_LABELS = "Condition,Drug,Procedure,Measurement,Observation,Temporal,Value,N
 
 
 def _load(args):
+    """(pool, eval, dev): ``dev`` = ``--dev-size`` notes carved from the pool with a fixed seed
+    (early stopping only; never queried, never scored)."""
     pool = read_jsonl(args.pool, allow_empty=True)
     pool = [d for d in pool if d.text.strip()]
+    dev: list = []
+    if args.dev_size:
+        rng = np.random.default_rng(2024)
+        take = set(rng.choice(len(pool), size=min(args.dev_size, len(pool) // 4), replace=False).tolist())
+        dev = [d for i, d in enumerate(pool) if i in take]
+        pool = [d for i, d in enumerate(pool) if i not in take]
     if args.max_pool:
         rng = np.random.default_rng(12345)
         pool = [pool[i] for i in sorted(rng.choice(len(pool), size=min(args.max_pool, len(pool)), replace=False))]
     ev = read_jsonl(args.eval, allow_empty=True)
     ev = [d for d in ev if d.text.strip()]
-    return pool, ev
+    return pool, ev, dev
+
+
+def _train_fn(args, labels, dev):
+    return default_train_fn(labels, epochs=args.epochs, dev=dev or None, warm_start=args.warm_start,
+                            first_epochs=args.first_epochs, patience=args.patience)
 
 
 def _one_curve(job):
     args, strategy, seed = job
-    pool, ev = _load(args)
+    pool, ev, dev = _load(args)
     labels = args.labels.split(",")
     t0 = time.perf_counter()
     curve = simulate_active_learning(
         pool, ev, strategy, rounds=args.rounds, batch=args.batch, seed=seed, labels=labels,
-        train_fn=default_train_fn(labels, epochs=args.epochs), skill=AnnotatorSkill.from_level(args.skill),
+        train_fn=_train_fn(args, labels, dev), skill=AnnotatorSkill.from_level(args.skill),
         progress=args.jobs == 1)
     curve["seconds"] = round(time.perf_counter() - t0, 1)
     return curve
@@ -78,9 +91,12 @@ def _one_curve(job):
 
 def _full(job):
     args, seed = job
-    pool, ev = _load(args)
+    pool, ev, dev = _load(args)
     labels = args.labels.split(",")
-    return full_pool_f1(pool, ev, labels, default_train_fn(labels, epochs=args.epochs), seed=seed)
+    # the ceiling is trained from scratch with early stopping (as long as the first round may train)
+    epochs = (args.first_epochs or 3 * args.epochs) if args.warm_start else args.epochs
+    train_fn = default_train_fn(labels, epochs=epochs, dev=dev or None, patience=args.patience)
+    return full_pool_f1(pool, ev, labels, train_fn, seed=seed)
 
 
 def summarise(curves: list[dict], full_f1: float, pool_size: int) -> dict:
@@ -108,6 +124,8 @@ def summarise(curves: list[dict], full_f1: float, pool_size: int) -> dict:
             "ratio_to_full_pool_f1": round(float(f1[k40] / full_f1), 4) if full_f1 else None,
             "first_n_docs_reaching_95pct": reach[0] if reach else None,
         }
+        entry["mean_round_edits"] = [round(float(x), 1) for x in
+                                     np.mean([[p.get("round_edits", 0) for p in c["points"]] for c in cs], axis=0)]
         if random_edits is not None and len(random_edits) == len(edits):
             entry["edits_vs_random"] = [round(float(a / b), 4) if b else None for a, b in zip(edits, random_edits)]
             entry["fewer_edits_than_random_after_round_0"] = bool(np.all(edits[1:] < random_edits[1:])) \
@@ -155,10 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval", type=Path, default=chia / "dev.jsonl")
     ap.add_argument("--strategies", default="random,entropy,cost_aware")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=50)
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--batch", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--labels", default=MAIN_LABELS)
+    ap.add_argument("--dev-size", type=int, default=100,
+                    help="notes carved from the pool (fixed seed) for early stopping; 0 = fixed epochs")
+    ap.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=True,
+                    help="continue each round from the previous round's model")
+    ap.add_argument("--first-epochs", type=int, default=None, help="max epochs of the first training "
+                    "(default 3 x --epochs with --warm-start)")
+    ap.add_argument("--patience", type=int, default=2, help="early-stopping patience (with --dev-size)")
     ap.add_argument("--skill", type=float, default=1.0, help="simulated expert skill (1.0 = gold)")
     ap.add_argument("--max-pool", type=int, default=0, help="subsample the pool (smoke runs); 0 = all")
     ap.add_argument("--jobs", type=int, default=1, help="curves trained in parallel processes")
@@ -172,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if "random" not in strategies and "random.v1" not in strategies:
         strategies.insert(0, "random")
     t0 = time.perf_counter()
-    pool, _ = _load(args)
+    pool, _, _ = _load(args)
     jobs = [(args, s, seed) for s in strategies for seed in range(args.seeds)]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as ex:

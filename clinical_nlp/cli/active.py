@@ -51,7 +51,13 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "--output", help="Where to write the curve JSON."),
         labels: Optional[str] = typer.Option(
             None, help="Comma-separated labels to learn and score (default: all labels in the pool)."),
-        epochs: int = typer.Option(10, help="Training epochs of the fast spaCy model each round."),
+        epochs: int = typer.Option(10, help="Training epochs of the fast spaCy model each round "
+                                   "(the maximum when --dev is given)."),
+        dev: Optional[Path] = typer.Option(
+            None, "--dev", help="Fixed gold JSONL dev set (kept out of the pool) for early stopping."),
+        warm_start: bool = typer.Option(
+            False, "--warm-start/--from-scratch", help="Continue each round from the previous round's model "
+            "(the first training may run 3x --epochs) instead of retraining from scratch."),
         skill: float = typer.Option(1.0, help="Simulated annotator skill in [0, 1]; 1.0 = gold exactly."),
         strategy_config: list[str] = typer.Option(
             [], "--strategy-config", help="Strategy option KEY=VALUE (JSON value), repeatable, "
@@ -61,7 +67,7 @@ def register(app: typer.Typer) -> None:
 
         Round 0 labels BATCH random notes (seeded); each later round queries BATCH notes with
         the strategy, pre-annotates them with the current model, lets the oracle correct them
-        (edits counted), retrains the fast spaCy model from scratch and evaluates it.
+        (edits counted), retrains the fast spaCy model (from scratch, or --warm-start) and evaluates it.
 
         Output: CURVE.json = {"strategy", "points": [{"round", "n_docs", "edits", "f1", ...}], ...}
         where f1 is strict micro span F1 on EVAL, n_docs and edits are cumulative.
@@ -71,16 +77,20 @@ def register(app: typer.Typer) -> None:
 
         pool_docs = read_jsonl(pool, allow_empty=True)
         eval_docs = read_jsonl(eval_path, allow_empty=True)
+        dev_docs = [d for d in read_jsonl(dev, allow_empty=True) if d.text.strip()] if dev else None
         label_list = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
         chosen = sorted(set(label_list)) if label_list else sorted({s.label for d in pool_docs for s in d.spans})
         curve = simulate_active_learning(
             pool_docs, eval_docs, strategy, rounds=rounds, batch=batch, seed=seed, labels=label_list,
             skill=AnnotatorSkill.from_level(skill), strategy_config=_parse_config(strategy_config),
-            train_fn=default_train_fn(chosen, epochs=epochs) if chosen else None,
+            train_fn=default_train_fn(chosen, epochs=epochs, dev=dev_docs, warm_start=warm_start)
+            if chosen else None,
         )
         curve["pool"] = pool.name
         curve["eval"] = eval_path.name
         curve["epochs"] = epochs
+        curve["warm_start"] = warm_start
+        curve["dev"] = dev.name if dev else None
         output.parent.mkdir(parents=True, exist_ok=True)
         from clinical_nlp.io.jsonl import atomic_writer
 

@@ -89,3 +89,26 @@ def test_kcenter_with_packaged_minilm_prefers_novel_notes(corpora_dir):
     got = get_strategy("kcenter").query(None, pool, [1, 2, 3, 4], [0], 2, np.random.default_rng(0))
     # the near-paraphrases of the labeled note are not picked first
     assert set(got.tolist()) == {3, 4}
+
+
+def test_al_simulate_warm_start_with_dev_set(tmp_path, corpora_dir):
+    """--warm-start continues from the previous round's model; --dev enables early stopping.
+    Per-round edits add up to the cumulative count."""
+    from clinical_nlp.io.jsonl import read_jsonl, write_jsonl
+
+    docs = read_jsonl(corpora_dir / "chia" / "train.jsonl", allow_empty=True)
+    dev, pool = docs[:10], docs[10:]
+    write_jsonl(tmp_path / "dev.jsonl", dev)
+    write_jsonl(tmp_path / "pool.jsonl", pool)
+    out = tmp_path / "curve.json"
+    result = runner.invoke(app, ["al", "simulate", "--pool", str(tmp_path / "pool.jsonl"),
+                                 "--eval", str(corpora_dir / "chia" / "dev.jsonl"), "--dev", str(tmp_path / "dev.jsonl"),
+                                 "--warm-start", "--strategy", "entropy", "--rounds", "2", "--batch", "8",
+                                 "--epochs", "3", "--labels", "Condition,Drug", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    curve = json.loads(out.read_text())
+    assert curve["warm_start"] is True and curve["dev"] == "dev.jsonl"
+    pts = curve["points"]
+    assert [p["n_docs"] for p in pts] == [8, 16, 24]
+    assert np.cumsum([p["round_edits"] for p in pts]).tolist() == [p["edits"] for p in pts]
+    assert pts[-1]["f1"] > 0.0
