@@ -32,6 +32,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         project_dir: Optional[Path] = typer.Option(None, "--project-dir",
                                                    help="Also store the notes as de-identified and audit the run."),
         actor: Optional[str] = typer.Option(None, help="Who runs this (audit; default $CLINICAL_NLP_ACTOR or user)."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                              help="Run on a Dask LocalCluster of N worker processes (same output; "
+                                                   "each task holds whole patients)."),
     ) -> None:
         """De-identify notes: detect PHI (rules + learned tagger), replace it with surrogates
         consistent per patient, shift dates per patient.
@@ -46,7 +49,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         with tqdm(desc="deid", unit="note", disable=None) as bar:
             summary, results = deidentify_file(
                 input, output, phi_output, map_output=map_output,
-                key=key.encode("utf-8") if key else None, progress=bar.update)
+                key=key.encode("utf-8") if key else None, progress=bar.update, workers=workers)
         if project_dir is not None:
             from clinical_nlp.audit import AuditLog
             from clinical_nlp.project import resolve_project

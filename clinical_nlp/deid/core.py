@@ -9,12 +9,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from clinical_nlp.deid.context import NOT_NAMES as _NOT_NAMES
+from clinical_nlp.deid.context import find_context_names
+from clinical_nlp.deid.gazetteer import zipf
 from clinical_nlp.deid.lexicons import CITIES, FIRST_NAMES, HOSPITALS, LAST_NAMES
-from clinical_nlp.deid.model import Tagger, load_tagger, tokenize
+from clinical_nlp.deid.model import CRFTagger, Tagger, load_tagger, tokenize
 from clinical_nlp.deid.rules import find_rule_spans
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 
-METHOD = "clinical-nlp-deid-1 (regex rules + hashed-feature logistic tagger, PhysioNet deid shared half)"
+METHOD = ("clinical-nlp-deid-2 (regex + context rules, census/wordfreq lexicon features, hashed-feature CRF "
+          "tagger trained on the PhysioNet deid shared half, patient-level name propagation)")
 
 #: Label documentation (the corpus labels plus the ones only rules produce).
 LABELS: dict[str, str] = {
@@ -67,48 +71,95 @@ class DeidResult:
     surrogates: dict[str, str] = field(default_factory=dict)
 
 
-class Detector:
-    """PHI detector. ``threshold``: a token is PHI when P(O) falls below it."""
+#: P(O) below which a word is tagged PHI (chosen by patient-grouped cross-validation, see bench_deid.py).
+DEFAULT_THRESHOLD = 0.98
 
-    def __init__(self, tagger: Tagger | None = None, *, threshold: float = 0.85):
+
+class Detector:
+    """PHI detector. ``threshold``: a token is PHI when P(O) falls below it.
+
+    Names found with confidence (a context rule, or P(O) below ``seed_threshold``)
+    that are not common English words are propagated to their other occurrences
+    in the same note, and with :meth:`detect_group` in every note of the group
+    (``deidentify_rows`` groups the notes of one patient).
+    """
+
+    def __init__(self, tagger: Tagger | CRFTagger | None = None, *, threshold: float = DEFAULT_THRESHOLD,
+                 seed_threshold: float = 0.3, propagate: bool = True, veto: float = 0.999, context_seed: float = 0.9,
+                 propagate_veto: float = 1.0):
         self.tagger = tagger or load_tagger()
         self.threshold = threshold
+        self.seed_threshold = seed_threshold
+        self.propagate = propagate
+        self.veto = veto
+        self.context_seed = context_seed
+        self.propagate_veto = propagate_veto
 
     def detect(self, text: str) -> list[PHISpan]:
+        return self.detect_group([text])[0]
+
+    def detect_group(self, texts: Sequence[str]) -> list[list[PHISpan]]:
+        """Detect PHI in several notes of one patient, sharing confidently found names between them."""
+        found = [self._marks(t) for t in texts]
+        if self.propagate:
+            seeds: dict[str, dict[str, int]] = {}
+            for _, s, _ in found:
+                for word, lab in s:
+                    seeds.setdefault(word, {}).setdefault(lab, 0)
+                    seeds[word][lab] += 1
+            if seeds:
+                best = {w: max(c, key=c.get) for w, c in seeds.items()}
+                for text, (marks, _, p_o) in zip(texts, found):
+                    for m in _WORD.finditer(text):
+                        lab = best.get(m.group().lower())
+                        if lab is not None and (self.propagate_veto >= 1.0
+                                                or p_o.get(m.start(), 0.0) < self.propagate_veto):
+                            marks.append((m.start(), m.end(), lab, 0))
+        return [_resolve(marks) for marks, _, _ in found]
+
+    def _marks(self, text: str) -> tuple[list[tuple[int, int, str, int]], list[tuple[str, str]], dict[int, float]]:
         marks: list[tuple[int, int, str, int]] = []  # start, end, label, priority
+        seeds: list[tuple[str, str]] = []
         for a, b, lab in find_rule_spans(text):
             marks.append((a, b, lab, 2))
-        for pattern, lab in _NAME_CONTEXT:
-            for m in pattern.finditer(text):
-                for g in range(1, (m.lastindex or 0) + 1):
-                    a, b = m.span(g)
-                    if b > a and text[a:b].lower() not in _NOT_NAMES:
-                        marks.append((a, b, lab, 1))
         toks = tokenize(text)
         # dates, phones and numbers come from the rules: the tagger only looks at words
         words = [i for i, (a, b) in enumerate(toks) if text[a].isalpha()]
+        p_o: dict[int, float] = {}
         if words:
             proba = self.tagger.proba(text, toks, words)
             labels = self.tagger.labels
             o = labels.index("O")
             for i, p in zip(words, proba):
                 a, b = toks[i]
+                p_o[a] = float(p[o])
                 if p[o] < self.threshold:
                     best = max((i for i in range(len(labels)) if i != o), key=lambda i: p[i])
                     if labels[best] not in ("Date", "DateYear"):
                         marks.append((a, b, labels[best], 1))
-        return _resolve(marks)
+                        if p[o] < self.seed_threshold:
+                            _seed(seeds, text[a:b], labels[best])
+        for m in _PT_INITIAL.finditer(text):
+            marks.append((m.start(1), m.end(1), "PTNameInitial", 1))
+        for a, b, lab, strong in find_context_names(text):
+            po = p_o.get(a, 0.0)
+            if strong or lab != "Location" or po < self.veto:  # the tagger vetoes words it is sure are not PHI ("PA cath")
+                marks.append((a, b, lab, 1))
+                if po < self.context_seed:
+                    _seed(seeds, text[a:b], lab)
+        return marks, seeds, p_o
 
 
-_NOT_NAMES = frozenset(
-    "the a an and or to of in on at for with was is has had will be by from his her he she pt patient "
-    "here aware called updated at and also in notified paged".split())
-_NAME_CONTEXT: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b(?:mr|mrs|miss)\.?\s+([A-Za-z][A-Za-z'-]+)(?:\s+([A-Z][a-z'-]+|[A-Z]{2,}\b))?", re.I),
-     "PTName"),
-    (re.compile(r"\b(?:dr|doctor)\.?\s+([A-Za-z][A-Za-z'-]+)", re.I), "HCPName"),
-    (re.compile(r"(?m)\b[A-Za-z]\.\s*([A-Za-z][A-Za-z'-]+),?\s+(?:rn|rrt|np|md|lpn|msw|pa-c)\b", re.I), "HCPName"),
-)
+_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+_PT_INITIAL = re.compile(r"\b(?:mr|mrs|ms|miss)\.?\s+([A-Z])\.(?=\s)", re.I)
+_SEED_LABELS = NAME_LABELS | {"Location"}
+
+
+def _seed(seeds: list[tuple[str, str]], surface: str, label: str) -> None:
+    w = surface.lower()
+    if label in _SEED_LABELS and len(w) >= 3 and w.isalpha() and w not in _NOT_NAMES \
+            and zipf(w) < (3.5 if label == "Location" else 4.6):
+        seeds.append((w, "PTName" if label == "PTNameInitial" else label))
 
 
 def _resolve(marks: list[tuple[int, int, str, int]]) -> list[PHISpan]:
@@ -281,19 +332,35 @@ def map_span_to_deid(start: int, end: int, offset_map: Sequence[Replacement]) ->
 
 def deidentify_rows(rows: Iterable[dict], *, detector: Detector | None = None, key: bytes | None = None,
                     source: str = "<input>") -> Iterable[DeidResult]:
-    """De-identify rows with ``id``, ``text`` and optional ``patient`` (lazy)."""
+    """De-identify rows with ``id``, ``text`` and optional ``patient``.
+
+    The notes of one patient are detected together (:meth:`Detector.detect_group`), so a name
+    found with confidence in one note is also removed from the patient's other notes. Results
+    come in input order; the output of a row depends only on its own patient's rows, so any
+    partition that keeps each patient's rows together gives the same result.
+    """
     import os
 
     detector = detector or Detector()
     maker = SurrogateMaker(key or os.urandom(32))
+    checked: list[dict] = []
+    groups: dict[str, list[int]] = {}
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict) or "id" not in row or "text" not in row:
             raise InputFormatError("row needs 'id' and 'text'", source=source, line=number)
-        text = row["text"]
-        if not isinstance(text, str):
+        if not isinstance(row["text"], str):
             raise InputFormatError(f"row {row['id']!r}: 'text' must be a string", source=source, line=number)
+        group = f"p:{row['patient']}" if row.get("patient") is not None else f"n:{number}"
+        groups.setdefault(group, []).append(len(checked))
+        checked.append(row)
+    spans_of: dict[int, list[PHISpan]] = {}
+    for idx in groups.values():
+        for i, spans in zip(idx, detector.detect_group([checked[i]["text"] for i in idx])):
+            spans_of[i] = spans
+    for i, row in enumerate(checked):
+        text = row["text"]
         patient = str(row["patient"]) if row.get("patient") is not None else f"note:{row['id']}"
-        spans = detector.detect(text)
+        spans = spans_of.pop(i)
         new_text, mapping, seen = apply_replacements(text, spans, patient, maker)
         yield DeidResult(str(row["id"]), None if row.get("patient") is None else str(row["patient"]),
                          new_text, spans, mapping, seen)

@@ -1,7 +1,10 @@
-"""Learned PHI token tagger: logistic regression over hashed lexical/context features.
+"""Learned PHI token tagger over hashed lexical/context/lexicon features.
 
-Trained on the PhysioNet deid corpus (shared half). Only hashed feature weights
-(float16) are stored, never the corpus text or its surrogate-name lists.
+Two model kinds share the features: a linear-chain CRF (python-crfsuite; the
+default, ``CRFTagger``) and a multinomial logistic regression (``Tagger``).
+Trained on the PhysioNet deid corpus (shared half). Only hashed features are
+stored (CRF: hexadecimal hashes of the feature strings; LR: float16 weights per
+hash bucket), never the corpus text or its surrogate-name lists.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from clinical_nlp.deid.gazetteer import census_ranks, rank_bucket, zipf, zipf_bucket
 from clinical_nlp.deid.lexicons import FIRST_SET, HCP_TITLES, LAST_SET, RELATIVE_WORDS
 from clinical_nlp.errors import ConfigError
 
@@ -48,10 +52,21 @@ def token_features(text: str, toks: Sequence[tuple[int, int]], only: Sequence[in
     upper_note = sum(w.isupper() for w in words if w.isalpha()) > 0.6 * max(1, sum(w.isalpha() for w in words))
     feats = []
     n = len(toks)
+    lex = [_lex(lw) for lw in low]
     for i in (range(n) if only is None else only):
         w = words[i]
         lw = low[i]
         f = ["b", "w=" + lw, "sh=" + _shape(w), "suf3=" + lw[-3:], "pre2=" + lw[:2], "len=" + str(min(len(w), 10))]
+        zf, fr, lr = lex[i]
+        f.extend(("zf=" + zf, "fr=" + fr, "lr=" + lr, f"fl={fr}{lr}{zf}"))
+        cap = w[:1].isupper()
+        f.append(f"capzf={'U' if upper_note else int(cap)}{zf}")
+        for d in (-2, -1, 1, 2):
+            j = i + d
+            if 0 <= j < n and words[j][:1].isalpha():
+                zj, fj, lj = lex[j]
+                f.append(f"zf{d}={zj}")
+                f.append(f"fl{d}={fj}{lj}")
         if w[:1].isupper() and not upper_note:
             f.append("title")
         if lw in FIRST_SET:
@@ -92,6 +107,20 @@ def token_features(text: str, toks: Sequence[tuple[int, int]], only: Sequence[in
             f.append("relctx")
         feats.append(f)
     return feats
+
+
+_LEX: dict[str, tuple[str, str, str]] = {}
+
+
+def _lex(lw: str) -> tuple[str, str, str]:
+    """(zipf bucket, census first-name rank bucket, census surname rank bucket) of a lower-cased token."""
+    v = _LEX.get(lw)
+    if v is None:
+        first, last = census_ranks()
+        v = (zipf_bucket(zipf(lw)), rank_bucket(first.get(lw)), rank_bucket(last.get(lw))) if lw.isalpha() else ("n", "n", "n")
+        if len(_LEX) < 500_000:
+            _LEX[lw] = v
+    return v
 
 
 _PT_TITLES = frozenset({"mr", "mrs", "ms", "miss"})
@@ -165,8 +194,85 @@ class Tagger:
                             labels=np.array(self.labels))
 
 
-def train_tagger(docs: Iterable[dict], *, c: float = 4.0, seed: int = 0) -> Tagger:
-    """Fit the tagger on rows with ``text`` and gold ``spans``."""
+CRF_HASH_BITS = 20
+
+
+def _crf_items(text: str, toks: Sequence[tuple[int, int]]) -> list[list[str]]:
+    """Hashed feature names per token (the model never sees or stores the strings themselves)."""
+    cache = _CRF_HASH
+    out = []
+    for f in token_features(text, toks):
+        row = []
+        for x in f:
+            h = cache.get(x)
+            if h is None:
+                h = format(zlib.crc32(x.encode()) & ((1 << CRF_HASH_BITS) - 1), "x")
+                if len(cache) < 2_000_000:
+                    cache[x] = h
+            row.append(h)
+        out.append(row)
+    return out
+
+
+_CRF_HASH: dict[str, str] = {}
+
+
+class CRFTagger:
+    """Linear-chain CRF (python-crfsuite) over hashed features; ``proba`` gives per-token marginals."""
+
+    def __init__(self, model: bytes):
+        import pycrfsuite
+
+        self.model = model
+        self._tagger = pycrfsuite.Tagger()
+        self._tagger.open_inmemory(model)
+        self.labels = tuple(self._tagger.labels())
+
+    def proba(self, text: str, toks: Sequence[tuple[int, int]], only: Sequence[int] | None = None) -> np.ndarray:
+        if not toks or (only is not None and not len(only)):
+            return np.zeros((0, len(self.labels)))
+        tg = self._tagger
+        tg.set(_crf_items(text, toks))
+        rows = range(len(toks)) if only is None else only
+        marg = tg.marginal
+        return np.array([[marg(y, i) for y in self.labels] for i in rows], dtype=np.float64)
+
+    def __getstate__(self) -> dict:
+        return {"model": self.model}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["model"])
+
+    def save(self, path: Path | str) -> None:
+        np.savez_compressed(path, crf=np.frombuffer(self.model, dtype=np.uint8))
+
+
+def train_crf(docs: Iterable[dict], *, c1: float = 0.05, c2: float = 0.01, iterations: int = 150) -> CRFTagger:
+    """Fit the CRF tagger on rows with ``text`` and gold ``spans``."""
+    import os
+    import tempfile
+
+    import pycrfsuite
+
+    trainer = pycrfsuite.Trainer(verbose=False)
+    for d in docs:
+        toks = tokenize(d["text"])
+        if toks:
+            trainer.append(_crf_items(d["text"], toks), token_labels(d["text"], toks, d.get("spans", [])))
+    trainer.set_params({"c1": c1, "c2": c2, "max_iterations": iterations, "feature.possible_transitions": True})
+    fd, name = tempfile.mkstemp(suffix=".crfsuite")
+    os.close(fd)
+    try:
+        trainer.train(name)
+        return CRFTagger(Path(name).read_bytes())
+    finally:
+        os.unlink(name)
+
+
+def train_tagger(docs: Iterable[dict], *, kind: str = "crf", c: float = 4.0, seed: int = 0) -> Tagger | CRFTagger:
+    """Fit the tagger (``kind``: ``crf`` or ``lr``) on rows with ``text`` and gold ``spans``."""
+    if kind == "crf":
+        return train_crf(docs)
     from sklearn.linear_model import LogisticRegression
 
     rows: list[list[str]] = []
@@ -185,10 +291,10 @@ def train_tagger(docs: Iterable[dict], *, c: float = 4.0, seed: int = 0) -> Tagg
     return Tagger(coef.astype(np.float32), icpt.astype(np.float32), classes)
 
 
-_CACHE: dict[str, Tagger] = {}
+_CACHE: dict[str, Tagger | CRFTagger] = {}
 
 
-def load_tagger(path: Path | str | None = None) -> Tagger:
+def load_tagger(path: Path | str | None = None) -> Tagger | CRFTagger:
     """Load a saved tagger (default: the packaged one)."""
     p = Path(path or DEFAULT_MODEL)
     key = str(p)
@@ -196,6 +302,9 @@ def load_tagger(path: Path | str | None = None) -> Tagger:
         if not p.exists():
             raise ConfigError(f"{p}: de-identification model not found (train it with scripts/bench_deid.py --save)")
         data = np.load(p, allow_pickle=False)
+        if "crf" in data.files:
+            _CACHE[key] = CRFTagger(data["crf"].tobytes())
+            return _CACHE[key]
         _CACHE[key] = Tagger(data["coef"].astype(np.float32), data["intercept"].astype(np.float32),
                              tuple(str(x) for x in data["labels"]))
     return _CACHE[key]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from clinical_nlp.deid.core import METHOD, Detector, deidentify_rows
+from clinical_nlp.deid.core import METHOD, DeidResult, Detector, PHISpan, Replacement, deidentify_rows
 from clinical_nlp.errors import InputFormatError
 from clinical_nlp.io.jsonl import atomic_writer
 
@@ -62,6 +62,8 @@ def deidentify_file(
     key: bytes | None = None,
     detector: Detector | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+    partition_patients: int = 8,
 ) -> tuple[DeidSummary, list]:
     """De-identify a JSONL file of notes.
 
@@ -70,16 +72,24 @@ def deidentify_file(
     ORIGINAL text) if ``phi_output`` is given, and the surrogate map (PHI!) only when
     ``map_output`` is given. All files are written atomically. ``key`` (bytes) makes
     surrogates and date shifts reproducible across runs; by default a random key is used.
+    ``workers=N`` runs detection on a Dask ``LocalCluster`` of N processes
+    (``clinical_nlp.scale.run_partitioned``), each task holding whole patients
+    (``partition_patients`` per partition), so the output equals the in-process one.
     Returns the summary and the per-note results.
     """
     input_path = Path(input_path)
     rows = _read_rows(input_path)
     key = key if key is not None else os.urandom(32)
     results = []
-    for res in deidentify_rows(rows, detector=detector, key=key, source=str(input_path)):
-        results.append(res)
+    if workers:
+        results = _deidentify_dask(rows, key, detector, workers, partition_patients, Path(output_path))
         if progress:
-            progress(1)
+            progress(len(results))
+    else:
+        for res in deidentify_rows(rows, detector=detector, key=key, source=str(input_path)):
+            results.append(res)
+            if progress:
+                progress(1)
     by_id = {str(r["id"]): r for r in rows}
     with atomic_writer(output_path) as out:
         for res in results:
@@ -105,3 +115,63 @@ def deidentify_file(
     summary = DeidSummary(len(results), sum(labels.values()),
                           len({str(r.get("patient")) for r in rows if r.get("patient") is not None}), labels)
     return summary, results
+
+
+# ------------------------------------------------------------------ Dask (--workers)
+_DETECTORS: dict[int, Detector] = {}
+
+
+@dataclass(frozen=True)
+class DeidBundleFn:
+    """Picklable partition function for ``run_partitioned``: each input row is a bundle holding
+    all notes of one patient (or one patient-less note); the detector is built once per process."""
+
+    key: bytes
+    detector: Detector | None = None
+
+    def __call__(self, bundles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        det = self.detector
+        if det is None:
+            det = _DETECTORS.get(0) or _DETECTORS.setdefault(0, Detector())
+        out = []
+        for bundle in bundles:
+            res = list(deidentify_rows(bundle["rows"], detector=det, key=self.key, source=bundle["id"]))
+            out.append({"id": bundle["id"], "results": [
+                {"id": r.id, "patient": r.patient, "text": r.text, "spans": [s.to_dict() for s in r.spans],
+                 "offset_map": [[m.orig_start, m.orig_end, m.deid_start, m.deid_end, m.label] for m in r.offset_map],
+                 "surrogates": r.surrogates} for r in res]})
+        return out
+
+
+def _deidentify_dask(rows: list[dict[str, Any]], key: bytes, detector: Detector | None, workers: int,
+                     partition_patients: int, output_path: Path) -> list[DeidResult]:
+    import tempfile
+
+    from clinical_nlp.scale import run_partitioned
+
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        g = f"p:{row['patient']}" if row.get("patient") is not None else f"n:{i}"
+        groups.setdefault(g, []).append(i)
+    tmpdir = Path(tempfile.mkdtemp(prefix=".deid-", dir=output_path.parent if output_path.parent.exists() else None))
+    try:
+        bundles_path, results_path = tmpdir / "bundles.jsonl", tmpdir / "results.jsonl"
+        with bundles_path.open("w", encoding="utf-8") as handle:
+            for n, idx in enumerate(groups.values()):
+                handle.write(json.dumps({"id": f"bundle-{n}", "text": "bundle", "index": idx,
+                                         "rows": [rows[i] for i in idx]}, ensure_ascii=False) + "\n")
+        run_partitioned(bundles_path, results_path, DeidBundleFn(key, detector), workers=workers,
+                        partition_size=max(1, partition_patients), progress=False)
+        by_index: dict[int, DeidResult] = {}
+        with bundles_path.open(encoding="utf-8") as bh, results_path.open(encoding="utf-8") as rh:
+            for bline, rline in zip(bh, rh):
+                idx = json.loads(bline)["index"]
+                for i, r in zip(idx, json.loads(rline)["results"]):
+                    by_index[i] = DeidResult(
+                        r["id"], r["patient"], r["text"], [PHISpan(s["start"], s["end"], s["label"]) for s in r["spans"]],
+                        [Replacement(*m) for m in r["offset_map"]], r["surrogates"])
+        return [by_index[i] for i in range(len(rows))]
+    finally:
+        import shutil
+
+        shutil.rmtree(tmpdir, ignore_errors=True)

@@ -22,7 +22,10 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?:/(?:\d{4}|\d{2}))?(?![\d/])"), 0),
     ("Date", re.compile(r"(?<![\d.])(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])-(?:\d{4}|\d{2})(?![\d-])"), 0),
     ("Date", re.compile(rf"\b{_MONTH}\s+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b", re.I), 0),
-    ("Date", re.compile(rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+\d{{4}})?\b", re.I), 0),
+    ("Date", re.compile(rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+(?:\d{{4}}|'?\d{{2}}))?\b", re.I), 0),
+    ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])\.(?:\d{2}|\d{4})(?![\d/.])"), 0),
+    ("Date", re.compile(rf"\b{_MONTH},?\s+(?:of\s+)?(?:19|20)\d{{2}}\b", re.I), 0),
+    ("Date", re.compile(r"\b(?:the|on|of)\s+((?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th))\b", re.I), 1),
     ("DateYear", re.compile(r"(?<![\w/'])(?:19[5-9]\d|20[0-4]\d)(?![\w/])"), 0),
     ("DateYear", re.compile(r"(?<![\w/])'\d{2}\b|\b\d{2}'(?=[.,;)])"), 0),
     ("Age", re.compile(r"\b(9\d|1[01]\d)(?=\s*(?:-|\s)?(?:y/?o|yo|yrs?|years?[- ]old|year|y\.o\.)\b)", re.I), 1),
@@ -37,7 +40,9 @@ def find_rule_spans(text: str) -> Iterator[tuple[int, int, str]]:
         for m in pattern.finditer(text):
             start, end = m.span(group)
             if end > start:
-                if label == "DateYear" and _is_measurement(text, start, end):
+                if label == "DateYear" and (_is_measurement(text, start, end) or _is_clock_time(text, start, end)):
+                    continue
+                if label == "Phone" and group == 0 and _is_range(text[start:end]):
                     continue
                 if label == "Date" and _is_ratio(text, start, end):
                     continue
@@ -50,6 +55,30 @@ def _is_measurement(text: str, start: int, end: int) -> bool:
     return tail.startswith(("cc", "ml", "mg", "mcg", "kg", "g ", "units", "u ", "l ", "ml/", "x"))
 
 
+_TIME_BEFORE = re.compile(r"(?:\bat|@|\bby|\bdue|~|\bfrom|\buntil|\btill?|\bto|\bstart(?:ed)?|\bafter|\bbefore|"
+                          r"\bsince|\baround|\bapprox\.?|\baprox\.?|\bcpks?|\bck)\s*$", re.I)
+
+
+def _is_clock_time(text: str, start: int, end: int) -> bool:
+    """``at 2000``, ``@ 2030``, ``2000 to 2400``: a 24-hour clock time, not a year."""
+    surface = text[start:end]
+    if not surface.isdigit() or int(surface) < 2000:
+        return False
+    if _TIME_BEFORE.search(text[max(0, start - 12) : start]):
+        return True
+    return re.match(r"\s*(?:-|to)\s*\d{4}\b|\s*(?:hrs?|h)\b", text[end : end + 10], re.I) is not None
+
+
+def _is_range(surface: str) -> bool:
+    """``500-1000``, ``460. 2100``: a numeric range or two numbers, not a 7-digit phone number."""
+    if ". " in surface:
+        return True
+    nums = re.findall(r"\d+", surface)
+    return len(nums) == 2 and nums[1].endswith("00") and int(nums[0]) < int(nums[1])
+
+
+_VENT_CONTEXT = re.compile(r"(?<![a-z])(?:cpap|bipap|peep|ps|psv|ips|ipap|epap|pap|vent\w*|imv|simv|a/c|ac|mask|"
+                           r"fio2|wean\w*|perrla?|strength|settings?)(?![a-z])", re.I)
 _RATIO_BEFORE = re.compile(r"(?<![a-z])(?:ps|psv|cpap|peep|imv|simv|x|bp|vent|flowby|ac|settings?|wean\w*|down to|cp|c/o)\s*(?:of\s*)?[-:=]?\s*$", re.I)
 
 
@@ -58,7 +87,7 @@ def _is_ratio(text: str, start: int, end: int) -> bool:
     surface = text[start:end]
     if "/" not in surface:
         return False
-    parts = surface.split("/")
+    parts = surface.split(".")[0].split("/")
     if len(parts) == 2:
         a, b = int(parts[0]), int(parts[1])
         if (a, b) in {(1, 2), (1, 3), (1, 4), (2, 3), (3, 4)} or (b == 10 and a <= 10 and re.search(r"pain|\bcp\b|chest|discomfort|c/o", text[max(0, start - 30) : end + 8], re.I) is not None):
@@ -66,6 +95,15 @@ def _is_ratio(text: str, start: int, end: int) -> bool:
     after = text[end : end + 1]
     if after and (after.isalpha() or after in "%/"):
         return True
+    if after == "." and text[end + 1 : end + 2].isdigit():  # 5/3.27 (co/ci/svr)
+        return True
+    if start >= 2 and text[start - 1] in "-." and text[start - 2].isdigit():  # 3.5-4/1.7
+        return True
+    if len(parts) == 2 and max(int(parts[0]), int(parts[1])) <= 30 and int(parts[1]) <= int(parts[0]) + 5 \
+            and _VENT_CONTEXT.search(text[max(0, start - 25) : end + 12]):
+        return True
+    if re.search(r"\b[rl]\s*ac\s*$", text[max(0, start - 8) : start], re.I):  # R AC 11/17: antecubital line
+        return False
     return bool(_RATIO_BEFORE.search(text[max(0, start - 8) : start]))
 
 

@@ -75,3 +75,21 @@ def test_surrogates_consistent_across_notes_of_a_patient(tmp_path, notes):
             prev = by_patient.setdefault((row["patient"], orig.lower()), sur.lower())
             if not any(c.isdigit() for c in orig):
                 assert prev == sur.lower(), (orig, prev, sur)
+
+
+@pytest.mark.slow
+def test_workers_output_equals_in_process_output(tmp_path, notes):
+    """--workers 2 (Dask LocalCluster, whole patients per task) gives byte-identical output files."""
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"id": r["id"], "patient": r["patient"], "text": r["text"]}) + "\n"
+                           for r in notes[:40]))
+    runner = CliRunner()
+    outs = {}
+    for name, extra in (("local", []), ("dask", ["--workers", "2"])):
+        out, phi = tmp_path / f"{name}.jsonl", tmp_path / f"{name}.phi.jsonl"
+        result = runner.invoke(app, ["deid", "--input", str(inp), "--output", str(out), "--phi-output", str(phi),
+                                     "--key", "same-secret", *extra])
+        assert result.exit_code == 0, result.output
+        outs[name] = (out.read_text(), phi.read_text())
+    assert outs["dask"] == outs["local"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".deid-")]

@@ -113,3 +113,47 @@ def test_bad_input_is_refused_without_output(tmp_path, content, needle):
     with pytest.raises(InputFormatError, match=needle):
         deidentify_file(inp, out, tmp_path / "phi.jsonl")
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_lexicons_come_from_installed_packages():
+    from clinical_nlp.deid.gazetteer import census_ranks, is_namelike, zipf
+
+    first, last = census_ranks()
+    assert first["james"] <= 5 and last["smith"] == 1 and len(last) > 50_000
+    assert zipf("the") > 7 and zipf("qzxv") == 0.0
+    assert is_namelike("suzette") and not is_namelike("was")
+
+
+def test_context_rules_find_relatives_signatures_and_places():
+    from clinical_nlp.deid.context import find_context_names
+
+    text = ("Social: husband Milovan called. Daughter was called.\n"
+            "Plan per B. Kargas. Drs Ferullo and Saeed aware.\n"
+            "Transferred from Kessler Adventist Hospital.\nDan A. Forman, RRT\n")
+    got = {(text[a:b], lab) for a, b, lab, _ in find_context_names(text)}
+    assert ("Milovan", "RelativeProxyName") in got
+    assert ("was", "RelativeProxyName") not in got
+    assert {("B", "HCPName"), ("Kargas", "HCPName"), ("Ferullo", "HCPName"), ("Saeed", "HCPName")} <= got
+    assert ("Kessler", "Location") in got and ("Forman", "HCPName") in got and ("Dan", "HCPName") in got
+
+
+def test_confident_names_propagate_to_the_patients_other_notes():
+    det = Detector()
+    texts = ["Spoke with wife Zorabel about the plan.", "Zorabel visited today, updated by RN."]
+    spans = det.detect_group(texts)
+    assert labels_at(texts[1], spans[1], "Zorabel")
+    alone = Detector(propagate=False).detect(texts[1])
+    rows = [{"id": str(i), "patient": "p", "text": t} for i, t in enumerate(texts)]
+    res = list(deidentify_rows(rows, key=b"k"))
+    assert "Zorabel" not in res[1].text
+    assert res[0].surrogates["Zorabel"] == res[1].surrogates["Zorabel"]
+    assert isinstance(alone, list)
+
+
+def test_clock_times_and_vent_settings_are_not_dates():
+    text = "Lasix given at 2000. PSV 10/5 overnight, CPAP 5/5. TV 500-1000. Seen 8/13 in clinic."
+    spans = [PHISpan(a, b, lab) for a, b, lab in find_rule_spans(text)]
+    assert labels_at(text, spans, "2000") == set()
+    assert labels_at(text, spans, "10/5") == set() and labels_at(text, spans, "5/5") == set()
+    assert labels_at(text, spans, "500-1000") == set()
+    assert labels_at(text, spans, "8/13") == {"Date"}
