@@ -65,7 +65,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str, bool, bool], ...] = (
     # relatives: "wife Mary", "son: John Smith", "daughter (Jane Doe)", "significant other charlie"
     (re.compile(r"\b" + _REL + r"\s*(?:[,:(-]|is|named|=)?\s*" + _NAME + r"(?:\s+" + _NAME + r")?", re.I),
      "RelativeProxyName", True, False),
-    (re.compile(_NAME + r"\s+" + _NAME + r"?\s*\((?:pt'?s\s+)?" + _REL + r"\)", re.I), "RelativeProxyName", True, False),
+    (re.compile(r"\b" + _NAME + r"\s+" + _NAME + r"?\s*\((?:pt'?s\s+)?" + _REL + r"\)", re.I), "RelativeProxyName",
+     True, False),
     # "Lopie Certusi cell# 410-...", "Irene Czyzewicz- 204-943-1045", "CAROLE HAYES (135-442-9738)"
     (re.compile(r"\b([A-Z][a-z'-]+|[A-Z]{2,})\s+([A-Z][a-z'-]+|[A-Z]{2,})\s*[-,(:]?\s*(?:(?i:cell|home|work|phone|tel|ph)"
                 r"\s*#?\s*:?\s*)?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}"), "RelativeProxyName", True, False),

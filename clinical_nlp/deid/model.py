@@ -197,28 +197,125 @@ class Tagger:
 CRF_HASH_BITS = 20
 
 
+_CRF_HASH: dict[str, str] = {}
+
+
+def _crf_hash(x: str) -> str:
+    h = _CRF_HASH.get(x)
+    if h is None:
+        h = format(zlib.crc32(x.encode()) & ((1 << CRF_HASH_BITS) - 1), "x")
+        if len(_CRF_HASH) < 2_000_000:
+            _CRF_HASH[x] = h
+    return h
+
+
+def _crf_items_reference(text: str, toks: Sequence[tuple[int, int]]) -> list[list[str]]:
+    """Hashed ``token_features`` (slow reference for :func:`_crf_items`)."""
+    return [[_crf_hash(x) for x in f] for f in token_features(text, toks)]
+
+
+_STATIC: dict[tuple[str, bool], list[str]] = {}
+_NEIGH: dict[tuple[str, int], list[str]] = {}
+_EDGE = {d: _crf_hash(f"w{d}=" + ("<s>" if d < 0 else "</s>")) for d in (-2, -1, 1, 2)}
+
+
+def _static(w: str, upper_note: bool) -> list[str]:
+    v = _STATIC.get((w, upper_note))
+    if v is None:
+        lw = w.lower()
+        zf, fr, lr = _lex(lw)
+        f = ["b", "w=" + lw, "sh=" + _shape(w), "suf3=" + lw[-3:], "pre2=" + lw[:2], "len=" + str(min(len(w), 10)),
+             "zf=" + zf, "fr=" + fr, "lr=" + lr, f"fl={fr}{lr}{zf}",
+             f"capzf={'U' if upper_note else int(w[:1].isupper())}{zf}"]
+        if w[:1].isupper() and not upper_note:
+            f.append("title")
+        if lw in FIRST_SET:
+            f.append("first")
+        if lw in LAST_SET:
+            f.append("last")
+        if upper_note:
+            f.append("uppernote")
+        v = [_crf_hash(x) for x in f]
+        if len(_STATIC) < 500_000:
+            _STATIC[(w, upper_note)] = v
+    return v
+
+
+def _neigh(w: str, d: int) -> list[str]:
+    v = _NEIGH.get((w, d))
+    if v is None:
+        lw = w.lower()
+        f = [f"w{d}={lw}"]
+        if w[:1].isalpha():
+            zj, fj, lj = _lex(lw)
+            f.extend((f"zf{d}={zj}", f"fl{d}={fj}{lj}"))
+        if lw in HCP_TITLES:
+            f.append(f"hcp{d}")
+        if lw in RELATIVE_WORDS:
+            f.append(f"rel{d}")
+        if lw in FIRST_SET:
+            f.append(f"first{d}")
+        if lw in LAST_SET:
+            f.append(f"last{d}")
+        if abs(d) == 1:
+            f.append(f"sh{d}=" + _shape(w))
+        v = [_crf_hash(x) for x in f]
+        if len(_NEIGH) < 1_000_000:
+            _NEIGH[(w, d)] = v
+    return v
+
+
 def _crf_items(text: str, toks: Sequence[tuple[int, int]]) -> list[list[str]]:
-    """Hashed feature names per token (the model never sees or stores the strings themselves)."""
-    cache = _CRF_HASH
+    """Hashed feature names per token: the same features as :func:`token_features`, computed
+    with per-word caches (the model never sees or stores the strings themselves)."""
+    words = [text[a:b] for a, b in toks]
+    n = len(words)
+    alpha = [w.isalpha() for w in words]
+    n_alpha = sum(alpha)
+    upper_note = sum(w.isupper() for w, al in zip(words, alpha) if al) > 0.6 * max(1, n_alpha)
+    low = [w.lower() for w in words]
+    # previous / next alphabetic word within 3 tokens
+    prev_alpha: list[str] = []
+    last = -10
+    for i in range(n):
+        prev_alpha.append(low[last] if i - last <= 3 else "<s>")
+        if alpha[i]:
+            last = i
+    next_alpha: list[str] = [""] * n
+    nxt = n + 10
+    for i in range(n - 1, -1, -1):
+        next_alpha[i] = low[nxt] if nxt - i <= 3 else "</s>"
+        if alpha[i]:
+            nxt = i
+    h = _crf_hash
     out = []
-    for f in token_features(text, toks):
-        row = []
-        for x in f:
-            h = cache.get(x)
-            if h is None:
-                h = format(zlib.crc32(x.encode()) & ((1 << CRF_HASH_BITS) - 1), "x")
-                if len(cache) < 2_000_000:
-                    cache[x] = h
-            row.append(h)
+    for i, (a, _) in enumerate(toks):
+        row = list(_static(words[i], upper_note))
+        for d in (-2, -1, 1, 2):
+            j = i + d
+            if 0 <= j < n:
+                row.extend(_neigh(words[j], d))
+            else:
+                row.append(_EDGE[d])
+        if "\n" in text[max(0, a - 3) : a]:
+            row.append(h("bol"))
+        pw, nw = prev_alpha[i], next_alpha[i]
+        row.append(h("pw=" + pw))
+        row.append(h("nw=" + nw))
+        if pw in _PT_TITLES:
+            row.append(h("pttitle"))
+        if pw in HCP_TITLES or nw in _CREDENTIALS:
+            row.append(h("hcpctx"))
+        if pw in RELATIVE_WORDS or nw in RELATIVE_WORDS:
+            row.append(h("relctx"))
         out.append(row)
     return out
 
 
-_CRF_HASH: dict[str, str] = {}
-
 
 class CRFTagger:
-    """Linear-chain CRF (python-crfsuite) over hashed features; ``proba`` gives per-token marginals."""
+    """Linear-chain CRF (python-crfsuite) over hashed features; ``proba`` gives per-token marginals
+    (P(O) always; the other labels only where P(O) < 0.9999, else 0)."""
 
     def __init__(self, model: bytes):
         import pycrfsuite
@@ -235,7 +332,17 @@ class CRFTagger:
         tg.set(_crf_items(text, toks))
         rows = range(len(toks)) if only is None else only
         marg = tg.marginal
-        return np.array([[marg(y, i) for y in self.labels] for i in rows], dtype=np.float64)
+        labels = self.labels
+        o = labels.index("O")
+        out = np.zeros((len(rows), len(labels)))
+        for r, i in enumerate(rows):
+            p_o = marg("O", i)
+            out[r, o] = p_o
+            if p_o < 0.9999:  # the other labels only matter where the word may be PHI (else left at 0)
+                for k, y in enumerate(labels):
+                    if k != o:
+                        out[r, k] = marg(y, i)
+        return out
 
     def __getstate__(self) -> dict:
         return {"model": self.model}

@@ -157,3 +157,12 @@ def test_clock_times_and_vent_settings_are_not_dates():
     assert labels_at(text, spans, "10/5") == set() and labels_at(text, spans, "5/5") == set()
     assert labels_at(text, spans, "500-1000") == set()
     assert labels_at(text, spans, "8/13") == {"Date"}
+
+
+def test_fast_crf_features_equal_reference_features():
+    from clinical_nlp.deid.model import _crf_items, _crf_items_reference, tokenize
+
+    for text in (TEXT, "SOCIAL: WIFE MARY CALLED.\nQ. LANDER RRT\n", "per b. kargas, pt's son John aware"):
+        toks = tokenize(text)
+        fast, ref = _crf_items(text, toks), _crf_items_reference(text, toks)
+        assert [sorted(x) for x in fast] == [sorted(x) for x in ref]
