@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from clinical_nlp.deid.gazetteer import census_ranks, zipf
+from clinical_nlp.deid.gazetteer import census_ranks, us_places, zipf
 
 #: Words never taken for a name by a context rule.
 NOT_NAMES = frozenset(
@@ -94,6 +94,8 @@ _LOC_PATTERNS: tuple[re.Pattern[str], ...] = (
 )
 
 
+_PREP_PLACE = re.compile(r"\b(?:from|in|to|at|near|outside|lives|living)\s+([A-Za-z][a-z]+|[A-Z]+)(?:\s+([A-Za-z][a-z]+|[A-Z]+))?"
+                         r"(?:\s+([A-Za-z][a-z]+|[A-Z]+))?", re.I)
 _FROM_IN = re.compile(r"\b(?:from|in|to|at)\s+([A-Z][a-z]{3,})\b(?!\s+(?:Hospital|Hosp|Medical|Center))")
 
 
@@ -136,6 +138,19 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, str, bool]]:
             lw = m.group(1).lower()
             if lw not in _LOC_WORDS_STOP and zipf(lw) < 4.0:
                 yield m.start(1), m.end(1), "Location", False
+    one, multi = us_places()
+    for m in _PREP_PLACE.finditer(text):  # "in Rockville", "from Bel Air": a US place name after a preposition
+        groups = [g for g in range(1, 4) if m.group(g)]
+        for k in (3, 2, 1):
+            if len(groups) < k:
+                continue
+            words = tuple(m.group(g).lower() for g in groups[:k])
+            if words[0] in _LOC_WORDS_STOP or min(zipf(w) for w in words) >= 4.5:
+                continue
+            if (k == 1 and words[0] in one) or (k > 1 and words in multi):
+                for g in groups[:k]:
+                    yield m.start(g), m.end(g), "Location", False
+                break
     for k, pattern in enumerate(_LOC_PATTERNS):
         for m in pattern.finditer(text):
             a0 = m.start(1)

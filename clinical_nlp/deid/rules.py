@@ -7,7 +7,8 @@ from typing import Iterator
 
 from clinical_nlp.deid.lexicons import MONTHS
 
-_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+          r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?")
 
 #: (label, compiled pattern, group holding the PHI) in priority order.
 RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
@@ -25,7 +26,8 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ("Date", re.compile(rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+(?:\d{{4}}|'?\d{{2}}))?\b", re.I), 0),
     ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])\.(?:\d{2}|\d{4})(?![\d/.])"), 0),
     ("Date", re.compile(rf"\b{_MONTH},?\s+(?:of\s+)?(?:19|20)\d{{2}}\b", re.I), 0),
-    ("Date", re.compile(r"\b(?:the|on|of)\s+((?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th))\b", re.I), 1),
+    ("Date", re.compile(r"\b(?:the|on|of)\s+((?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th))\b"
+                        r"(?=\s*(?:[.,;:)!?\"]|$|\s(?:of|at|in|and|to)\b))", re.I), 1),
     ("DateYear", re.compile(r"(?<![\w/'])(?:19[5-9]\d|20[0-4]\d)(?![\w/])"), 0),
     ("DateYear", re.compile(r"(?<![\w/])'\d{2}\b|\b\d{2}'(?=[.,;)])"), 0),
     ("Age", re.compile(r"\b(9\d|1[01]\d)(?=\s*(?:-|\s)?(?:y/?o|yo|yrs?|years?[- ]old|year|y\.o\.)\b)", re.I), 1),
