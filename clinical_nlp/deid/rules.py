@@ -30,7 +30,9 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
                         r"(?=\s*(?:[.,;:)!?\"]|$|\s(?:of|at|in|and|to)\b))", re.I), 1),
     ("DateYear", re.compile(r"(?<![\w/'])(?:19[5-9]\d|20[0-4]\d)(?![\w/])"), 0),
     ("DateYear", re.compile(r"(?<![\w/])'\d{2}\b|\b\d{2}'(?=[.,;)])"), 0),
-    ("Age", re.compile(r"\b(9\d|1[01]\d)(?=\s*(?:-|\s)?(?:y/?o|yo|yrs?|years?[- ]old|year|y\.o\.)\b)", re.I), 1),
+    ("Age", re.compile(r"\b(9\d|1[01]\d)(?=\s*-?\s*(?:y/?o\b|yo[fm]?\b|y\.\s?o\b|yrs?\b|yr\.|years?\b|year-old))",
+                       re.I), 1),
+    ("Age", re.compile(r"\b(?:age|aged)\s*:?\s*(9\d|1[01]\d)\b", re.I), 1),
     ("ID", re.compile(r"(?:mrn|mr#|medical record|acct|account|ssn|licen[cs]e|ref|unit no|#)\s*(?:number|no\.?|#)?\s*[:#]?\s*([A-Z]{0,3}\d{5,}[A-Z\d-]*)\b", re.I), 1),
     ("ID", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), 0),
 )

@@ -166,3 +166,9 @@ def test_fast_crf_features_equal_reference_features():
         toks = tokenize(text)
         fast, ref = _crf_items(text, toks), _crf_items_reference(text, toks)
         assert [sorted(x) for x in fast] == [sorted(x) for x in ref]
+
+
+@pytest.mark.parametrize("text", ["a 98 y.o. woman", "AGE 98, admitted", "98 years of age", "94yo man"])
+def test_ages_over_89_in_common_forms(text):
+    spans = [PHISpan(a, b, lab) for a, b, lab in find_rule_spans(text)]
+    assert any(s.label == "Age" for s in spans)
