@@ -80,11 +80,12 @@ _LOC_KEY = r"(?:hosp|hospital|medical cent(?:er|re)|med ctr|memorial|clinic|nurs
            r"heart cent(?:er|re)|manor|rehab(?:ilitation)? (?:center|hospital))"
 _LOC_WORDS_STOP = NOT_NAMES | frozenset(
     "general outside local another our your same different nearby va mass state community acute long term "
-    "chronic care rehab hospital osh city area county".split()) - {"general"}
+    "chronic care rehab hospital osh city area county begin start started continue cont resume cardiac "
+    "pulmonary cardiopulmonary inpatient outpatient physical acute subacute".split()) - {"general"}
 _LOC_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"((?:[A-Z][a-z'-]+\s+){1,3})(?:Rehab|Hospital|Hosp|Medical|Memorial|Center|Nursing|Manor)\b"),
     re.compile(r"((?:[A-Z][A-Z'-]+\s+){1,3})(?:REHAB|HOSPITAL|HOSP|MEMORIAL|MEDICAL CENTER|NURSING HOME|MANOR)\b"),
-    re.compile(r"\b((?:St|ST)\.?\s+(?:[A-Z][a-z]+|[A-Z]{3,}|[A-Z]\.))"),
+    re.compile(r"\b((?:St\.?|ST\.)\s*(?:[A-Z][a-z]+|[A-Z]{3,}|[A-Z]\.))"),
     re.compile(r"(?:\b(?:from|to|at|in|via)\s+|[@>]\s*)((?:[A-Za-z][A-Za-z.'-]*[\s-]+){1,3}?)" + _LOC_KEY + r"\b",
                re.I),
     re.compile(r"\b(?:lives?|living|resides?|residing|home|house|moved|retired?|native|born|raised)\s+"
@@ -136,7 +137,7 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, str, bool]]:
     if not upper_note:  # "from Seattle", "in Lochearn": a capitalised rare word after from/in
         for m in _FROM_IN.finditer(text):
             lw = m.group(1).lower()
-            if lw not in _LOC_WORDS_STOP and zipf(lw) < 4.0:
+            if lw not in _LOC_WORDS_STOP and zipf(lw) < 2.8:
                 yield m.start(1), m.end(1), "Location", False
     one, multi = us_places()
     for m in _PREP_PLACE.finditer(text):  # "in Rockville", "from Bel Air": a US place name after a preposition

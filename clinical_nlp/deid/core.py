@@ -79,14 +79,16 @@ DEFAULT_THRESHOLD = 0.98
 class Detector:
     """PHI detector. ``threshold``: a token is PHI when P(O) falls below it.
 
-    Names found with confidence (a context rule, or P(O) below ``seed_threshold``)
-    that are not common English words are propagated to their other occurrences
-    in the same note, and with :meth:`detect_group` in every note of the group
-    (``deidentify_rows`` groups the notes of one patient).
+    Context rules (``context.py``) add names and places; a place is dropped when the
+    tagger's P(O) for it is at least ``veto``. Names found with confidence (a context
+    rule with P(O) < ``context_seed``, or P(O) < ``seed_threshold``) that are not common
+    English words are propagated to their other occurrences in the same note, and with
+    :meth:`detect_group` in every note of the group (``deidentify_rows`` groups the notes
+    of one patient); ``propagate_veto`` < 1 would let the tagger veto those too.
     """
 
     def __init__(self, tagger: Tagger | CRFTagger | None = None, *, threshold: float = DEFAULT_THRESHOLD,
-                 seed_threshold: float = 0.3, propagate: bool = True, veto: float = 0.999, context_seed: float = 0.9,
+                 seed_threshold: float = 0.3, propagate: bool = True, veto: float = 0.9999, context_seed: float = 0.9,
                  propagate_veto: float = 1.0):
         self.tagger = tagger or load_tagger()
         warm_lexicons()
@@ -109,6 +111,12 @@ class Detector:
                 for word, lab in s:
                     seeds.setdefault(word, {}).setdefault(lab, 0)
                     seeds[word][lab] += 1
+            phrases = {ph for text, (marks, _, _) in zip(texts, found) for ph in _place_phrases(text, marks)}
+            for ph in sorted(phrases):  # multi-word places ("Sacred Heart") recur in the patient's notes
+                pattern = re.compile(r"\b" + r"[\s-]+".join(re.escape(w) for w in ph) + r"\b", re.I)
+                for text, (marks, _, _) in zip(texts, found):
+                    for m in pattern.finditer(text):
+                        marks.append((m.start(), m.end(), "Location", 0))
             if seeds:
                 best = {w: max(c, key=c.get) for w, c in seeds.items()}
                 for text, (marks, _, p_o) in zip(texts, found):
@@ -145,7 +153,8 @@ class Detector:
             marks.append((m.start(1), m.end(1), "PTNameInitial", 1))
         for a, b, lab, strong in find_context_names(text):
             po = p_o.get(a, 0.0)
-            if strong or lab != "Location" or po < self.veto:  # the tagger vetoes words it is sure are not PHI ("PA cath")
+            # the tagger may veto a rule-found place it is sure is not PHI ("to go to rehab")
+            if strong or lab != "Location" or po < self.veto:
                 marks.append((a, b, lab, 1))
                 if po < self.context_seed:
                     _seed(seeds, text[a:b], lab)
@@ -153,6 +162,26 @@ class Detector:
 
 
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+_GAP = re.compile(r"[\s-]+")
+
+
+def _place_phrases(text: str, marks: list[tuple[int, int, str, int]]) -> list[tuple[str, ...]]:
+    """Runs of two or more adjacent Location marks (a hospital or town name) as lower-cased words."""
+    locs = sorted((a, b) for a, b, lab, _ in marks if lab == "Location")
+    out: list[tuple[str, ...]] = []
+    run: list[tuple[int, int]] = []
+    for a, b in locs + [(len(text) + 2, len(text) + 2)]:
+        if run and (a < run[-1][1] or _GAP.fullmatch(text[run[-1][1] : a])):
+            if a >= run[-1][1]:
+                run.append((a, b))
+            continue
+        words = [w.lower() for x, y in run for w in _WORD.findall(text[x:y])]
+        if len(words) >= 2 and all(len(w) > 1 for w in words):
+            out.append(tuple(words))
+        run = [(a, b)]
+    return out
+
+
 _PT_INITIAL = re.compile(r"\b(?:mr|mrs|ms|miss)\.?\s+([A-Z])\.(?=\s)", re.I)
 _SEED_LABELS = NAME_LABELS | {"Location"}
 

@@ -172,3 +172,9 @@ def test_fast_crf_features_equal_reference_features():
 def test_ages_over_89_in_common_forms(text):
     spans = [PHISpan(a, b, lab) for a, b, lab in find_rule_spans(text)]
     assert any(s.label == "Age" for s in spans)
+
+
+def test_multiword_places_propagate_within_a_patient():
+    texts = ["Plan: transfer to Sacred Heart Memorial Hospital today.", "to rehab(sacred heart memorial) today"]
+    spans = Detector().detect_group(texts)
+    assert labels_at(texts[1], spans[1], "sacred heart") == {"Location"}
