@@ -97,6 +97,9 @@ _LOC_PATTERNS: tuple[re.Pattern[str], ...] = (
 
 _PREP_PLACE = re.compile(r"\b(?:from|in|to|at|near|outside|lives|living)\s+([A-Za-z][a-z]+|[A-Z]+)(?:\s+([A-Za-z][a-z]+|[A-Z]+))?"
                          r"(?:\s+([A-Za-z][a-z]+|[A-Z]+))?", re.I)
+_TITLE_PAIR = re.compile(r"(?<=[a-z,;(][ \t])([A-Z][a-z]{2,})[ \t]+([A-Z][a-z]{2,})\b")  # not sentence/line start
+_UPPER = re.compile(r"[A-Z]")
+_LOWER = re.compile(r"[a-z]")
 _FROM_IN = re.compile(r"\b(?:from|in|to|at)\s+([A-Z][a-z]{3,})\b(?!\s+(?:Hospital|Hosp|Medical|Center))")
 
 
@@ -132,13 +135,25 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, str, bool]]:
             if names:
                 for a, b in names + initials:
                     yield a, b, label, strong
-    letters = [c for c in text[:2000] if c.isalpha()]
-    upper_note = sum(c.isupper() for c in letters) > 0.6 * max(1, len(letters))
+    head = text[:2000]
+    n_upper = len(_UPPER.findall(head))
+    upper_note = n_upper > 0.6 * max(1, n_upper + len(_LOWER.findall(head)))
     if not upper_note:  # "from Seattle", "in Lochearn": a capitalised rare word after from/in
         for m in _FROM_IN.finditer(text):
             lw = m.group(1).lower()
             if lw not in _LOC_WORDS_STOP and zipf(lw) < 2.8:
                 yield m.start(1), m.end(1), "Location", False
+    if not upper_note:  # "Radu Crosson": two capitalised words that look like a first and a last name
+        first, last = census_ranks()
+        for m in _TITLE_PAIR.finditer(text):
+            w1, w2 = m.group(1).lower(), m.group(2).lower()
+            if w1 in NOT_NAMES or w2 in NOT_NAMES:
+                continue
+            z1, z2 = zipf(w1), zipf(w2)
+            if ((w1 in first and z1 < 4.5) or z1 < 2.5) and ((w2 in last and z2 < 4.5) or z2 < 2.5) \
+                    and min(z1, z2) < 3.5:
+                yield m.start(1), m.end(1), "Name?", False
+                yield m.start(2), m.end(2), "Name?", False
     one, multi = us_places()
     for m in _PREP_PLACE.finditer(text):  # "in Rockville", "from Bel Air": a US place name after a preposition
         groups = [g for g in range(1, 4) if m.group(g)]

@@ -84,12 +84,13 @@ class Detector:
     rule with P(O) < ``context_seed``, or P(O) < ``seed_threshold``) that are not common
     English words are propagated to their other occurrences in the same note, and with
     :meth:`detect_group` in every note of the group (``deidentify_rows`` groups the notes
-    of one patient); ``propagate_veto`` < 1 would let the tagger veto those too.
+    of one patient); ``propagate_veto`` < 1 would let the tagger veto those too. Bare
+    capitalised name-like pairs are kept only where P(O) < ``pair_veto``.
     """
 
     def __init__(self, tagger: Tagger | CRFTagger | None = None, *, threshold: float = DEFAULT_THRESHOLD,
                  seed_threshold: float = 0.3, propagate: bool = True, veto: float = 0.9999, context_seed: float = 0.9,
-                 propagate_veto: float = 1.0):
+                 propagate_veto: float = 1.0, pair_veto: float = 0.9999):
         self.tagger = tagger or load_tagger()
         warm_lexicons()
         self.threshold = threshold
@@ -98,6 +99,7 @@ class Detector:
         self.veto = veto
         self.context_seed = context_seed
         self.propagate_veto = propagate_veto
+        self.pair_veto = pair_veto
 
     def detect(self, text: str) -> list[PHISpan]:
         return self.detect_group([text])[0]
@@ -136,24 +138,34 @@ class Detector:
         # dates, phones and numbers come from the rules: the tagger only looks at words
         words = [i for i, (a, b) in enumerate(toks) if text[a].isalpha()]
         p_o: dict[int, float] = {}
+        tagger_label: dict[int, str] = {}
         if words:
             proba = self.tagger.proba(text, toks, words)
             labels = self.tagger.labels
             o = labels.index("O")
-            for i, p in zip(words, proba):
+            others = proba.copy()
+            others[:, o] = -1.0
+            best_of = others.argmax(axis=1).tolist()  # most likely PHI label of each word
+            for i, po, best in zip(words, proba[:, o].tolist(), best_of):
                 a, b = toks[i]
-                p_o[a] = float(p[o])
-                if p[o] < self.threshold:
-                    best = max((i for i in range(len(labels)) if i != o), key=lambda i: p[i])
-                    if labels[best] not in ("Date", "DateYear"):
-                        marks.append((a, b, labels[best], 1))
-                        if p[o] < self.seed_threshold:
-                            _seed(seeds, text[a:b], labels[best])
+                p_o[a] = po
+                if po < 0.9999:
+                    tagger_label[a] = labels[best]
+                if po < self.threshold and labels[best] not in ("Date", "DateYear"):
+                    marks.append((a, b, labels[best], 1))
+                    if po < self.seed_threshold:
+                        _seed(seeds, text[a:b], labels[best])
         for m in _PT_INITIAL.finditer(text):
             marks.append((m.start(1), m.end(1), "PTNameInitial", 1))
         for a, b, lab, strong in find_context_names(text):
             po = p_o.get(a, 0.0)
             # the tagger may veto a rule-found place it is sure is not PHI ("to go to rehab")
+            if lab == "Name?":  # a bare name-like pair: only with the tagger's agreement, labelled as it says
+                if po < self.pair_veto:
+                    marks.append((a, b, tagger_label.get(a) or "RelativeProxyName", 1))
+                    if zipf(text[a:b].lower()) < 2.5:
+                        _seed(seeds, text[a:b], tagger_label.get(a) or "RelativeProxyName")
+                continue
             if strong or lab != "Location" or po < self.veto:
                 marks.append((a, b, lab, 1))
                 if po < self.context_seed:

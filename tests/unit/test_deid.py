@@ -178,3 +178,11 @@ def test_multiword_places_propagate_within_a_patient():
     texts = ["Plan: transfer to Sacred Heart Memorial Hospital today.", "to rehab(sacred heart memorial) today"]
     spans = Detector().detect_group(texts)
     assert labels_at(texts[1], spans[1], "sacred heart") == {"Location"}
+
+
+def test_capitalised_name_pairs_are_candidates_but_not_at_line_start():
+    from clinical_nlp.deid.context import find_context_names
+
+    text = "Team spoke with Radu Crosson (closest relative). Monitor U/O and\nHematocrit Diuresis as needed."
+    got = {text[a:b] for a, b, lab, _ in find_context_names(text) if lab == "Name?"}
+    assert got == {"Radu", "Crosson"}
