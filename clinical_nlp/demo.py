@@ -95,8 +95,12 @@ def simulate_annotators(project, store: Store, number: int, annotators: Mapping[
 
 
 def run_demo(workdir: Path | str = "demo_project", *, rounds_n: int = 3, batch: int = 10, seed: int = 0,
-             progress: bool = True) -> dict[str, object]:
-    """Create a fresh demo project and run ``rounds_n`` rounds; returns paths and headline numbers."""
+             progress: bool = True, corpus_dir: Path | str | None = None,
+             epochs: int = 8) -> dict[str, object]:
+    """Create a fresh demo project and run ``rounds_n`` rounds; returns paths and headline numbers.
+
+    ``corpus_dir`` holds ``train.jsonl`` (the pool) and ``dev.jsonl`` in Chia's form
+    (default: the bundled sample ``corpora/chia``)."""
     import shutil
 
     root = Path(workdir).resolve()
@@ -104,7 +108,7 @@ def run_demo(workdir: Path | str = "demo_project", *, rounds_n: int = 3, batch: 
         shutil.rmtree(root)
     project = init_project(root, name="demo")
     store = Store(project.store_url)
-    corpora = repo_root() / "corpora" / "chia"
+    corpora = Path(corpus_dir) if corpus_dir is not None else repo_root() / "corpora" / "chia"
     pool = doccano_ready_gold(read_jsonl(corpora / "train.jsonl"))
     dev = doccano_ready_gold(read_jsonl(corpora / "dev.jsonl"))
     gold = {d.id: d for d in pool}
@@ -122,7 +126,7 @@ def run_demo(workdir: Path | str = "demo_project", *, rounds_n: int = 3, batch: 
                                                                       negation_flip=0.1, wrong_label=0.05), seed),
     }
     settings = RoundSettings(strategy="entropy", batch=batch, annotators=names, overlap=2, expert="expert",
-                             doccano_project=f"demo-{int(time.time())}", seed=seed, epochs=8)
+                             doccano_project=f"demo-{int(time.time())}", seed=seed, epochs=epochs)
 
     def expert(note: Note, by_annotator, reasons):  # type: ignore[no-untyped-def]
         return gold[note.id].spans, "expert oracle: " + "; ".join(reasons)

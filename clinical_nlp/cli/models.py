@@ -16,6 +16,10 @@ def _labels(value: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in value.split(",") if x.strip())
 
 
+#: the kind ``clinical-nlp train entities`` trains when ``--kind`` is not given (see RESULTS.md)
+DEFAULT_KIND = "ensemble"
+
+
 def register(app: typer.Typer) -> None:
     train_app = typer.Typer(help="Train learned models from gold-annotated JSONL.", no_args_is_help=True)
     models_app = typer.Typer(help="The model registry: trained model versions and their metrics.",
@@ -29,12 +33,20 @@ def register(app: typer.Typer) -> None:
         dev: Path | None = typer.Option(
             None, "--dev", help="Fixed dev JSONL: early stopping and the metrics stored with the model."),
         output: Path = typer.Option(..., "--output", "-o", help="Model directory to write (replaced if it holds a model)."),
-        kind: str = typer.Option("spacy", help="'spacy' (fast CNN BIO tagger) or 'transformer' "
-                                 "(MiniLM token classifier, slower, more accurate)."),
+        kind: str = typer.Option(DEFAULT_KIND, help="'spacy' (fast CNN BIO tagger), 'transformer' "
+                                 "(MiniLM token classifier) or 'ensemble' (both, probabilities averaged: the most "
+                                 "accurate, trains both)."),
         labels: str | None = typer.Option(
             None, help="Comma-separated labels (default: Condition,Drug,Procedure,Measurement,Observation,"
             "Temporal,Value,Negation); other labels in the data are ignored."),
-        epochs: int | None = typer.Option(None, help="Maximum epochs (default: 30 spacy, 4 transformer)."),
+        epochs: int | None = typer.Option(
+            None, help="Maximum epochs (default: 30 spacy and the ensemble's spaCy member, 8 transformer)."),
+        transformer_epochs: int = typer.Option(8, help="Ensemble only: the transformer member's epochs."),
+        tokenizer: str = typer.Option("default", help="spaCy tokenizer: 'default' (spaCy English rules) or "
+                                      "'fine' (letter/digit runs and single punctuation)."),
+        static_vectors: bool = typer.Option(
+            True, "--static-vectors/--no-static-vectors",
+            help="spaCy: static word vectors from the packaged MiniLM's word-piece embeddings."),
         seed: int = typer.Option(0, help="Random seed."),
         dropout: float | None = typer.Option(None, help="Training dropout (default: 0.2 spacy, 0.1 transformer)."),
         patience: int = typer.Option(4, help="Early stopping: epochs without dev improvement (0: off)."),
@@ -59,15 +71,20 @@ def register(app: typer.Typer) -> None:
         from clinical_nlp.io.jsonl import read_jsonl
         from clinical_nlp.models.entities import TrainConfig, train_entity_model
 
-        if kind not in ("spacy", "transformer"):
-            raise typer.BadParameter("use 'spacy' or 'transformer'", param_hint="--kind")
-        defaults = {"spacy": dict(epochs=30, dropout=0.2, batch_size=32),
-                    "transformer": dict(epochs=4, dropout=0.1, batch_size=16)}[kind]
+        if kind not in ("spacy", "transformer", "ensemble"):
+            raise typer.BadParameter("use 'spacy', 'transformer' or 'ensemble'", param_hint="--kind")
+        if tokenizer not in ("default", "fine"):
+            raise typer.BadParameter("use 'default' or 'fine'", param_hint="--tokenizer")
+        defaults = {"spacy": dict(epochs=30, dropout=0.2, batch_size=16),
+                    "ensemble": dict(epochs=30, dropout=0.2, batch_size=16),
+                    "transformer": dict(epochs=8, dropout=0.1, batch_size=16)}[kind]
         config = TrainConfig(
             kind=kind, labels=_labels(labels), seed=seed, patience=patience, base_model=base_model,
             epochs=epochs or defaults["epochs"],
             dropout=defaults["dropout"] if dropout is None else dropout,
-            batch_size=batch_size or defaults["batch_size"], learning_rate=learning_rate,
+            batch_size=batch_size or defaults["batch_size"],
+            learning_rate=learning_rate if learning_rate is not None or kind != "transformer" else 1e-4,
+            tokenizer=tokenizer, static_vectors=static_vectors, transformer_epochs=transformer_epochs,
         )
         train_docs = read_jsonl(train, allow_empty=True)
         dev_docs = read_jsonl(dev, allow_empty=True) if dev else None

@@ -22,6 +22,8 @@ from clinical_nlp.models.entities import (
     fine_token_offsets,
     list_models,
     load_entity_model,
+    project_piece_probs,
+    tidy_boundaries,
     train_committee,
     train_entity_model,
     training_spans,
@@ -49,7 +51,8 @@ DOCS = [_doc(i, t, s) for i, (t, s) in enumerate(TEXTS)]
 @pytest.fixture(scope="module")
 def spacy_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "spacy_v1"
-    cfg = TrainConfig(kind="spacy", epochs=25, batch_size=2, patience=0, width=64, depth=2)
+    cfg = TrainConfig(kind="spacy", epochs=25, batch_size=2, patience=0, width=64, depth=2, spacy_ner=True,
+                      tokenizer="fine", split_lines=True)
     return train_entity_model(DOCS * 3, DOCS, cfg, out, progress=False)
 
 
@@ -217,6 +220,46 @@ def test_transformer_trains_saves_and_reloads(tmp_path):
     assert probs[-1].shape[0] == len(offs[-1]) > 32  # long note covered by several windows
     mc = loaded.token_probabilities(notes[:2], mc_dropout=2)
     assert mc[0].shape == probs[0].shape
+
+
+# --- ensemble kind ---------------------------------------------------------------
+def test_project_piece_probs_maps_b_to_i_inside_a_piece_and_marks_gaps():
+    tags = bio_tags(["Drug"])  # O, B-Drug, I-Drug
+    pieces = [(0, 3), (3, 6), (7, 9)]  # "asp" "irin" | "xx"
+    probs = np.array([[0.1, 0.8, 0.1], [0.2, 0.1, 0.7], [0.9, 0.05, 0.05]])
+    tokens = [(0, 6), (1, 3), (7, 9), (10, 12)]
+    out = project_piece_probs(pieces, probs, tokens, tags)
+    assert np.allclose(out[0], probs[0])  # first piece of the token, starting with it
+    assert np.allclose(out[1], [0.1, 0.0, 0.9])  # token starts inside a piece: B mass moved to I
+    assert np.allclose(out[2], probs[2])
+    assert np.isnan(out[3]).all()  # no piece overlaps: caller falls back to the other model
+
+
+@pytest.mark.slow
+def test_ensemble_trains_saves_reloads_and_mixes(tmp_path):
+    cfg = TrainConfig(kind="ensemble", epochs=3, batch_size=2, patience=0, width=64, depth=2,
+                      transformer_epochs=1, max_steps=2, max_length=32, stride=8)
+    model = train_entity_model(DOCS, DOCS[:3], cfg, tmp_path / "ens", progress=False)
+    assert model.kind == "ensemble" and 0.3 <= model.weight <= 0.8
+    assert "weight_search" in model.metrics["history"]
+    loaded = load_entity_model(tmp_path / "ens")
+    assert loaded.kind == "ensemble" and loaded.weight == model.weight
+    notes = [d.note for d in DOCS]
+    assert loaded.predict(notes) == model.predict(notes)
+    probs = loaded.token_probabilities(notes)
+    assert all(np.allclose(p.sum(axis=1), 1.0) for p in probs)
+    assert [p.shape[0] for p in probs] == [len(o) for o in loaded.token_offsets(notes)]
+    assert all(s.source.startswith("model:entities-ensemble@") for spans in loaded.predict(notes) for s in spans)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("bowel obstruction or", "bowel obstruction"), ("<or=10 &", "<or=10"), ("ALT)", "ALT"),
+    ("Body mass index (BMI)", "Body mass index (BMI)"), ("and hepatitis B", "hepatitis B"),
+    ("x", "x"), ("or", "or"), (">40 mIU/mL.", ">40 mIU/mL"),
+])
+def test_tidy_boundaries_trims_coordination_leftovers(text, expected):
+    a, b = tidy_boundaries("  " + text + " more", 2, 2 + len(text))
+    assert ("  " + text)[a:b] == expected
 
 
 # --- bad input -----------------------------------------------------------------
