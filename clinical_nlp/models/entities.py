@@ -935,7 +935,7 @@ def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple
                 bar.set_postfix(f1=f"{f1:.3f}")
                 if best is None or f1 > best[0]:
                     best, bad = (f1, nlp.to_bytes(), decoder), 0
-                else:
+                elif best[0] > 0.0:  # no early stopping before the model has found anything
                     bad += 1
             history.append(record)
             log.info("epoch %s: %s", record["epoch"], record)
@@ -1077,7 +1077,7 @@ def _train_transformer(train, dev, config: TrainConfig, meta, progress: bool):
                 bar.set_postfix(f1=f"{f1:.3f}")
                 if best is None or f1 > best[0]:
                     best, bad = (f1, {k: v.detach().clone() for k, v in hf.state_dict().items()}), 0
-                else:
+                elif best[0] > 0.0:  # no early stopping before the model has found anything
                     bad += 1
             history.append(record)
             log.info("epoch %s: %s", record["epoch"], record)

@@ -23,7 +23,7 @@ def test_train_entities_cli_writes_model_dir_and_registry(corpora_dir, tmp_path)
     res = runner.invoke(app, [
         "train", "entities", "--train", str(corpora_dir / "chia" / "train.jsonl"),
         "--dev", str(corpora_dir / "chia" / "dev.jsonl"), "--output", str(out),
-        "--epochs", "6", "--seed", "1", "--project-dir", str(project.root), "--no-progress",
+        "--kind", "spacy", "--epochs", "6", "--seed", "1", "--project-dir", str(project.root), "--no-progress",
     ])
     assert res.exit_code == 0, res.output
     assert "dev strict micro-F1" in res.output
@@ -47,6 +47,39 @@ def test_train_entities_cli_writes_model_dir_and_registry(corpora_dir, tmp_path)
     assert listed.exit_code == 0, listed.output
     rows = json.loads(listed.output)
     assert rows[0]["version"] == meta["version"] and rows[0]["registered"] is True
+
+
+@pytest.mark.slow
+def test_train_entities_default_ensemble_then_preannotate(corpora_dir, tmp_path):
+    """The default kind (ensemble: spaCy tagger + MiniLM) trains, saves both members, and
+    `preannotate --model` uses it; predicted spans carry the ensemble's provenance."""
+    out = tmp_path / "ens"
+    runner = CliRunner()
+    res = runner.invoke(app, [
+        "train", "entities", "--train", str(corpora_dir / "chia" / "train.jsonl"),
+        "--dev", str(corpora_dir / "chia" / "dev.jsonl"), "--output", str(out),
+        "--epochs", "4", "--transformer-epochs", "1", "--no-progress",
+    ])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["kind"] == "ensemble" and 0.3 <= meta["ensemble_weight"] <= 0.8
+    assert (out / "members" / "spacy" / "model.json").exists()
+    assert (out / "members" / "transformer" / "transformer").is_dir()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"strict", "strict_outer", "overlap"} <= set(metrics["dev"])
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"id": "n1", "text": "No history of diabetes mellitus. Taking metformin 500 mg daily."}\n'
+                     '{"id": "n2", "text": "Denies chest pain."}\n', encoding="utf-8")
+    pre = tmp_path / "pre.jsonl"
+    res = runner.invoke(app, ["preannotate", "--model", str(out), "--input", str(notes), "--output", str(pre)])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in pre.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["n1", "n2"] and rows[0]["spans"]
+    for row in rows:
+        for s in row["spans"]:
+            assert row["text"][s["start"] : s["end"]] == s["text"]
+            if s["source"].startswith("model:"):
+                assert s["source"].startswith("model:entities-ensemble@")
 
 
 def test_train_entities_cli_bad_input(tmp_path):
