@@ -1,23 +1,29 @@
 #!/usr/bin/env python
 """Learning-curve benchmark of the active-learning query strategies on Chia.
 
-Pool = shared ``chia/train.jsonl`` (1,014 notes), evaluation = shared
+Pool = shared ``chia/train.jsonl`` minus a fixed dev slice of ``--dev-size``
+notes (100, seeded; used only for early stopping), evaluation = shared
 ``chia/dev.jsonl``. For each strategy and seed the direct-mode loop
 (:func:`clinical_nlp.simulate.simulate_active_learning`) labels ``--batch``
 notes per round with a perfect simulated expert (or ``--skill``), retrains the
-fast spaCy model from scratch each round and scores strict (exact) micro span F1
-on the evaluation set. Cost is counted both in documents and in simulated edits
-(pre-annotation of the current model vs gold, ``clinical_nlp.edits``).
+fast spaCy model (default ``TrainConfig``: BIO tagger, spaCy tokenizer, MiniLM
+word-piece static vectors) and scores strict (exact) micro span F1 on the
+evaluation set. Round 0 trains from scratch (up to ``--first-epochs``, early
+stopping on the dev slice); later rounds continue from the previous model
+(``--warm-start``, up to ``--epochs`` more passes, early stopping). The
+full-pool ceiling is trained from scratch on the whole pool (up to
+``--full-epochs``, patience ``--full-patience``). Cost is counted both in
+documents and in simulated edits (pre-annotation of the current model vs gold,
+``clinical_nlp.edits``), cumulative and per round.
 
 Outputs (``--output`` folder): ``al_curves.json`` (all curves, the full-pool
 F1 and a summary per strategy) and ``al_curves.png`` (F1 vs documents and F1
 vs edits, mean over seeds with min-max band).
 
-Default settings (about 45-60 min on 2 cores; ``--jobs`` runs curves in
-parallel processes on bigger machines): strategies random, entropy,
-cost_aware; 3 seeds; batch 50; 7 query rounds (seed batch + 7 = 400 notes,
-39% of the pool); 5 epochs per retrain; the 8 main entity labels. Smoke run:
-``--seeds 1 --rounds 2 --max-pool 200 --strategies random,entropy``.
+Default settings (about an hour on 2 quiet cores): strategies random and
+entropy; 3 seeds; batch 60; 5 query rounds (seed batch + 5 = 360 notes, 39%
+of the pool); the 8 main entity labels. Smoke run:
+``--seeds 1 --rounds 1 --max-pool 120 --batch 30 --dev-size 20``.
 
 Summary per strategy: mean F1 at the last round with at most 40% of the pool,
 its ratio to the full-pool F1, the first n_docs reaching 95% of it (if any), and
@@ -71,38 +77,60 @@ def _load(args):
     return pool, ev, dev
 
 
+def _model_config(args) -> dict:
+    """The fast model's settings (``TrainConfig`` keys) used for every training in the run."""
+    return {"tokenizer": args.tokenizer, "static_vectors": args.static_vectors, "spacy_ner": False,
+            "split_lines": False, "batch_size": 16}
+
+
 def _train_fn(args, labels, dev):
     return default_train_fn(labels, epochs=args.epochs, dev=dev or None, warm_start=args.warm_start,
-                            first_epochs=args.first_epochs, patience=args.patience)
+                            first_epochs=args.first_epochs, patience=args.patience, **_model_config(args))
 
 
 def _one_curve(job):
-    args, strategy, seed = job
+    args, spec, seed = job
+    strategy, config = _parse_spec(spec)
     pool, ev, dev = _load(args)
     labels = args.labels.split(",")
     t0 = time.perf_counter()
     curve = simulate_active_learning(
         pool, ev, strategy, rounds=args.rounds, batch=args.batch, seed=seed, labels=labels,
+        strategy_config=config,
         train_fn=_train_fn(args, labels, dev), skill=AnnotatorSkill.from_level(args.skill),
         progress=args.jobs == 1)
     curve["seconds"] = round(time.perf_counter() - t0, 1)
+    curve["spec"] = curve["strategy"] + (":" + spec.partition(":")[2] if ":" in spec else "")
     return curve
+
+
+def _parse_spec(spec: str) -> tuple[str, dict]:
+    """``"hybrid:aggregate=max+oversample=2"`` -> ``("hybrid", {"aggregate": "max", "oversample": 2})``."""
+    name, _, rest = spec.partition(":")
+    config: dict = {}
+    for pair in filter(None, rest.split("+")):
+        key, _, value = pair.partition("=")
+        try:
+            config[key] = json.loads(value)
+        except json.JSONDecodeError:
+            config[key] = value
+    return name, config
 
 
 def _full(job):
     args, seed = job
     pool, ev, dev = _load(args)
     labels = args.labels.split(",")
-    # the ceiling is trained from scratch with early stopping (as long as the first round may train)
-    epochs = (args.first_epochs or 3 * args.epochs) if args.warm_start else args.epochs
-    train_fn = default_train_fn(labels, epochs=epochs, dev=dev or None, patience=args.patience)
+    # the ceiling: trained from scratch, up to --full-epochs with patient early stopping
+    train_fn = default_train_fn(labels, epochs=args.full_epochs, dev=dev or None, patience=args.full_patience,
+                                **_model_config(args))
     return full_pool_f1(pool, ev, labels, train_fn, seed=seed)
 
 
 def summarise(curves: list[dict], full_f1: float, pool_size: int) -> dict:
     by: dict[str, list[dict]] = {}
     for c in curves:
-        by.setdefault(c["strategy"], []).append(c)
+        by.setdefault(c.get("spec", c["strategy"]), []).append(c)
     out: dict[str, dict] = {}
     random_edits = None
     if "random.v1" in by:
@@ -143,7 +171,7 @@ def plot(curves: list[dict], full_f1: float, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     by: dict[str, list[dict]] = {}
     for c in curves:
-        by.setdefault(c["strategy"], []).append(c)
+        by.setdefault(c.get("spec", c["strategy"]), []).append(c)
     for name, cs in sorted(by.items()):
         f1 = np.array([[p["f1"] for p in c["points"]] for c in cs])
         edits = np.array([[p["edits"] for p in c["points"]] for c in cs]).mean(axis=0)
@@ -171,23 +199,30 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--pool", type=Path, default=chia / "train.jsonl")
     ap.add_argument("--eval", type=Path, default=chia / "dev.jsonl")
-    ap.add_argument("--strategies", default="random,entropy,cost_aware")
+    ap.add_argument("--strategies", default="random,entropy")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--labels", default=MAIN_LABELS)
     ap.add_argument("--dev-size", type=int, default=100,
                     help="notes carved from the pool (fixed seed) for early stopping; 0 = fixed epochs")
     ap.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=True,
                     help="continue each round from the previous round's model")
-    ap.add_argument("--first-epochs", type=int, default=None, help="max epochs of the first training "
+    ap.add_argument("--first-epochs", type=int, default=20, help="max epochs of the first training "
                     "(default 3 x --epochs with --warm-start)")
     ap.add_argument("--patience", type=int, default=2, help="early-stopping patience (with --dev-size)")
+    ap.add_argument("--full-epochs", type=int, default=25, help="max epochs of the full-pool ceiling model")
+    ap.add_argument("--full-patience", type=int, default=4, help="early-stopping patience of the ceiling")
+    ap.add_argument("--tokenizer", choices=["default", "fine"], default="default")
+    ap.add_argument("--static-vectors", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--skill", type=float, default=1.0, help="simulated expert skill (1.0 = gold)")
     ap.add_argument("--max-pool", type=int, default=0, help="subsample the pool (smoke runs); 0 = all")
     ap.add_argument("--jobs", type=int, default=1, help="curves trained in parallel processes")
     ap.add_argument("--output", type=Path, default=Path("bench_results"))
+    ap.add_argument("--merge", type=Path, default=None,
+                    help="al_curves(.partial).json of an earlier run with the same settings: its curves and "
+                    "full-pool F1 are reused (strategies already there are not re-run)")
     args = ap.parse_args(argv)
     for path in (args.pool, args.eval):
         if not path.exists():
@@ -198,8 +233,35 @@ def main(argv: list[str] | None = None) -> int:
         strategies.insert(0, "random")
     t0 = time.perf_counter()
     pool, _, _ = _load(args)
-    jobs = [(args, s, seed) for s in strategies for seed in range(args.seeds)]
-    if args.jobs > 1:
+    merged: list[dict] = []
+    merged_full = None
+    if args.merge is not None:
+        earlier = json.loads(args.merge.read_text(encoding="utf-8"))
+        merged, merged_full = earlier["curves"], earlier["full_pool_f1"]
+        done = {(c.get("spec", c["strategy"]), c["seed"]) for c in merged}
+        print(f"merging {len(merged)} curves from {args.merge} (full-pool F1 {merged_full:.4f})", flush=True)
+    else:
+        done = set()
+
+    def _key(spec: str) -> str:
+        name, _, rest = spec.partition(":")
+        from clinical_nlp.active import resolve_name
+
+        return resolve_name(name) + (":" + rest if rest else "")
+
+    jobs = [(args, s, seed) for s in strategies for seed in range(args.seeds) if (_key(s), seed) not in done]
+    if merged_full is not None:
+        full_f1 = merged_full
+        curves = list(merged)
+        for job in jobs:
+            curves.append(_one_curve(job))
+            args.output.mkdir(parents=True, exist_ok=True)
+            with atomic_writer(args.output / "al_curves.partial.json") as handle:
+                json.dump({"partial": True, "full_pool_f1": full_f1, "curves": curves}, handle)
+            last = curves[-1]["points"][-1]
+            print(f"{curves[-1]['spec']} seed {job[2]}: {last['n_docs']} docs F1 {last['f1']:.4f} "
+                  f"edits {last['edits']} ({curves[-1]['seconds']}s)", flush=True)
+    elif args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as ex:
             full_future = ex.submit(_full, (args, 0))
             curves = list(ex.map(_one_curve, jobs))
@@ -215,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             with atomic_writer(args.output / "al_curves.partial.json") as handle:
                 json.dump({"partial": True, "full_pool_f1": full_f1, "curves": curves}, handle)
             last = curves[-1]["points"][-1]
-            print(f"{curves[-1]['strategy']} seed {job[2]}: {last['n_docs']} docs F1 {last['f1']:.4f} "
+            print(f"{curves[-1]['spec']} seed {job[2]}: {last['n_docs']} docs F1 {last['f1']:.4f} "
                   f"edits {last['edits']} ({curves[-1]['seconds']}s)", flush=True)
     summary = summarise(curves, full_f1, len(pool))
     result = {
