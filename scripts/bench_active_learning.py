@@ -250,26 +250,18 @@ def main(argv: list[str] | None = None) -> int:
         return resolve_name(name) + (":" + rest if rest else "")
 
     jobs = [(args, s, seed) for s in strategies for seed in range(args.seeds) if (_key(s), seed) not in done]
-    if merged_full is not None:
-        full_f1 = merged_full
-        curves = list(merged)
-        for job in jobs:
-            curves.append(_one_curve(job))
-            args.output.mkdir(parents=True, exist_ok=True)
-            with atomic_writer(args.output / "al_curves.partial.json") as handle:
-                json.dump({"partial": True, "full_pool_f1": full_f1, "curves": curves}, handle)
-            last = curves[-1]["points"][-1]
-            print(f"{curves[-1]['spec']} seed {job[2]}: {last['n_docs']} docs F1 {last['f1']:.4f} "
-                  f"edits {last['edits']} ({curves[-1]['seconds']}s)", flush=True)
-    elif args.jobs > 1:
+    if args.jobs > 1 and merged_full is None:
         with ProcessPoolExecutor(args.jobs) as ex:
             full_future = ex.submit(_full, (args, 0))
             curves = list(ex.map(_one_curve, jobs))
             full_f1 = full_future.result()
     else:
-        full_f1 = _full((args, 0))
-        print(f"full-pool F1 ({len(pool)} notes): {full_f1:.4f}", flush=True)
-        curves = []
+        if merged_full is not None:
+            full_f1 = merged_full
+        else:
+            full_f1 = _full((args, 0))
+            print(f"full-pool F1 ({len(pool)} notes): {full_f1:.4f}", flush=True)
+        curves = list(merged)
         for job in jobs:
             curves.append(_one_curve(job))
             # checkpoint after every curve, so a run cut short by a time limit keeps its curves
