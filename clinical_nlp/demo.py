@@ -109,8 +109,9 @@ def run_demo(workdir: Path | str = "demo_project", *, rounds_n: int = 3, batch: 
     project = init_project(root, name="demo")
     store = Store(project.store_url)
     corpora = Path(corpus_dir) if corpus_dir is not None else repo_root() / "corpora" / "chia"
-    pool = doccano_ready_gold(read_jsonl(corpora / "train.jsonl"))
-    dev = doccano_ready_gold(read_jsonl(corpora / "dev.jsonl"))
+    # empty criteria lists (the full Chia split has one) cannot be annotated: skipped
+    pool = doccano_ready_gold([d for d in read_jsonl(corpora / "train.jsonl", allow_empty=True) if d.text.strip()])
+    dev = doccano_ready_gold([d for d in read_jsonl(corpora / "dev.jsonl", allow_empty=True) if d.text.strip()])
     gold = {d.id: d for d in pool}
     # Chia criteria are public ClinicalTrials.gov text without PHI: attested, and audited as such.
     store.add_notes([Note(d.id, d.text, {"patient": d.note.metadata.get("trial")}) for d in pool], deidentified=True)
