@@ -40,7 +40,8 @@ def register(app: typer.Typer) -> None:
             None, help="Comma-separated labels (default: Condition,Drug,Procedure,Measurement,Observation,"
             "Temporal,Value,Negation); other labels in the data are ignored."),
         epochs: int | None = typer.Option(
-            None, help="Maximum epochs (default: 30 spacy and the ensemble's spaCy member, 8 transformer)."),
+            None, help="Maximum epochs (default: 30 with --dev, early stopping keeps the best; 10 without --dev; "
+            "8 for the transformer)."),
         transformer_epochs: int = typer.Option(8, help="Ensemble only: the transformer member's epochs."),
         tokenizer: str = typer.Option("default", help="spaCy tokenizer: 'default' (spaCy English rules) or "
                                       "'fine' (letter/digit runs and single punctuation)."),
@@ -80,7 +81,8 @@ def register(app: typer.Typer) -> None:
                     "transformer": dict(epochs=8, dropout=0.1, batch_size=16)}[kind]
         config = TrainConfig(
             kind=kind, labels=_labels(labels), seed=seed, patience=patience, base_model=base_model,
-            epochs=epochs or defaults["epochs"],
+            # without a dev set there is no early stopping: stop where dev runs peak on Chia (epoch 6-10)
+            epochs=epochs or (defaults["epochs"] if dev is not None or kind == "transformer" else 10),
             dropout=defaults["dropout"] if dropout is None else dropout,
             batch_size=batch_size or defaults["batch_size"],
             learning_rate=learning_rate if learning_rate is not None or kind != "transformer" else 1e-4,
