@@ -43,6 +43,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -905,13 +906,15 @@ def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple
     best: tuple[float, bytes] | None = None
     bad = 0
     steps = 0
-    n_batches = (len(examples) + config.batch_size - 1) // config.batch_size
+    # at least 4 updates per epoch: a handful of whole notes (an early AL round) still trains
+    batch_size = max(1, min(config.batch_size, math.ceil(len(examples) / 4)))
+    n_batches = (len(examples) + batch_size - 1) // batch_size
     bar = _progress(config.epochs * n_batches, "train entities (spacy)", progress)
     try:
         for epoch in range(config.epochs):
             rng.shuffle(examples)
             losses: dict[str, float] = {}
-            for batch in minibatch(examples, size=config.batch_size):
+            for batch in minibatch(examples, size=batch_size):
                 nlp.update(batch, drop=config.dropout, sgd=optimizer, losses=losses)
                 steps += 1
                 bar.update(1)
