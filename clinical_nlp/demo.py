@@ -96,7 +96,7 @@ def simulate_annotators(project, store: Store, number: int, annotators: Mapping[
 
 def run_demo(workdir: Path | str = "demo_project", *, rounds_n: int = 3, batch: int = 10, seed: int = 0,
              progress: bool = True, corpus_dir: Path | str | None = None,
-             epochs: int = 8) -> dict[str, object]:
+             epochs: int = 20) -> dict[str, object]:
     """Create a fresh demo project and run ``rounds_n`` rounds; returns paths and headline numbers.
 
     ``corpus_dir`` holds ``train.jsonl`` (the pool) and ``dev.jsonl`` in Chia's form
