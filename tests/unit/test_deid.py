@@ -186,3 +186,15 @@ def test_capitalised_name_pairs_are_candidates_but_not_at_line_start():
     text = "Team spoke with Radu Crosson (closest relative). Monitor U/O and\nHematocrit Diuresis as needed."
     got = {text[a:b] for a, b, lab, _ in find_context_names(text) if lab == "Name?"}
     assert got == {"Radu", "Crosson"}
+
+
+def test_patient_surname_propagates_to_a_bare_mention_in_another_note():
+    """'Mr. John Smith' in one note: a bare 'Smith' in the same patient's next note is PHI too
+    (a common surname, Zipf < 5.2, is still propagated for patient names)."""
+    from clinical_nlp.deid.core import Detector
+
+    texts = ["Mr. John Smith was seen by Dr. Adams on 3/14/2094.", "Smith doing well, wife Mary at bedside."]
+    second = Detector().detect_group(texts)[1]
+    assert any(texts[1][s.start : s.end] == "Smith" and s.label == "PTName" for s in second)
+    alone = Detector().detect_group(texts[1:])[0]  # without the first note nothing says Smith is a name
+    assert not any(texts[1][s.start : s.end] == "Smith" for s in alone)
