@@ -50,7 +50,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -472,8 +472,11 @@ class EntityModel:
     def predict(self, notes: Sequence[Note]) -> list[tuple[Span, ...]]:
         """Spans per note, with ``score`` (mean tag probability) and ``source`` = :attr:`source`."""
         notes = list(notes)
-        probs = self._probabilities(notes, stochastic=False)
-        offsets = self.token_offsets(notes)
+        return self._decode(notes, self.token_offsets(notes), self._probabilities(notes, stochastic=False))
+
+    def _decode(self, notes: Sequence[Note], offsets: Sequence[Sequence[tuple[int, int]]],
+                probs: Sequence[np.ndarray]) -> list[tuple[Span, ...]]:
+        """Viterbi-decoded, boundary-tidied spans from token probabilities."""
         return [_tidy(n.text, decode_spans(n.text, off, p, self.tags, self.source))
                 for n, off, p in zip(notes, offsets, probs)]
 
@@ -851,6 +854,30 @@ def install_minilm_vectors(nlp, docs: Sequence[AnnotatedNote], model_dir: Path |
     return len(words)
 
 
+class _BestEpoch:
+    """Early stopping on the dev score: keeps the best epoch's snapshot and counts epochs without
+    improvement (never before the score first rises above zero)."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best: tuple[float, Any] | None = None
+        self.bad = 0
+
+    def update(self, f1: float, snapshot: Callable[[], Any]) -> None:
+        if self.best is None or f1 > self.best[0]:
+            self.best, self.bad = (f1, snapshot()), 0
+        elif self.best[0] > 0.0:
+            self.bad += 1
+
+    @property
+    def exhausted(self) -> bool:
+        return bool(self.patience) and self.bad >= self.patience
+
+
+def _best_epoch(history: list[dict[str, Any]], has_dev: bool) -> int:
+    return max(history, key=lambda r: r.get("dev_strict_f1", -1))["epoch"] if has_dev else len(history)
+
+
 def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple[SpacyEntityModel, dict]:
     import spacy
     from spacy.util import fix_random_seed, minibatch
@@ -903,8 +930,7 @@ def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple
     if config.learning_rate is not None:
         optimizer.learn_rate = config.learning_rate
     history: list[dict[str, Any]] = []
-    best: tuple[float, bytes] | None = None
-    bad = 0
+    stopper = _BestEpoch(config.patience)
     steps = 0
     # at least 4 updates per epoch: a handful of whole notes (an early AL round) still trains
     batch_size = max(1, min(config.batch_size, math.ceil(len(examples) / 4)))
@@ -936,25 +962,22 @@ def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple
                 record["decoder"] = decoder
                 record.update({f"dev_strict_f1_{k}": round(v, 4) for k, v in scores.items()})
                 bar.set_postfix(f1=f"{f1:.3f}")
-                if best is None or f1 > best[0]:
-                    best, bad = (f1, nlp.to_bytes(), decoder), 0
-                elif best[0] > 0.0:  # no early stopping before the model has found anything
-                    bad += 1
+                stopper.update(f1, lambda: (nlp.to_bytes(), decoder))  # noqa: B023  (called at once)
             history.append(record)
             log.info("epoch %s: %s", record["epoch"], record)
             if config.max_steps and steps >= config.max_steps:
                 break
-            if dev and config.patience and bad >= config.patience:
+            if dev and stopper.exhausted:
                 break
     finally:
         bar.close()
-    if best is not None:
-        nlp.from_bytes(best[1])
-        meta["decoder"] = best[2]
+    if stopper.best is not None:
+        weights, meta["decoder"] = stopper.best[1]
+        nlp.from_bytes(weights)
     else:
         meta["decoder"] = "ner" if "ner" in nlp.pipe_names else "tagger"
     info = {"history": history, "steps": steps, "span_policy": asdict(stats),
-            "best_epoch": max(history, key=lambda r: r.get("dev_strict_f1", -1))["epoch"] if dev else len(history)}
+            "best_epoch": _best_epoch(history, bool(dev))}
     return SpacyEntityModel(nlp, config.labels, meta), info
 
 
@@ -1038,8 +1061,7 @@ def _train_transformer(train, dev, config: TrainConfig, meta, progress: bool):
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
     model = TransformerEntityModel(hf, tokenizer, config.labels, meta)
     history: list[dict[str, Any]] = []
-    best: tuple[float, dict] | None = None
-    bad = 0
+    stopper = _BestEpoch(config.patience)
     steps = 0
     bar = _progress(total, "train entities (transformer)", progress)
     try:
@@ -1078,24 +1100,20 @@ def _train_transformer(train, dev, config: TrainConfig, meta, progress: bool):
                 f1 = evaluate_entity_model(model, dev)["strict"]["micro"]["f1"]
                 record["dev_strict_f1"] = round(f1, 4)
                 bar.set_postfix(f1=f"{f1:.3f}")
-                if best is None or f1 > best[0]:
-                    best, bad = (f1, {k: v.detach().clone() for k, v in hf.state_dict().items()}), 0
-                elif best[0] > 0.0:  # no early stopping before the model has found anything
-                    bad += 1
+                stopper.update(f1, lambda: {k: v.detach().clone() for k, v in hf.state_dict().items()})
             history.append(record)
             log.info("epoch %s: %s", record["epoch"], record)
             if config.max_steps and steps >= config.max_steps:
                 break
-            if dev and config.patience and bad >= config.patience:
+            if dev and stopper.exhausted:
                 break
     finally:
         bar.close()
-    if best is not None:
-        hf.load_state_dict(best[1])
+    if stopper.best is not None:
+        hf.load_state_dict(stopper.best[1])
     hf.train(False)
     info = {"history": history, "steps": steps, "span_policy": asdict(stats), "n_windows": len(windows),
-            "base": str(src),
-            "best_epoch": max(history, key=lambda r: r.get("dev_strict_f1", -1))["epoch"] if dev else len(history)}
+            "base": str(src), "best_epoch": _best_epoch(history, bool(dev))}
     return TransformerEntityModel(hf, tokenizer, config.labels, meta), info
 
 
@@ -1116,14 +1134,14 @@ def _train_ensemble(train, dev, config: TrainConfig, meta, progress: bool):
         weight = 0.6
         if dev:
             probe = EnsembleEntityModel(s_model, t_model, config.labels, dict(meta, ensemble_weight=weight))
-            p_s, p_t = probe.member_probabilities([d.note for d in dev], stochastic=False)
-            gold = [d.spans for d in dev]
-            offsets = probe.token_offsets([d.note for d in dev])
+            notes = [d.note for d in dev]
+            p_s, p_t = probe.member_probabilities(notes, stochastic=False)  # members run once, not per weight
+            offsets = probe.token_offsets(notes)
             scores = {}
             for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-                preds = [_tidy(d.text, decode_spans(d.text, off, EnsembleEntityModel.combine(a, b, w), probe.tags, ""))
-                         for d, off, a, b in zip(dev, offsets, p_s, p_t)]
-                scores[w] = corpus_span_prf(gold, preds, mode="exact", labels=config.labels)["__micro__"].f1
+                preds = probe._decode(notes, offsets, [EnsembleEntityModel.combine(a, b, w) for a, b in zip(p_s, p_t)])
+                scores[w] = corpus_span_prf([d.spans for d in dev], preds, mode="exact",
+                                            labels=config.labels)["__micro__"].f1
             weight = max(scores, key=lambda w: (scores[w], -abs(w - 0.6)))
             history["weight_search"] = {str(k): round(v, 4) for k, v in scores.items()}
     meta["ensemble_weight"] = weight
