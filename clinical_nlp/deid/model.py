@@ -45,6 +45,25 @@ def _shape(w: str) -> str:
     return _REPEAT.sub(r"\1\1", w.translate(_SHAPE_TABLE))
 
 
+def _word_feature_names(w: str, upper_note: bool) -> list[str]:
+    """The features of a word on its own (no neighbours): shared by the reference features and
+    the cached CRF features."""
+    lw = w.lower()
+    zf, fr, lr = _lex(lw)
+    f = ["b", "w=" + lw, "sh=" + _shape(w), "suf3=" + lw[-3:], "pre2=" + lw[:2], "len=" + str(min(len(w), 10)),
+         "zf=" + zf, "fr=" + fr, "lr=" + lr, f"fl={fr}{lr}{zf}",
+         f"capzf={'U' if upper_note else int(w[:1].isupper())}{zf}"]
+    if w[:1].isupper() and not upper_note:
+        f.append("title")
+    if lw in FIRST_SET:
+        f.append("first")
+    if lw in LAST_SET:
+        f.append("last")
+    if upper_note:
+        f.append("uppernote")
+    return f
+
+
 def token_features(text: str, toks: Sequence[tuple[int, int]], only: Sequence[int] | None = None) -> list[list[str]]:
     """Feature strings of each token (or of the token indices in ``only``)."""
     words = [text[a:b] for a, b in toks]
@@ -55,27 +74,13 @@ def token_features(text: str, toks: Sequence[tuple[int, int]], only: Sequence[in
     lex = [_lex(lw) for lw in low]
     places = place_marks(low)
     for i in (range(n) if only is None else only):
-        w = words[i]
-        lw = low[i]
-        f = ["b", "w=" + lw, "sh=" + _shape(w), "suf3=" + lw[-3:], "pre2=" + lw[:2], "len=" + str(min(len(w), 10))]
-        zf, fr, lr = lex[i]
-        f.extend(("zf=" + zf, "fr=" + fr, "lr=" + lr, f"fl={fr}{lr}{zf}"))
-        cap = w[:1].isupper()
-        f.append(f"capzf={'U' if upper_note else int(cap)}{zf}")
+        f = _word_feature_names(words[i], upper_note)
         for d in (-2, -1, 1, 2):
             j = i + d
             if 0 <= j < n and words[j][:1].isalpha():
                 zj, fj, lj = lex[j]
                 f.append(f"zf{d}={zj}")
                 f.append(f"fl{d}={fj}{lj}")
-        if w[:1].isupper() and not upper_note:
-            f.append("title")
-        if lw in FIRST_SET:
-            f.append("first")
-        if lw in LAST_SET:
-            f.append("last")
-        if upper_note:
-            f.append("uppernote")
         if places[i]:
             f.append(f"place{places[i]}")
             if i + 1 < n and places[i + 1]:
@@ -227,20 +232,7 @@ _EDGE = {d: _crf_hash(f"w{d}=" + ("<s>" if d < 0 else "</s>")) for d in (-2, -1,
 def _static(w: str, upper_note: bool) -> list[str]:
     v = _STATIC.get((w, upper_note))
     if v is None:
-        lw = w.lower()
-        zf, fr, lr = _lex(lw)
-        f = ["b", "w=" + lw, "sh=" + _shape(w), "suf3=" + lw[-3:], "pre2=" + lw[:2], "len=" + str(min(len(w), 10)),
-             "zf=" + zf, "fr=" + fr, "lr=" + lr, f"fl={fr}{lr}{zf}",
-             f"capzf={'U' if upper_note else int(w[:1].isupper())}{zf}"]
-        if w[:1].isupper() and not upper_note:
-            f.append("title")
-        if lw in FIRST_SET:
-            f.append("first")
-        if lw in LAST_SET:
-            f.append("last")
-        if upper_note:
-            f.append("uppernote")
-        v = [_crf_hash(x) for x in f]
+        v = [_crf_hash(x) for x in _word_feature_names(w, upper_note)]
         if len(_STATIC) < 500_000:
             _STATIC[(w, upper_note)] = v
     return v
