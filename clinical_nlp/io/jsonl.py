@@ -71,22 +71,34 @@ def row_to_note(row: Mapping[str, Any], *, source: str = "<row>", line: int | No
     return Note(str(row["id"]), text, meta)
 
 
+def verified_spans(raw: Any, text: str, doc_id: str, *, source: str = "<row>", line: int | None = None,
+                   strict_text: bool = True, owner: str = "row", span_of: str = "") -> list[Span]:
+    """The spans of a row's ``spans`` value (missing = none), each verified against ``text``.
+
+    Errors name the file and line; format errors start ``"<owner> '<doc_id>': "`` and offset
+    errors ``"span #<k><span_of>: "``.
+    """
+    raw = raw or []
+    if not isinstance(raw, list):
+        raise InputFormatError(f"{owner} {doc_id!r}: 'spans' must be a list", source=source, line=line)
+    spans = []
+    for k, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            raise InputFormatError(f"{owner} {doc_id!r}: span #{k} is not an object", source=source, line=line)
+        try:
+            span = Span.from_dict(item)
+            spans.append(verify_span(text, span, doc_id=doc_id, strict_text=strict_text))
+        except OffsetMismatchError as exc:
+            raise OffsetMismatchError(f"span #{k}{span_of}: {exc}", source=source, line=line) from None
+    return spans
+
+
 def row_to_annotated(row: Mapping[str, Any], *, source: str = "<row>", line: int | None = None,
                      strict_text: bool = True, allow_empty: bool = False) -> AnnotatedNote:
     """Build an :class:`AnnotatedNote`; every span is verified against the text."""
     note = row_to_note(row, source=source, line=line, allow_empty=allow_empty)
-    spans_raw = row.get("spans") or []
-    if not isinstance(spans_raw, list):
-        raise InputFormatError(f"row {note.id!r}: 'spans' must be a list", source=source, line=line)
-    spans = []
-    for k, item in enumerate(spans_raw):
-        if not isinstance(item, Mapping):
-            raise InputFormatError(f"row {note.id!r}: span #{k} is not an object", source=source, line=line)
-        try:
-            span = Span.from_dict(item)
-            spans.append(verify_span(note.text, span, doc_id=note.id, strict_text=strict_text))
-        except OffsetMismatchError as exc:
-            raise OffsetMismatchError(f"span #{k}: {exc}", source=source, line=line) from None
+    spans = verified_spans(row.get("spans"), note.text, note.id, source=source, line=line,
+                           strict_text=strict_text)
     relations = tuple(r for r in (row.get("relations") or []) if isinstance(r, Mapping))
     return AnnotatedNote(note, tuple(spans), relations)
 

@@ -29,10 +29,10 @@ from clinical_nlp.consensus.agreement import (
     mean_pairwise,
     pairwise_cohen_kappa,
 )
-from clinical_nlp.errors import InputFormatError, OffsetMismatchError
-from clinical_nlp.io.jsonl import iter_json_rows
+from clinical_nlp.errors import InputFormatError
+from clinical_nlp.io.jsonl import iter_json_rows, verified_spans
 from clinical_nlp.metrics import PRF, corpus_span_prf, match_spans
-from clinical_nlp.types import ATTRIBUTE_DEFAULTS, Span, verify_span
+from clinical_nlp.types import ATTRIBUTE_DEFAULTS, Span
 
 ATTRIBUTES = tuple(ATTRIBUTE_DEFAULTS)
 NO_SPAN = "__none__"
@@ -61,18 +61,8 @@ def _add_row(texts: dict, spans: dict, row: Mapping[str, Any], source: str, line
         raise InputFormatError(f"note {nid!r} has a different text than in an earlier row", source=source, line=line)
     if ann in spans.get(nid, {}):
         raise InputFormatError(f"note {nid!r} appears twice for annotator {ann!r}", source=source, line=line)
-    raw = row.get("spans") or []
-    if not isinstance(raw, list):
-        raise InputFormatError(f"note {nid!r}: 'spans' must be a list", source=source, line=line)
-    out = []
-    for k, s in enumerate(raw):
-        if not isinstance(s, Mapping):
-            raise InputFormatError(f"note {nid!r}: span #{k} is not an object", source=source, line=line)
-        try:
-            span = verify_span(text, Span.from_dict(s), doc_id=nid)
-        except OffsetMismatchError as exc:
-            raise OffsetMismatchError(f"span #{k} of annotator {ann!r}: {exc}", source=source, line=line) from None
-        out.append(span)
+    out = verified_spans(row.get("spans"), text, nid, source=source, line=line, owner="note",
+                         span_of=f" of annotator {ann!r}")
     texts[nid] = text
     spans.setdefault(nid, {})[ann] = tuple(sorted(out, key=lambda s: (s.start, s.end, s.label)))
 
