@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
-from clinical_nlp.io.jsonl import iter_json_rows, row_to_note, write_rows
+from clinical_nlp.io.jsonl import read_unique_docs, row_to_note, write_rows
 from clinical_nlp.types import (
     ATTRIBUTE_DEFAULTS,
     ATTRIBUTE_VALUES,
@@ -133,16 +133,8 @@ def doccano_row_to_annotated(row: Mapping[str, Any], *, source: str = "<row>", l
 
 def read_doccano_jsonl(path: Path | str, *, allow_empty: bool = False) -> list[AnnotatedNote]:
     """Read a Doccano sequence-labeling JSONL export/import file."""
-    docs = []
-    seen: dict[str, int] = {}
-    for number, row in iter_json_rows(path):
-        doc = doccano_row_to_annotated(row, source=str(path), line=number, allow_empty=allow_empty)
-        if doc.id in seen:
-            raise InputFormatError(f"duplicate id {doc.id!r} (first on line {seen[doc.id]})",
-                                   source=str(path), line=number)
-        seen[doc.id] = number
-        docs.append(doc)
-    return docs
+    return read_unique_docs(path, lambda row, source, line: doccano_row_to_annotated(
+        row, source=source, line=line, allow_empty=allow_empty))
 
 
 def write_doccano_jsonl(docs: Iterable[AnnotatedNote], path: Path | str) -> int:

@@ -12,7 +12,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 from clinical_nlp.types import AnnotatedNote, Note, Span, verify_span
@@ -118,11 +118,17 @@ def iter_jsonl(path: Path | str, *, strict_text: bool = True,
 def read_jsonl(path: Path | str, *, strict_text: bool = True,
                allow_empty: bool = False) -> list[AnnotatedNote]:
     """Read a whole JSONL corpus; duplicate ids are an error."""
+    return read_unique_docs(path, lambda row, source, line: row_to_annotated(
+        row, source=source, line=line, strict_text=strict_text, allow_empty=allow_empty))
+
+
+def read_unique_docs(path: Path | str,
+                     parse: Callable[[dict[str, Any], str, int], AnnotatedNote]) -> list[AnnotatedNote]:
+    """Every row of a JSON-lines file through ``parse(row, source, line)``; a repeated id is an error."""
     docs = []
     seen: dict[str, int] = {}
     for number, row in iter_json_rows(path):
-        doc = row_to_annotated(row, source=str(path), line=number, strict_text=strict_text,
-                               allow_empty=allow_empty)
+        doc = parse(row, str(path), number)
         if doc.id in seen:
             raise InputFormatError(f"duplicate id {doc.id!r} (first on line {seen[doc.id]})",
                                    source=str(path), line=number)
