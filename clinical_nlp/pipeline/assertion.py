@@ -198,28 +198,23 @@ def _prune(hits: list[tuple[CueRule, int, int]]) -> list[tuple[CueRule, int, int
     return kept
 
 
+#: attribute -> (value without a cue, {cue category: value} in order of precedence)
+_RULE_VALUES: dict[str, tuple[str, dict[str, str]]] = {
+    "negation": ("affirmed", {"NEGATED_EXISTENCE": "negated", "POSSIBLE_EXISTENCE": "possible"}),
+    "temporality": ("recent", {"HYPOTHETICAL": "hypothetical", "HISTORICAL": "historical"}),
+    "experiencer": ("patient", {"FAMILY": "family"}),
+}
+
+
 def _rule_decision(lc: list[tuple[CueRule, int]], rc: list[tuple[CueRule, int]], max_scope: int = 30) -> dict[str, tuple[str, list[str]]]:
     cats: dict[str, list[str]] = {}
     for r, dist in lc + rc:
         if dist <= max_scope:
             cats.setdefault(r.category, []).append(r.id)
     out: dict[str, tuple[str, list[str]]] = {}
-    if "NEGATED_EXISTENCE" in cats:
-        out["negation"] = ("negated", cats["NEGATED_EXISTENCE"])
-    elif "POSSIBLE_EXISTENCE" in cats:
-        out["negation"] = ("possible", cats["POSSIBLE_EXISTENCE"])
-    else:
-        out["negation"] = ("affirmed", [])
-    if "HYPOTHETICAL" in cats:
-        out["temporality"] = ("hypothetical", cats["HYPOTHETICAL"])
-    elif "HISTORICAL" in cats:
-        out["temporality"] = ("historical", cats["HISTORICAL"])
-    else:
-        out["temporality"] = ("recent", [])
-    if "FAMILY" in cats:
-        out["experiencer"] = ("family", cats["FAMILY"])
-    else:
-        out["experiencer"] = ("patient", [])
+    for attr, (default, ranked) in _RULE_VALUES.items():
+        category = next((c for c in ranked if c in cats), None)
+        out[attr] = (ranked[category], cats[category]) if category is not None else (default, [])
     return out
 
 
@@ -416,6 +411,17 @@ def classify_one(text: str, start: int, end: int, *, model: LinearAssertionModel
     return out
 
 
+def _chosen_model(model: Path | None, rules_only: bool) -> LinearAssertionModel | None:
+    """The model to classify with: ``model``, else the shipped one when present; None for rules only."""
+    if rules_only:
+        return None
+    if model is not None:
+        return load_model(str(model))
+    if default_model_available():
+        return load_model(None)
+    return None
+
+
 def classify_assertions(rows: Sequence[tuple[str, int, int]], *, model: Path | None = None,
                         rules_only: bool = False, rules_path: Path | None = None,
                         details: bool = False) -> list[dict[str, str]]:
@@ -430,12 +436,7 @@ def classify_assertions(rows: Sequence[tuple[str, int, int]], *, model: Path | N
     shipped in the package is used (rules only if it is missing).
     """
     rules, rid = load_cue_rules(str(rules_path) if rules_path else None)
-    mdl = None
-    if not rules_only:
-        if model is not None:
-            mdl = load_model(str(model))
-        elif default_model_available():
-            mdl = load_model(None)
+    mdl = _chosen_model(model, rules_only)
     out = []
     for k, row in enumerate(rows):
         try:
@@ -454,12 +455,7 @@ def iter_classified(rows: Iterable[tuple[str, str, int, int, str | None]], *, mo
                     rules_only: bool = False):
     """Stream ``(row_id, result)`` for ``(row_id, text, start, end, concept)`` tuples (checks each row)."""
     rules, rid = load_cue_rules(None)
-    mdl = None
-    if not rules_only:
-        if model is not None:
-            mdl = load_model(str(model))
-        elif default_model_available():
-            mdl = load_model(None)
+    mdl = _chosen_model(model, rules_only)
     for row_id, text, start, end, concept in rows:
         check_row(text, start, end, row=row_id, concept=concept)
         yield row_id, classify_one(text, start, end, model=mdl, rules=rules, rules_id=rid)
