@@ -770,7 +770,7 @@ def pull(
         done = [ex for ex in session.examples(confirmed=True) if int(ex["id"]) in by_example]
         with ThreadPoolExecutor(max_workers=threads) as pool:  # reads only: safe to parallelise
             fetched = list(pool.map(lambda ex, _s=session: _s.triples(int(ex["id"])), done))
-        for ex, triples in zip(done, fetched):
+        for ex, triples in zip(done, fetched, strict=True):
             link = by_example[int(ex["id"])]
             note = store.get_note(link.note_id)
             if ex.get("text") != note.text:

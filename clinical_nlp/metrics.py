@@ -114,7 +114,7 @@ def corpus_span_prf(
         raise ValueError(f"gold has {len(gold_docs)} documents but predictions have {len(pred_docs)}")
     labels = list(labels) if labels is not None else None
     total: dict[str, PRF] = defaultdict(lambda: PRF(0, 0, 0))
-    for g, p in zip(gold_docs, pred_docs):
+    for g, p in zip(gold_docs, pred_docs, strict=True):
         for key, value in span_prf(g, p, mode, labels).items():
             total[key] += value
     total.setdefault("__micro__", PRF(0, 0, 0))

@@ -113,7 +113,7 @@ def _with_attributes(note: Note, spans: Sequence[Span]) -> tuple[Span, ...]:
     if not spans:
         return ()
     attrs = classify_assertions([(note.text, s.start, s.end) for s in spans])
-    return tuple(s.with_attributes(**a) for s, a in zip(spans, attrs))
+    return tuple(s.with_attributes(**a) for s, a in zip(spans, attrs, strict=True))
 
 
 def preannotate_batch(notes: Sequence[Note], model: Any | None, labels: Sequence[str]) -> list[AnnotatedNote]:
@@ -122,7 +122,7 @@ def preannotate_batch(notes: Sequence[Note], model: Any | None, labels: Sequence
     if model is not None:
         predicted = model.predict(list(notes))
         return [AnnotatedNote(n, _with_attributes(n, [s for s in spans if s.label in keep]))
-                for n, spans in zip(notes, predicted)]
+                for n, spans in zip(notes, predicted, strict=True)]
     from clinical_nlp.pipeline import build_pipeline, preannotate
 
     nlp = build_pipeline()

@@ -113,15 +113,15 @@ class Detector:
                 for word, lab in s:
                     seeds.setdefault(word, {}).setdefault(lab, 0)
                     seeds[word][lab] += 1
-            phrases = {ph for text, (marks, _, _) in zip(texts, found) for ph in _place_phrases(text, marks)}
+            phrases = {ph for text, (marks, _, _) in zip(texts, found, strict=True) for ph in _place_phrases(text, marks)}
             for ph in sorted(phrases):  # multi-word places ("Sacred Heart") recur in the patient's notes
                 pattern = re.compile(r"\b" + r"[\s-]+".join(re.escape(w) for w in ph) + r"\b", re.I)
-                for text, (marks, _, _) in zip(texts, found):
+                for text, (marks, _, _) in zip(texts, found, strict=True):
                     for m in pattern.finditer(text):
                         marks.append((m.start(), m.end(), "Location", 0))
             if seeds:
                 best = {w: max(c, key=c.get) for w, c in seeds.items()}
-                for text, (marks, _, p_o) in zip(texts, found):
+                for text, (marks, _, p_o) in zip(texts, found, strict=True):
                     for m in _WORD.finditer(text):
                         lab = best.get(m.group().lower())
                         if lab is not None and (self.propagate_veto >= 1.0
@@ -146,7 +146,7 @@ class Detector:
             others = proba.copy()
             others[:, o] = -1.0
             best_of = others.argmax(axis=1).tolist()  # most likely PHI label of each word
-            for i, po, best in zip(words, proba[:, o].tolist(), best_of):
+            for i, po, best in zip(words, proba[:, o].tolist(), best_of, strict=True):
                 a, b = toks[i]
                 p_o[a] = po
                 if po < 0.9999:
@@ -401,7 +401,7 @@ def deidentify_rows(rows: Iterable[dict], *, detector: Detector | None = None, k
         checked.append(row)
     spans_of: dict[int, list[PHISpan]] = {}
     for idx in groups.values():
-        for i, spans in zip(idx, detector.detect_group([checked[i]["text"] for i in idx])):
+        for i, spans in zip(idx, detector.detect_group([checked[i]["text"] for i in idx]), strict=True):
             spans_of[i] = spans
     for i, row in enumerate(checked):
         text = row["text"]

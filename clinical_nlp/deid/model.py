@@ -269,7 +269,7 @@ def _crf_items(text: str, toks: Sequence[tuple[int, int]]) -> list[list[str]]:
     n = len(words)
     alpha = [w.isalpha() for w in words]
     n_alpha = sum(alpha)
-    upper_note = sum(w.isupper() for w, al in zip(words, alpha) if al) > 0.6 * max(1, n_alpha)
+    upper_note = sum(w.isupper() for w, al in zip(words, alpha, strict=True) if al) > 0.6 * max(1, n_alpha)
     low = [w.lower() for w in words]
     # previous / next alphabetic word within 3 tokens
     prev_alpha: list[str] = []

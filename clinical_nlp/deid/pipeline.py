@@ -164,9 +164,9 @@ def _deidentify_dask(rows: list[dict[str, Any]], key: bytes, detector: Detector 
                         partition_size=max(1, partition_patients), progress=False)
         by_index: dict[int, DeidResult] = {}
         with bundles_path.open(encoding="utf-8") as bh, results_path.open(encoding="utf-8") as rh:
-            for bline, rline in zip(bh, rh):
+            for bline, rline in zip(bh, rh, strict=True):
                 idx = json.loads(bline)["index"]
-                for i, r in zip(idx, json.loads(rline)["results"]):
+                for i, r in zip(idx, json.loads(rline)["results"], strict=True):
                     by_index[i] = DeidResult(
                         r["id"], r["patient"], r["text"], [PHISpan(s["start"], s["end"], s["label"]) for s in r["spans"]],
                         [Replacement(*m) for m in r["offset_map"]], r["surrogates"])

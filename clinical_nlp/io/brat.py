@@ -182,14 +182,14 @@ def document_to_ann(doc: AnnotatedNote) -> str:
                                    "which BRAT forbids")
         lines.append(f"{ident}\t{span.label} {offsets}\t{surface}")
     n_attr = 1
-    for ident, span in zip(ids, doc.spans):
+    for ident, span in zip(ids, doc.spans, strict=True):
         for name, value in span.attributes.items():
             brat_name = name.capitalize() if name in ATTRIBUTE_VALUES else name
             if any(ch.isspace() for ch in f"{brat_name}{value}"):
                 raise InputFormatError(f"document {doc.id!r}: attribute {name}={value!r} contains whitespace")
             lines.append(f"A{n_attr}\t{brat_name} {ident} {value}")
             n_attr += 1
-    id_map = {s.id: ident for s, ident in zip(doc.spans, ids) if s.id}
+    id_map = {s.id: ident for s, ident in zip(doc.spans, ids, strict=True) if s.id}
     n_rel = 1
     for rel in doc.relations:
         if "args" in rel:

@@ -53,7 +53,7 @@ def resolve_overlaps(doc: AnnotatedNote, policy: OverlapPolicy = "error") -> lis
     """Spans without overlaps (outer ranges), or an error naming the overlapping pair."""
     ordered = sorted(doc.spans, key=lambda s: (s.start, -(s.end - s.start), s.label))
     if policy == "error":
-        for a, b in zip(ordered, ordered[1:]):
+        for a, b in zip(ordered, ordered[1:], strict=False):
             if b.start < a.end:
                 raise InputFormatError(
                     f"document {doc.id!r}: spans {a.label!r} [{a.start}, {a.end}) and {b.label!r} "
@@ -86,7 +86,7 @@ def document_to_conll(doc: AnnotatedNote, *, overlap: OverlapPolicy = "error") -
             tags[i] = ("B-" if k == 0 else "I-") + span.label
     lines = [f"# doc_id = {doc.id}", f"# text = {json.dumps(doc.text, ensure_ascii=False)}"]
     prev_end = 0
-    for (a, b, tok), tag in zip(tokens, tags):
+    for (a, b, tok), tag in zip(tokens, tags, strict=True):
         if "\n" in doc.text[prev_end:a] and lines[-1] != "":
             lines.append("")
         lines.append(f"{tok}\t{a}\t{b}\t{tag}")

@@ -44,7 +44,7 @@ def _words(text: str, starts: set[int], ends: set[int]) -> tuple[list[str], list
         for lo, hi in ((pos, a), (a, b)):  # the whitespace gap, then the token
             if hi > lo:
                 edges = [lo, *cuts[bisect_right(cuts, lo):bisect_left(cuts, hi)], hi]
-                segments.extend(zip(edges, edges[1:]))
+                segments.extend(zip(edges, edges[1:], strict=False))
         pos = b
     words: list[str] = []
     spaces: list[bool] = []

@@ -478,7 +478,7 @@ class EntityModel:
                 probs: Sequence[np.ndarray]) -> list[tuple[Span, ...]]:
         """Viterbi-decoded, boundary-tidied spans from token probabilities."""
         return [_tidy(n.text, decode_spans(n.text, off, p, self.tags, self.source))
-                for n, off, p in zip(notes, offsets, probs)]
+                for n, off, p in zip(notes, offsets, probs, strict=True)]
 
     def save(self, path: Path | str) -> Path:
         """Write the model directory (weights, ``model.json``, ``metrics.json``) atomically."""
@@ -539,7 +539,7 @@ class SpacyEntityModel(EntityModel):
                 scores, _ = tagger.model.begin_update(batch)
             else:
                 scores = tagger.model.predict(batch)
-            for i, s in zip(idx, scores):
+            for i, s in zip(idx, scores, strict=True):
                 arr = tagger.model.ops.to_numpy(s)
                 full = np.zeros((arr.shape[0], len(self.tags)), dtype=np.float64)
                 for j, c in enumerate(self._cols):
@@ -558,7 +558,7 @@ class SpacyEntityModel(EntityModel):
         col = {t: j for j, t in enumerate(self.tags)}
         out = []
         docs = self.nlp.pipe([n.text for n in notes], disable=["tagger"], batch_size=64)
-        for note, doc, p in zip(notes, docs, probs):
+        for note, doc, p in zip(notes, docs, probs, strict=True):
             spans = []
             for ent in doc.ents:
                 b, i = col.get(f"B-{ent.label_}"), col.get(f"I-{ent.label_}")
@@ -704,7 +704,7 @@ class EnsembleEntityModel(EntityModel):
         p_t = self.transformer_model._probabilities(notes, stochastic)
         grid = self.spacy_model.token_offsets(notes)
         pieces = self.transformer_model.token_offsets(notes)
-        return p_s, [project_piece_probs(pc, pt, g, self.tags) for pc, pt, g in zip(pieces, p_t, grid)]
+        return p_s, [project_piece_probs(pc, pt, g, self.tags) for pc, pt, g in zip(pieces, p_t, grid, strict=True)]
 
     @staticmethod
     def combine(p_s: np.ndarray, p_t: np.ndarray, weight: float) -> np.ndarray:
@@ -714,7 +714,7 @@ class EnsembleEntityModel(EntityModel):
 
     def _probabilities(self, notes, stochastic):
         p_s, p_t = self.member_probabilities(notes, stochastic)
-        return [self.combine(a, b, self.weight) for a, b in zip(p_s, p_t)]
+        return [self.combine(a, b, self.weight) for a, b in zip(p_s, p_t, strict=True)]
 
     def _save_weights(self, path):
         self.spacy_model.save(path / "members" / "spacy")
@@ -774,7 +774,7 @@ def split_note_lines(doc: AnnotatedNote) -> list[AnnotatedNote]:
             cuts.append(k + 1)
     cuts.append(len(text))
     pieces = []
-    for n, (a, b) in enumerate(zip(cuts, cuts[1:])):
+    for n, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False)):
         if not text[a:b].strip():
             continue
         spans = tuple(replace(s, start=s.start - a, end=s.end - a,
@@ -1139,7 +1139,7 @@ def _train_ensemble(train, dev, config: TrainConfig, meta, progress: bool):
             offsets = probe.token_offsets(notes)
             scores = {}
             for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-                preds = probe._decode(notes, offsets, [EnsembleEntityModel.combine(a, b, w) for a, b in zip(p_s, p_t)])
+                preds = probe._decode(notes, offsets, [EnsembleEntityModel.combine(a, b, w) for a, b in zip(p_s, p_t, strict=True)])
                 scores[w] = corpus_span_prf([d.spans for d in dev], preds, mode="exact",
                                             labels=config.labels)["__micro__"].f1
             weight = max(scores, key=lambda w: (scores[w], -abs(w - 0.6)))

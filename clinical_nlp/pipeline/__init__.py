@@ -343,7 +343,7 @@ def preannotate(notes: Iterable[Note], nlp: spacy.Language | None = None, *, bat
                 docs.append(d)
             model_spans: Sequence[tuple[Span, ...]] = (
                 entity_model.predict(batch) if entity_model is not None else [()] * len(batch))
-            for note, doc, extra in zip(batch, nlp.pipe(docs, batch_size=batch_size), model_spans):
+            for note, doc, extra in zip(batch, nlp.pipe(docs, batch_size=batch_size), model_spans, strict=True):
                 spans = _doc_spans(doc, note, version)
                 if extra:
                     merged = []

@@ -66,7 +66,7 @@ def _common(regions: Sequence[Region]) -> tuple[np.ndarray, list[np.ndarray]]:
     for r in regions:
         canvas = np.zeros(tuple(hi - lo + 1), bool)
         start = np.asarray(r.offset) - lo
-        sl = tuple(slice(s, s + n) for s, n in zip(start, r.mask.shape))
+        sl = tuple(slice(s, s + n) for s, n in zip(start, r.mask.shape, strict=True))
         canvas[sl] = r.mask
         out.append(canvas)
     return np.stack([lo, hi], axis=1), out
@@ -112,7 +112,7 @@ def match_regions(a: Sequence[Any], b: Sequence[Any], *, min_iou: float = 0.1, b
     for i, j in itertools.product(range(len(a)), range(len(b))):
         m[i, j] = box_iou(a[i], b[j]) if boxes else region_iou(a[i], b[j])
     rows, cols = linear_sum_assignment(-m)
-    return [(int(i), int(j), float(m[i, j])) for i, j in zip(rows, cols) if m[i, j] >= min_iou and m[i, j] > 0]
+    return [(int(i), int(j), float(m[i, j])) for i, j in zip(rows, cols, strict=True) if m[i, j] >= min_iou and m[i, j] > 0]
 
 
 def reader_agreement(readers: dict[str, Sequence[Region]], *, min_iou: float = 0.1, threshold: float = 0.85
@@ -342,7 +342,7 @@ def cluster_lidc(scan: LidcScan, *, tol: float | None = None, factor: float = 0.
             break
         _, cids = connected_components(d <= tol, directed=False)
     clusters: dict[int, list[LidcAnnotation]] = {}
-    for a, c in zip(anns, cids):
+    for a, c in zip(anns, cids, strict=True):
         clusters.setdefault(int(c), []).append(a)
     return sorted(clusters.values(), key=lambda cl: np.mean([a.points[:, 2].mean() for a in cl]))
 

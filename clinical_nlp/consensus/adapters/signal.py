@@ -105,7 +105,7 @@ def match_times(ref: np.ndarray, test: np.ndarray, tolerance: float) -> list[tup
     if counts.sum() == 0:
         return []
     ri = np.repeat(np.arange(ref.size), counts)
-    tj = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi) if b > a])
+    tj = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True) if b > a])
     dist = np.abs(ref[ri] - st[tj])
     used_r = np.zeros(ref.size, bool)
     used_t = np.zeros(test.size, bool)
