@@ -210,7 +210,9 @@ def default_train_fn(labels: Sequence[str], epochs: int = 10, *,
     call after the first continues from the previous call's model (saved in a
     temporary directory), so a round costs a few passes instead of a full training;
     the first call may train longer (``first_epochs``, default ``3 * epochs``).
-    Extra ``config`` keys go to ``TrainConfig``.
+    Extra ``config`` keys go to ``TrainConfig``. The returned trainer's ``member``
+    attribute trains the same way without becoming the next warm-start base (for
+    committee members trained on bootstrap samples).
     """
     import tempfile
     from pathlib import Path
@@ -220,12 +222,15 @@ def default_train_fn(labels: Sequence[str], epochs: int = 10, *,
     dev_docs = restrict_labels(dev, labels) if dev else None
     state: dict[str, Any] = {"calls": 0}
 
-    def train(docs: Sequence[AnnotatedNote], seed: int) -> Any:
+    def fit(docs: Sequence[AnnotatedNote], seed: int) -> Any:
         base = state.get("path") if warm_start else None
         n_epochs = epochs if base is not None or not warm_start else (first_epochs or 3 * epochs)
         cfg = TrainConfig(**{"kind": "spacy", "labels": tuple(labels), "epochs": n_epochs, "seed": int(seed),
                              "patience": patience if dev_docs else 0, "base_model": base, **config})
-        model = train_entity_model(list(docs), dev_docs, cfg, progress=False)
+        return train_entity_model(list(docs), dev_docs, cfg, progress=False)
+
+    def train(docs: Sequence[AnnotatedNote], seed: int) -> Any:
+        model = fit(docs, seed)
         state["calls"] += 1
         if warm_start:
             if "tmp" not in state:
@@ -235,6 +240,8 @@ def default_train_fn(labels: Sequence[str], epochs: int = 10, *,
             state["path"] = path
         return model
 
+    # committee members (bootstrap samples) start from the same base but never become the base
+    train.member = fit  # type: ignore[attr-defined]
     return train
 
 
@@ -285,11 +292,14 @@ def simulate_active_learning(
     if train_fn is None:
         train_fn = default_train_fn(labels)
     config = dict(strategy_config or {})
+    # a committee member must not replace the loop's warm-start model: use the trainer's
+    # side-effect-free ``member`` when it has one
+    member_fn = getattr(train_fn, "member", train_fn)
     if strategy.split(".v")[0] == "committee" and "train_fn" not in config:
-        config["train_fn"] = train_fn
+        config["train_fn"] = member_fn
     strat = get_strategy(strategy, **config)
     if isinstance(strat, CommitteeDisagreement) and strat.train_fn is None:
-        strat.train_fn = train_fn
+        strat.train_fn = member_fn
 
     rng = np.random.default_rng(seed)
     oracle_rng = np.random.default_rng([seed, 1])
@@ -314,7 +324,10 @@ def simulate_active_learning(
             chosen = rng.choice(unlabeled, size=min(batch, unlabeled.size), replace=False)
             pres: list[tuple[Span, ...]] = [() for _ in chosen]
         else:
-            chosen = strat.query(model, pool, unlabeled, np.array(labeled, dtype=np.int64), batch, rng)
+            # what a strategy may see: the annotators' spans of labeled notes, bare text otherwise
+            # (never the gold of an unlabeled note, nor gold in place of a noisy annotation)
+            visible = [labeled_docs[i] if i in labeled_docs else pool[i].note for i in range(len(pool))]
+            chosen = strat.query(model, visible, unlabeled, np.array(labeled, dtype=np.int64), batch, rng)
             pres = [tuple(p) for p in model.predict([pool[i].note for i in chosen])]
         t_query = time.perf_counter() - t0
         round_edits = 0

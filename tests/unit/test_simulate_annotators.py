@@ -170,6 +170,32 @@ def test_loop_with_fake_model_schema_monotone_and_deterministic():
     assert committee["points"][-1]["n_docs"] == 20
 
 
+def test_committee_members_train_on_annotations_without_moving_the_warm_start_base():
+    pool, ev = _corpus(30, seed=7), _corpus(10, seed=8)
+    base = memorizer_train_fn(LABELS)
+    main_sizes: list[int] = []
+    member_docs: list[list[AnnotatedNote]] = []
+
+    def train(docs, seed):
+        main_sizes.append(len(docs))
+        return base(docs, seed)
+
+    def member(docs, seed):
+        member_docs.append(list(docs))
+        return base(docs, seed)
+
+    train.member = member
+    curve = simulate_active_learning(pool, ev, "committee", rounds=2, batch=5, seed=0, train_fn=train,
+                                     skill=AnnotatorSkill(miss_rate=0.6), progress=False)
+    assert [p["n_docs"] for p in curve["points"]] == [5, 10, 15]
+    assert main_sizes == [5, 10, 15]  # the loop's model only: members went to ``member``
+    assert len(member_docs) == 2 * 3  # 3 members in each of the 2 query rounds
+    gold = {d.id: d.spans for d in pool}
+    # members learn from what the (noisy) annotator submitted, never from the gold
+    assert any(d.spans != gold[d.id] for docs in member_docs for d in docs)
+    assert all(len(d.spans) <= len(gold[d.id]) for docs in member_docs for d in docs)
+
+
 def test_loop_input_errors():
     pool = _corpus(5)
     with pytest.raises(InputFormatError, match="no documents"):
