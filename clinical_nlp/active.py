@@ -475,6 +475,38 @@ class Hybrid(QueryStrategy):
         return shortlist[pos]
 
 
+def budgeted_top_n(benefit: np.ndarray, cost: np.ndarray, n: int, limit: float) -> np.ndarray:
+    """Positions of ``n`` items with a large summed ``benefit`` whose summed ``cost`` stays
+    within ``limit`` (a cardinality-constrained knapsack).
+
+    Lagrangian relaxation: the ``n`` best items by ``benefit - price * cost`` for the
+    smallest ``price >= 0`` that fits the limit (found by bisection; the batch cost falls
+    as the price rises). If even the ``n`` cheapest items exceed ``limit``, those are
+    returned. Ties go to the lower position.
+    """
+    benefit = np.asarray(benefit, dtype=np.float64)
+    cost = np.asarray(cost, dtype=np.float64)
+    n = min(n, benefit.size)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+
+    def pick(price: float) -> np.ndarray:
+        return np.argsort(-(benefit - price * cost), kind="stable")[:n]
+
+    if cost[pick(0.0)].sum() <= limit:
+        return pick(0.0).astype(np.int64)
+    hi = 1.0
+    while cost[pick(hi)].sum() > limit:
+        hi *= 2.0
+        if hi > 1e12:
+            return np.lexsort((-benefit, cost))[:n].astype(np.int64)
+    lo = 0.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cost[pick(mid)].sum() > limit else (lo, mid)
+    return pick(hi).astype(np.int64)
+
+
 @register_strategy("cost_aware.v1")
 @dataclass
 class CostAware(QueryStrategy):
@@ -484,17 +516,26 @@ class CostAware(QueryStrategy):
     least confidence). Cost = ``"edits"``: expected token errors of the
     pre-annotation (sum of ``1 - max p``) plus ``base_cost`` per note (reading it);
     or ``"length"``: number of tokens (plus ``base_cost``).
+
+    Without ``budget`` notes are ranked by benefit / cost. With ``budget=b`` the batch
+    maximises summed benefit while its summed cost stays within ``b`` times that of an
+    average batch (``n`` x the mean cost of the unlabeled notes: what a random batch
+    costs in expectation), via :func:`budgeted_top_n`. ``budget=1`` asks for the most
+    uncertainty that a random batch's expected edits can buy.
     """
 
     uncertainty: Literal["entropy", "margin", "least_confidence"] = "entropy"
     cost: Literal["edits", "length"] = "edits"
     base_cost: float = 1.0
+    budget: float | None = None
 
     def __post_init__(self) -> None:
         if self.cost not in ("edits", "length"):
             raise ConfigError(f"cost must be 'edits' or 'length', got {self.cost!r}")
         if self.base_cost <= 0:
             raise ConfigError("base_cost must be positive")
+        if self.budget is not None and not (isinstance(self.budget, (int, float)) and self.budget > 0):
+            raise ConfigError(f"budget must be a positive number (share of a random batch's cost), got {self.budget!r}")
         self._fn = {"entropy": token_entropy, "margin": token_margin,
                     "least_confidence": token_least_confidence}.get(self.uncertainty)
         if self._fn is None:
@@ -514,4 +555,8 @@ class CostAware(QueryStrategy):
         if n == 0 or idx.size == 0:
             return idx[:0]
         benefit, cost = self.benefit_and_cost(model, [_as_note(pool[i]) for i in idx])
-        return _top_n(idx, benefit / cost, n, rng)
+        if self.budget is None:
+            return _top_n(idx, benefit / cost, n, rng)
+        order = rng.permutation(idx.size)  # random tie-break (seeded), as in _top_n
+        limit = self.budget * min(n, idx.size) * float(cost.mean())
+        return idx[order[budgeted_top_n(benefit[order], cost[order], n, limit)]]

@@ -221,3 +221,38 @@ def test_property_token_scores_bounded(rows):
         assert np.all(s >= -1e-9)
     assert np.all(active.token_entropy(p) <= np.log(3) + 1e-9)
     assert np.all(active.token_margin(p) <= 1 + 1e-9)
+
+
+def test_budgeted_top_n_fits_the_limit_and_beats_the_cheapest():
+    rng = np.random.default_rng(3)
+    benefit = rng.gamma(2.0, 1.0, size=200)
+    cost = benefit * rng.uniform(0.5, 1.5, size=200) + 0.1  # benefit and cost correlated, as in practice
+    n, limit = 20, 0.8 * 20 * cost.mean()
+    pos = active.budgeted_top_n(benefit, cost, n, limit)
+    assert len(set(pos.tolist())) == n
+    assert cost[pos].sum() <= limit
+    cheapest = np.argsort(cost)[:n]
+    assert benefit[pos].sum() > benefit[cheapest].sum()
+    # the batch is no worse than any random batch that fits the same limit
+    for _ in range(200):
+        r = rng.choice(200, n, replace=False)
+        if cost[r].sum() <= limit:
+            assert benefit[pos].sum() >= benefit[r].sum()
+    # a loose limit gives the plain top-n by benefit; an impossible one the n cheapest
+    assert sorted(active.budgeted_top_n(benefit, cost, n, 1e9).tolist()) == sorted(np.argsort(-benefit)[:n].tolist())
+    assert sorted(active.budgeted_top_n(benefit, cost, n, 0.0).tolist()) == sorted(cheapest.tolist())
+    assert len(active.budgeted_top_n(benefit, cost, 0, limit)) == 0
+
+
+def test_cost_aware_budget_spends_at_most_a_random_batch():
+    docs, model = _pool(60, seed=4)
+    s = active.get_strategy("cost_aware", budget=0.7)
+    benefit, cost = s.benefit_and_cost(model, [d.note for d in docs])
+    picks = s.query(model, docs, np.arange(60), [], 10, np.random.default_rng(0))
+    assert len(set(picks.tolist())) == 10
+    assert cost[picks].sum() <= 0.7 * 10 * cost.mean() + 1e-9
+    plain = active.get_strategy("cost_aware").query(model, docs, np.arange(60), [], 10, np.random.default_rng(0))
+    assert not np.array_equal(np.sort(picks), np.sort(plain))  # the budget changes the criterion
+    for bad in (0, -1, "half"):
+        with pytest.raises(ConfigError, match="budget"):
+            active.get_strategy("cost_aware", budget=bad)
