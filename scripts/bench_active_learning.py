@@ -78,9 +78,13 @@ def _load(args):
 
 
 def _model_config(args) -> dict:
-    """The fast model's settings (``TrainConfig`` keys) used for every training in the run."""
+    """The model's settings (``TrainConfig`` keys) used for every training in the run: the fast
+    spaCy tagger, or with ``--kind transformer`` the packaged MiniLM token classifier."""
+    if getattr(args, "kind", "spacy") == "transformer":
+        return {"kind": "transformer", "batch_size": 16, "learning_rate": getattr(args, "learning_rate", None) or 1e-4}
     return {"tokenizer": args.tokenizer, "static_vectors": args.static_vectors, "spacy_ner": False,
-            "split_lines": False, "batch_size": 16}
+            "split_lines": False, "batch_size": 16,
+            **({"learning_rate": args.learning_rate} if getattr(args, "learning_rate", None) else {})}
 
 
 def _train_fn(args, labels, dev):
@@ -214,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patience", type=int, default=2, help="early-stopping patience (with --dev-size)")
     ap.add_argument("--full-epochs", type=int, default=25, help="max epochs of the full-pool ceiling model")
     ap.add_argument("--full-patience", type=int, default=4, help="early-stopping patience of the ceiling")
+    ap.add_argument("--kind", choices=["spacy", "transformer"], default="spacy",
+                    help="model retrained each round: the fast spaCy tagger or the MiniLM token classifier")
+    ap.add_argument("--learning-rate", type=float, default=None,
+                    help="optimizer step size (default: the kind's; 1e-4 for the transformer)")
     ap.add_argument("--tokenizer", choices=["default", "fine"], default="default")
     ap.add_argument("--static-vectors", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--skill", type=float, default=1.0, help="simulated expert skill (1.0 = gold)")
@@ -238,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge is not None:
         earlier = json.loads(args.merge.read_text(encoding="utf-8"))
         merged, merged_full = earlier["curves"], earlier["full_pool_f1"]
+        earlier_kind = earlier.get("settings", {}).get("kind", "spacy")
+        if earlier_kind != args.kind:
+            print(f"error: {args.merge} holds {earlier_kind} curves; this run trains {args.kind}", file=sys.stderr)
+            return 2
         done = {(c.get("spec", c["strategy"]), c["seed"]) for c in merged}
         print(f"merging {len(merged)} curves from {args.merge} (full-pool F1 {merged_full:.4f})", flush=True)
     else:
@@ -267,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             # checkpoint after every curve, so a run cut short by a time limit keeps its curves
             args.output.mkdir(parents=True, exist_ok=True)
             with atomic_writer(args.output / "al_curves.partial.json") as handle:
-                json.dump({"partial": True, "full_pool_f1": full_f1, "curves": curves}, handle)
+                json.dump({"partial": True, "settings": {"kind": args.kind}, "full_pool_f1": full_f1,
+                           "curves": curves}, handle)
             last = curves[-1]["points"][-1]
             print(f"{curves[-1]['spec']} seed {job[2]}: {last['n_docs']} docs F1 {last['f1']:.4f} "
                   f"edits {last['edits']} ({curves[-1]['seconds']}s)", flush=True)
