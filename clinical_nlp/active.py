@@ -421,9 +421,18 @@ class _EmbeddingCache:
             vecs = np.asarray(self._embed([x.text for x in missing]), dtype=np.float64)
             if vecs.shape[0] != len(missing):
                 raise ValueError(f"embed() returned {vecs.shape[0]} vectors for {len(missing)} texts")
-            for x, v in zip(missing, vecs):
+            for x, v in zip(missing, vecs, strict=True):
                 self._cache[(x.id, hash(x.text))] = v
         return np.stack([self._cache[(x.id, hash(x.text))] for x in notes]) if notes else np.zeros((0, 1))
+
+    def diverse(self, pool: Sequence[AnnotatedNote | Note], candidates: np.ndarray,
+                labeled_idx: Sequence[int], n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` of ``candidates`` (pool indices) by k-center greedy, the labeled notes as centres."""
+        lab = np.asarray(labeled_idx, dtype=np.int64)
+        rows = np.concatenate([candidates, lab])
+        emb = self([_as_note(pool[i]) for i in rows])
+        return candidates[k_center_greedy(emb, np.arange(candidates.size), np.arange(candidates.size, rows.size),
+                                          n, rng)]
 
 
 @register_strategy("kcenter.v1")
@@ -440,11 +449,7 @@ class KCenterGreedy(QueryStrategy):
         idx = _check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]
-        lab = np.asarray(labeled_idx, dtype=np.int64)
-        rows = np.concatenate([idx, lab])
-        emb = self.embed([_as_note(pool[i]) for i in rows])
-        pos = k_center_greedy(emb, np.arange(idx.size), np.arange(idx.size, rows.size), n, rng)
-        return idx[pos]
+        return self.embed.diverse(pool, idx, labeled_idx, n, rng)
 
 
 @register_strategy("hybrid.v1")
@@ -468,11 +473,7 @@ class Hybrid(QueryStrategy):
             return idx[:0]
         m = min(idx.size, max(n, int(math.ceil(self.oversample * n))))
         shortlist = self.uncertainty.query(model, pool, idx, labeled_idx, m, rng)
-        lab = np.asarray(labeled_idx, dtype=np.int64)
-        rows = np.concatenate([shortlist, lab])
-        emb = self.embed([_as_note(pool[i]) for i in rows])
-        pos = k_center_greedy(emb, np.arange(shortlist.size), np.arange(shortlist.size, rows.size), n, rng)
-        return shortlist[pos]
+        return self.embed.diverse(pool, shortlist, labeled_idx, n, rng)
 
 
 def budgeted_top_n(benefit: np.ndarray, cost: np.ndarray, n: int, limit: float) -> np.ndarray:

@@ -331,7 +331,7 @@ def simulate_active_learning(
             pres = [tuple(p) for p in model.predict([pool[i].note for i in chosen])]
         t_query = time.perf_counter() - t0
         round_edits = 0
-        for i, pre in zip(chosen, pres):
+        for i, pre in zip(chosen, pres, strict=True):
             final = annotate(pool[int(i)], pre, oracle_rng, skill, labels=labels)
             summary = edit_summary(pre, final)
             breakdown = add_summaries([breakdown, summary])
