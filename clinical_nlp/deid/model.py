@@ -40,6 +40,14 @@ _SHAPE_TABLE = str.maketrans({**{c: "X" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
 _REPEAT = re.compile(r"(.)\1+")
 
 
+_LEXICON_FLAGS = (("hcp", HCP_TITLES), ("rel", RELATIVE_WORDS), ("first", FIRST_SET), ("last", LAST_SET))
+
+
+def _lexicon_flags(lower: str, offset: int) -> list[str]:
+    """``hcp``/``rel``/``first``/``last`` features of a lower-cased word at ``offset``, in that order."""
+    return [f"{name}{offset}" for name, words in _LEXICON_FLAGS if lower in words]
+
+
 @lru_cache(maxsize=200_000)
 def _shape(w: str) -> str:
     return _REPEAT.sub(r"\1\1", w.translate(_SHAPE_TABLE))
@@ -90,14 +98,7 @@ def token_features(text: str, toks: Sequence[tuple[int, int]], only: Sequence[in
             tok = low[j] if 0 <= j < n else ("<s>" if j < 0 else "</s>")
             f.append(f"w{d}={tok}")
             if 0 <= j < n:
-                if tok in HCP_TITLES:
-                    f.append(f"hcp{d}")
-                if tok in RELATIVE_WORDS:
-                    f.append(f"rel{d}")
-                if tok in FIRST_SET:
-                    f.append(f"first{d}")
-                if tok in LAST_SET:
-                    f.append(f"last{d}")
+                f.extend(_lexicon_flags(tok, d))
                 if abs(d) == 1:
                     f.append(f"sh{d}=" + _shape(words[j]))
         # newline right before the token (signatures)
@@ -246,14 +247,7 @@ def _neigh(w: str, d: int) -> list[str]:
         if w[:1].isalpha():
             zj, fj, lj = _lex(lw)
             f.extend((f"zf{d}={zj}", f"fl{d}={fj}{lj}"))
-        if lw in HCP_TITLES:
-            f.append(f"hcp{d}")
-        if lw in RELATIVE_WORDS:
-            f.append(f"rel{d}")
-        if lw in FIRST_SET:
-            f.append(f"first{d}")
-        if lw in LAST_SET:
-            f.append(f"last{d}")
+        f.extend(_lexicon_flags(lw, d))
         if abs(d) == 1:
             f.append(f"sh{d}=" + _shape(w))
         v = [_crf_hash(x) for x in f]
