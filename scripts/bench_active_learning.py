@@ -262,11 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         return resolve_name(name) + (":" + rest if rest else "")
 
     jobs = [(args, s, seed) for s in strategies for seed in range(args.seeds) if (_key(s), seed) not in done]
-    if args.jobs > 1 and merged_full is None:
+    if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as ex:
-            full_future = ex.submit(_full, (args, 0))
-            curves = list(ex.map(_one_curve, jobs))
-            full_f1 = full_future.result()
+            full_future = ex.submit(_full, (args, 0)) if merged_full is None else None
+            curves = list(merged) + list(ex.map(_one_curve, jobs))
+            full_f1 = full_future.result() if full_future is not None else merged_full
     else:
         if merged_full is not None:
             full_f1 = merged_full
