@@ -128,6 +128,38 @@ def _top_n(candidates: np.ndarray, scores: np.ndarray, n: int, rng: np.random.Ge
     return candidates[order[:n]].astype(np.int64)
 
 
+def budgeted_top_n(benefit: np.ndarray, cost: np.ndarray, n: int, limit: float) -> np.ndarray:
+    """Positions of ``n`` items with a large summed ``benefit`` whose summed ``cost`` stays
+    within ``limit`` (a cardinality-constrained knapsack).
+
+    Lagrangian relaxation: the ``n`` best items by ``benefit - price * cost`` for the
+    smallest ``price >= 0`` that fits the limit (found by bisection; the batch cost falls
+    as the price rises). If even the ``n`` cheapest items exceed ``limit``, those are
+    returned. Ties go to the lower position.
+    """
+    benefit = np.asarray(benefit, dtype=np.float64)
+    cost = np.asarray(cost, dtype=np.float64)
+    n = min(n, benefit.size)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+
+    def pick(price: float) -> np.ndarray:
+        return np.argsort(-(benefit - price * cost), kind="stable")[:n]
+
+    if cost[pick(0.0)].sum() <= limit:
+        return pick(0.0).astype(np.int64)
+    hi = 1.0
+    while cost[pick(hi)].sum() > limit:
+        hi *= 2.0
+        if hi > 1e12:
+            return np.lexsort((-benefit, cost))[:n].astype(np.int64)
+    lo = 0.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cost[pick(mid)].sum() > limit else (lo, mid)
+    return pick(hi).astype(np.int64)
+
+
 def k_center_greedy(
     embeddings: np.ndarray, candidate_rows: np.ndarray, center_rows: np.ndarray, n: int,
     rng: np.random.Generator,
@@ -336,12 +368,21 @@ class CommitteeDisagreement(QueryStrategy):
 
     ``train_fn(docs, seed) -> model`` trains one member; the labeled notes must be
     :class:`AnnotatedNote` (gold spans). Members must share one tag set.
+
+    With ``budget=b`` the batch maximises summed disagreement while the expected edits of
+    the loop model's pre-annotation (sum of ``1 - max p`` plus 1 per note) stay within ``b``
+    times an average batch's (as :class:`CostAware`; ``aggregate`` is then ignored).
     """
 
     train_fn: TrainFn | None = None
     members: int = 3
     measure: Literal["vote", "kl"] = "vote"
     aggregate: Aggregate = "mean"
+    budget: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget is not None and not (isinstance(self.budget, (int, float)) and self.budget > 0):
+            raise ConfigError(f"budget must be a positive number (share of a random batch's cost), got {self.budget!r}")
 
     def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
         idx = _check_args(pool, unlabeled_idx, n)
@@ -361,11 +402,18 @@ class CommitteeDisagreement(QueryStrategy):
             member = self.train_fn([pool[i] for i in sample], int(rng.integers(2**31)))  # type: ignore[misc]
             per_member.append([_normalise(p) for p in member.token_probabilities(notes)])
         fn = _vote_entropy if self.measure == "vote" else _kl_to_mean
+        how: Aggregate = "sum" if self.budget is not None else self.aggregate
         scores = []
         for k in range(len(notes)):
             probs = [per_member[m][k] for m in range(self.members)]
-            scores.append(0.0 if probs[0].shape[0] == 0 else aggregate_scores(fn(probs), self.aggregate))
-        return _top_n(idx, np.array(scores), n, rng)
+            scores.append(0.0 if probs[0].shape[0] == 0 else aggregate_scores(fn(probs), how))
+        if self.budget is None:
+            return _top_n(idx, np.array(scores), n, rng)
+        cost = np.array([float(token_least_confidence(p).sum()) if len(p) else 0.0
+                         for p in model.token_probabilities(notes)]) + 1.0
+        order = rng.permutation(idx.size)
+        limit = self.budget * min(n, idx.size) * float(cost.mean())
+        return idx[order[budgeted_top_n(np.array(scores)[order], cost[order], n, limit)]]
 
 
 def minilm_embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
@@ -474,38 +522,6 @@ class Hybrid(QueryStrategy):
         m = min(idx.size, max(n, int(math.ceil(self.oversample * n))))
         shortlist = self.uncertainty.query(model, pool, idx, labeled_idx, m, rng)
         return self.embed.diverse(pool, shortlist, labeled_idx, n, rng)
-
-
-def budgeted_top_n(benefit: np.ndarray, cost: np.ndarray, n: int, limit: float) -> np.ndarray:
-    """Positions of ``n`` items with a large summed ``benefit`` whose summed ``cost`` stays
-    within ``limit`` (a cardinality-constrained knapsack).
-
-    Lagrangian relaxation: the ``n`` best items by ``benefit - price * cost`` for the
-    smallest ``price >= 0`` that fits the limit (found by bisection; the batch cost falls
-    as the price rises). If even the ``n`` cheapest items exceed ``limit``, those are
-    returned. Ties go to the lower position.
-    """
-    benefit = np.asarray(benefit, dtype=np.float64)
-    cost = np.asarray(cost, dtype=np.float64)
-    n = min(n, benefit.size)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-
-    def pick(price: float) -> np.ndarray:
-        return np.argsort(-(benefit - price * cost), kind="stable")[:n]
-
-    if cost[pick(0.0)].sum() <= limit:
-        return pick(0.0).astype(np.int64)
-    hi = 1.0
-    while cost[pick(hi)].sum() > limit:
-        hi *= 2.0
-        if hi > 1e12:
-            return np.lexsort((-benefit, cost))[:n].astype(np.int64)
-    lo = 0.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cost[pick(mid)].sum() > limit else (lo, mid)
-    return pick(hi).astype(np.int64)
 
 
 @register_strategy("cost_aware.v1")

@@ -256,3 +256,17 @@ def test_cost_aware_budget_spends_at_most_a_random_batch():
     for bad in (0, -1, "half"):
         with pytest.raises(ConfigError, match="budget"):
             active.get_strategy("cost_aware", budget=bad)
+
+
+def test_committee_budget_keeps_the_loop_models_expected_edits_within_the_limit():
+    docs, model = _pool(40, seed=6)
+    labeled = np.arange(0, 40, 4)
+    unlabeled = np.setdiff1d(np.arange(40), labeled)
+    s = active.get_strategy("committee", train_fn=memorizer_train_fn(["A"]), members=3, budget=0.6)
+    picks = s.query(model, docs, unlabeled, labeled, 8, np.random.default_rng(2))
+    assert len(set(picks.tolist())) == 8 and set(picks.tolist()) <= set(unlabeled.tolist())
+    cost = {int(i): float(active.token_least_confidence(p).sum()) + 1.0
+            for i, p in zip(unlabeled, model.token_probabilities([docs[i].note for i in unlabeled]), strict=True)}
+    assert sum(cost[int(i)] for i in picks) <= 0.6 * 8 * np.mean(list(cost.values())) + 1e-9
+    with pytest.raises(ConfigError, match="budget"):
+        active.get_strategy("committee", budget=-1)
