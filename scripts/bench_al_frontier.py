@@ -139,19 +139,23 @@ def plot(points: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # seeds start from seed models of different quality: plot the F1 gained in the round
+    # (F1 minus the seed's random@0, i.e. the seed model trained on as long) to line them up
+    base = {p["seed"]: p["f1"] for p in points if p["rule"] == "random@0"}
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    for seed in sorted({p["seed"] for p in points}):
+    for seed in sorted(base):
         e, f = random_curve(points, seed)
-        ax.plot(e, f, "-o", color="0.5", alpha=0.6, label="random subsets" if seed == 0 else None)
+        ax.plot(e, f - base[seed], "-o", color="0.5", alpha=0.6, label="random subsets" if seed == min(base) else None)
     others = [p for p in points if not p["rule"].startswith("random@")]
     rules = list(dict.fromkeys(p["rule"] for p in others))
     cmap = plt.get_cmap("tab10")
     for k, rule in enumerate(rules):
         mine = [p for p in others if p["rule"] == rule]
-        ax.scatter([p["edits"] for p in mine], [p["f1"] for p in mine], color=cmap(k % 10), label=rule, s=30)
+        ax.scatter([p["edits"] for p in mine], [p["f1"] - base[p["seed"]] for p in mine], color=cmap(k % 10),
+                   label=rule, s=30)
     ax.set_xscale("symlog", linthresh=100)
     ax.set_xlabel("simulated edits in the query round (seed batch excluded)")
-    ax.set_ylabel("strict micro F1 on Chia dev after the round")
+    ax.set_ylabel("strict micro F1 gained in the round (Chia dev)")
     ax.set_title("One query round from a common seed model: F1 bought per edit")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
