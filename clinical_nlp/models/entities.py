@@ -874,6 +874,15 @@ class _BestEpoch:
         return bool(self.patience) and self.bad >= self.patience
 
 
+
+def _end_of_epoch(record: dict[str, Any], history: list[dict[str, Any]], config: TrainConfig, steps: int,
+                  stopper: "_BestEpoch", has_dev: bool) -> bool:
+    """Keep and log the epoch's record; ``True`` when training stops here (the step limit
+    is reached, or the dev score has not improved for ``patience`` epochs)."""
+    history.append(record)
+    log.info("epoch %s: %s", record["epoch"], record)
+    return bool(config.max_steps and steps >= config.max_steps) or (has_dev and stopper.exhausted)
+
 def _best_epoch(history: list[dict[str, Any]], has_dev: bool) -> int:
     return max(history, key=lambda r: r.get("dev_strict_f1", -1))["epoch"] if has_dev else len(history)
 
@@ -963,11 +972,7 @@ def _train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple
                 record.update({f"dev_strict_f1_{k}": round(v, 4) for k, v in scores.items()})
                 bar.set_postfix(f1=f"{f1:.3f}")
                 stopper.update(f1, lambda: (nlp.to_bytes(), decoder))  # noqa: B023  (called at once)
-            history.append(record)
-            log.info("epoch %s: %s", record["epoch"], record)
-            if config.max_steps and steps >= config.max_steps:
-                break
-            if dev and stopper.exhausted:
+            if _end_of_epoch(record, history, config, steps, stopper, bool(dev)):
                 break
     finally:
         bar.close()
@@ -1101,11 +1106,7 @@ def _train_transformer(train, dev, config: TrainConfig, meta, progress: bool):
                 record["dev_strict_f1"] = round(f1, 4)
                 bar.set_postfix(f1=f"{f1:.3f}")
                 stopper.update(f1, lambda: {k: v.detach().clone() for k, v in hf.state_dict().items()})
-            history.append(record)
-            log.info("epoch %s: %s", record["epoch"], record)
-            if config.max_steps and steps >= config.max_steps:
-                break
-            if dev and stopper.exhausted:
+            if _end_of_epoch(record, history, config, steps, stopper, bool(dev)):
                 break
     finally:
         bar.close()
