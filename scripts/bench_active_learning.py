@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.merge} holds {earlier_kind} curves; this run trains {args.kind}", file=sys.stderr)
             return 2
         done = {(c.get("spec", c["strategy"]), c["seed"]) for c in merged}
-        print(f"merging {len(merged)} curves from {args.merge} (full-pool F1 {merged_full:.4f})", flush=True)
+        ceiling = "recomputed" if merged_full is None else f"{merged_full:.4f}"
+        print(f"merging {len(merged)} curves from {args.merge} (full-pool F1 {ceiling})", flush=True)
     else:
         done = set()
 
