@@ -301,3 +301,17 @@ def test_split_note_lines_keeps_spans_and_never_cuts_one():
     assert [p.text for p in pieces] == ["No asthma\n", "Taking aspirin\n", "chronic\nkidney disease"]
     got = [(s.label, p.text[s.start : s.end]) for p in pieces for s in p.spans]
     assert got == [("Condition", "asthma"), ("Drug", "aspirin"), ("Condition", "chronic\nkidney disease")]
+
+
+def test_early_stopping_waits_until_the_dev_score_leaves_the_floor():
+    from clinical_nlp.models.entities import _BestEpoch
+
+    stopper = _BestEpoch(patience=2)
+    for f1 in (0.006, 0.0, 0.0, 0.0, 0.01):  # not learning yet: no patience is spent
+        stopper.update(f1, lambda: "snap")
+        assert not stopper.exhausted
+    stopper.update(0.31, lambda: "good")
+    stopper.update(0.30, lambda: "x")
+    assert not stopper.exhausted
+    stopper.update(0.29, lambda: "x")
+    assert stopper.exhausted and stopper.best == (0.31, "good")
