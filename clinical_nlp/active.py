@@ -160,6 +160,25 @@ def budgeted_top_n(benefit: np.ndarray, cost: np.ndarray, n: int, limit: float) 
     return pick(hi).astype(np.int64)
 
 
+def _check_budget(budget: float | None) -> None:
+    if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
+        raise ConfigError(f"budget must be a positive number (share of a random batch's cost), got {budget!r}")
+
+
+def _expected_edits(probs: Sequence[np.ndarray]) -> np.ndarray:
+    """Per note, the expected token errors of its pre-annotation: sum of ``1 - max p``."""
+    return np.array([float(token_least_confidence(p).sum()) if len(p) else 0.0 for p in probs])
+
+
+def _within_budget(idx: np.ndarray, benefit: np.ndarray, cost: np.ndarray, n: int, budget: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """``n`` of ``idx`` maximising summed ``benefit`` with summed ``cost`` at most ``budget`` x an
+    average batch's (``n`` x mean cost); ties broken at random (seeded), as in :func:`_top_n`."""
+    order = rng.permutation(idx.size)
+    limit = budget * min(n, idx.size) * float(cost.mean())
+    return idx[order[budgeted_top_n(benefit[order], cost[order], n, limit)]]
+
+
 def k_center_greedy(
     embeddings: np.ndarray, candidate_rows: np.ndarray, center_rows: np.ndarray, n: int,
     rng: np.random.Generator,
@@ -381,8 +400,7 @@ class CommitteeDisagreement(QueryStrategy):
     budget: float | None = None
 
     def __post_init__(self) -> None:
-        if self.budget is not None and not (isinstance(self.budget, (int, float)) and self.budget > 0):
-            raise ConfigError(f"budget must be a positive number (share of a random batch's cost), got {self.budget!r}")
+        _check_budget(self.budget)
 
     def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
         idx = _check_args(pool, unlabeled_idx, n)
@@ -409,11 +427,8 @@ class CommitteeDisagreement(QueryStrategy):
             scores.append(0.0 if probs[0].shape[0] == 0 else aggregate_scores(fn(probs), how))
         if self.budget is None:
             return _top_n(idx, np.array(scores), n, rng)
-        cost = np.array([float(token_least_confidence(p).sum()) if len(p) else 0.0
-                         for p in model.token_probabilities(notes)]) + 1.0
-        order = rng.permutation(idx.size)
-        limit = self.budget * min(n, idx.size) * float(cost.mean())
-        return idx[order[budgeted_top_n(np.array(scores)[order], cost[order], n, limit)]]
+        cost = _expected_edits(model.token_probabilities(notes)) + 1.0
+        return _within_budget(idx, np.array(scores), cost, n, self.budget, rng)
 
 
 def minilm_embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
@@ -551,8 +566,7 @@ class CostAware(QueryStrategy):
             raise ConfigError(f"cost must be 'edits' or 'length', got {self.cost!r}")
         if self.base_cost <= 0:
             raise ConfigError("base_cost must be positive")
-        if self.budget is not None and not (isinstance(self.budget, (int, float)) and self.budget > 0):
-            raise ConfigError(f"budget must be a positive number (share of a random batch's cost), got {self.budget!r}")
+        _check_budget(self.budget)
         self._fn = {"entropy": token_entropy, "margin": token_margin,
                     "least_confidence": token_least_confidence}.get(self.uncertainty)
         if self._fn is None:
@@ -562,7 +576,7 @@ class CostAware(QueryStrategy):
         probs = model.token_probabilities(list(notes))
         benefit = np.array([float(self._fn(p).sum()) if len(p) else 0.0 for p in probs])
         if self.cost == "edits":
-            cost = np.array([float(token_least_confidence(p).sum()) if len(p) else 0.0 for p in probs])
+            cost = _expected_edits(probs)
         else:
             cost = np.array([float(len(p)) for p in probs])
         return benefit, cost + self.base_cost
@@ -574,6 +588,4 @@ class CostAware(QueryStrategy):
         benefit, cost = self.benefit_and_cost(model, [_as_note(pool[i]) for i in idx])
         if self.budget is None:
             return _top_n(idx, benefit / cost, n, rng)
-        order = rng.permutation(idx.size)  # random tie-break (seeded), as in _top_n
-        limit = self.budget * min(n, idx.size) * float(cost.mean())
-        return idx[order[budgeted_top_n(benefit[order], cost[order], n, limit)]]
+        return _within_budget(idx, benefit, cost, n, self.budget, rng)
