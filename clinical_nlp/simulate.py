@@ -252,6 +252,20 @@ def evaluate_model(model: Any, eval_docs: Sequence[AnnotatedNote], labels: Seque
     return {"precision": prf.precision, "recall": prf.recall, "f1": prf.f1}
 
 
+def correct_batch(golds: Sequence[AnnotatedNote], pres: Sequence[Sequence[Span]], rng: np.random.Generator,
+                  skill: AnnotatorSkill = PERFECT, labels: Sequence[str] | None = None,
+                  ) -> tuple[list[AnnotatedNote], dict[str, int]]:
+    """The simulated expert corrects each pre-annotation in turn: the corrected notes and the
+    summed edit summary (``summary["total"]`` = the batch's edits)."""
+    corrected: list[AnnotatedNote] = []
+    summaries = []
+    for gold, pre in zip(golds, pres, strict=True):
+        final = annotate(gold, tuple(pre), rng, skill, labels=labels)
+        summaries.append(edit_summary(tuple(pre), final))
+        corrected.append(replace(gold, spans=final))
+    return corrected, add_summaries(summaries)
+
+
 def simulate_active_learning(
     pool: Sequence[AnnotatedNote],
     eval_docs: Sequence[AnnotatedNote],
@@ -330,14 +344,12 @@ def simulate_active_learning(
             chosen = strat.query(model, visible, unlabeled, np.array(labeled, dtype=np.int64), batch, rng)
             pres = [tuple(p) for p in model.predict([pool[i].note for i in chosen])]
         t_query = time.perf_counter() - t0
-        round_edits = 0
-        for i, pre in zip(chosen, pres, strict=True):
-            final = annotate(pool[int(i)], pre, oracle_rng, skill, labels=labels)
-            summary = edit_summary(pre, final)
-            breakdown = add_summaries([breakdown, summary])
-            round_edits += int(summary["total"])
+        corrected, summary = correct_batch([pool[int(i)] for i in chosen], pres, oracle_rng, skill, labels)
+        breakdown = add_summaries([breakdown, summary])
+        round_edits = int(summary["total"])
+        for i, doc in zip(chosen, corrected, strict=True):
             labeled.append(int(i))
-            labeled_docs[int(i)] = replace(pool[int(i)], spans=final)
+            labeled_docs[int(i)] = doc
         edits += round_edits
         t1 = time.perf_counter()
         model = train_fn([labeled_docs[i] for i in labeled], int(rng.integers(2**31)))

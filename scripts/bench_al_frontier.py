@@ -30,7 +30,6 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,9 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_active_learning import MAIN_LABELS, _load, _model_config, _parse_spec  # noqa: E402
 
 from clinical_nlp.config import shared_corpora_dir  # noqa: E402
-from clinical_nlp.edits import edit_summary  # noqa: E402
 from clinical_nlp.io.jsonl import atomic_writer  # noqa: E402
-from clinical_nlp.simulate import annotate, default_train_fn, evaluate_model, restrict_labels  # noqa: E402
+from clinical_nlp.simulate import correct_batch, default_train_fn, evaluate_model, restrict_labels  # noqa: E402
 
 DEFAULT_STRATEGIES = ("entropy,entropy:aggregate=max,entropy:aggregate=sum,least_confidence,kcenter,hybrid,"
                       "cost_aware,cost_aware:budget=1,committee")
@@ -90,11 +88,8 @@ def _one_seed(job: tuple[argparse.Namespace, int]) -> list[dict]:
         docs = [pool[int(i)] for i in pick]
         pres = model.predict([d.note for d in docs]) if docs else []
         oracle = np.random.default_rng([seed, 1])
-        edits, corrected = 0, []
-        for gold, pre in zip(docs, pres, strict=True):
-            final = annotate(gold, tuple(pre), oracle, labels=labels)
-            edits += int(edit_summary(tuple(pre), final)["total"])
-            corrected.append(replace(gold, spans=final))
+        corrected, summary = correct_batch(docs, pres, oracle, labels=labels)
+        edits = int(summary["total"])
         t0 = time.perf_counter()
         trained = train.member(seed_docs + corrected, seed + 1)
         f1 = evaluate_model(trained, ev, labels)["f1"]
