@@ -17,27 +17,13 @@ import datetime as _dt
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-from sqlalchemy import JSON, Boolean, String, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select
 
 from clinical_nlp.config import LabelSchema, load_label_schema
 from clinical_nlp.errors import ConfigError, PolicyError
-from clinical_nlp.store import Base, Store
+from clinical_nlp.store import AnnotatorRow, Store
 
 ROLES = ("annotator", "expert", "admin")
-
-
-class AnnotatorRow(Base):
-    __tablename__ = "annotators"
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    role: Mapped[str] = mapped_column(String(20), default="annotator")
-    email: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    specialty: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    license_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    hipaa_training: Mapped[str | None] = mapped_column(String(20), nullable=True)  # ISO date
-    guideline_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    phi_access: Mapped[bool] = mapped_column(Boolean, default=False)
-    extra: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 @dataclass(frozen=True)

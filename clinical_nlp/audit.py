@@ -13,11 +13,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from sqlalchemy import Integer, String, Text, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select
 
 from clinical_nlp.errors import AuditIntegrityError
-from clinical_nlp.store import Base, Store
+from clinical_nlp.store import AuditRow, Store
 
 GENESIS = "0" * 64
 
@@ -33,17 +32,6 @@ ACTIONS = (
     "round",
     "annotator",
 )
-
-
-class AuditRow(Base):
-    __tablename__ = "audit_log"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    timestamp: Mapped[str] = mapped_column(String(40))
-    actor: Mapped[str] = mapped_column(String(200))
-    action: Mapped[str] = mapped_column(String(50), index=True)
-    details: Mapped[str] = mapped_column(Text)  # canonical JSON
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
 
 
 @dataclass(frozen=True, slots=True)

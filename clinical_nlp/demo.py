@@ -147,7 +147,7 @@ def run_demo(workdir: Path | str = "demo_project", *, rounds_n: int = 3, batch: 
               f"dev strict F1 {f1 if f1 is None else round(f1, 3)}, {timings[-1]:.0f} s", flush=True)
     last = rounds(store)[-1]
     AuditLog(store).verify()
-    from clinical_nlp.report import build_report
+    from clinical_nlp.dataset_report import build_report
 
     html, _json = build_report(root, root / "reports" / "dataset")
     summary = {"project": str(root), "report": last["report"], "dataset_report": str(html),

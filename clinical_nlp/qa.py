@@ -18,30 +18,13 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from sqlalchemy import Integer, String, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select
 
 from clinical_nlp.config import LabelSchema, load_label_schema
 from clinical_nlp.errors import PolicyError
-from clinical_nlp.store import Base, Store
+from clinical_nlp.store import QAReviewRow, Store
 
 DEFAULT_SEED = "clinical-nlp-qa"
-
-
-class QAReviewRow(Base):
-    __tablename__ = "qa_reviews"
-    __table_args__ = (UniqueConstraint("item", "label"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    item: Mapped[str] = mapped_column(String(200), index=True)
-    label: Mapped[str] = mapped_column(String(100))
-    expert: Mapped[str] = mapped_column(String(200))
-    timestamp: Mapped[str] = mapped_column(String(40))
-
-
-def _ensure_tables(store: Store) -> None:
-    from clinical_nlp.annotators import AnnotatorRow
-
-    Base.metadata.create_all(store.engine, tables=[QAReviewRow.__table__, AnnotatorRow.__table__])
 
 
 def sampled(item: str, label: str, rate: float, *, seed: str = DEFAULT_SEED) -> bool:
@@ -59,7 +42,6 @@ def record_review(store: Store, item: str, label: str, expert: str) -> None:
     from clinical_nlp.annotators import Registry
     from clinical_nlp.audit import AuditLog
 
-    _ensure_tables(store)
     person = Registry(store).find(expert)
     if person is None or not person.is_expert:
         raise PolicyError(f"{expert!r} is not a registered expert; only experts can record QA reviews")
@@ -133,7 +115,6 @@ def check_qa_coverage(store: Store, schema: LabelSchema | None = None, *, labels
     """Which items each label's policy requires to be expert-reviewed, and which are."""
     from clinical_nlp.annotators import Registry
 
-    _ensure_tables(store)
     schema = schema or load_label_schema()
     wanted = set(labels) if labels is not None else set(schema.label_names)
     experts = {a.name for a in Registry(store).list() if a.is_expert}

@@ -197,7 +197,7 @@ def finish_round(project: Project, *, expert_decision: ExpertDecision, dev: Sequ
                  progress: bool = False) -> dict[str, Any]:
     """Pull, reach consensus (adjudicating what needs it), retrain, evaluate and report."""
     from clinical_nlp import doccano
-    from clinical_nlp.consensus import adjudication
+    from clinical_nlp.services import adjudication
     from clinical_nlp.consensus.adapters import text as text_adapter
     from clinical_nlp.edits import add_summaries
     from clinical_nlp.models.entities import TrainConfig, evaluate_entity_model, train_entity_model

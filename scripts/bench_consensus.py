@@ -26,7 +26,7 @@ from clinical_nlp.consensus.adapters.imaging import (
     lidc_report,
     nodule_consensus,
 )
-from clinical_nlp.consensus.report import write_json
+from clinical_nlp.services.agreement_files import write_json
 
 
 def simulate(n_labels: int, skills: list[float], n_classes: int = 4, seed: int = 0):

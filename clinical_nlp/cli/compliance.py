@@ -222,7 +222,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         """Dataset documentation for auditors: one self-contained HTML page (plots embedded)
         and a JSON file (corpus statistics, annotators and qualifications, guideline versions,
         agreement per label, QA coverage, adjudications, model versions, de-identification)."""
-        from clinical_nlp.report import build_report
+        from clinical_nlp.dataset_report import build_report
 
         html_path, json_path = build_report(project_dir, output)
         typer.echo(f"wrote {html_path} and {json_path}")

@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         experiencer) over spans both annotators marked with the same boundaries. Undefined figures
         are null with a reason. Prints the tables in the terminal.
         """
-        from clinical_nlp.consensus.report import agree
+        from clinical_nlp.services.agreement_files import agree
 
         report = agree(input, output, plot=plot, n_boot=n_boot, seed=seed, gold=gold, method=method)
         _print_report(report)
@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
         """Queue the notes of LABELS.jsonl whose pairwise span F1 or attribute kappa is below the label
         schema's bars, or that carry a safety-critical label; store them in the project store."""
         from clinical_nlp.consensus.adapters.text import read_labels, text_candidates
-        from clinical_nlp.consensus.adjudication import build_queue
+        from clinical_nlp.services.adjudication import build_queue
         from clinical_nlp.project import resolve_project
         from clinical_nlp.store import Store
 
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from clinical_nlp.consensus.adjudication import pending
+        from clinical_nlp.services.adjudication import pending
         from clinical_nlp.project import resolve_project
         from clinical_nlp.store import Store
 
@@ -122,7 +122,7 @@ def register(app: typer.Typer) -> None:
         project: Path | None = typer.Option(None, help="Project folder (default: ./.clinical-nlp scratch)."),
     ) -> None:
         """Record an expert decision: it becomes gold (kind="gold") with who and why, plus an audit entry."""
-        from clinical_nlp.consensus.adjudication import decide
+        from clinical_nlp.services.adjudication import decide
         from clinical_nlp.project import resolve_project
         from clinical_nlp.store import Store
 
@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
         """Cluster each scan's reader annotations into nodules, build consensus masks and report reader
         agreement: pairwise IoU (mean, CI, median, share > 0.85) and malignancy alpha / weighted kappa."""
         from clinical_nlp.consensus.adapters.imaging import lidc_report
-        from clinical_nlp.consensus.report import write_json
+        from clinical_nlp.services.agreement_files import write_json
 
         if not lidc:
             raise InputFormatError("only --lidc input is available from the command line; "
@@ -178,7 +178,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from clinical_nlp.consensus.adapters.signal import record_report
-        from clinical_nlp.consensus.report import write_json
+        from clinical_nlp.services.agreement_files import write_json
 
         names = [a.strip() for a in annotators.split(",") if a.strip()]
         lag_v: Any = lag if lag in ("none", "auto") else float(lag) / 1000.0

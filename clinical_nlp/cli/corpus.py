@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         updates the notes (id, text, metadata such as patient/date/note_type) in the store.
         Output: a summary line; the store and an 'ingest' audit-log entry are updated.
         """
-        from clinical_nlp.io.registry import ingest_corpus
+        from clinical_nlp.services.ingest import ingest_corpus
         from clinical_nlp.project import resolve_project
 
         project = resolve_project(project_dir)

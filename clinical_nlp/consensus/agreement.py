@@ -95,8 +95,9 @@ def _bootstrap(stat: Callable[[np.ndarray], float | None], n_units: int, *, n_bo
     return (float(lo), float(hi))
 
 
-def _kappa2(a: np.ndarray, b: np.ndarray, weights: str | None = None, labels: list[int] | None = None
-            ) -> float | None:
+def kappa_of_arrays(a: np.ndarray, b: np.ndarray, weights: str | None = None, labels: list[int] | None = None
+                    ) -> float | None:
+    """Cohen's kappa of two aligned label arrays; None when fewer than two categories occur."""
     from sklearn.metrics import cohen_kappa_score
 
     if len(a) == 0 or len(set(a.tolist()) | set(b.tolist())) < 2:
@@ -140,10 +141,10 @@ def cohen_kappa(df: pd.DataFrame, a: str | None = None, b: str | None = None, *,
     else:
         xa, xb = both[a].astype(str).to_numpy(), both[b].astype(str).to_numpy()
         scale = None
-    v = _kappa2(xa, xb, weights, scale)
+    v = kappa_of_arrays(xa, xb, weights, scale)
     if v is None:
         return Agreement(None, n=len(both), reason="a single category was used: kappa is undefined")
-    ci = _bootstrap(lambda idx: _kappa2(xa[idx], xb[idx], weights, scale), len(xa), n_boot=n_boot, seed=seed)
+    ci = _bootstrap(lambda idx: kappa_of_arrays(xa[idx], xb[idx], weights, scale), len(xa), n_boot=n_boot, seed=seed)
     return Agreement(v, ci, len(both))
 
 

@@ -85,7 +85,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert any("boom-marker" in ln for ln in _console_errors(probe.stderr)), probe.stderr[-2000:]
 
     project = _project(tmp_path)
-    from clinical_nlp.report import build_report
+    from clinical_nlp.dataset_report import build_report
 
     html_path, _ = build_report(project.root, tmp_path / "rep")
     dom = _chromium(["--dump-dom", html_path.as_uri()], tmp_path)

@@ -16,13 +16,8 @@ from clinical_nlp.consensus.adapters.text import (
     read_labels,
     text_candidates,
 )
-from clinical_nlp.consensus.adjudication import (
-    AdjudicationError,
-    build_queue,
-    decide,
-    entries,
-    pending,
-)
+from clinical_nlp.consensus.adjudication import AdjudicationError
+from clinical_nlp.services.adjudication import build_queue, decide, entries, pending
 from clinical_nlp.consensus.agreement import ConsensusError
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 from clinical_nlp.store import Store

@@ -1,6 +1,7 @@
 """Push collapses identical duplicate spans the way Doccano stores them."""
 
-from clinical_nlp.doccano import _dedupe_spans, decode_spans, encode_spans
+from clinical_nlp.doccano.codec import decode_triples, encode_spans
+from clinical_nlp.doccano.sync import _dedupe_spans
 from clinical_nlp.edits import edit_summary
 from clinical_nlp.types import AnnotatedNote, Note, Span
 
@@ -12,7 +13,7 @@ def test_identical_duplicates_collapse_and_roundtrip_has_no_edits():
     doc = AnnotatedNote(Note("n1", text), (pain, today, pain))
     deduped = _dedupe_spans(doc)
     assert deduped.spans == (pain, today)
-    pulled = decode_spans(text, encode_spans(deduped.spans))
+    pulled = decode_triples(text, encode_spans(deduped.spans))
     assert edit_summary(deduped.spans, pulled)["total"] == 0
     # without the collapse, an untouched note would show a deletion
     assert edit_summary(doc.spans, pulled)["total"] > 0

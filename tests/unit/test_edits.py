@@ -83,7 +83,7 @@ def test_encode_decode_roundtrip(items):
         by_offsets[(a, a + n)] = Span(a, a + n, lab, TEXT[a:a + n],
                                       {"negation": neg, "temporality": tem, "experiencer": exp})
     original = sorted(by_offsets.values(), key=lambda s: s.key())
-    decoded = dc.decode_spans(TEXT, dc.encode_spans(original))
+    decoded = dc.decode_triples(TEXT, dc.encode_spans(original))
     assert [(s.key(), s.text) for s in decoded] == [(s.key(), s.text) for s in original]
     for got, want in zip(decoded, original):
         assert (got.negation, got.temporality, got.experiencer) == (want.negation, want.temporality, want.experiencer)
@@ -101,7 +101,7 @@ def test_encode_uses_guideline_label_names():
 
 def test_orphan_attribute_label_is_an_error():
     with pytest.raises(DoccanoError, match=r"\[3, 8\)"):
-        dc.decode_spans(TEXT, [(3, 8, "negation:negated")])
+        dc.decode_triples(TEXT, [(3, 8, "negation:negated")])
 
 
 def test_assignment_overlap_and_safety_critical():

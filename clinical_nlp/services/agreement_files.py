@@ -1,4 +1,4 @@
-"""Agreement report helpers shared by the CLI: run the text report, write JSON and a plot."""
+"""The `agree` service: read labels, write the agreement report (JSON, plot) and consensus spans."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from clinical_nlp.consensus.agreement import kappa_of_arrays
 from clinical_nlp.store import Store
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -91,7 +92,7 @@ def agreement_per_label(store: Store, labels: list[str]) -> dict[str, dict[str, 
                         xa.append(any(s.label == label and s.start < tok[1] and tok[0] < s.end for s in per[a]))
                         xb.append(any(s.label == label and s.start < tok[1] and tok[0] < s.end for s in per[b]))
             if xa:
-                pairs_k.append(_kappa(np.array(xa), np.array(xb)))
+                pairs_k.append(kappa_of_arrays(np.array(xa), np.array(xb)))
         kappas = [k for k in pairs_k if k is not None]
         alpha = None
         if annotators and any(len(v) for v in alpha_rows.values()):
@@ -120,21 +121,10 @@ def _tokens(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in re.finditer(r"\w+", text)]
 
 
-def _kappa(a: np.ndarray, b: np.ndarray) -> float | None:
-    po = float((a == b).mean())
-    pa, pb = a.mean(), b.mean()
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    if pe >= 1.0:
-        return None
-    return (po - pe) / (1 - pe)
-
-
 def _adjudications(store: Store) -> dict[str, int]:
-    try:
-        from clinical_nlp.consensus.adjudication import AdjudicationRow
-    except ImportError:
-        return {}
     from sqlalchemy import select
+
+    from clinical_nlp.store import AdjudicationRow
 
     with store.session() as s:
         return dict(Counter(r.status for r in s.scalars(select(AdjudicationRow))))

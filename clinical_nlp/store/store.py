@@ -1,96 +1,18 @@
-"""Project state store: SQLite by default (SQLAlchemy), PostgreSQL by URL.
-
-Tables: documents, annotations (with provenance), rounds, doccano links
-(Doccano example id per note and project), model versions. Other modules
-(audit, annotator registry) declare their tables on the same ``Base``.
-"""
+"""The store's access layer: sessions, documents and annotations over the tables of ``tables.py``."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    select,
-)
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from clinical_nlp.errors import StoreError
+from clinical_nlp.store.tables import AnnotationRow, Base, DocumentRow
 from clinical_nlp.types import Annotation, Note, Span
-
-
-def utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
-
-
-class Base(DeclarativeBase):
-    """Declarative base shared by every table of the store."""
-
-
-class DocumentRow(Base):
-    __tablename__ = "documents"
-    id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    text: Mapped[str] = mapped_column(Text)
-    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    deidentified: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class AnnotationRow(Base):
-    __tablename__ = "annotations"
-    __table_args__ = (UniqueConstraint("item", "annotator", "round", "kind"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    item: Mapped[str] = mapped_column(String(200), index=True)
-    annotator: Mapped[str] = mapped_column(String(200), index=True)
-    #: "pre" (model pre-annotation), "human" (annotator), "gold" (consensus/adjudicated)
-    kind: Mapped[str] = mapped_column(String(20), default="human")
-    round: Mapped[int] = mapped_column(Integer, default=0)
-    payload: Mapped[Any] = mapped_column(JSON)
-    source: Mapped[str] = mapped_column(String(200), default="human")
-    model_version: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    guideline_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    edits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    timestamp: Mapped[str] = mapped_column(String(40))
-
-
-class RoundRow(Base):
-    __tablename__ = "rounds"
-    number: Mapped[int] = mapped_column(Integer, primary_key=True)
-    state: Mapped[str] = mapped_column(String(40))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class DoccanoLinkRow(Base):
-    __tablename__ = "doccano_links"
-    __table_args__ = (UniqueConstraint("project", "note_id"), UniqueConstraint("project", "example_id"))
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    project: Mapped[str] = mapped_column(String(200), index=True)
-    note_id: Mapped[str] = mapped_column(String(200))
-    example_id: Mapped[int] = mapped_column(Integer)
-    #: which annotators' pre-annotations are already in place ({"alice": true})
-    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-
-class ModelVersionRow(Base):
-    __tablename__ = "model_versions"
-    version: Mapped[str] = mapped_column(String(200), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(50))
-    path: Mapped[str] = mapped_column(Text)
-    parent: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 def spans_to_json(spans: Iterable[Span]) -> list[dict[str, Any]]:
@@ -121,7 +43,6 @@ class Store:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        _import_table_modules()
         try:
             Base.metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
@@ -257,18 +178,3 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
-
-
-#: Modules that declare extra tables on ``Base``; imported before ``create_all``.
-TABLE_MODULES: tuple[str, ...] = ("clinical_nlp.audit", "clinical_nlp.consensus.adjudication", "clinical_nlp.annotators", "clinical_nlp.qa")
-
-
-def _import_table_modules() -> None:
-    import importlib
-
-    for name in TABLE_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise

@@ -1,0 +1,129 @@
+"""Every table of the project store, declared on one ``Base`` (no registration at run time).
+
+Tables: documents, annotations (with provenance), rounds, Doccano links
+(Doccano example id per note and project), model versions, the audit log,
+the annotator registry, QA reviews and the adjudication queue.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by every table of the store."""
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    deidentified: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AnnotationRow(Base):
+    __tablename__ = "annotations"
+    __table_args__ = (UniqueConstraint("item", "annotator", "round", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item: Mapped[str] = mapped_column(String(200), index=True)
+    annotator: Mapped[str] = mapped_column(String(200), index=True)
+    #: "pre" (model pre-annotation), "human" (annotator), "gold" (consensus/adjudicated)
+    kind: Mapped[str] = mapped_column(String(20), default="human")
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[Any] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(200), default="human")
+    model_version: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    guideline_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    edits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    timestamp: Mapped[str] = mapped_column(String(40))
+
+
+class RoundRow(Base):
+    __tablename__ = "rounds"
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DoccanoLinkRow(Base):
+    __tablename__ = "doccano_links"
+    __table_args__ = (UniqueConstraint("project", "note_id"), UniqueConstraint("project", "example_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    note_id: Mapped[str] = mapped_column(String(200))
+    example_id: Mapped[int] = mapped_column(Integer)
+    #: which annotators' pre-annotations are already in place ({"alice": true})
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    version: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    path: Mapped[str] = mapped_column(Text)
+    parent: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    timestamp: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AnnotatorRow(Base):
+    __tablename__ = "annotators"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20), default="annotator")
+    email: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    specialty: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    license_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    hipaa_training: Mapped[str | None] = mapped_column(String(20), nullable=True)  # ISO date
+    guideline_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    phi_access: Mapped[bool] = mapped_column(Boolean, default=False)
+    extra: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class QAReviewRow(Base):
+    __tablename__ = "qa_reviews"
+    __table_args__ = (UniqueConstraint("item", "label"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item: Mapped[str] = mapped_column(String(200), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    expert: Mapped[str] = mapped_column(String(200))
+    timestamp: Mapped[str] = mapped_column(String(40))
+
+
+class AdjudicationRow(Base):
+    __tablename__ = "adjudication_queue"
+    __table_args__ = (UniqueConstraint("item", "unit"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item: Mapped[str] = mapped_column(String(200), index=True)
+    unit: Mapped[str] = mapped_column(String(200))
+    modality: Mapped[str] = mapped_column(String(20))
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    expert: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    decision: Mapped[Any] = mapped_column(JSON, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[str] = mapped_column(String(40))
+    decided_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
