@@ -51,6 +51,8 @@ class LabelSpec(_Strict):
     safety_critical: bool = False
     requires: list[str] = Field(default_factory=list)
     review_rate: float = 0.1
+    #: learned by the entity models and pre-annotated (False: annotators add it by hand)
+    pre_annotate: bool = True
 
     @validator("review_rate")
     def _rate(cls, v: float) -> float:  # noqa: N805
@@ -105,6 +107,11 @@ class LabelSchema(_Strict):
     @property
     def label_names(self) -> list[str]:
         return [label.name for label in self.labels]
+
+    @property
+    def model_labels(self) -> tuple[str, ...]:
+        """Labels the entity models learn and pre-annotate, in schema order."""
+        return tuple(label.name for label in self.labels if label.pre_annotate)
 
     def label(self, name: str) -> LabelSpec:
         for spec in self.labels:

@@ -163,7 +163,7 @@ def collect(store: Store, guideline: Any) -> dict[str, Any]:
                 for s in ann.payload:
                     label_counts[f"{kind}:{s.label}"] += 1
     try:
-        audit_ok = {"ok": True, "entries": AuditLog(store).verify()}
+        audit_ok: dict[str, Any] = {"ok": True, "entries": AuditLog(store).verify()}
     except AuditIntegrityError as exc:
         audit_ok = {"ok": False, "error": str(exc)}
     drift = guideline_drift(store, guideline.version)

@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import select
 
 from clinical_nlp.audit import AuditLog
-from clinical_nlp.config import repo_root
+from clinical_nlp.config import load_label_schema, repo_root
 from clinical_nlp.io.jsonl import read_jsonl
 from clinical_nlp.project import init_project
 from clinical_nlp.rounds import RoundSettings, finish_round, rounds, start_round
@@ -25,7 +25,8 @@ from clinical_nlp.simulate import AnnotatorSkill, SimulatedAnnotator
 from clinical_nlp.store import DoccanoLinkRow, Store
 from clinical_nlp.types import AnnotatedNote, Note, Span
 
-SCHEMA_LABELS = ("Condition", "Drug", "Procedure", "Measurement", "Observation", "Temporal", "Value", "Negation")
+#: the labels the demo annotates and trains: the schema's pre-annotated labels
+SCHEMA_LABELS = load_label_schema().model_labels
 
 
 def doccano_ready_gold(docs: Sequence[AnnotatedNote], labels: Sequence[str] = SCHEMA_LABELS) -> list[AnnotatedNote]:

@@ -56,3 +56,7 @@ class MissingOptionalDependencyError(ClinicalNLPError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class ModelError(ClinicalNLPError):
+    """A model directory is missing, incomplete or incompatible."""

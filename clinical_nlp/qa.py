@@ -138,10 +138,10 @@ def check_qa_coverage(store: Store, schema: LabelSchema | None = None, *, labels
         if spec.name not in wanted:
             continue
         rate = 1.0 if spec.safety_critical else spec.review_rate
-        items = sorted(items_by_label.get(spec.name, set()))
-        required = [i for i in items if sampled(i, spec.name, rate, seed=seed)]
+        label_items = sorted(items_by_label.get(spec.name, set()))
+        required = [i for i in label_items if sampled(i, spec.name, rate, seed=seed)]
         done = sorted(set(required) & reviewed.get(spec.name, set()))
-        report.labels[spec.name] = LabelCoverage(spec.name, rate, spec.safety_critical, len(items), required, done)
+        report.labels[spec.name] = LabelCoverage(spec.name, rate, spec.safety_critical, len(label_items), required, done)
     return report
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from sqlalchemy import select
 
 from clinical_nlp.audit import AuditLog
-from clinical_nlp.config import Project
+from clinical_nlp.config import Project, load_label_schema
 from clinical_nlp.errors import ClinicalNLPError
 from clinical_nlp.io.jsonl import atomic_writer
 from clinical_nlp.store import RoundRow, Store, utcnow
@@ -51,8 +51,7 @@ class RoundSettings:
     doccano_project: str = "clinical-nlp"
     seed: int = 0
     epochs: int = 8
-    labels: tuple[str, ...] = ("Condition", "Drug", "Procedure", "Measurement", "Observation",
-                               "Temporal", "Value", "Negation")
+    labels: tuple[str, ...] = field(default_factory=lambda: load_label_schema().model_labels)
     dev_path: str | None = None
 
 

@@ -117,7 +117,8 @@ class _OutputWriter:
     """Writes result rows to JSONL or Parquet (spans as a JSON string column) in order."""
 
     def __init__(self, handle: Any, parquet: bool):
-        self.handle, self.parquet, self.writer = handle, parquet, None
+        self.handle, self.parquet = handle, parquet
+        self.writer: Any = None  # a pyarrow ParquetWriter once the first Parquet batch is written
         self.model_version: str | None = None
 
     def write(self, rows: list[Row]) -> None:

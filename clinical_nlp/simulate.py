@@ -36,7 +36,7 @@ import numpy as np
 from clinical_nlp.edits import EDIT_KEYS, add_summaries, edit_summary
 from clinical_nlp.errors import ConfigError, InputFormatError
 from clinical_nlp.metrics import corpus_span_prf
-from clinical_nlp.types import AnnotatedNote, Note, Span
+from clinical_nlp.types import AnnotatedNote, Span
 
 _WORD = re.compile(r"\S+")
 

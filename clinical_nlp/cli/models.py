@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import typer
 
@@ -37,8 +38,8 @@ def register(app: typer.Typer) -> None:
                                  "(MiniLM token classifier) or 'ensemble' (both, probabilities averaged: the most "
                                  "accurate, trains both)."),
         labels: str | None = typer.Option(
-            None, help="Comma-separated labels (default: Condition,Drug,Procedure,Measurement,Observation,"
-            "Temporal,Value,Negation); other labels in the data are ignored."),
+            None, help="Comma-separated labels (default: the label schema's pre-annotated labels, "
+            "pre_annotate: true); other labels in the data are ignored."),
         epochs: int | None = typer.Option(
             None, help="Maximum epochs (default: 30 with --dev, early stopping keeps the best; 10 without --dev; "
             "8 for the transformer)."),
@@ -71,22 +72,23 @@ def register(app: typer.Typer) -> None:
         """
         from clinical_nlp.io.jsonl import read_jsonl
         from clinical_nlp.models.entities import TrainConfig, train_entity_model
+        from clinical_nlp.models.entities.config import ModelKind, TokenizerKind
 
         if kind not in ("spacy", "transformer", "ensemble"):
             raise typer.BadParameter("use 'spacy', 'transformer' or 'ensemble'", param_hint="--kind")
         if tokenizer not in ("default", "fine"):
             raise typer.BadParameter("use 'default' or 'fine'", param_hint="--tokenizer")
-        defaults = {"spacy": dict(epochs=30, dropout=0.2, batch_size=16),
-                    "ensemble": dict(epochs=30, dropout=0.2, batch_size=16),
-                    "transformer": dict(epochs=8, dropout=0.1, batch_size=16)}[kind]
+        defaults: dict[str, Any] = {"spacy": dict(epochs=30, dropout=0.2, batch_size=16),
+                                    "ensemble": dict(epochs=30, dropout=0.2, batch_size=16),
+                                    "transformer": dict(epochs=8, dropout=0.1, batch_size=16)}[kind]
         config = TrainConfig(
-            kind=kind, labels=_labels(labels), seed=seed, patience=patience, base_model=base_model,
+            kind=cast(ModelKind, kind), labels=_labels(labels), seed=seed, patience=patience, base_model=base_model,
             # without a dev set there is no early stopping: stop where dev runs peak on Chia (epoch 6-10)
             epochs=epochs or (defaults["epochs"] if dev is not None or kind == "transformer" else 10),
             dropout=defaults["dropout"] if dropout is None else dropout,
             batch_size=batch_size or defaults["batch_size"],
             learning_rate=learning_rate if learning_rate is not None or kind != "transformer" else 1e-4,
-            tokenizer=tokenizer, static_vectors=static_vectors, transformer_epochs=transformer_epochs,
+            tokenizer=cast(TokenizerKind, tokenizer), static_vectors=static_vectors, transformer_epochs=transformer_epochs,
         )
         train_docs = read_jsonl(train, allow_empty=True)
         dev_docs = read_jsonl(dev, allow_empty=True) if dev else None

@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -51,15 +51,15 @@ def aggregate(df: pd.DataFrame, *, method: Method = "majority", n_iter: int = 10
         raise ConsensusError("cannot aggregate an empty label frame")
     tasks, keys = _tasks(df)
     if method == "majority":
-        model = MajorityVote(default_skill=None)
+        vote = MajorityVote(default_skill=None)
         np.random.seed(seed)
-        labels = model.fit_predict(tasks)
-        reliability = model.skills_.astype(float)
+        labels = vote.fit_predict(tasks)
+        reliability = cast(pd.Series, vote.skills_).astype(float)  # set by fit_predict
     elif method == "dawid_skene":
-        model = DawidSkene(n_iter=n_iter)
-        labels = model.fit_predict(tasks)
-        errors = model.errors_  # index (worker, label), columns true label: P(observed | true)
-        priors = model.priors_
+        ds = DawidSkene(n_iter=n_iter)
+        labels = ds.fit_predict(tasks)
+        errors = cast(pd.DataFrame, ds.errors_)  # index (worker, label), columns true label: P(observed | true)
+        priors = cast(pd.Series, ds.priors_)
         rel = {}
         for worker in errors.index.get_level_values(0).unique():
             m = errors.loc[worker]

@@ -213,7 +213,8 @@ def _alpha(data: np.ndarray, level: str, domain: Sequence[float] | None = None) 
     if pairable == 0 or len(np.unique(vals)) < 2:
         return None
     with np.errstate(all="ignore"):
-        v = float(krippendorff.alpha(reliability_data=data, level_of_measurement=level, value_domain=domain))
+        v = float(krippendorff.alpha(reliability_data=data, level_of_measurement=level,  # type: ignore[arg-type]
+                                     value_domain=domain))
     return None if math.isnan(v) else v
 
 
@@ -275,13 +276,13 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     """IoU of two axis-aligned boxes ``(min_0.., max_0..)`` in any dimension (2D: x0, y0, x1, y1)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape != b.shape or a.size % 2:
-        raise ConsensusError(f"boxes must have the same even length, got {a.tolist()} and {b.tolist()}")
-    d = a.size // 2
-    lo, hi = np.maximum(a[:d], b[:d]), np.minimum(a[d:], b[d:])
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if x.shape != y.shape or x.size % 2:
+        raise ConsensusError(f"boxes must have the same even length, got {x.tolist()} and {y.tolist()}")
+    d = x.size // 2
+    lo, hi = np.maximum(x[:d], y[:d]), np.minimum(x[d:], y[d:])
     inter = float(np.prod(np.clip(hi - lo, 0, None)))
-    va, vb = float(np.prod(a[d:] - a[:d])), float(np.prod(b[d:] - b[:d]))
+    va, vb = float(np.prod(x[d:] - x[:d])), float(np.prod(y[d:] - y[:d]))
     union = va + vb - inter
     return 1.0 if union <= 0 else inter / union
 

@@ -120,13 +120,13 @@ class Detector:
                     for m in pattern.finditer(text):
                         marks.append((m.start(), m.end(), "Location", 0))
             if seeds:
-                best = {w: max(c, key=c.get) for w, c in seeds.items()}
+                best: dict[str, str] = {w: max(c.items(), key=lambda kv: kv[1])[0] for w, c in seeds.items()}
                 for text, (marks, _, p_o) in zip(texts, found, strict=True):
                     for m in _WORD.finditer(text):
-                        lab = best.get(m.group().lower())
-                        if lab is not None and (self.propagate_veto >= 1.0
+                        seed_label = best.get(m.group().lower())
+                        if seed_label is not None and (self.propagate_veto >= 1.0
                                                 or p_o.get(m.start(), 0.0) < self.propagate_veto):
-                            marks.append((m.start(), m.end(), lab, 0))
+                            marks.append((m.start(), m.end(), seed_label, 0))
         return [_resolve(marks) for marks, _, _ in found]
 
     def _marks(self, text: str) -> tuple[list[tuple[int, int, str, int]], list[tuple[str, str]], dict[int, float]]:

@@ -345,7 +345,7 @@ class CRFTagger:
         return {"model": self.model}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["model"])
+        type(self).__init__(self, state["model"])
 
     def save(self, path: Path | str) -> None:
         np.savez_compressed(path, crf=np.frombuffer(self.model, dtype=np.uint8))

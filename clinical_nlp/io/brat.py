@@ -39,6 +39,12 @@ _FLAG_ATTRS = {"negated": ("negation", "negated"), "possible": ("negation", "pos
 _OFFSETS = re.compile(r"^\d+ \d+(;\d+ \d+)*$")
 
 
+
+def _offset_pair(piece: str) -> tuple[int, int]:
+    """``"12 17"`` -> ``(12, 17)`` (the caller has checked the shape with a regex)."""
+    start, end = piece.split()
+    return int(start), int(end)
+
 def _parse_ann(ann_path: Path, text: str, doc_id: str) -> tuple[list[Span], list[dict[str, Any]]]:
     source = str(ann_path)
     content = read_utf8(ann_path)
@@ -58,7 +64,7 @@ def _parse_ann(ann_path: Path, text: str, doc_id: str) -> tuple[list[Span], list
             label, _, offsets = parts[0].partition(" ")
             if not _OFFSETS.match(offsets):
                 raise InputFormatError(f"span {ident}: malformed offsets {offsets!r}", source=source, line=number)
-            pieces = [tuple(int(x) for x in piece.split()) for piece in offsets.split(";")]
+            pieces = [_offset_pair(piece) for piece in offsets.split(";")]
             claimed = parts[1] if len(parts) > 1 else ""
             try:
                 span = Span(min(a for a, _ in pieces), max(b for _, b in pieces), label,

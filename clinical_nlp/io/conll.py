@@ -119,7 +119,8 @@ def read_conll(path: Path | str, *, allow_empty: bool = False) -> list[Annotated
         if "text" in state:
             text = state["text"]
         else:  # rebuild text from tokens
-            pieces, pos, rebuilt = [], 0, []
+            pieces: list[str] = []
+            pos, rebuilt = 0, []
             for tok, _a, _b, tag, line in toks:
                 if pieces:
                     pos += 1

@@ -228,7 +228,7 @@ def build_pipeline(*, entity_model: Path | None = None, assertion_model: Path | 
     entity_rules = gdir / "entity_rules.jsonl"
     nlp = spacy.blank("en")
     nlp.add_pipe("medspacy_pyrush" if context == "medspacy" else "clinical_nlp_sentences_v1")
-    matcher = nlp.add_pipe("medspacy_target_matcher")
+    matcher: Any = nlp.add_pipe("medspacy_target_matcher")
     matcher.add(load_entity_rules(entity_rules))
     nlp.add_pipe("medspacy_sectionizer", config={"rules": "default"})
     if context == "medspacy":
@@ -240,7 +240,7 @@ def build_pipeline(*, entity_model: Path | None = None, assertion_model: Path | 
     nlp.add_pipe("clinical_nlp_assertion_v1", config={
         "model": str(assertion_model) if assertion_model else None, "rules_only": rules_only,
         "rules": str(context_rules)})
-    comp = nlp.get_pipe("clinical_nlp_assertion_v1")
+    comp: Any = nlp.get_pipe("clinical_nlp_assertion_v1")
     assert_id = "rules" if comp.model is None else comp.model.name
     nlp.meta["clinical_nlp"] = {
         "version": PIPELINE_VERSION,
@@ -312,7 +312,7 @@ def preannotate(notes: Iterable[Note], nlp: spacy.Language | None = None, *, bat
         except ImportError as exc:
             raise ConfigError(f"entity model given but clinical_nlp.models.entities is unavailable ({exc})") from None
         entity_model = load_entity_model(Path(meta["entity_model"]))
-    comp = nlp.get_pipe("clinical_nlp_assertion_v1")
+    comp: Any = nlp.get_pipe("clinical_nlp_assertion_v1")
     bar = None
     if progress:
         from tqdm import tqdm

@@ -145,8 +145,8 @@ def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     for m in _SENT_BREAK.finditer(left):
         s = lo + m.end()
     right = text[end:hi]
-    m = _SENT_BREAK.search(right)
-    e = end + m.start() if m else hi
+    brk = _SENT_BREAK.search(right)
+    e = end + brk.start() if brk else hi
     return s, e
 
 

@@ -123,7 +123,7 @@ def decide(store: Store, item: str, unit: str, decision: Any, expert: str, reaso
     gold_payload = payload if isinstance(payload, (tuple, Mapping)) else {"decision": payload}
     ann = Annotation(item=item if unit == "*" else f"{item}#{unit}", annotator=expert, payload=gold_payload,
                      source="adjudication", round=round, guideline_version=guideline_version,
-                     edits={"reason": reason, "queue_id": entry.id})
+                     edits=dict[str, Any](reason=reason, queue_id=entry.id))
     store.save_annotation(ann, kind="gold")
     AuditLog(store).append("adjudicate", actor=expert, details={"item": item, "unit": unit, "reason": reason,
                                                                "queue_id": entry.id})

@@ -22,6 +22,13 @@ class Base(DeclarativeBase):
     """Declarative base shared by every table of the store."""
 
 
+class _ItemKeyed:
+    """Columns of the tables keyed by an item (a note id, or ``note#unit``): a surrogate id and the item."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item: Mapped[str] = mapped_column(String(200), index=True)
+
+
 class DocumentRow(Base):
     __tablename__ = "documents"
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -31,11 +38,9 @@ class DocumentRow(Base):
     created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class AnnotationRow(Base):
+class AnnotationRow(_ItemKeyed, Base):
     __tablename__ = "annotations"
     __table_args__ = (UniqueConstraint("item", "annotator", "round", "kind"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    item: Mapped[str] = mapped_column(String(200), index=True)
     annotator: Mapped[str] = mapped_column(String(200), index=True)
     #: "pre" (model pre-annotation), "human" (annotator), "gold" (consensus/adjudicated)
     kind: Mapped[str] = mapped_column(String(20), default="human")
@@ -101,21 +106,17 @@ class AnnotatorRow(Base):
     extra: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
-class QAReviewRow(Base):
+class QAReviewRow(_ItemKeyed, Base):
     __tablename__ = "qa_reviews"
     __table_args__ = (UniqueConstraint("item", "label"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    item: Mapped[str] = mapped_column(String(200), index=True)
     label: Mapped[str] = mapped_column(String(100))
     expert: Mapped[str] = mapped_column(String(200))
     timestamp: Mapped[str] = mapped_column(String(40))
 
 
-class AdjudicationRow(Base):
+class AdjudicationRow(_ItemKeyed, Base):
     __tablename__ = "adjudication_queue"
     __table_args__ = (UniqueConstraint("item", "unit"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    item: Mapped[str] = mapped_column(String(200), index=True)
     unit: Mapped[str] = mapped_column(String(200))
     modality: Mapped[str] = mapped_column(String(20))
     reasons: Mapped[list[str]] = mapped_column(JSON)

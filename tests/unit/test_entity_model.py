@@ -304,9 +304,9 @@ def test_split_note_lines_keeps_spans_and_never_cuts_one():
 
 
 def test_early_stopping_waits_until_the_dev_score_leaves_the_floor():
-    from clinical_nlp.models.entities import _BestEpoch
+    from clinical_nlp.models.entities import BestEpoch
 
-    stopper = _BestEpoch(patience=2)
+    stopper = BestEpoch(patience=2)
     for f1 in (0.006, 0.0, 0.0, 0.0, 0.01):  # not learning yet: no patience is spent
         stopper.update(f1, lambda: "snap")
         assert not stopper.exhausted

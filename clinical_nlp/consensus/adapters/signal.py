@@ -71,7 +71,7 @@ def read_events(record: Path | str, annotator: str) -> Events:
     try:
         import wfdb
     except ImportError as exc:  # pragma: no cover
-        raise MissingOptionalDependencyError("reading WFDB annotations needs the 'wfdb' package") from exc
+        raise MissingOptionalDependencyError("wfdb", "signal") from exc
     record = Path(record)
     path = Path(f"{record}.{annotator}")
     if not path.exists():

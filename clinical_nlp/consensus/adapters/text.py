@@ -23,7 +23,6 @@ from typing import Any
 import pandas as pd
 
 from clinical_nlp.consensus.agreement import (
-    Agreement,
     cohen_kappa,
     krippendorff_alpha,
     mean_pairwise,
@@ -100,14 +99,14 @@ def align_units(labels: TextLabels) -> list[dict[str, Any]]:
     for nid in sorted(labels.spans):
         flat = [(a, s) for a, ss in labels.spans[nid].items() for s in ss]
         flat.sort(key=lambda x: (x[1].start, x[1].end))
-        group: list[tuple[str, Span]] = []
+        group: list[tuple[str | None, Span]] = []
         end = -1
         for a, s in flat + [(None, None)]:  # type: ignore[list-item]
             if s is None or (group and s.start >= end):
                 if group:
                     members: dict[str, list[Span]] = defaultdict(list)
                     for ga, gs in group:
-                        members[ga].append(gs)
+                        members[str(ga)].append(gs)
                     start = min(gs.start for _, gs in group)
                     units.append({"item": nid, "unit": f"{start}-{end}", "members": dict(members)})
                 group, end = [], -1
@@ -138,7 +137,7 @@ def units_frame(labels: TextLabels, *, field: str = "label") -> pd.DataFrame:
 
 def same_boundary_frame(labels: TextLabels, field: str) -> pd.DataFrame:
     """Long frame over spans with identical boundaries marked by two or more annotators."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for nid, by in labels.spans.items():
         seen: dict[tuple, dict[str, str]] = defaultdict(dict)
         for ann, spans in by.items():

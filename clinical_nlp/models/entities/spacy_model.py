@@ -1,0 +1,251 @@
+"""The spaCy kind: a fast BIO tagger (CNN tok2vec), optionally with MiniLM static vectors."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clinical_nlp.errors import ConfigError, ModelError
+from clinical_nlp.models.embeddings import default_transformer_dir, minilm_piece_table, piece_mean
+from clinical_nlp.models.entities.base import EntityModel, read_model_meta
+from clinical_nlp.models.entities.config import TrainConfig, bio_tags
+from clinical_nlp.models.entities.evaluate import evaluate_entity_model
+from clinical_nlp.models.entities.spans import PolicyStats, split_note_lines, tidy_spans, training_spans
+from clinical_nlp.models.entities.tokenizer import register_fine_tokenizer
+from clinical_nlp.models.entities.training import BestEpoch, best_epoch, end_of_epoch, log, progress_bar
+from clinical_nlp.types import AnnotatedNote, Span
+
+
+class SpacyEntityModel(EntityModel):
+    """Fast spaCy BIO tagger (CNN tok2vec) over :func:`fine_token_offsets` tokens."""
+
+    kind = "spacy"
+    #: dropout rate of the stochastic passes of :meth:`token_probabilities` (``mc_dropout > 0``)
+    mc_dropout_rate: float = 0.1
+
+    def __init__(self, nlp, labels, meta, metrics=None, path=None):
+        super().__init__(labels, meta, metrics, path)
+        self.nlp = nlp
+        tagger = nlp.get_pipe("tagger")
+        order = list(tagger.labels)
+        missing = [t for t in self.tags if t not in order]
+        # columns of the tagger output in our tag order (a tag never seen in training scores 0)
+        self._cols = [order.index(t) if t in order else -1 for t in self.tags]
+        if missing:
+            self.meta.setdefault("unseen_tags", missing)
+
+    def token_offsets(self, notes):
+        return [[(t.idx, t.idx + len(t.text)) for t in self.nlp.make_doc(n.text)] for n in notes]
+
+    def _probabilities(self, notes, stochastic):
+        tagger = self.nlp.get_pipe("tagger")
+        docs = [self.nlp.make_doc(n.text) for n in notes]
+        out: list[np.ndarray] = [np.zeros((0, len(self.tags))) for _ in docs]
+        nonempty = [i for i, d in enumerate(docs) if len(d)]
+        for b in range(0, len(nonempty), 64):
+            idx = nonempty[b : b + 64]
+            batch = [docs[i] for i in idx]
+            if stochastic:
+                from thinc.api import set_dropout_rate
+
+                set_dropout_rate(tagger.model, self.mc_dropout_rate)
+                scores, _ = tagger.model.begin_update(batch)
+            else:
+                scores = tagger.model.predict(batch)
+            for i, s in zip(idx, scores, strict=True):
+                arr = tagger.model.ops.to_numpy(s)
+                full = np.zeros((arr.shape[0], len(self.tags)), dtype=np.float64)
+                for j, c in enumerate(self._cols):
+                    if c >= 0:
+                        full[:, j] = arr[:, c]
+                full /= np.clip(full.sum(axis=1, keepdims=True), 1e-12, None)
+                out[i] = full
+        return out
+
+    def predict(self, notes):
+        """Spans per note: from the NER when the pipeline has one, else Viterbi over the tagger."""
+        notes = list(notes)
+        if "ner" not in self.nlp.pipe_names or self.meta.get("decoder") == "tagger":
+            return super().predict(notes)
+        probs = self._probabilities(notes, stochastic=False)
+        col = {t: j for j, t in enumerate(self.tags)}
+        out = []
+        docs = self.nlp.pipe([n.text for n in notes], disable=["tagger"], batch_size=64)
+        for note, doc, p in zip(notes, docs, probs, strict=True):
+            spans = []
+            for ent in doc.ents:
+                b, i = col.get(f"B-{ent.label_}"), col.get(f"I-{ent.label_}")
+                rows = [p[ent.start, b]] + [p[k, i] for k in range(ent.start + 1, ent.end)] if b is not None else [0.0]
+                start, end = ent.start_char, ent.end_char
+                spans.append(Span(start, end, ent.label_, note.text[start:end],
+                                  score=round(float(np.mean(rows)), 4), source=self.source))
+            out.append(tidy_spans(note.text, spans))
+        return out
+
+    def _save_weights(self, path):
+        self.nlp.to_disk(path / "spacy")
+
+    @classmethod
+    def load(cls, path: Path, meta: dict[str, Any], metrics: dict[str, Any]) -> SpacyEntityModel:
+        """The model saved under ``path`` (``meta``/``metrics``: its ``model.json``/``metrics.json``)."""
+        import spacy
+
+        register_fine_tokenizer()
+        try:
+            nlp = spacy.load(path / "spacy")
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path}: cannot load spaCy weights: {exc}") from None
+        return cls(nlp, meta.get("labels") or [], meta, metrics, path)
+
+def _spacy_examples(nlp, docs, labels, stats, split_lines: bool = False):
+    from spacy.training import Example
+
+    examples = []
+    if split_lines:
+        docs = [piece for d in docs for piece in split_note_lines(d)]
+    for d in docs:
+        pred = nlp.make_doc(d.text)
+        offs = [(t.idx, t.idx + len(t.text)) for t in pred]
+        tags = ["O"] * len(pred)
+        starts = {a: i for i, (a, _) in enumerate(offs)}
+        ends = {b: i for i, (_, b) in enumerate(offs)}
+        for s, e, label in training_spans(d, labels, stats):
+            i, j = starts.get(s), ends.get(e)
+            if i is None or j is None:  # span edge inside a token: expand to covering tokens
+                cover = [k for k, (a, b) in enumerate(offs) if a < e and s < b]
+                if not cover:
+                    stats.dropped_unaligned += 1
+                    continue
+                i, j = cover[0], cover[-1]
+            if any(t != "O" for t in tags[i : j + 1]):
+                stats.dropped_overlap += 1
+                continue
+            tags[i] = f"B-{label}"
+            for k in range(i + 1, j + 1):
+                tags[k] = f"I-{label}"
+        from spacy.training import iob_to_biluo
+
+        examples.append(Example.from_dict(pred, {"tags": tags, "entities": iob_to_biluo(tags)}))
+    return examples
+
+def install_minilm_vectors(nlp, docs: Sequence[AnnotatedNote], model_dir: Path | str | None = None) -> int:
+    """Give ``nlp`` a static vector table (keyed by lower-cased form) built from the MiniLM
+    word-piece embeddings: the MiniLM vocabulary's whole words plus every word of ``docs``
+    (a word's vector = mean of its pieces' input embeddings). Returns the number of rows."""
+    from spacy.vectors import Vectors
+
+    tok, table, base_words, base_data = minilm_piece_table(str(model_dir or default_transformer_dir()))
+    known = set(base_words)
+    extra = sorted({t.lower_ for d in docs for t in nlp.make_doc(d.text) if not t.is_space} - known)
+    words = list(base_words) + extra
+    data = np.concatenate([base_data, np.stack([piece_mean(tok, table, w) for w in extra])]) if extra else base_data
+    for w in words:
+        nlp.vocab.strings.add(w)
+    nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings, data=np.ascontiguousarray(data, dtype=np.float32),
+                                keys=words, name="clinical_nlp_minilm_pieces", attr="LOWER")
+    return len(words)
+
+def train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple[SpacyEntityModel, dict]:
+    import spacy
+    from spacy.util import fix_random_seed, minibatch
+
+    register_fine_tokenizer()
+    fix_random_seed(config.seed)
+    rng = random.Random(config.seed)
+    tags = bio_tags(config.labels)
+    stats = PolicyStats()
+    if config.base_model is not None:
+        base_meta = read_model_meta(config.base_model)
+        if base_meta.get("kind") != SpacyEntityModel.kind:
+            raise ConfigError(f"{config.base_model}: base model is {base_meta.get('kind')!r}, not a spaCy model")
+        base = SpacyEntityModel.load(Path(config.base_model), base_meta, {})
+        nlp = base.nlp
+        tagger: Any = nlp.get_pipe("tagger")
+        for t in tags:
+            if t not in tagger.labels:
+                raise ConfigError(f"{config.base_model}: base model lacks tag {t!r}; train from scratch")
+        examples = _spacy_examples(nlp, train, config.labels, stats, config.split_lines)
+        optimizer = nlp.resume_training()
+    else:
+        if config.tokenizer == "fine":
+            nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "clinical_nlp.fine_tokenizer.v1"}}})
+        else:
+            nlp = spacy.blank("en")
+        use_vectors = config.static_vectors
+        if use_vectors:
+            try:
+                meta["static_vectors"] = install_minilm_vectors(nlp, train)
+            except ModelError as exc:  # the [ml] extra is not installed: train without vectors
+                log.warning("static vectors skipped: %s", exc)
+                use_vectors, meta["static_vectors"] = False, 0
+        tok2vec = {
+            "@architectures": "spacy.HashEmbedCNN.v2", "width": config.width, "depth": config.depth,
+            "embed_size": 4000, "window_size": 1, "maxout_pieces": 3, "subword_features": True,
+            "pretrained_vectors": True if use_vectors else None,
+        }
+        tagger = nlp.add_pipe("tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "tok2vec": tok2vec, "normalize": True}})
+        for t in tags:
+            tagger.add_label(t)
+        if config.spacy_ner:
+            ner: Any = nlp.add_pipe("ner", config={"model": {
+                "@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
+                "extra_state_tokens": False, "hidden_width": 64, "maxout_pieces": 2, "use_upper": True,
+                "nO": None, "tok2vec": dict(tok2vec)}})
+            for label in config.labels:
+                ner.add_label(label)
+        examples = _spacy_examples(nlp, train, config.labels, stats, config.split_lines)
+        optimizer = nlp.initialize(lambda: examples)
+    if config.learning_rate is not None:
+        optimizer.learn_rate = config.learning_rate
+    history: list[dict[str, Any]] = []
+    stopper = BestEpoch(config.patience)
+    steps = 0
+    # at least 4 updates per epoch: a handful of whole notes (an early AL round) still trains
+    batch_size = max(1, min(config.batch_size, math.ceil(len(examples) / 4)))
+    n_batches = (len(examples) + batch_size - 1) // batch_size
+    bar = progress_bar(config.epochs * n_batches, "train entities (spacy)", progress)
+    try:
+        for epoch in range(config.epochs):
+            rng.shuffle(examples)
+            losses: dict[str, float] = {}
+            for batch in minibatch(examples, size=batch_size):
+                nlp.update(batch, drop=config.dropout, sgd=optimizer, losses=losses)
+                steps += 1
+                bar.update(1)
+                if config.max_steps and steps >= config.max_steps:
+                    break
+            record: dict[str, Any] = {"epoch": epoch + 1, "loss": round(losses.get("tagger", 0.0), 4)}
+            if "ner" in losses:
+                record["ner_loss"] = round(losses["ner"], 4)
+            model = SpacyEntityModel(nlp, config.labels, meta)
+            if dev:
+                # with a NER, score both decoders and keep the better one (the tagger wins on tiny data)
+                scores = {}
+                for decoder in (("ner", "tagger") if "ner" in nlp.pipe_names else ("tagger",)):
+                    model.meta["decoder"] = decoder
+                    scores[decoder] = evaluate_entity_model(model, dev)["strict"]["micro"]["f1"]
+                decoder = max(scores, key=lambda k: scores[k])
+                f1 = scores[decoder]
+                record["dev_strict_f1"] = round(f1, 4)
+                record["decoder"] = decoder
+                record.update({f"dev_strict_f1_{k}": round(v, 4) for k, v in scores.items()})
+                bar.set_postfix(f1=f"{f1:.3f}")
+                stopper.update(f1, lambda: (nlp.to_bytes(), decoder))  # noqa: B023  (called at once)
+            if end_of_epoch(record, history, config, steps, stopper, bool(dev)):
+                break
+    finally:
+        bar.close()
+    if stopper.best is not None:
+        weights, meta["decoder"] = stopper.best[1]
+        nlp.from_bytes(weights)
+    else:
+        meta["decoder"] = "ner" if "ner" in nlp.pipe_names else "tagger"
+    info = {"history": history, "steps": steps, "span_policy": asdict(stats),
+            "best_epoch": best_epoch(history, bool(dev))}
+    return SpacyEntityModel(nlp, config.labels, meta), info
