@@ -43,8 +43,11 @@ test: install chromium
 test-fast: install
 	$(PY) -m pytest -q -m "not doccano and not slow"
 
+## Formatting, lint and types: ruff format --check, ruff check, mypy (config in pyproject.toml).
 lint: install
+	$(VENV)/bin/ruff format --check clinical_nlp tests scripts
 	$(VENV)/bin/ruff check clinical_nlp tests scripts
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) scripts/bench_assertions.py

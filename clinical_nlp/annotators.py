@@ -14,8 +14,9 @@ qualification names and how an annotator satisfies them:
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import select
 
@@ -23,7 +24,7 @@ from clinical_nlp.config import LabelSchema, load_label_schema
 from clinical_nlp.errors import ConfigError, PolicyError
 from clinical_nlp.store import AnnotatorRow, Store
 
-ROLES = ("annotator", "expert", "admin")
+ANNOTATOR_ROLES = ("annotator", "expert", "admin")
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class Annotator:
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
             raise ConfigError("annotator name must not be empty")
-        if self.role not in ROLES:
-            raise ConfigError(f"annotator {self.name!r}: role {self.role!r} is not one of {ROLES}")
+        if self.role not in ANNOTATOR_ROLES:
+            raise ConfigError(f"annotator {self.name!r}: role {self.role!r} is not one of {ANNOTATOR_ROLES}")
         if self.hipaa_training is not None:
             try:
                 _dt.date.fromisoformat(self.hipaa_training)
@@ -79,8 +80,17 @@ class Annotator:
 
 
 def _from_row(r: AnnotatorRow) -> Annotator:
-    return Annotator(r.name, r.role, r.email, r.specialty, r.license_id, r.hipaa_training, r.guideline_version,
-                     bool(r.phi_access), tuple(r.extra or ()))
+    return Annotator(
+        r.name,
+        r.role,
+        r.email,
+        r.specialty,
+        r.license_id,
+        r.hipaa_training,
+        r.guideline_version,
+        bool(r.phi_access),
+        tuple(r.extra or ()),
+    )
 
 
 class Registry:
@@ -108,8 +118,9 @@ class Registry:
             for k, v in annotator.to_dict().items():
                 if k != "name":
                     setattr(row, k, v)
-        AuditLog(self.store).append("annotator", actor=actor,
-                                    details={"op": "update" if replace else "add", **annotator.to_dict()})
+        AuditLog(self.store).append(
+            "annotator", actor=actor, details={"op": "update" if replace else "add", **annotator.to_dict()}
+        )
         return annotator
 
     def get(self, name: str) -> Annotator:
@@ -130,8 +141,13 @@ class Registry:
             return [_from_row(r) for r in s.scalars(select(AnnotatorRow).order_by(AnnotatorRow.name))]
 
 
-def missing_qualifications(annotator: Annotator, labels: Iterable[str], schema: LabelSchema | None = None, *,
-                           guideline_version: str | None = None) -> dict[str, list[str]]:
+def missing_qualifications(
+    annotator: Annotator,
+    labels: Iterable[str],
+    schema: LabelSchema | None = None,
+    *,
+    guideline_version: str | None = None,
+) -> dict[str, list[str]]:
     """``{label: [missing qualification, ...]}`` for the labels the annotator may not annotate."""
     schema = schema or load_label_schema()
     have = annotator.qualifications(guideline_version=guideline_version)
@@ -144,8 +160,14 @@ def missing_qualifications(annotator: Annotator, labels: Iterable[str], schema: 
     return out
 
 
-def check_assignment(registry: Registry, annotator: str, labels: Iterable[str], schema: LabelSchema | None = None,
-                     *, guideline_version: str | None = None) -> Annotator:
+def check_assignment(
+    registry: Registry,
+    annotator: str,
+    labels: Iterable[str],
+    schema: LabelSchema | None = None,
+    *,
+    guideline_version: str | None = None,
+) -> Annotator:
     """Raise :class:`PolicyError` naming missing qualifications when ``annotator`` may not
     annotate ``labels``; returns the annotator otherwise."""
     person = registry.find(annotator)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import select
 
@@ -20,18 +21,21 @@ from clinical_nlp.store import AuditRow, Store
 
 GENESIS = "0" * 64
 
-#: Actions the engine records (free-form actions are allowed too).
-ACTIONS = (
-    "deidentify",
-    "push",
-    "pull",
-    "adjudicate",
-    "train",
-    "export",
-    "override",
-    "round",
-    "annotator",
-)
+#: The one vocabulary of audit actions (what each records); :meth:`AuditLog.append` refuses others.
+ACTIONS: dict[str, str] = {
+    "ingest": "notes (and spans) loaded into the store",
+    "deidentify": "notes de-identified before annotation",
+    "doccano.push": "notes and pre-annotations sent to Doccano",
+    "doccano.pull": "annotators' labels read back from Doccano",
+    "override": "a policy rule bypassed by a named actor (e.g. pushing identifiable notes)",
+    "annotator": "an annotator registered or updated",
+    "qa_review": "an expert review of a label on an item",
+    "adjudicate": "items queued for, or decided by, an expert",
+    "train": "a model trained in a round",
+    "model.trained": "a model version registered",
+    "round": "an active-learning round step",
+    "export": "a training corpus or dataset report written",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,7 @@ class AuditLog:
 
     Example:
         >>> log = AuditLog(Store("sqlite:///:memory:"))
-        >>> _ = log.append("push", actor="admin", details={"notes": 3})
+        >>> _ = log.append("doccano.push", actor="admin", details={"notes": 3})
         >>> log.verify()
         1
     """
@@ -69,15 +73,21 @@ class AuditLog:
         self.store = store
 
     def append(self, action: str, *, actor: str, details: Mapping[str, Any] | None = None) -> AuditEntry:
+        """Add an entry chained to the last one; ``action`` must be one of :data:`ACTIONS`."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}; known: {sorted(ACTIONS)}")
         details_json = _canonical(dict(details or {}))
         with self.store.session() as s:
             last = s.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
             seq = 1 if last is None else last.seq + 1
             prev = GENESIS if last is None else last.hash
-            ts = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+            ts = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
             digest = entry_hash(seq, ts, actor, action, details_json, prev)
-            s.add(AuditRow(seq=seq, timestamp=ts, actor=actor, action=action, details=details_json,
-                           prev_hash=prev, hash=digest))
+            s.add(
+                AuditRow(
+                    seq=seq, timestamp=ts, actor=actor, action=action, details=details_json, prev_hash=prev, hash=digest
+                )
+            )
         return AuditEntry(seq, ts, actor, action, json.loads(details_json), prev, digest)
 
     def entries(self, action: str | None = None) -> list[AuditEntry]:
@@ -117,7 +127,7 @@ def verify_chain(entries: list[AuditEntry]) -> int:
     return len(entries)
 
 
-def export_log(log: "AuditLog", path: Any) -> str:
+def export_log(log: AuditLog, path: Any) -> str:
     """Write the audit log as JSONL (one entry per line) plus a final ``{"head": hash}``
     line, atomically; returns the head hash. Keep the head hash elsewhere (ticket,
     e-mail, notary) to make later edits of the database detectable."""
@@ -128,9 +138,22 @@ def export_log(log: "AuditLog", path: Any) -> str:
     head = entries[-1].hash if entries else GENESIS
     with atomic_writer(path) as handle:
         for e in entries:
-            handle.write(json.dumps({"seq": e.seq, "timestamp": e.timestamp, "actor": e.actor, "action": e.action,
-                                     "details": dict(e.details), "prev_hash": e.prev_hash, "hash": e.hash},
-                                    ensure_ascii=False, sort_keys=True) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "seq": e.seq,
+                        "timestamp": e.timestamp,
+                        "actor": e.actor,
+                        "action": e.action,
+                        "details": dict(e.details),
+                        "prev_hash": e.prev_hash,
+                        "hash": e.hash,
+                    },
+                    ensure_ascii=False,
+                    sort_keys=True,
+                )
+                + "\n"
+            )
         handle.write(json.dumps({"head": head, "entries": len(entries)}) + "\n")
     return head
 
@@ -149,8 +172,10 @@ def verify_export(path: Any, *, expected_head: str | None = None) -> int:
     tail = rows[-1]
     if "head" not in tail:
         raise AuditIntegrityError(f"{path}: last line has no head hash (truncated export)")
-    entries = [AuditEntry(r["seq"], r["timestamp"], r["actor"], r["action"], r["details"], r["prev_hash"], r["hash"])
-               for r in rows[:-1]]
+    entries = [
+        AuditEntry(r["seq"], r["timestamp"], r["actor"], r["action"], r["details"], r["prev_hash"], r["hash"])
+        for r in rows[:-1]
+    ]
     count = verify_chain(entries)
     head = entries[-1].hash if entries else GENESIS
     if tail["head"] != head:

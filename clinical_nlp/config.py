@@ -259,6 +259,4 @@ def load_project(directory: Path | str | None = None) -> Project:
             return Project(root=candidate, config=config)
         if directory is not None:
             break
-    raise ConfigError(
-        f"no {PROJECT_FILE} found in {start} or its parents; create one with 'clinical-nlp init DIR'"
-    )
+    raise ConfigError(f"no {PROJECT_FILE} found in {start} or its parents; create one with 'clinical-nlp init DIR'")

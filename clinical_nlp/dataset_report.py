@@ -33,8 +33,10 @@ def _deid_metrics() -> dict[str, Any]:
     if not path.exists():
         return {}
     data = json.loads(path.read_text(encoding="utf-8"))
-    return {k: data.get(k) for k in ("method", "corpus", "evaluation", "token_recall", "token_precision",
-                                     "patient_name_recall")}
+    return {
+        k: data.get(k)
+        for k in ("method", "corpus", "evaluation", "token_recall", "token_precision", "patient_name_recall")
+    }
 
 
 def _spans_by(store: Store) -> dict[str, dict[str, list]]:
@@ -136,9 +138,16 @@ def _model_versions(store: Store) -> list[dict[str, Any]]:
     from clinical_nlp.store import ModelVersionRow
 
     with store.session() as s:
-        return [{"version": r.version, "kind": r.kind, "parent": r.parent, "metrics": r.metrics,
-                 "created_at": r.created_at.isoformat() if r.created_at else None}
-                for r in s.scalars(select(ModelVersionRow).order_by(ModelVersionRow.created_at))]
+        return [
+            {
+                "version": r.version,
+                "kind": r.kind,
+                "parent": r.parent,
+                "metrics": r.metrics,
+                "created_at": r.created_at.isoformat() if r.created_at else None,
+            }
+            for r in s.scalars(select(ModelVersionRow).order_by(ModelVersionRow.created_at))
+        ]
 
 
 def collect(store: Store, guideline: Any) -> dict[str, Any]:
@@ -169,23 +178,39 @@ def collect(store: Store, guideline: Any) -> dict[str, Any]:
     drift = guideline_drift(store, guideline.version)
     registry = Registry(store)
     return {
-        "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "guideline_version": guideline.version,
-        "corpus": {"notes": len(notes), "deidentified_notes": deid_count,
-                   "characters": sum(len(n.text) for n in notes),
-                   "patients": len({n.patient for n in notes if n.patient}),
-                   "annotations_by_kind": dict(kinds), "spans_by_label": dict(sorted(label_counts.items())),
-                   "annotations_by_annotator": dict(annotator_counts)},
-        "annotators": [{**a.to_dict(), "qualifications": sorted(a.qualifications(guideline_version=guideline.version))}
-                       for a in registry.list()],
-        "label_requirements": {spec.name: {"requires": spec.requires, "review_rate": spec.review_rate,
-                                           "safety_critical": spec.safety_critical} for spec in schema.labels},
-        "guideline_versions": {"current": drift.current, "by_version": drift.by_version,
-                               "stale_annotations": len(drift.stale), "stale_examples": drift.stale[:50]},
+        "corpus": {
+            "notes": len(notes),
+            "deidentified_notes": deid_count,
+            "characters": sum(len(n.text) for n in notes),
+            "patients": len({n.patient for n in notes if n.patient}),
+            "annotations_by_kind": dict(kinds),
+            "spans_by_label": dict(sorted(label_counts.items())),
+            "annotations_by_annotator": dict(annotator_counts),
+        },
+        "annotators": [
+            {**a.to_dict(), "qualifications": sorted(a.qualifications(guideline_version=guideline.version))}
+            for a in registry.list()
+        ],
+        "label_requirements": {
+            spec.name: {
+                "requires": spec.requires,
+                "review_rate": spec.review_rate,
+                "safety_critical": spec.safety_critical,
+            }
+            for spec in schema.labels
+        },
+        "guideline_versions": {
+            "current": drift.current,
+            "by_version": drift.by_version,
+            "stale_annotations": len(drift.stale),
+            "stale_examples": drift.stale[:50],
+        },
         "agreement": agreement_per_label(store, schema.label_names),
         "agreement_method": "pairwise over items with 2+ human annotators: span F1 (exact, overlap; "
-                            "clinical_nlp.metrics), character IoU, word-token Cohen's kappa (mean over pairs), "
-                            "character-level Krippendorff's alpha (nominal)",
+        "clinical_nlp.metrics), character IoU, word-token Cohen's kappa (mean over pairs), "
+        "character-level Krippendorff's alpha (nominal)",
         "qa_coverage": check_qa_coverage(store, schema).as_dict(),
         "adjudications": _adjudications(store),
         "model_versions": _model_versions(store),
@@ -229,58 +254,123 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def render_html(data: dict[str, Any]) -> str:
     corpus = data["corpus"]
-    parts = ["<h2>Corpus</h2>", _table([{k: v for k, v in corpus.items() if not isinstance(v, dict)}],
-                                       ["notes", "deidentified_notes", "patients", "characters"])]
-    parts.append(_table([{"kind": k, "annotations": v} for k, v in corpus["annotations_by_kind"].items()],
-                        ["kind", "annotations"]))
+    parts = [
+        "<h2>Corpus</h2>",
+        _table(
+            [{k: v for k, v in corpus.items() if not isinstance(v, dict)}],
+            ["notes", "deidentified_notes", "patients", "characters"],
+        ),
+    ]
+    parts.append(
+        _table(
+            [{"kind": k, "annotations": v} for k, v in corpus["annotations_by_kind"].items()], ["kind", "annotations"]
+        )
+    )
     counts = corpus["spans_by_label"]
     if counts:
-        img = _plot(lambda ax: (ax.bar(list(counts), list(counts.values()), color="#4363d8"),
-                                ax.set_ylabel("spans"), ax.tick_params(axis="x", rotation=60, labelsize=7)))
+        img = _plot(
+            lambda ax: (
+                ax.bar(list(counts), list(counts.values()), color="#4363d8"),
+                ax.set_ylabel("spans"),
+                ax.tick_params(axis="x", rotation=60, labelsize=7),
+            )
+        )
         parts.append(f"<img alt='spans per label' src='data:image/png;base64,{img}'>")
     parts.append("<h2>Annotators and qualifications</h2>")
-    parts.append(_table(data["annotators"], ["name", "role", "specialty", "license_id", "hipaa_training",
-                                             "guideline_version", "phi_access", "qualifications"]))
-    parts.append(_table([{"label": k, **v} for k, v in data["label_requirements"].items()],
-                        ["label", "requires", "review_rate", "safety_critical"]))
+    parts.append(
+        _table(
+            data["annotators"],
+            [
+                "name",
+                "role",
+                "specialty",
+                "license_id",
+                "hipaa_training",
+                "guideline_version",
+                "phi_access",
+                "qualifications",
+            ],
+        )
+    )
+    parts.append(
+        _table(
+            [{"label": k, **v} for k, v in data["label_requirements"].items()],
+            ["label", "requires", "review_rate", "safety_critical"],
+        )
+    )
     gv = data["guideline_versions"]
     parts.append("<h2>Guideline versions</h2>")
     cls = "ok" if not gv["stale_annotations"] else "bad"
-    parts.append(f"<p>Current <code>{html.escape(gv['current'])}</code>; "
-                 f"<span class='{cls}'>{gv['stale_annotations']} annotation(s) made under another version</span>.</p>")
-    parts.append(_table([{"version": k, "annotations": v} for k, v in gv["by_version"].items()],
-                        ["version", "annotations"]))
+    parts.append(
+        f"<p>Current <code>{html.escape(gv['current'])}</code>; "
+        f"<span class='{cls}'>{gv['stale_annotations']} annotation(s) made under another version</span>.</p>"
+    )
+    parts.append(
+        _table([{"version": k, "annotations": v} for k, v in gv["by_version"].items()], ["version", "annotations"])
+    )
     parts.append(_table(gv["stale_examples"], ["item", "annotator", "round", "version"]))
     parts.append("<h2>Agreement per label</h2>")
     parts.append(f"<p class='meta'>{html.escape(data['agreement_method'])}</p>")
     agr = [{"label": k, **v} for k, v in data["agreement"].items()]
-    parts.append(_table(agr, ["label", "items_multi_annotated", "span_f1_exact", "span_f1_overlap", "char_iou",
-                              "cohen_kappa", "krippendorff_alpha"]))
+    parts.append(
+        _table(
+            agr,
+            [
+                "label",
+                "items_multi_annotated",
+                "span_f1_exact",
+                "span_f1_overlap",
+                "char_iou",
+                "cohen_kappa",
+                "krippendorff_alpha",
+            ],
+        )
+    )
     scored = [(r["label"], r["span_f1_overlap"]) for r in agr if r["span_f1_overlap"] is not None]
     if scored:
-        img = _plot(lambda ax: (ax.bar([s[0] for s in scored], [s[1] for s in scored], color="#3cb44b"),
-                                ax.set_ylim(0, 1), ax.set_ylabel("span F1 (overlap)"),
-                                ax.tick_params(axis="x", rotation=60, labelsize=7)))
+        img = _plot(
+            lambda ax: (
+                ax.bar([s[0] for s in scored], [s[1] for s in scored], color="#3cb44b"),
+                ax.set_ylim(0, 1),
+                ax.set_ylabel("span F1 (overlap)"),
+                ax.tick_params(axis="x", rotation=60, labelsize=7),
+            )
+        )
         parts.append(f"<img alt='agreement per label' src='data:image/png;base64,{img}'>")
     qa = data["qa_coverage"]
     parts.append("<h2>QA review coverage</h2>")
     parts.append(f"<p class='{'ok' if qa['met'] else 'bad'}'>Policy {'met' if qa['met'] else 'NOT met'}</p>")
-    parts.append(_table([v for v in qa["labels"].values()], ["label", "safety_critical", "review_rate", "items",
-                                                            "required", "reviewed", "coverage", "missing"]))
+    parts.append(
+        _table(
+            [v for v in qa["labels"].values()],
+            ["label", "safety_critical", "review_rate", "items", "required", "reviewed", "coverage", "missing"],
+        )
+    )
     parts.append("<h2>Adjudication</h2>")
     parts.append(_table([{"status": k, "count": v} for k, v in data["adjudications"].items()], ["status", "count"]))
     parts.append("<h2>Model versions</h2>")
     parts.append(_table(data["model_versions"], ["version", "kind", "parent", "created_at", "metrics"]))
     parts.append("<h2>De-identification</h2>")
-    parts.append(_table([data["deidentification"]] if data["deidentification"] else [],
-                        ["method", "evaluation", "token_recall", "token_precision", "patient_name_recall"]))
+    parts.append(
+        _table(
+            [data["deidentification"]] if data["deidentification"] else [],
+            ["method", "evaluation", "token_recall", "token_precision", "patient_name_recall"],
+        )
+    )
     audit = data["audit"]
-    audit_txt = (f"<span class='ok'>verified, {audit['entries']} entries</span>" if audit["ok"]
-                 else f"<span class='bad'>BROKEN: {html.escape(audit['error'])}</span>")
+    audit_txt = (
+        f"<span class='ok'>verified, {audit['entries']} entries</span>"
+        if audit["ok"]
+        else f"<span class='bad'>BROKEN: {html.escape(audit['error'])}</span>"
+    )
     template = string.Template((RESOURCES / "report" / "template.html").read_text(encoding="utf-8"))
-    return template.substitute(title="Dataset documentation", generated=html.escape(data["generated"]),
-                               guideline=html.escape(data["guideline_version"]), audit=audit_txt,
-                               body="\n".join(parts))
+    return template.substitute(
+        title="Dataset documentation",
+        generated=html.escape(data["generated"]),
+        guideline=html.escape(data["guideline_version"]),
+        audit=audit_txt,
+        body="\n".join(parts),
+    )
 
 
 def build_report(project_dir: Path | str | None, output: Path | str) -> tuple[Path, Path]:
@@ -299,6 +389,9 @@ def build_report(project_dir: Path | str | None, output: Path | str) -> tuple[Pa
         handle.write(json.dumps(data, indent=2, default=str))
     with atomic_writer(html_path) as handle:
         handle.write(page)
-    AuditLog(store).append("export", actor="report", details={"report": str(html_path.name),
-                                                              "guideline_version": data["guideline_version"]})
+    AuditLog(store).append(
+        "export",
+        actor="report",
+        details={"report": str(html_path.name), "guideline_version": data["guideline_version"]},
+    )
     return html_path, json_path

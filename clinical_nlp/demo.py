@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from sqlalchemy import select
@@ -43,12 +43,12 @@ def doccano_ready_gold(docs: Sequence[AnnotatedNote], labels: Sequence[str] = SC
             if key in seen:
                 continue
             seen.add(key)
-            spans.append(Span(s.start, s.end, s.label, d.text[s.start:s.end], dict(s.attributes)))
+            spans.append(Span(s.start, s.end, s.label, d.text[s.start : s.end], dict(s.attributes)))
         out.append(AnnotatedNote(d.note, tuple(spans)))
     return out
 
 
-def act_in_doccano(session, example_id: int, text: str, final: Sequence[Span]) -> int:  # type: ignore[no-untyped-def]
+def act_in_doccano(session, example_id: int, text: str, final: Sequence[Span]) -> int:
     """Turn this user's current spans on an example into ``final`` (delete / add), then mark it done.
 
     Returns the number of REST edits made.
@@ -71,16 +71,26 @@ def act_in_doccano(session, example_id: int, text: str, final: Sequence[Span]) -
     return edits
 
 
-def simulate_annotators(project, store: Store, number: int, annotators: Mapping[str, SimulatedAnnotator],  # type: ignore[no-untyped-def]
-                        gold: Mapping[str, AnnotatedNote], labels: Sequence[str]) -> dict[str, int]:
+def simulate_annotators(
+    project,
+    store: Store,
+    number: int,
+    annotators: Mapping[str, SimulatedAnnotator],
+    gold: Mapping[str, AnnotatedNote],
+    labels: Sequence[str],
+) -> dict[str, int]:
     """Each simulated annotator corrects its assigned examples through the REST API as itself."""
     from clinical_nlp.doccano import AnnotatorSession, DoccanoCredentials
 
     creds = DoccanoCredentials.from_env()
     info = next(r for r in rounds(store) if r["number"] == number)
     with store.session() as s:
-        links = {r.note_id: r.example_id for r in s.scalars(
-            select(DoccanoLinkRow).where(DoccanoLinkRow.project == info["settings"]["doccano_project"]))}
+        links = {
+            r.note_id: r.example_id
+            for r in s.scalars(
+                select(DoccanoLinkRow).where(DoccanoLinkRow.project == info["settings"]["doccano_project"])
+            )
+        }
     done: dict[str, int] = {}
     for name, sim in annotators.items():
         session = AnnotatorSession(creds.url, name, creds.password(name), int(info["doccano_project_id"]))
@@ -95,9 +105,16 @@ def simulate_annotators(project, store: Store, number: int, annotators: Mapping[
     return done
 
 
-def run_demo(workdir: Path | str = "demo_project", *, rounds_n: int = 3, batch: int = 10, seed: int = 0,
-             progress: bool = True, corpus_dir: Path | str | None = None,
-             epochs: int = 20) -> dict[str, object]:
+def run_demo(
+    workdir: Path | str = "demo_project",
+    *,
+    rounds_n: int = 3,
+    batch: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+    corpus_dir: Path | str | None = None,
+    epochs: int = 20,
+) -> dict[str, object]:
     """Create a fresh demo project and run ``rounds_n`` rounds; returns paths and headline numbers.
 
     ``corpus_dir`` holds ``train.jsonl`` (the pool) and ``dev.jsonl`` in Chia's form
@@ -116,21 +133,36 @@ def run_demo(workdir: Path | str = "demo_project", *, rounds_n: int = 3, batch: 
     gold = {d.id: d for d in pool}
     # Chia criteria are public ClinicalTrials.gov text without PHI: attested, and audited as such.
     store.add_notes([Note(d.id, d.text, {"patient": d.note.metadata.get("trial")}) for d in pool], deidentified=True)
-    AuditLog(store).append("deidentify", actor="demo", details={
-        "notes": len(pool), "method": "source-attested: public ClinicalTrials.gov eligibility criteria, no PHI"})
+    AuditLog(store).append(
+        "deidentify",
+        actor="demo",
+        details={
+            "notes": len(pool),
+            "method": "source-attested: public ClinicalTrials.gov eligibility criteria, no PHI",
+        },
+    )
 
     names = ("annotator1", "annotator2")
     passwords = {n: f"Demo-{i}-Xq7pw!{seed}" for i, n in enumerate((*names, "expert"))}
     os.environ["DOCCANO_USER_PASSWORDS"] = ",".join(f"{k}:{v}" for k, v in passwords.items())
     annotators = {
         "annotator1": SimulatedAnnotator("annotator1", AnnotatorSkill(boundary_error=0.05, miss_rate=0.05), seed),
-        "annotator2": SimulatedAnnotator("annotator2", AnnotatorSkill(boundary_error=0.1, miss_rate=0.1,
-                                                                      negation_flip=0.1, wrong_label=0.05), seed),
+        "annotator2": SimulatedAnnotator(
+            "annotator2", AnnotatorSkill(boundary_error=0.1, miss_rate=0.1, negation_flip=0.1, wrong_label=0.05), seed
+        ),
     }
-    settings = RoundSettings(strategy="entropy", batch=batch, annotators=names, overlap=2, expert="expert",
-                             doccano_project=f"demo-{int(time.time())}", seed=seed, epochs=epochs)
+    settings = RoundSettings(
+        strategy="entropy",
+        batch=batch,
+        annotators=names,
+        overlap=2,
+        expert="expert",
+        doccano_project=f"demo-{int(time.time())}",
+        seed=seed,
+        epochs=epochs,
+    )
 
-    def expert(note: Note, by_annotator, reasons):  # type: ignore[no-untyped-def]
+    def expert(note: Note, by_annotator, reasons):
         return gold[note.id].spans, "expert oracle: " + "; ".join(reasons)
 
     timings = []
@@ -142,18 +174,25 @@ def run_demo(workdir: Path | str = "demo_project", *, rounds_n: int = 3, batch: 
         timings.append(time.perf_counter() - t0)
         f1 = ((info.get("metrics") or {}).get("strict") or {}).get("micro", {}).get("f1")
         agreement = (info.get("agreement") or {}).get("overall", {})
-        print(f"round {info['number']}: {len(info['batch'])} notes, strategy {info['strategy']}, "
-              f"edits/note {info.get('edits_per_note', 0):.1f}, annotator span F1 "
-              f"{agreement.get('span_f1_exact', float('nan')):.3f}, adjudicated {info.get('adjudicated')}, "
-              f"dev strict F1 {f1 if f1 is None else round(f1, 3)}, {timings[-1]:.0f} s", flush=True)
+        print(
+            f"round {info['number']}: {len(info['batch'])} notes, strategy {info['strategy']}, "
+            f"edits/note {info.get('edits_per_note', 0):.1f}, annotator span F1 "
+            f"{agreement.get('span_f1_exact', float('nan')):.3f}, adjudicated {info.get('adjudicated')}, "
+            f"dev strict F1 {f1 if f1 is None else round(f1, 3)}, {timings[-1]:.0f} s",
+            flush=True,
+        )
     last = rounds(store)[-1]
     AuditLog(store).verify()
     from clinical_nlp.dataset_report import build_report
 
     html, _json = build_report(root, root / "reports" / "dataset")
-    summary = {"project": str(root), "report": last["report"], "dataset_report": str(html),
-               "plot": str(Path(last["report"]).with_name("learning_curve.png")),
-               "round_seconds": [round(t, 1) for t in timings]}
+    summary = {
+        "project": str(root),
+        "report": last["report"],
+        "dataset_report": str(html),
+        "plot": str(Path(last["report"]).with_name("learning_curve.png")),
+        "round_seconds": [round(t, 1) for t in timings],
+    }
     (root / "demo_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
 

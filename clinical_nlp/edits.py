@@ -39,9 +39,7 @@ EDIT_KEYS = (
 
 def normalized_attributes(span: Span) -> dict[str, str]:
     """The span's attributes with defaults dropped (absent == default)."""
-    return {
-        k: v for k, v in span.attributes.items() if ATTRIBUTE_DEFAULTS.get(k) != v and v is not None
-    }
+    return {k: v for k, v in span.attributes.items() if ATTRIBUTE_DEFAULTS.get(k) != v and v is not None}
 
 
 def _overlap(a: Span, b: Span) -> bool:

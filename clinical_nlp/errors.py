@@ -51,8 +51,7 @@ class MissingOptionalDependencyError(ClinicalNLPError, ImportError):
 
     def __init__(self, package: str, extra: str):
         super().__init__(
-            f"This feature needs the optional package '{package}'. "
-            f"Install it with: pip install 'clinical-nlp[{extra}]'"
+            f"This feature needs the optional package '{package}'. Install it with: pip install 'clinical-nlp[{extra}]'"
         )
         self.package = package
         self.extra = extra

@@ -33,15 +33,28 @@ from clinical_nlp.io.jsonl import annotated_to_row
 from clinical_nlp.types import AnnotatedNote, Note
 
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "docbin", "conll", "brat", "hf", "parquet")
-_ALIASES = {"spacy": "docbin", "bio": "conll", "arrow": "hf", "datasets": "hf", "huggingface": "hf",
-            "json": "jsonl", "standoff": "brat"}
+_ALIASES = {
+    "spacy": "docbin",
+    "bio": "conll",
+    "arrow": "hf",
+    "datasets": "hf",
+    "huggingface": "hf",
+    "json": "jsonl",
+    "standoff": "brat",
+}
 
 #: What each format cannot hold (recorded in the manifest as ``dropped``).
 LOSSES: dict[str, list[str]] = {
     "jsonl": [],
     "docbin": ["relations"],
-    "conll": ["overlapping spans (longest kept)", "discontinuous fragments (outer bounds only)", "attributes",
-              "scores/sources", "relations", "exact whitespace"],
+    "conll": [
+        "overlapping spans (longest kept)",
+        "discontinuous fragments (outer bounds only)",
+        "attributes",
+        "scores/sources",
+        "relations",
+        "exact whitespace",
+    ],
     "brat": ["scores/sources"],
     "hf": [],
     "parquet": [],
@@ -57,8 +70,9 @@ def patient_of(note: Note) -> str:
     return note.id
 
 
-def split_by_patient(docs: Sequence[AnnotatedNote], dev_fraction: float = 0.2,
-                     seed: int = 13) -> tuple[list[AnnotatedNote], list[AnnotatedNote]]:
+def split_by_patient(
+    docs: Sequence[AnnotatedNote], dev_fraction: float = 0.2, seed: int = 13
+) -> tuple[list[AnnotatedNote], list[AnnotatedNote]]:
     """Deterministic train/dev split with no patient in both; at least one dev patient when >1 patient."""
     if not 0 <= dev_fraction < 1:
         raise ClinicalNLPError(f"dev fraction must be in [0, 1), not {dev_fraction}")
@@ -85,13 +99,27 @@ def _sha256(path: Path) -> str:
 def _hf_rows(docs: Iterable[AnnotatedNote]) -> list[dict[str, Any]]:
     rows = []
     for d in docs:
-        rows.append({"id": d.note.id, "text": d.note.text,
-                     "metadata": json.dumps(dict(d.note.metadata), ensure_ascii=False, sort_keys=True),
-                     "spans": [{"start": s.start, "end": s.end, "label": s.label, "text": s.text,
-                                "attributes": json.dumps(dict(s.attributes), sort_keys=True),
-                                "score": s.score, "source": s.source,
-                                "fragments": [list(f) for f in s.fragments] if s.fragments else [],
-                                "id": s.id} for s in d.spans]})
+        rows.append(
+            {
+                "id": d.note.id,
+                "text": d.note.text,
+                "metadata": json.dumps(dict(d.note.metadata), ensure_ascii=False, sort_keys=True),
+                "spans": [
+                    {
+                        "start": s.start,
+                        "end": s.end,
+                        "label": s.label,
+                        "text": s.text,
+                        "attributes": json.dumps(dict(s.attributes), sort_keys=True),
+                        "score": s.score,
+                        "source": s.source,
+                        "fragments": [list(f) for f in s.fragments] if s.fragments else [],
+                        "id": s.id,
+                    }
+                    for s in d.spans
+                ],
+            }
+        )
     return rows
 
 
@@ -100,15 +128,29 @@ def write_hf_dataset(splits: dict[str, list[AnnotatedNote]], directory: Path) ->
     import datasets
 
     datasets.disable_progress_bars()
-    features = datasets.Features({
-        "id": datasets.Value("string"), "text": datasets.Value("string"), "metadata": datasets.Value("string"),
-        "spans": [{"start": datasets.Value("int64"), "end": datasets.Value("int64"),
-                   "label": datasets.Value("string"), "text": datasets.Value("string"),
-                   "attributes": datasets.Value("string"), "score": datasets.Value("float64"),
-                   "source": datasets.Value("string"), "fragments": [[datasets.Value("int64")]],
-                   "id": datasets.Value("string")}]})
-    dd = datasets.DatasetDict({name: datasets.Dataset.from_list(_hf_rows(docs), features=features)
-                               for name, docs in splits.items()})
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "text": datasets.Value("string"),
+            "metadata": datasets.Value("string"),
+            "spans": [
+                {
+                    "start": datasets.Value("int64"),
+                    "end": datasets.Value("int64"),
+                    "label": datasets.Value("string"),
+                    "text": datasets.Value("string"),
+                    "attributes": datasets.Value("string"),
+                    "score": datasets.Value("float64"),
+                    "source": datasets.Value("string"),
+                    "fragments": [[datasets.Value("int64")]],
+                    "id": datasets.Value("string"),
+                }
+            ],
+        }
+    )
+    dd = datasets.DatasetDict(
+        {name: datasets.Dataset.from_list(_hf_rows(docs), features=features) for name, docs in splits.items()}
+    )
     dd.save_to_disk(str(directory))
 
 
@@ -123,10 +165,20 @@ def read_hf_dataset(directory: Path | str) -> dict[str, list[AnnotatedNote]]:
     for name in dd:
         docs = []
         for row in dd[name]:
-            spans = tuple(Span(s["start"], s["end"], s["label"], s["text"], json.loads(s["attributes"]),
-                               s["score"], s["source"],
-                               tuple(tuple(f) for f in s["fragments"]) if s["fragments"] else None, s["id"])
-                          for s in row["spans"])
+            spans = tuple(
+                Span(
+                    s["start"],
+                    s["end"],
+                    s["label"],
+                    s["text"],
+                    json.loads(s["attributes"]),
+                    s["score"],
+                    s["source"],
+                    tuple(tuple(f) for f in s["fragments"]) if s["fragments"] else None,
+                    s["id"],
+                )
+                for s in row["spans"]
+            )
             docs.append(AnnotatedNote(Note(row["id"], row["text"], json.loads(row["metadata"])), spans))
         out[name] = docs
     return out
@@ -147,9 +199,17 @@ def _write_format(fmt: str, docs: list[AnnotatedNote], directory: Path, stem: st
         write_corpus(docs, directory / f"{stem}.parquet", "dataframe")
 
 
-def export_corpus(docs: Iterable[AnnotatedNote], output: Path | str, fmt: str, *, dev_fraction: float = 0.2,
-                  seed: int = 13, guideline_version: str | None = None,
-                  model_versions: Iterable[str] = (), source: str | None = None) -> dict[str, Any]:
+def export_corpus(
+    docs: Iterable[AnnotatedNote],
+    output: Path | str,
+    fmt: str,
+    *,
+    dev_fraction: float = 0.2,
+    seed: int = 13,
+    guideline_version: str | None = None,
+    model_versions: Iterable[str] = (),
+    source: str | None = None,
+) -> dict[str, Any]:
     """Export ``docs`` to the folder ``output`` in ``fmt`` and write ``manifest.json``; returns the manifest.
 
     Every format is split into ``train``/``dev`` by patient (:func:`patient_of`);
@@ -192,10 +252,8 @@ def export_corpus(docs: Iterable[AnnotatedNote], output: Path | str, fmt: str, *
             "dropped": LOSSES[name],
             "files": {str(p.relative_to(tmp)): _sha256(p) for p in files},
         }
-        manifest["content_hash"] = hashlib.sha256(
-            json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")
+        manifest["content_hash"] = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -222,8 +280,16 @@ def gold_from_store(store: Any) -> tuple[list[AnnotatedNote], str | None, list[s
     return docs, gv, sorted(models)
 
 
-def export_from_store(project: Any, output: Path | str, fmt: str, *, actor: str = "cli",
-                      dev_fraction: float = 0.2, seed: int = 13, check_qa: bool = True) -> dict[str, Any]:
+def export_from_store(
+    project: Any,
+    output: Path | str,
+    fmt: str,
+    *,
+    actor: str = "cli",
+    dev_fraction: float = 0.2,
+    seed: int = 13,
+    check_qa: bool = True,
+) -> dict[str, Any]:
     """Export the project's gold annotations (QA gate first) and record an ``export`` audit entry."""
     from clinical_nlp.audit import AuditLog
     from clinical_nlp.store import Store
@@ -237,11 +303,26 @@ def export_from_store(project: Any, output: Path | str, fmt: str, *, actor: str 
             require_qa_coverage = None  # type: ignore[assignment]
         if require_qa_coverage is not None:
             require_qa_coverage(store, labels=sorted({s.label for d in docs for s in d.spans}))
-    manifest = export_corpus(docs, output, fmt, dev_fraction=dev_fraction, seed=seed, guideline_version=gv,
-                             model_versions=models, source=f"store:{project.store_url}")
-    AuditLog(store).append("export", actor=actor, details={
-        "format": manifest["format"], "output": str(output), "documents": manifest["documents"],
-        "content_hash": manifest["content_hash"]})
+    manifest = export_corpus(
+        docs,
+        output,
+        fmt,
+        dev_fraction=dev_fraction,
+        seed=seed,
+        guideline_version=gv,
+        model_versions=models,
+        source=f"store:{project.store_url}",
+    )
+    AuditLog(store).append(
+        "export",
+        actor=actor,
+        details={
+            "format": manifest["format"],
+            "output": str(output),
+            "documents": manifest["documents"],
+            "content_hash": manifest["content_hash"],
+        },
+    )
     return manifest
 
 
@@ -254,6 +335,16 @@ def export_from_file(input: Path | str, output: Path | str, fmt: str, **kwargs: 
     return export_corpus(docs, output, fmt, **kwargs)
 
 
-__all__ = ["EXPORT_FORMATS", "LOSSES", "annotated_to_row", "export_corpus", "export_from_file",
-           "export_from_store", "gold_from_store", "patient_of", "read_hf_dataset", "split_by_patient",
-           "write_hf_dataset"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "LOSSES",
+    "annotated_to_row",
+    "export_corpus",
+    "export_from_file",
+    "export_from_store",
+    "gold_from_store",
+    "patient_of",
+    "read_hf_dataset",
+    "split_by_patient",
+    "write_hf_dataset",
+]

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import select
 
@@ -45,7 +46,7 @@ def record_review(store: Store, item: str, label: str, expert: str) -> None:
     person = Registry(store).find(expert)
     if person is None or not person.is_expert:
         raise PolicyError(f"{expert!r} is not a registered expert; only experts can record QA reviews")
-    ts = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    ts = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     with store.session() as s:
         row = s.scalars(select(QAReviewRow).where(QAReviewRow.item == item, QAReviewRow.label == label)).first()
         if row is None:
@@ -74,10 +75,17 @@ class LabelCoverage:
         return not self.missing
 
     def as_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "review_rate": self.review_rate, "safety_critical": self.safety_critical,
-                "items": self.items, "required": len(self.required), "reviewed": len(self.reviewed),
-                "coverage": (1.0 if not self.required else 1 - len(self.missing) / len(self.required)),
-                "met": self.met, "missing": self.missing}
+        return {
+            "label": self.label,
+            "review_rate": self.review_rate,
+            "safety_critical": self.safety_critical,
+            "items": self.items,
+            "required": len(self.required),
+            "reviewed": len(self.reviewed),
+            "coverage": (1.0 if not self.required else 1 - len(self.missing) / len(self.required)),
+            "met": self.met,
+            "missing": self.missing,
+        }
 
 
 @dataclass
@@ -110,8 +118,9 @@ def _labels_of(payload: Any) -> set[str]:
     return set()
 
 
-def check_qa_coverage(store: Store, schema: LabelSchema | None = None, *, labels: Iterable[str] | None = None,
-                      seed: str = DEFAULT_SEED) -> QAReport:
+def check_qa_coverage(
+    store: Store, schema: LabelSchema | None = None, *, labels: Iterable[str] | None = None, seed: str = DEFAULT_SEED
+) -> QAReport:
     """Which items each label's policy requires to be expert-reviewed, and which are."""
     from clinical_nlp.annotators import Registry
 
@@ -141,12 +150,15 @@ def check_qa_coverage(store: Store, schema: LabelSchema | None = None, *, labels
         label_items = sorted(items_by_label.get(spec.name, set()))
         required = [i for i in label_items if sampled(i, spec.name, rate, seed=seed)]
         done = sorted(set(required) & reviewed.get(spec.name, set()))
-        report.labels[spec.name] = LabelCoverage(spec.name, rate, spec.safety_critical, len(label_items), required, done)
+        report.labels[spec.name] = LabelCoverage(
+            spec.name, rate, spec.safety_critical, len(label_items), required, done
+        )
     return report
 
 
-def require_qa_coverage(store: Store, labels: Iterable[str] | None = None, schema: LabelSchema | None = None,
-                        *, seed: str = DEFAULT_SEED) -> QAReport:
+def require_qa_coverage(
+    store: Store, labels: Iterable[str] | None = None, schema: LabelSchema | None = None, *, seed: str = DEFAULT_SEED
+) -> QAReport:
     """Raise :class:`PolicyError` listing the items still to review when a label's policy is unmet."""
     report = check_qa_coverage(store, schema, labels=labels, seed=seed)
     unmet = report.unmet()
@@ -170,8 +182,12 @@ class DriftReport:
         return bool(self.stale)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"current": self.current, "by_version": self.by_version, "stale_count": len(self.stale),
-                "stale": self.stale}
+        return {
+            "current": self.current,
+            "by_version": self.by_version,
+            "stale_count": len(self.stale),
+            "stale": self.stale,
+        }
 
 
 def guideline_drift(store: Store, current: str | None = None) -> DriftReport:

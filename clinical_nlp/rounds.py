@@ -14,9 +14,10 @@ again (completed steps are skipped; push and pull are idempotent).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -77,8 +78,10 @@ def _save(store: Store, number: int, state: str, data: Mapping[str, Any]) -> Non
 def rounds(store: Store) -> list[dict[str, Any]]:
     """All rounds, oldest first, as dicts (``number``, ``state`` and step data)."""
     with store.session() as s:
-        return [{"number": r.number, "state": r.state, **(r.data or {})}
-                for r in s.scalars(select(RoundRow).order_by(RoundRow.number))]
+        return [
+            {"number": r.number, "state": r.state, **(r.data or {})}
+            for r in s.scalars(select(RoundRow).order_by(RoundRow.number))
+        ]
 
 
 def _done(info: Mapping[str, Any], step: str) -> bool:
@@ -120,8 +123,10 @@ def preannotate_batch(notes: Sequence[Note], model: Any | None, labels: Sequence
     keep = set(labels)
     if model is not None:
         predicted = model.predict(list(notes))
-        return [AnnotatedNote(n, _with_attributes(n, [s for s in spans if s.label in keep]))
-                for n, spans in zip(notes, predicted, strict=True)]
+        return [
+            AnnotatedNote(n, _with_attributes(n, [s for s in spans if s.label in keep]))
+            for n, spans in zip(notes, predicted, strict=True)
+        ]
     from clinical_nlp.pipeline import build_pipeline, preannotate
 
     nlp = build_pipeline()
@@ -132,16 +137,21 @@ def preannotate_batch(notes: Sequence[Note], model: Any | None, labels: Sequence
 
 
 # --------------------------------------------------------------------------- start
-def start_round(project: Project, settings: RoundSettings, *, actor: str = "clinical-nlp",
-                progress: bool = False) -> dict[str, Any]:
+def start_round(
+    project: Project, settings: RoundSettings, *, actor: str = "clinical-nlp", progress: bool = False
+) -> dict[str, Any]:
     """Select a batch, pre-annotate it and push it to Doccano (resumes an unfinished round)."""
     from clinical_nlp import doccano
     from clinical_nlp.active import get_strategy
 
     store = Store(project.store_url)
     existing = rounds(store)
-    if existing and existing[-1]["state"] != "done" and _done(existing[-1], "selected") \
-            and not _done(existing[-1], "pushed"):
+    if (
+        existing
+        and existing[-1]["state"] != "done"
+        and _done(existing[-1], "selected")
+        and not _done(existing[-1], "pushed")
+    ):
         info = existing[-1]  # resume the interrupted start
     elif existing and existing[-1]["state"] != "done":
         raise RoundError(f"round {existing[-1]['number']} is '{existing[-1]['state']}'; finish it first")
@@ -158,8 +168,15 @@ def start_round(project: Project, settings: RoundSettings, *, actor: str = "clin
         labelled = [i for i, n in enumerate(store.notes()) if n.id in taken]
         picked = strategy.query(model, pool, list(range(len(pool))), labelled, min(settings.batch, len(pool)), rng)
         batch = [pool[int(i)].id for i in picked]
-        info = {"number": number, "state": "selected", "settings": asdict(settings), "batch": batch,
-                "strategy": name, "parent_model": version, "started_at": utcnow().isoformat()}
+        info = {
+            "number": number,
+            "state": "selected",
+            "settings": asdict(settings),
+            "batch": batch,
+            "strategy": name,
+            "parent_model": version,
+            "started_at": utcnow().isoformat(),
+        }
         _save(store, number, "selected", info)
     number = info["number"]
     guideline = project.guideline()
@@ -170,14 +187,25 @@ def start_round(project: Project, settings: RoundSettings, *, actor: str = "clin
     info["pre_spans"] = sum(len(d.spans) for d in pre)
     _save(store, number, "preannotated", info)
     rows = [(d, {"model_version": model_version}) for d in pre]
-    report = doccano.push(store, guideline, settings.doccano_project, rows, list(settings.annotators),
-                          overlap=settings.overlap, require_deid=project.config.require_deid, actor=actor)
+    report = doccano.push(
+        store,
+        guideline,
+        settings.doccano_project,
+        rows,
+        list(settings.annotators),
+        overlap=settings.overlap,
+        require_deid=project.config.require_deid,
+        actor=actor,
+    )
     info["assignments"] = report.assignments
     info["push_seconds"] = report.seconds
     info["doccano_project_id"] = report.project_id
     _save(store, number, "pushed", info)
-    AuditLog(store).append("round", actor=actor, details={"round": number, "step": "pushed",
-                                                         "notes": len(notes), "strategy": info["strategy"]})
+    AuditLog(store).append(
+        "round",
+        actor=actor,
+        details={"round": number, "step": "pushed", "notes": len(notes), "strategy": info["strategy"]},
+    )
     return _load(store, number)
 
 
@@ -191,15 +219,21 @@ def _gold_docs(store: Store) -> list[AnnotatedNote]:
     return [AnnotatedNote(notes[i], a.spans) for i, a in sorted(latest.items())]
 
 
-def finish_round(project: Project, *, expert_decision: ExpertDecision, dev: Sequence[AnnotatedNote],
-                 actor: str = "clinical-nlp", number: int | None = None,
-                 progress: bool = False) -> dict[str, Any]:
+def finish_round(
+    project: Project,
+    *,
+    expert_decision: ExpertDecision,
+    dev: Sequence[AnnotatedNote],
+    actor: str = "clinical-nlp",
+    number: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Pull, reach consensus (adjudicating what needs it), retrain, evaluate and report."""
     from clinical_nlp import doccano
-    from clinical_nlp.services import adjudication
     from clinical_nlp.consensus.adapters import text as text_adapter
     from clinical_nlp.edits import add_summaries
     from clinical_nlp.models.entities import TrainConfig, evaluate_entity_model, train_entity_model
+    from clinical_nlp.services import adjudication
 
     store = Store(project.store_url)
     all_rounds = rounds(store)
@@ -209,8 +243,13 @@ def finish_round(project: Project, *, expert_decision: ExpertDecision, dev: Sequ
     number = info["number"]
     if not _done(info, "pushed"):
         raise RoundError(f"round {number} is '{info['state']}': start it (push) first")
-    settings = RoundSettings(**{**info["settings"], "annotators": tuple(info["settings"]["annotators"]),
-                                "labels": tuple(info["settings"]["labels"])})
+    settings = RoundSettings(
+        **{
+            **info["settings"],
+            "annotators": tuple(info["settings"]["annotators"]),
+            "labels": tuple(info["settings"]["labels"]),
+        }
+    )
     guideline = project.guideline()
     batch = set(info["batch"])
 
@@ -221,8 +260,10 @@ def finish_round(project: Project, *, expert_decision: ExpertDecision, dev: Sequ
         got = {(r["id"], r["annotator"]) for r in rows}
         missing = sorted(expected - got)
         if missing:
-            raise RoundError(f"round {number}: {len(missing)} of {len(expected)} assigned annotations are not "
-                             f"marked done yet (first: note {missing[0][0]!r} by {missing[0][1]!r})")
+            raise RoundError(
+                f"round {number}: {len(missing)} of {len(expected)} assigned annotations are not "
+                f"marked done yet (first: note {missing[0][0]!r} by {missing[0][1]!r})"
+            )
         edits = add_summaries([r["edits"] for r in rows])
         info["labels_path"] = str(_round_dir(project, number) / "labels.jsonl")
         with atomic_writer(info["labels_path"]) as fh:
@@ -237,19 +278,36 @@ def finish_round(project: Project, *, expert_decision: ExpertDecision, dev: Sequ
         report = text_adapter.agreement_report(labels, n_boot=100, seed=settings.seed)
         info["agreement"] = report
         consensus = text_adapter.consensus_spans(labels)
-        queued = adjudication.build_queue(store, text_adapter.text_candidates(labels), expert=settings.expert,
-                                          schema=guideline.schema, actor=actor)
+        queued = adjudication.build_queue(
+            store, text_adapter.text_candidates(labels), expert=settings.expert, schema=guideline.schema, actor=actor
+        )
         pending = {e.item: e for e in adjudication.pending(store, expert=settings.expert) if e.item in batch}
         for nid in sorted(batch):
             note = store.get_note(nid)
             if nid in pending:
                 spans, reason = expert_decision(note, labels.spans.get(nid, {}), pending[nid].reasons)
-                adjudication.decide(store, nid, pending[nid].unit, list(spans), settings.expert, reason,
-                                    round=number, guideline_version=guideline.version)
+                adjudication.decide(
+                    store,
+                    nid,
+                    pending[nid].unit,
+                    list(spans),
+                    settings.expert,
+                    reason,
+                    round=number,
+                    guideline_version=guideline.version,
+                )
             else:
-                store.save_annotation(Annotation(item=nid, annotator="consensus", payload=tuple(consensus[nid]),
-                                                 source="consensus:majority", round=number,
-                                                 guideline_version=guideline.version), kind="gold")
+                store.save_annotation(
+                    Annotation(
+                        item=nid,
+                        annotator="consensus",
+                        payload=tuple(consensus[nid]),
+                        source="consensus:majority",
+                        round=number,
+                        guideline_version=guideline.version,
+                    ),
+                    kind="gold",
+                )
         info["adjudicated"] = len(pending)
         info["queued"] = queued
         _save(store, number, "consensus", info)
@@ -258,15 +316,20 @@ def finish_round(project: Project, *, expert_decision: ExpertDecision, dev: Sequ
         gold = _gold_docs(store)
         parent = info.get("parent_model")
         out_dir = Path(project.root) / project.config.models_dir / f"round-{number:03d}"
-        config = TrainConfig(kind="spacy", labels=settings.labels, epochs=settings.epochs, seed=settings.seed,
-                             patience=3)
-        model = train_entity_model(gold, list(dev) or None, config, out_dir, parent_version=parent,
-                                   store=store, progress=progress)
+        config = TrainConfig(
+            kind="spacy", labels=settings.labels, epochs=settings.epochs, seed=settings.seed, patience=3
+        )
+        model = train_entity_model(
+            gold, list(dev) or None, config, out_dir, parent_version=parent, store=store, progress=progress
+        )
         info["model_path"] = str(out_dir)
         info["model_version"] = model.version
         info["n_gold"] = len(gold)
-        AuditLog(store).append("train", actor=actor, details={"round": number, "model": model.version,
-                                                             "gold_notes": len(gold), "parent": parent})
+        AuditLog(store).append(
+            "train",
+            actor=actor,
+            details={"round": number, "model": model.version, "gold_notes": len(gold), "parent": parent},
+        )
         _save(store, number, "trained", info)
 
     if not _done(info, "evaluated"):
@@ -280,8 +343,9 @@ def finish_round(project: Project, *, expert_decision: ExpertDecision, dev: Sequ
     info["report"] = write_round_report(project, store, number)
     info["finished_at"] = utcnow().isoformat()
     _save(store, number, "done", info)
-    AuditLog(store).append("round", actor=actor, details={"round": number, "step": "done",
-                                                         "model": info.get("model_version")})
+    AuditLog(store).append(
+        "round", actor=actor, details={"round": number, "step": "done", "model": info.get("model_version")}
+    )
     return _load(store, number)
 
 
@@ -322,9 +386,17 @@ def learning_curve(store: Store) -> list[CurvePoint]:
         docs += len(info.get("batch", []))
         edits += int((info.get("edits") or {}).get("total", 0))
         overall = (info.get("agreement") or {}).get("overall") or {}
-        points.append(CurvePoint(info["number"], docs, edits, float(info.get("edits_per_note") or 0.0),
-                                 _strict_f1(info["metrics"]), overall.get("span_f1_exact"),
-                                 int(info.get("adjudicated") or 0)))
+        points.append(
+            CurvePoint(
+                info["number"],
+                docs,
+                edits,
+                float(info.get("edits_per_note") or 0.0),
+                _strict_f1(info["metrics"]),
+                overall.get("span_f1_exact"),
+                int(info.get("adjudicated") or 0),
+            )
+        )
     return points
 
 
@@ -378,9 +450,18 @@ def round_status(project: Project) -> dict[str, Any]:
 
     store = Store(project.store_url)
     all_rounds = rounds(store)
-    out: dict[str, Any] = {"rounds": [{"number": r["number"], "state": r["state"],
-                                       "notes": len(r.get("batch", [])), "strategy": r.get("strategy"),
-                                       "f1": _strict_f1(r.get("metrics") or {})} for r in all_rounds]}
+    out: dict[str, Any] = {
+        "rounds": [
+            {
+                "number": r["number"],
+                "state": r["state"],
+                "notes": len(r.get("batch", [])),
+                "strategy": r.get("strategy"),
+                "f1": _strict_f1(r.get("metrics") or {}),
+            }
+            for r in all_rounds
+        ]
+    }
     if all_rounds and all_rounds[-1]["state"] == "pushed":
         settings = all_rounds[-1]["settings"]
         out["doccano"] = doccano.status(store, settings["doccano_project"])

@@ -30,8 +30,13 @@ from clinical_nlp.io.jsonl import atomic_writer, iter_json_rows, row_to_note
 
 #: Span fields always present in pre-annotation output rows.
 SPAN_FIELDS = ("start", "end", "label", "text", "negation", "temporality", "experiencer", "score", "source")
-_SPAN_DEFAULTS = {"negation": "affirmed", "temporality": "recent", "experiencer": "patient", "score": None,
-                  "source": None}
+_SPAN_DEFAULTS = {
+    "negation": "affirmed",
+    "temporality": "recent",
+    "experiencer": "patient",
+    "score": None,
+    "source": None,
+}
 
 Row = dict[str, Any]
 PartitionFn = Callable[[list[Row]], list[Row]]
@@ -110,7 +115,7 @@ def _partitions(rows: Iterable[tuple[int, Row]], size: int) -> Iterator[tuple[in
             yield first, number, part
             part, first = [], None
     if part:
-        yield first or 0, number, part  # type: ignore[possibly-undefined]
+        yield first or 0, number, part
 
 
 class _OutputWriter:
@@ -148,16 +153,17 @@ class _OutputWriter:
 _PIPELINES: dict[tuple, Any] = {}
 
 
-def get_pipeline(entity_model: str | None = None, assertion_model: str | None = None,
-                 rules_only: bool = False) -> Any:
+def get_pipeline(entity_model: str | None = None, assertion_model: str | None = None, rules_only: bool = False) -> Any:
     """The pipeline for these options, built once per process (cached) and reused."""
     key = (entity_model, assertion_model, rules_only)
     if key not in _PIPELINES:
         from clinical_nlp.pipeline import build_pipeline
 
-        _PIPELINES[key] = build_pipeline(entity_model=Path(entity_model) if entity_model else None,
-                                         assertion_model=Path(assertion_model) if assertion_model else None,
-                                         rules_only=rules_only)
+        _PIPELINES[key] = build_pipeline(
+            entity_model=Path(entity_model) if entity_model else None,
+            assertion_model=Path(assertion_model) if assertion_model else None,
+            rules_only=rules_only,
+        )
     return _PIPELINES[key]
 
 
@@ -203,14 +209,24 @@ def _client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
             return Client(scheduler, timeout="20s"), None
         except (OSError, TimeoutError) as exc:
             raise ClinicalNLPError(f"cannot reach the Dask scheduler {scheduler!r}: {exc}") from None
-    cluster = LocalCluster(n_workers=int(workers or 1), threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=40)
+    cluster = LocalCluster(
+        n_workers=int(workers or 1), threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+    )
     return Client(cluster), cluster
 
 
-def run_partitioned(input: Path | str, output: Path | str, fn: PartitionFn, *, workers: int | None = None,
-                    scheduler: str | None = None, partition_size: int = 64, max_in_flight: int | None = None,
-                    retries: int = 2, progress: bool = True) -> ScaleStats:
+def run_partitioned(
+    input: Path | str,
+    output: Path | str,
+    fn: PartitionFn,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    partition_size: int = 64,
+    max_in_flight: int | None = None,
+    retries: int = 2,
+    progress: bool = True,
+) -> ScaleStats:
     """Apply ``fn`` to every partition of ``input`` and write its rows to ``output`` in input order.
 
     ``workers=None`` and ``scheduler=None``: in-process (no cluster) with a
@@ -268,9 +284,17 @@ def _check(result: list[Row], rows: list[Row], index: int) -> None:
         raise PartitionError(f"partition {index}: output ids do not match the input ids (exactly-once violated)")
 
 
-def _run_dask(parts: Iterator[tuple[int, int, list[Row]]], fn: PartitionFn, out: _OutputWriter,
-              stats: ScaleStats, bar: Any, workers: int | None, scheduler: str | None,
-              max_in_flight: int | None, retries: int) -> None:
+def _run_dask(
+    parts: Iterator[tuple[int, int, list[Row]]],
+    fn: PartitionFn,
+    out: _OutputWriter,
+    stats: ScaleStats,
+    bar: Any,
+    workers: int | None,
+    scheduler: str | None,
+    max_in_flight: int | None,
+    retries: int,
+) -> None:
     from dask.distributed import wait
 
     client, cluster = _client(workers, scheduler)
@@ -308,8 +332,10 @@ def _run_dask(parts: Iterator[tuple[int, int, list[Row]]], fn: PartitionFn, out:
                     if isinstance(exc, InputFormatError) or attempt >= retries:
                         if isinstance(exc, InputFormatError):
                             raise exc
-                        raise PartitionError(f"partition {idx} (input rows {first}-{last}) failed after "
-                                             f"{attempt + 1} attempt(s): {type(exc).__name__}: {exc}")
+                        raise PartitionError(
+                            f"partition {idx} (input rows {first}-{last}) failed after "
+                            f"{attempt + 1} attempt(s): {type(exc).__name__}: {exc}"
+                        )
                     stats.retries += 1
                     stats.retried_partitions[idx] = attempt + 1
                     submit(idx, first, last, rows, attempt + 1)
@@ -335,11 +361,20 @@ def _apply(fn: PartitionFn, rows: list[Row]) -> list[Row]:
     return fn(rows)
 
 
-def preannotate_file(input: Path | str, output: Path | str, *, workers: int | None = None,
-                     scheduler: str | None = None, model: Path | str | None = None,
-                     assertion_model: Path | str | None = None, rules_only: bool = False,
-                     partition_size: int = 64, batch_size: int = 32, retries: int = 2,
-                     progress: bool = True) -> ScaleStats:
+def preannotate_file(
+    input: Path | str,
+    output: Path | str,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    model: Path | str | None = None,
+    assertion_model: Path | str | None = None,
+    rules_only: bool = False,
+    partition_size: int = 64,
+    batch_size: int = 32,
+    retries: int = 2,
+    progress: bool = True,
+) -> ScaleStats:
     """Pre-annotate a JSONL/Parquet corpus into JSONL/Parquet (one row per note, input order).
 
     Rows: ``id``, ``text``, ``spans`` (start, end, label, text, negation,
@@ -348,15 +383,33 @@ def preannotate_file(input: Path | str, output: Path | str, *, workers: int | No
     """
     if model is not None and not Path(model).is_dir():
         raise ClinicalNLPError(f"{model}: entity model directory not found")
-    fn = PreannotateFn(str(Path(model).resolve()) if model else None,
-                       str(Path(assertion_model).resolve()) if assertion_model else None, rules_only, batch_size)
-    stats = run_partitioned(input, output, fn, workers=workers, scheduler=scheduler,
-                            partition_size=partition_size, retries=retries, progress=progress)
+    fn = PreannotateFn(
+        str(Path(model).resolve()) if model else None,
+        str(Path(assertion_model).resolve()) if assertion_model else None,
+        rules_only,
+        batch_size,
+    )
+    stats = run_partitioned(
+        input,
+        output,
+        fn,
+        workers=workers,
+        scheduler=scheduler,
+        partition_size=partition_size,
+        retries=retries,
+        progress=progress,
+    )
     return stats
 
 
-def summarize(stats: ScaleStats) -> Mapping[str, Any]:
+def stats_summary(stats: ScaleStats) -> Mapping[str, Any]:
     """A JSON-able summary of a run."""
-    return {"notes": stats.notes, "partitions": stats.partitions, "retries": stats.retries,
-            "retried_partitions": stats.retried_partitions, "workers": stats.workers,
-            "output": stats.output, "model_version": stats.model_version}
+    return {
+        "notes": stats.notes,
+        "partitions": stats.partitions,
+        "retries": stats.retries,
+        "retried_partitions": stats.retried_partitions,
+        "workers": stats.workers,
+        "output": stats.output,
+        "model_version": stats.model_version,
+    }

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,18 +75,16 @@ class AnnotatorSkill:
 
     @property
     def is_perfect(self) -> bool:
-        return not any((self.boundary_error, self.miss_rate, self.negation_flip,
-                        self.wrong_label, self.keep_wrong_pre))
+        return not any((self.boundary_error, self.miss_rate, self.negation_flip, self.wrong_label, self.keep_wrong_pre))
 
     @classmethod
-    def from_level(cls, skill: float) -> "AnnotatorSkill":
+    def from_level(cls, skill: float) -> AnnotatorSkill:
         """One knob: ``skill`` 1.0 = perfect; each error rate is ``(1 - skill) / 2``
         (missed spans and negation flips), ``(1 - skill) / 4`` for the others."""
         if not 0.0 <= skill <= 1.0:
             raise ConfigError(f"skill level {skill!r} must be within [0, 1]")
         e = 1.0 - skill
-        return cls(boundary_error=e / 4, miss_rate=e / 2, negation_flip=e / 2,
-                   wrong_label=e / 4, keep_wrong_pre=e / 4)
+        return cls(boundary_error=e / 4, miss_rate=e / 2, negation_flip=e / 2, wrong_label=e / 4, keep_wrong_pre=e / 4)
 
 
 PERFECT = AnnotatorSkill()
@@ -114,9 +113,14 @@ def _shift_boundary(text: str, span: Span, rng: np.random.Generator) -> Span:
     return replace(span, start=start, end=end, text=text[start:end], fragments=None)
 
 
-def annotate(gold: AnnotatedNote, pre: Sequence[Span], rng: np.random.Generator,
-             skill: AnnotatorSkill = PERFECT, labels: Sequence[str] | None = None,
-             annotator: str | None = None) -> tuple[Span, ...]:
+def annotate(
+    gold: AnnotatedNote,
+    pre: Sequence[Span],
+    rng: np.random.Generator,
+    skill: AnnotatorSkill = PERFECT,
+    labels: Sequence[str] | None = None,
+    annotator: str | None = None,
+) -> tuple[Span, ...]:
     """What a simulated expert submits for ``gold.note`` after correcting ``pre``.
 
     Deterministic for a given ``rng`` state. With :data:`PERFECT` skill the
@@ -175,10 +179,16 @@ class SimulatedAnnotator:
         key = [self.seed, *(ord(c) for c in self.name), 0, *(ord(c) for c in item_id)]
         return np.random.default_rng(np.random.SeedSequence(key))
 
-    def annotate(self, gold: AnnotatedNote, pre: Sequence[Span], rng: np.random.Generator | None = None,
-                 labels: Sequence[str] | None = None) -> tuple[Span, ...]:
-        return annotate(gold, pre, rng if rng is not None else self.rng_for(gold.id), self.skill,
-                        labels=labels, annotator=self.name)
+    def annotate(
+        self,
+        gold: AnnotatedNote,
+        pre: Sequence[Span],
+        rng: np.random.Generator | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> tuple[Span, ...]:
+        return annotate(
+            gold, pre, rng if rng is not None else self.rng_for(gold.id), self.skill, labels=labels, annotator=self.name
+        )
 
 
 # --------------------------------------------------------------------------- edits
@@ -199,9 +209,16 @@ def restrict_labels(docs: Iterable[AnnotatedNote], labels: Iterable[str]) -> lis
     return [replace(d, spans=tuple(s for s in d.spans if s.label in keep), relations=()) for d in docs]
 
 
-def default_train_fn(labels: Sequence[str], epochs: int = 10, *,
-                     dev: Sequence[AnnotatedNote] | None = None, warm_start: bool = False,
-                     first_epochs: int | None = None, patience: int = 3, **config: Any) -> TrainFn:
+def default_train_fn(
+    labels: Sequence[str],
+    epochs: int = 10,
+    *,
+    dev: Sequence[AnnotatedNote] | None = None,
+    warm_start: bool = False,
+    first_epochs: int | None = None,
+    patience: int = 3,
+    **config: Any,
+) -> TrainFn:
     """A trainer for the fast spaCy entity model (``clinical_nlp.models.entities``).
 
     Without ``dev`` each call trains ``epochs`` passes from scratch. With ``dev`` (a
@@ -214,7 +231,9 @@ def default_train_fn(labels: Sequence[str], epochs: int = 10, *,
     attribute trains the same way without becoming the next warm-start base (for
     committee members trained on bootstrap samples).
     """
+    import shutil
     import tempfile
+    import weakref
     from pathlib import Path
 
     from clinical_nlp.models.entities import TrainConfig, train_entity_model
@@ -225,8 +244,17 @@ def default_train_fn(labels: Sequence[str], epochs: int = 10, *,
     def fit(docs: Sequence[AnnotatedNote], seed: int) -> Any:
         base = state.get("path") if warm_start else None
         n_epochs = epochs if base is not None or not warm_start else (first_epochs or 3 * epochs)
-        cfg = TrainConfig(**{"kind": "spacy", "labels": tuple(labels), "epochs": n_epochs, "seed": int(seed),
-                             "patience": patience if dev_docs else 0, "base_model": base, **config})
+        cfg = TrainConfig(
+            **{
+                "kind": "spacy",
+                "labels": tuple(labels),
+                "epochs": n_epochs,
+                "seed": int(seed),
+                "patience": patience if dev_docs else 0,
+                "base_model": base,
+                **config,
+            }
+        )
         return train_entity_model(list(docs), dev_docs, cfg, progress=False)
 
     def train(docs: Sequence[AnnotatedNote], seed: int) -> Any:
@@ -234,8 +262,10 @@ def default_train_fn(labels: Sequence[str], epochs: int = 10, *,
         state["calls"] += 1
         if warm_start:
             if "tmp" not in state:
-                state["tmp"] = tempfile.TemporaryDirectory(prefix="clinical-nlp-al-")
-            path = Path(state["tmp"].name) / f"round{state['calls']}"
+                # removed when the trainer is collected (or at exit), without TemporaryDirectory's ResourceWarning
+                state["tmp"] = tempfile.mkdtemp(prefix="clinical-nlp-al-")
+                weakref.finalize(train, shutil.rmtree, state["tmp"], ignore_errors=True)
+            path = Path(state["tmp"]) / f"round{state['calls']}"
             model.save(path)
             state["path"] = path
         return model
@@ -252,9 +282,13 @@ def evaluate_model(model: Any, eval_docs: Sequence[AnnotatedNote], labels: Seque
     return {"precision": prf.precision, "recall": prf.recall, "f1": prf.f1}
 
 
-def correct_batch(golds: Sequence[AnnotatedNote], pres: Sequence[Sequence[Span]], rng: np.random.Generator,
-                  skill: AnnotatorSkill = PERFECT, labels: Sequence[str] | None = None,
-                  ) -> tuple[list[AnnotatedNote], dict[str, int]]:
+def correct_batch(
+    golds: Sequence[AnnotatedNote],
+    pres: Sequence[Sequence[Span]],
+    rng: np.random.Generator,
+    skill: AnnotatorSkill = PERFECT,
+    labels: Sequence[str] | None = None,
+) -> tuple[list[AnnotatedNote], dict[str, int]]:
     """The simulated expert corrects each pre-annotation in turn: the corrected notes and the
     summed edit summary (``summary["total"]`` = the batch's edits)."""
     corrected: list[AnnotatedNote] = []
@@ -357,25 +391,46 @@ def simulate_active_learning(
         t2 = time.perf_counter()
         scores = evaluate_model(model, eval_docs, labels)
         t_eval = time.perf_counter() - t2
-        points.append({"round": rnd, "n_docs": len(labeled), "edits": edits, "f1": scores["f1"],
-                       "round_edits": round_edits, "edit_breakdown": dict(breakdown),
-                       "precision": scores["precision"], "recall": scores["recall"],
-                       "query_seconds": round(t_query, 3), "train_seconds": round(t_train, 3),
-                       "eval_seconds": round(t_eval, 3)})
+        points.append(
+            {
+                "round": rnd,
+                "n_docs": len(labeled),
+                "edits": edits,
+                "f1": scores["f1"],
+                "round_edits": round_edits,
+                "edit_breakdown": dict(breakdown),
+                "precision": scores["precision"],
+                "recall": scores["recall"],
+                "query_seconds": round(t_query, 3),
+                "train_seconds": round(t_train, 3),
+                "eval_seconds": round(t_eval, 3),
+            }
+        )
         if bar is not None:
             bar.set_postfix(n_docs=len(labeled), f1=f"{scores['f1']:.3f}")
             bar.update(1)
     if bar is not None:
         bar.close()
-    return {"strategy": strat.name, "seed": seed, "batch": batch, "rounds": rounds,
-            "labels": list(labels), "pool_size": len(pool), "eval_size": len(eval_docs),
-            "skill": {k: getattr(skill, k) for k in AnnotatorSkill.__slots__},
-            "points": points}
+    return {
+        "strategy": strat.name,
+        "seed": seed,
+        "batch": batch,
+        "rounds": rounds,
+        "labels": list(labels),
+        "pool_size": len(pool),
+        "eval_size": len(eval_docs),
+        "skill": {k: getattr(skill, k) for k in AnnotatorSkill.__slots__},
+        "points": points,
+    }
 
 
-def full_pool_f1(pool: Sequence[AnnotatedNote], eval_docs: Sequence[AnnotatedNote],
-                 labels: Sequence[str] | None = None, train_fn: TrainFn | None = None,
-                 seed: int = 0) -> float:
+def full_pool_f1(
+    pool: Sequence[AnnotatedNote],
+    eval_docs: Sequence[AnnotatedNote],
+    labels: Sequence[str] | None = None,
+    train_fn: TrainFn | None = None,
+    seed: int = 0,
+) -> float:
     """F1 of a model trained on the whole pool (the ceiling of a learning curve)."""
     labels = sorted(set(labels)) if labels else sorted({s.label for d in pool for s in d.spans})
     train_fn = train_fn or default_train_fn(labels)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Literal
 
 from clinical_nlp.errors import OffsetMismatchError
 
@@ -83,9 +84,7 @@ class Span:
         if not isinstance(self.start, int) or not isinstance(self.end, int):
             raise OffsetMismatchError(f"span offsets must be integers, got {self.start!r}, {self.end!r}")
         if self.start < 0 or self.end <= self.start:
-            raise OffsetMismatchError(
-                f"span {self.label!r} has invalid offsets [{self.start}, {self.end})"
-            )
+            raise OffsetMismatchError(f"span {self.label!r} has invalid offsets [{self.start}, {self.end})")
         if self.fragments is not None:
             frags = tuple(sorted((int(a), int(b)) for a, b in self.fragments))
             for a, b in frags:
@@ -121,7 +120,7 @@ class Span:
         """Identity used for matching: boundaries and label."""
         return (self.start, self.end, self.label)
 
-    def with_attributes(self, **values: str) -> "Span":
+    def with_attributes(self, **values: str) -> Span:
         merged = dict(self.attributes)
         merged.update(values)
         return replace(self, attributes=merged)
@@ -145,7 +144,7 @@ class Span:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, attribute_names: Iterable[str] | None = None) -> "Span":
+    def from_dict(cls, data: Mapping[str, Any], *, attribute_names: Iterable[str] | None = None) -> Span:
         """Build a span from a JSON record; attributes may be flat keys or an ``attributes`` dict."""
         try:
             start, end, label = int(data["start"]), int(data["end"]), str(data["label"])
@@ -228,13 +227,13 @@ class AnnotatedNote:
     def text(self) -> str:
         return self.note.text
 
-    def verified(self) -> "AnnotatedNote":
+    def verified(self) -> AnnotatedNote:
         spans = tuple(verify_span(self.note.text, s, doc_id=self.note.id) for s in self.spans)
         return replace(self, spans=spans)
 
 
 def _utcnow() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True, slots=True)

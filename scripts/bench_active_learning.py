@@ -46,6 +46,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from targets import Target, check_targets  # noqa: E402
+
 from clinical_nlp.config import shared_corpora_dir  # noqa: E402
 from clinical_nlp.io.jsonl import atomic_writer, read_jsonl  # noqa: E402
 from clinical_nlp.simulate import (  # noqa: E402
@@ -82,14 +85,26 @@ def _model_config(args) -> dict:
     spaCy tagger, or with ``--kind transformer`` the packaged MiniLM token classifier."""
     if getattr(args, "kind", "spacy") == "transformer":
         return {"kind": "transformer", "batch_size": 16, "learning_rate": getattr(args, "learning_rate", None) or 1e-4}
-    return {"tokenizer": args.tokenizer, "static_vectors": args.static_vectors, "spacy_ner": False,
-            "split_lines": False, "batch_size": 16,
-            **({"learning_rate": args.learning_rate} if getattr(args, "learning_rate", None) else {})}
+    return {
+        "tokenizer": args.tokenizer,
+        "static_vectors": args.static_vectors,
+        "spacy_ner": False,
+        "split_lines": False,
+        "batch_size": 16,
+        **({"learning_rate": args.learning_rate} if getattr(args, "learning_rate", None) else {}),
+    }
 
 
 def _train_fn(args, labels, dev):
-    return default_train_fn(labels, epochs=args.epochs, dev=dev or None, warm_start=args.warm_start,
-                            first_epochs=args.first_epochs, patience=args.patience, **_model_config(args))
+    return default_train_fn(
+        labels,
+        epochs=args.epochs,
+        dev=dev or None,
+        warm_start=args.warm_start,
+        first_epochs=args.first_epochs,
+        patience=args.patience,
+        **_model_config(args),
+    )
 
 
 def _one_curve(job):
@@ -99,10 +114,18 @@ def _one_curve(job):
     labels = args.labels.split(",")
     t0 = time.perf_counter()
     curve = simulate_active_learning(
-        pool, ev, strategy, rounds=args.rounds, batch=args.batch, seed=seed, labels=labels,
+        pool,
+        ev,
+        strategy,
+        rounds=args.rounds,
+        batch=args.batch,
+        seed=seed,
+        labels=labels,
         strategy_config=config,
-        train_fn=_train_fn(args, labels, dev), skill=AnnotatorSkill.from_level(args.skill),
-        progress=args.jobs == 1)
+        train_fn=_train_fn(args, labels, dev),
+        skill=AnnotatorSkill.from_level(args.skill),
+        progress=args.jobs == 1,
+    )
     curve["seconds"] = round(time.perf_counter() - t0, 1)
     curve["spec"] = curve["strategy"] + (":" + spec.partition(":")[2] if ":" in spec else "")
     return curve
@@ -126,8 +149,9 @@ def _full(job):
     pool, ev, dev = _load(args)
     labels = args.labels.split(",")
     # the ceiling: trained from scratch, up to --full-epochs with patient early stopping
-    train_fn = default_train_fn(labels, epochs=args.full_epochs, dev=dev or None, patience=args.full_patience,
-                                **_model_config(args))
+    train_fn = default_train_fn(
+        labels, epochs=args.full_epochs, dev=dev or None, patience=args.full_patience, **_model_config(args)
+    )
     return full_pool_f1(pool, ev, labels, train_fn, seed=seed)
 
 
@@ -156,12 +180,14 @@ def summarise(curves: list[dict], full_f1: float, pool_size: int) -> dict:
             "ratio_to_full_pool_f1": round(float(f1[k40] / full_f1), 4) if full_f1 else None,
             "first_n_docs_reaching_95pct": reach[0] if reach else None,
         }
-        entry["mean_round_edits"] = [round(float(x), 1) for x in
-                                     np.mean([[p.get("round_edits", 0) for p in c["points"]] for c in cs], axis=0)]
+        entry["mean_round_edits"] = [
+            round(float(x), 1) for x in np.mean([[p.get("round_edits", 0) for p in c["points"]] for c in cs], axis=0)
+        ]
         if random_edits is not None and len(random_edits) == len(edits):
             entry["edits_vs_random"] = [round(float(a / b), 4) if b else None for a, b in zip(edits, random_edits)]
-            entry["fewer_edits_than_random_after_round_0"] = bool(np.all(edits[1:] < random_edits[1:])) \
-                if name != "random.v1" else None
+            entry["fewer_edits_than_random_after_round_0"] = (
+                bool(np.all(edits[1:] < random_edits[1:])) if name != "random.v1" else None
+            )
         out[name] = entry
     return out
 
@@ -181,7 +207,7 @@ def plot(curves: list[dict], full_f1: float, path: Path) -> None:
         edits = np.array([[p["edits"] for p in c["points"]] for c in cs]).mean(axis=0)
         n_docs = [p["n_docs"] for p in cs[0]["points"]]
         for ax, x in ((axes[0], n_docs), (axes[1], edits)):
-            line, = ax.plot(x, f1.mean(axis=0), marker="o", label=f"{name} ({len(cs)} seeds)")
+            (line,) = ax.plot(x, f1.mean(axis=0), marker="o", label=f"{name} ({len(cs)} seeds)")
             ax.fill_between(x, f1.min(axis=0), f1.max(axis=0), color=line.get_color(), alpha=0.15)
     for ax, xlabel in ((axes[0], "documents labelled"), (axes[1], "simulated expert edits (cumulative)")):
         ax.axhline(full_f1, color="k", ls="--", lw=1, label="full pool")
@@ -199,8 +225,9 @@ def plot(curves: list[dict], full_f1: float, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     chia = shared_corpora_dir() / "chia"
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     ap.add_argument("--pool", type=Path, default=chia / "train.jsonl")
     ap.add_argument("--eval", type=Path, default=chia / "dev.jsonl")
     ap.add_argument("--strategies", default="random,entropy")
@@ -209,28 +236,52 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--labels", default=MAIN_LABELS)
-    ap.add_argument("--dev-size", type=int, default=100,
-                    help="notes carved from the pool (fixed seed) for early stopping; 0 = fixed epochs")
-    ap.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=True,
-                    help="continue each round from the previous round's model")
-    ap.add_argument("--first-epochs", type=int, default=20, help="max epochs of the first training "
-                    "(default 3 x --epochs with --warm-start)")
+    ap.add_argument(
+        "--dev-size",
+        type=int,
+        default=100,
+        help="notes carved from the pool (fixed seed) for early stopping; 0 = fixed epochs",
+    )
+    ap.add_argument(
+        "--warm-start",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue each round from the previous round's model",
+    )
+    ap.add_argument(
+        "--first-epochs",
+        type=int,
+        default=20,
+        help="max epochs of the first training (default 3 x --epochs with --warm-start)",
+    )
     ap.add_argument("--patience", type=int, default=2, help="early-stopping patience (with --dev-size)")
     ap.add_argument("--full-epochs", type=int, default=25, help="max epochs of the full-pool ceiling model")
     ap.add_argument("--full-patience", type=int, default=4, help="early-stopping patience of the ceiling")
-    ap.add_argument("--kind", choices=["spacy", "transformer"], default="spacy",
-                    help="model retrained each round: the fast spaCy tagger or the MiniLM token classifier")
-    ap.add_argument("--learning-rate", type=float, default=None,
-                    help="optimizer step size (default: the kind's; 1e-4 for the transformer)")
+    ap.add_argument(
+        "--kind",
+        choices=["spacy", "transformer"],
+        default="spacy",
+        help="model retrained each round: the fast spaCy tagger or the MiniLM token classifier",
+    )
+    ap.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="optimizer step size (default: the kind's; 1e-4 for the transformer)",
+    )
     ap.add_argument("--tokenizer", choices=["default", "fine"], default="default")
     ap.add_argument("--static-vectors", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--skill", type=float, default=1.0, help="simulated expert skill (1.0 = gold)")
     ap.add_argument("--max-pool", type=int, default=0, help="subsample the pool (smoke runs); 0 = all")
     ap.add_argument("--jobs", type=int, default=1, help="curves trained in parallel processes")
     ap.add_argument("--output", type=Path, default=Path("bench_results"))
-    ap.add_argument("--merge", type=Path, default=None,
-                    help="al_curves(.partial).json of an earlier run with the same settings: its curves and "
-                    "full-pool F1 are reused (strategies already there are not re-run)")
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        default=None,
+        help="al_curves(.partial).json of an earlier run with the same settings: its curves and "
+        "full-pool F1 are reused (strategies already there are not re-run)",
+    )
     args = ap.parse_args(argv)
     for path in (args.pool, args.eval):
         if not path.exists():
@@ -280,28 +331,68 @@ def main(argv: list[str] | None = None) -> int:
             # checkpoint after every curve, so a run cut short by a time limit keeps its curves
             args.output.mkdir(parents=True, exist_ok=True)
             with atomic_writer(args.output / "al_curves.partial.json") as handle:
-                json.dump({"partial": True, "settings": {"kind": args.kind}, "full_pool_f1": full_f1,
-                           "curves": curves}, handle)
+                json.dump(
+                    {"partial": True, "settings": {"kind": args.kind}, "full_pool_f1": full_f1, "curves": curves},
+                    handle,
+                )
             last = curves[-1]["points"][-1]
-            print(f"{curves[-1]['spec']} seed {job[2]}: {last['n_docs']} docs F1 {last['f1']:.4f} "
-                  f"edits {last['edits']} ({curves[-1]['seconds']}s)", flush=True)
+            print(
+                f"{curves[-1]['spec']} seed {job[2]}: {last['n_docs']} docs F1 {last['f1']:.4f} "
+                f"edits {last['edits']} ({curves[-1]['seconds']}s)",
+                flush=True,
+            )
     summary = summarise(curves, full_f1, len(pool))
     result = {
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                     if k not in ("pool", "eval", "output")},
-        "pool": args.pool.name, "eval": args.eval.name, "pool_size": len(pool),
-        "full_pool_f1": full_f1, "summary": summary, "curves": curves,
+        "settings": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+            if k not in ("pool", "eval", "output")
+        },
+        "pool": args.pool.name,
+        "eval": args.eval.name,
+        "pool_size": len(pool),
+        "full_pool_f1": full_f1,
+        "summary": summary,
+        "curves": curves,
         "seconds": round(time.perf_counter() - t0, 1),
     }
     args.output.mkdir(parents=True, exist_ok=True)
     with atomic_writer(args.output / "al_curves.json") as handle:
         json.dump(result, handle, indent=2)
     plot(curves, full_f1, args.output / "al_curves.png")
-    print(json.dumps({"full_pool_f1": full_f1, "summary": {
-        k: {kk: v[kk] for kk in ("n_docs_at_40pct", "f1_at_40pct", "ratio_to_full_pool_f1",
-                                 "first_n_docs_reaching_95pct", "edits_vs_random") if kk in v}
-        for k, v in summary.items()}}, indent=1))
-    return 0
+    print(
+        json.dumps(
+            {
+                "full_pool_f1": full_f1,
+                "summary": {
+                    k: {
+                        kk: v[kk]
+                        for kk in (
+                            "n_docs_at_40pct",
+                            "f1_at_40pct",
+                            "ratio_to_full_pool_f1",
+                            "first_n_docs_reaching_95pct",
+                            "edits_vs_random",
+                        )
+                        if kk in v
+                    }
+                    for k, v in summary.items()
+                },
+            },
+            indent=1,
+        )
+    )
+    # issue 5's targets, met by one strategy together: 95% of the full-pool F1 with at most 40% of the
+    # notes, and fewer simulated edits than random in every round after the first
+    both = {
+        k: (v.get("ratio_to_full_pool_f1") or 0.0) >= 0.95 and bool(v.get("fewer_edits_than_random_after_round_0"))
+        for k, v in summary.items()
+        if k != "random.v1"
+    }
+    best = max(both, key=lambda k: (both[k], summary[k].get("ratio_to_full_pool_f1") or 0.0), default=None)
+    return check_targets(
+        [Target(f"one strategy meets both AL targets (best: {best})", float(any(both.values())), ">=", 1.0)]
+    )
 
 
 if __name__ == "__main__":

@@ -40,13 +40,16 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_active_learning import MAIN_LABELS, _load, _model_config, _parse_spec  # noqa: E402
+from targets import Target, check_targets  # noqa: E402
 
 from clinical_nlp.config import shared_corpora_dir  # noqa: E402
 from clinical_nlp.io.jsonl import atomic_writer  # noqa: E402
 from clinical_nlp.simulate import correct_batch, default_train_fn, evaluate_model, restrict_labels  # noqa: E402
 
-DEFAULT_STRATEGIES = ("entropy,entropy:aggregate=max,entropy:aggregate=sum,least_confidence,kcenter,hybrid,"
-                      "cost_aware,cost_aware:budget=1,committee")
+DEFAULT_STRATEGIES = (
+    "entropy,entropy:aggregate=max,entropy:aggregate=sum,least_confidence,kcenter,hybrid,"
+    "cost_aware,cost_aware:budget=1,committee"
+)
 
 
 def _one_seed(job: tuple[argparse.Namespace, int]) -> list[dict]:
@@ -59,8 +62,15 @@ def _one_seed(job: tuple[argparse.Namespace, int]) -> list[dict]:
     pool, ev, dev = (restrict_labels(x, labels) for x in (pool, ev, dev))
     rng = np.random.default_rng(1000 + seed)
     seed_idx = rng.choice(len(pool), size=args.batch, replace=False)
-    train = default_train_fn(labels, epochs=args.epochs, dev=dev, warm_start=True, first_epochs=args.first_epochs,
-                             patience=args.patience, **_model_config(args))
+    train = default_train_fn(
+        labels,
+        epochs=args.epochs,
+        dev=dev,
+        warm_start=True,
+        first_epochs=args.first_epochs,
+        patience=args.patience,
+        **_model_config(args),
+    )
     seed_docs = [pool[i] for i in seed_idx]
     model = train(seed_docs, seed)  # the warm-start base of every selection below
     seed_f1 = evaluate_model(model, ev, labels)["f1"]
@@ -93,9 +103,17 @@ def _one_seed(job: tuple[argparse.Namespace, int]) -> list[dict]:
         t0 = time.perf_counter()
         trained = train.member(seed_docs + corrected, seed + 1)
         f1 = evaluate_model(trained, ev, labels)["f1"]
-        point = {"seed": seed, "rule": rule, "n_picked": len(docs), "edits": edits,
-                 "gold_spans": sum(len(d.spans) for d in docs), "characters": sum(len(d.text) for d in docs),
-                 "f1": f1, "seed_model_f1": seed_f1, "train_seconds": round(time.perf_counter() - t0, 1)}
+        point = {
+            "seed": seed,
+            "rule": rule,
+            "n_picked": len(docs),
+            "edits": edits,
+            "gold_spans": sum(len(d.spans) for d in docs),
+            "characters": sum(len(d.text) for d in docs),
+            "f1": f1,
+            "seed_model_f1": seed_f1,
+            "train_seconds": round(time.perf_counter() - t0, 1),
+        }
         points.append(point)
         print(f"seed {seed} {rule}: {len(docs)} notes, {edits} edits, F1 {f1:.4f}", flush=True)
     return points
@@ -120,11 +138,14 @@ def summarise(points: list[dict]) -> dict[str, dict]:
             e, f = random_curve(points, p["seed"])
             gaps.append(float(p["f1"] - np.interp(p["edits"], e, f)) if p["edits"] <= e.max() else None)
         known = [g for g in gaps if g is not None]
-        out[rule] = {"seeds": len(mine), "edits": float(np.mean([p["edits"] for p in mine])),
-                     "gold_spans": float(np.mean([p["gold_spans"] for p in mine])),
-                     "f1": float(np.mean([p["f1"] for p in mine])),
-                     "gap_to_random_at_equal_edits": float(np.mean(known)) if len(known) == len(gaps) else None,
-                     "gap_per_seed": gaps}
+        out[rule] = {
+            "seeds": len(mine),
+            "edits": float(np.mean([p["edits"] for p in mine])),
+            "gold_spans": float(np.mean([p["gold_spans"] for p in mine])),
+            "f1": float(np.mean([p["f1"] for p in mine])),
+            "gap_to_random_at_equal_edits": float(np.mean(known)) if len(known) == len(gaps) else None,
+            "gap_per_seed": gaps,
+        }
     return out
 
 
@@ -146,8 +167,9 @@ def plot(points: list[dict], path: Path) -> None:
     cmap = plt.get_cmap("tab10")
     for k, rule in enumerate(rules):
         mine = [p for p in others if p["rule"] == rule]
-        ax.scatter([p["edits"] for p in mine], [p["f1"] - base[p["seed"]] for p in mine], color=cmap(k % 10),
-                   label=rule, s=30)
+        ax.scatter(
+            [p["edits"] for p in mine], [p["f1"] - base[p["seed"]] for p in mine], color=cmap(k % 10), label=rule, s=30
+        )
     ax.set_xscale("symlog", linthresh=100)
     ax.set_xlabel("simulated edits in the query round (seed batch excluded)")
     ax.set_ylabel("strict micro F1 gained in the round (Chia dev)")
@@ -164,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pool", type=Path, default=chia / "train.jsonl")
     ap.add_argument("--eval", type=Path, default=chia / "dev.jsonl")
-    ap.add_argument("--strategies", default=DEFAULT_STRATEGIES,
-                    help="comma-separated strategy specs (name:key=value+key=value)")
+    ap.add_argument(
+        "--strategies", default=DEFAULT_STRATEGIES, help="comma-separated strategy specs (name:key=value+key=value)"
+    )
     ap.add_argument("--random-sizes", default="0,30,60,90,120", help="sizes of the random subsets")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=60, help="seed batch and strategy batch size")
@@ -203,18 +226,34 @@ def main(argv: list[str] | None = None) -> int:
         per_seed = [_one_seed(job) for job in jobs]
     points = [p for ps in per_seed for p in ps]
     summary = summarise(points)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                if k not in ("pool", "eval", "output")}
+    settings = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("pool", "eval", "output")
+    }
     args.output.mkdir(parents=True, exist_ok=True)
     with atomic_writer(args.output / "al_frontier.json") as handle:
-        json.dump({"settings": settings, "pool": args.pool.name, "eval": args.eval.name, "summary": summary,
-                   "points": points, "seconds": round(time.perf_counter() - t0, 1)}, handle, indent=2)
+        json.dump(
+            {
+                "settings": settings,
+                "pool": args.pool.name,
+                "eval": args.eval.name,
+                "summary": summary,
+                "points": points,
+                "seconds": round(time.perf_counter() - t0, 1),
+            },
+            handle,
+            indent=2,
+        )
     plot(points, args.output / "al_frontier.png")
     for rule, s in summary.items():
         gap = s["gap_to_random_at_equal_edits"]
-        print(f"{rule:28s} edits {s['edits']:7.0f}  F1 {s['f1']:.4f}  gap "
-              + ("  n/a (beyond random's largest subset)" if gap is None else f"{gap:+.4f}"))
-    return 0
+        print(
+            f"{rule:28s} edits {s['edits']:7.0f}  F1 {s['f1']:.4f}  gap "
+            + ("  n/a (beyond random's largest subset)" if gap is None else f"{gap:+.4f}")
+        )
+    # a strategy earns its place when it buys more F1 per simulated edit than random
+    gaps = [s["gap_to_random_at_equal_edits"] for r, s in summary.items() if not r.startswith("random")]
+    best_gap = max((g for g in gaps if g is not None), default=None)
+    return check_targets([Target("best strategy's F1 gap to random at equal edits", best_gap, ">=", 0.0)])
 
 
 if __name__ == "__main__":

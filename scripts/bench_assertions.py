@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from targets import Target, check_targets
 from train_assertion_model import cascade_preds, class_f1s, cross_validate, featurize, load_rows
 
 from clinical_nlp.config import shared_corpora_dir
@@ -53,9 +54,12 @@ def medspacy_context(rows):
             doc.ents = (span,)
             context(doc)
             ent = doc.ents[0]
-            preds["negation"].append("negated" if ent._.is_negated else "possible" if ent._.is_uncertain else "affirmed")
-            preds["temporality"].append("hypothetical" if ent._.is_hypothetical else
-                                        "historical" if ent._.is_historical else "recent")
+            preds["negation"].append(
+                "negated" if ent._.is_negated else "possible" if ent._.is_uncertain else "affirmed"
+            )
+            preds["temporality"].append(
+                "hypothetical" if ent._.is_hypothetical else "historical" if ent._.is_historical else "recent"
+            )
             preds["experiencer"].append("family" if ent._.is_family else "patient")
         return preds
 
@@ -101,12 +105,14 @@ def main(argv: list[str] | None = None) -> int:
 
     C = float(load_model(None).meta.get("C", 3.0))
     cv = cross_validate(featurize(rows), rows, C, args.folds)
-    results["ours_default_cv"] = {"f1": class_f1s(rows, cascade_preds(rows, {a: cv[a]["pred"] for a in ATTRIBUTES})),
-                                  "rows_per_s": round(df_rps, 1),
-                                  "note": f"F1 from {args.folds}-fold CV grouped by report (C={C}); "
-                                          "speed of the shipped model"}
+    results["ours_default_cv"] = {
+        "f1": class_f1s(rows, cascade_preds(rows, {a: cv[a]["pred"] for a in ATTRIBUTES})),
+        "rows_per_s": round(df_rps, 1),
+        "note": f"F1 from {args.folds}-fold CV grouped by report (C={C}); speed of the shipped model",
+    }
     summary = {
-        "data": "negex_context/dev.jsonl", "rows": n,
+        "data": "negex_context/dev.jsonl",
+        "rows": n,
         "speed_ratio_default_vs_medspacy": round(df_rps / ms_rps, 2),
         "speed_ratio_rules_only_vs_medspacy": round(ro_rps / ms_rps, 2),
         "systems": results,
@@ -125,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     width = 0.27
     for k, (name, res) in enumerate(results.items()):
-        ax1.bar([i + k * width for i in range(len(classes))], [res["f1"].get(c, 0) for c in classes], width,
-                label=name)
+        ax1.bar([i + k * width for i in range(len(classes))], [res["f1"].get(c, 0) for c in classes], width, label=name)
     ax1.set_xticks([i + width for i in range(len(classes))], classes)
     ax1.set_ylabel("F1")
     ax1.set_ylim(0, 1)
@@ -139,7 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_writer(png, "wb") as fh:
         fig.savefig(fh, format="png", dpi=100)
     print(f"wrote {args.output / 'bench_assertions.json'} and {png}")
-    return 0
+    f1 = results["ours_default_cv"]["f1"]
+    return check_targets(
+        [
+            Target("negated F1 (default, report-grouped CV)", f1.get("negated"), ">=", 0.97),
+            Target("historical F1 (default, report-grouped CV)", f1.get("historical"), ">=", 0.70),
+            Target("hypothetical F1 (default, report-grouped CV)", f1.get("hypothetical"), ">=", 0.90),
+            Target("default rows/s vs medspaCy ConText", summary["speed_ratio_default_vs_medspacy"], ">=", 1.0),
+        ]
+    )
 
 
 if __name__ == "__main__":

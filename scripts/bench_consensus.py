@@ -19,8 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from targets import Target, check_targets  # noqa: E402
+
 from clinical_nlp.consensus import aggregate, fleiss_kappa, krippendorff_alpha, percent_agreement
-from clinical_nlp.consensus.adapters.imaging import (
+from clinical_nlp.consensus.adapters.lidc import (
     cluster_lidc,
     iter_lidc_scans,
     lidc_report,
@@ -37,8 +40,11 @@ def simulate(n_labels: int, skills: list[float], n_classes: int = 4, seed: int =
     for w, s in enumerate(skills):
         correct = rng.random(n_items) < s
         noise = (truth + rng.integers(1, n_classes, n_items)) % n_classes
-        frames.append(pd.DataFrame({"item": np.arange(n_items), "annotator": f"w{w}", "unit": 0,
-                                    "label": np.where(correct, truth, noise)}))
+        frames.append(
+            pd.DataFrame(
+                {"item": np.arange(n_items), "annotator": f"w{w}", "unit": 0, "label": np.where(correct, truth, noise)}
+            )
+        )
     return pd.concat(frames, ignore_index=True), truth
 
 
@@ -46,8 +52,11 @@ def bench_labels(n_labels: int, seed: int) -> dict:
     skills = [0.9, 0.8, 0.7, 0.45, 0.35]
     df, truth = simulate(n_labels, skills, seed=seed)
     out: dict = {"labels": len(df), "items": len(truth), "true_skill": dict(zip([f"w{i}" for i in range(5)], skills))}
-    for name, fn in (("percent_agreement", percent_agreement), ("fleiss_kappa", fleiss_kappa),
-                     ("krippendorff_alpha", krippendorff_alpha)):
+    for name, fn in (
+        ("percent_agreement", percent_agreement),
+        ("fleiss_kappa", fleiss_kappa),
+        ("krippendorff_alpha", krippendorff_alpha),
+    ):
         t = time.perf_counter()
         out[name] = {"value": fn(df).value, "seconds": time.perf_counter() - t}
         print(f"{name}: {out[name]}", file=sys.stderr)
@@ -90,11 +99,18 @@ def bench_lidc(n_scans: int | None, subset: int) -> dict:
             consensus(cl, clevel=0.5)
             theirs += 1
     t_theirs = (time.perf_counter() - t) / subset
-    out["subset"] = {"scans": subset, "clusters_ours": ours, "clusters_pylidc": theirs,
-                     "seconds_per_scan_ours": t_ours, "seconds_per_scan_pylidc": t_theirs,
-                     "speedup": t_theirs / t_ours}
-    print(f"LIDC subset {subset}: ours {t_ours:.4f}s/scan, pylidc {t_theirs:.4f}s/scan, "
-          f"speedup {t_theirs / t_ours:.1f}x", file=sys.stderr)
+    out["subset"] = {
+        "scans": subset,
+        "clusters_ours": ours,
+        "clusters_pylidc": theirs,
+        "seconds_per_scan_ours": t_ours,
+        "seconds_per_scan_pylidc": t_theirs,
+        "speedup": t_theirs / t_ours,
+    }
+    print(
+        f"LIDC subset {subset}: ours {t_ours:.4f}s/scan, pylidc {t_theirs:.4f}s/scan, speedup {t_theirs / t_ours:.1f}x",
+        file=sys.stderr,
+    )
     return out
 
 
@@ -138,7 +154,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(result, args.plot)
     print(json.dumps({k: v for k, v in result.items()}, default=str)[:2000])
-    return 0
+    targets = []
+    if "labels" in result:
+        lab = result["labels"]
+        targets.append(
+            Target(
+                "Dawid-Skene accuracy minus majority vote's",
+                lab["dawid_skene"]["accuracy"] - lab["majority"]["accuracy"],
+                ">=",
+                0.0,
+            )
+        )
+    sub = result.get("lidc", {}).get("subset")
+    if sub:
+        targets.append(Target("LIDC clustering speed vs pylidc", sub["speedup"], ">=", 1.0))
+    return check_targets(targets)
 
 
 if __name__ == "__main__":

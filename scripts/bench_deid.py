@@ -20,6 +20,9 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from targets import Target, check_targets  # noqa: E402
 
 from clinical_nlp.config import shared_corpora_dir  # noqa: E402
 from clinical_nlp.deid.core import DEFAULT_THRESHOLD, METHOD, Detector  # noqa: E402
@@ -55,7 +58,7 @@ def score(docs: list[dict], detector: Detector, counts: dict) -> None:
                 counts["_all"]["tp_pred"] += int(g is not None)
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=shared_corpora_dir() / "deid_physionet" / "notes.jsonl")
     ap.add_argument("--folds", type=int, default=5)
@@ -65,7 +68,9 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
     docs = load(args.corpus)
-    patients = sorted({str(d["patient"]) for d in docs}, key=lambda p: __import__("hashlib").sha1(p.encode()).hexdigest())
+    patients = sorted(
+        {str(d["patient"]) for d in docs}, key=lambda p: __import__("hashlib").sha1(p.encode()).hexdigest()
+    )
     fold_of = {p: i % args.folds for i, p in enumerate(patients)}
     counts: dict = defaultdict(lambda: defaultdict(int))
     t0 = time.perf_counter()
@@ -89,8 +94,11 @@ def main() -> None:
         "token_recall": tp / gold if gold else None,
         "token_precision": counts["_all"]["tp_pred"] / counts["_all"]["pred"] if counts["_all"]["pred"] else None,
         "patient_name_recall": name_tp / name_gold if name_gold else None,
-        "per_label_recall": {k: {"recall": v["tp"] / v["gold"], "tokens": v["gold"]}
-                             for k, v in sorted(counts.items()) if k != "_all" and v["gold"]},
+        "per_label_recall": {
+            k: {"recall": v["tp"] / v["gold"], "tokens": v["gold"]}
+            for k, v in sorted(counts.items())
+            if k != "_all" and v["gold"]
+        },
         "seconds": round(time.perf_counter() - t0, 1),
     }
     print(json.dumps(result, indent=2))
@@ -100,7 +108,14 @@ def main() -> None:
         train_tagger(docs, kind=args.kind).save(DEFAULT_MODEL)
         (DEFAULT_MODEL.parent / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"saved {DEFAULT_MODEL}", file=sys.stderr)
+    return check_targets(
+        [
+            Target("PHI token recall", result["token_recall"], ">=", 0.97),
+            Target("patient-name recall", result["patient_name_recall"], ">=", 0.99),
+            Target("token precision", result["token_precision"], ">=", 0.85),
+        ]
+    )
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -27,7 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 from clinical_nlp.config import shared_corpora_dir  # noqa: E402
 
-PRESIDIO_SCRIPT = r'''
+sys.path.insert(0, str(ROOT / "scripts"))
+from targets import Target, check_targets  # noqa: E402
+
+PRESIDIO_SCRIPT = r"""
 import json, sys, time, tempfile
 t0 = time.perf_counter()
 import spacy
@@ -45,7 +48,7 @@ for t in texts:
     n += len(analyzer.analyze(text=t, language="en"))
 print(json.dumps({"load_seconds": load, "analyze_seconds": time.perf_counter() - t1, "entities": n,
                   "notes": len(texts)}))
-'''
+"""
 
 
 def run_ours(path: Path) -> dict:
@@ -66,7 +69,7 @@ def run_ours(path: Path) -> dict:
     return {"load_seconds": load, "analyze_seconds": time.perf_counter() - t1, "entities": n, "notes": len(texts)}
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=shared_corpora_dir() / "deid_physionet" / "notes.jsonl")
     ap.add_argument("--presidio-python", type=Path, default=ROOT / ".bench" / "presidio" / "bin" / "python")
@@ -77,24 +80,28 @@ def main() -> None:
     ours = run_ours(args.corpus)
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
         handle.write(PRESIDIO_SCRIPT)
-    proc = subprocess.run([str(args.presidio_python), handle.name, str(args.corpus)], capture_output=True,
-                          text=True, timeout=1200)
+    proc = subprocess.run(
+        [str(args.presidio_python), handle.name, str(args.corpus)], capture_output=True, text=True, timeout=1200
+    )
     Path(handle.name).unlink()
     if proc.returncode:
         sys.exit(f"presidio run failed:\n{proc.stderr[-3000:]}")
     presidio = json.loads(proc.stdout.strip().splitlines()[-1])
     result = {
-        "corpus": str(args.corpus.name), "notes": ours["notes"],
-        "ours": ours, "presidio": presidio,
+        "corpus": str(args.corpus.name),
+        "notes": ours["notes"],
+        "ours": ours,
+        "presidio": presidio,
         "presidio_config": "AnalyzerEngine defaults, SpacyNlpEngine with a blank spaCy 'en' model "
-                           "(no English model installable offline)",
+        "(no English model installable offline)",
         "speed_ratio_presidio_over_ours": presidio["analyze_seconds"] / ours["analyze_seconds"],
         "ours_includes": "detection + surrogate replacement; Presidio: analysis only",
     }
     print(json.dumps(result, indent=2))
     if args.output:
         args.output.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return check_targets([Target("speed vs Presidio's analyzer", result["speed_ratio_presidio_over_ours"], ">=", 1.0)])
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -35,16 +35,35 @@ def build_rows(n: int, labels: set[str]) -> list[dict]:
     base = []
     for line in (corpora / "negex_context" / "sample.jsonl").read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
-        base.append({"id": r["id"], "text": r["text"], "spans": [{
-            "start": r["start"], "end": r["end"], "label": "Condition", "negation": r["negation"],
-            # ConText's "not particular" temporality has no equivalent in our schema: left at the default
-            "temporality": r["temporality"] if r["temporality"] in ATTRIBUTE_VALUES["temporality"] else None,
-            "experiencer": r["experiencer"], "score": 0.9, "source": "context"}]})
+        base.append(
+            {
+                "id": r["id"],
+                "text": r["text"],
+                "spans": [
+                    {
+                        "start": r["start"],
+                        "end": r["end"],
+                        "label": "Condition",
+                        "negation": r["negation"],
+                        # ConText's "not particular" temporality has no equivalent in our schema: left at the default
+                        "temporality": r["temporality"]
+                        if r["temporality"] in ATTRIBUTE_VALUES["temporality"]
+                        else None,
+                        "experiencer": r["experiencer"],
+                        "score": 0.9,
+                        "source": "context",
+                    }
+                ],
+            }
+        )
     for name in ("train.jsonl", "dev.jsonl"):
         for line in (corpora / "chia" / name).read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
-            spans = [{k: s[k] for k in ("start", "end", "label", "text")} for s in r["spans"]
-                     if s["label"] in labels and not s.get("fragments")]  # Doccano: contiguous only
+            spans = [
+                {k: s[k] for k in ("start", "end", "label", "text")}
+                for s in r["spans"]
+                if s["label"] in labels and not s.get("fragments")
+            ]  # Doccano: contiguous only
             base.append({"id": r["id"], "text": r["text"], "spans": spans})
     rows = []
     for i in range(n):
@@ -66,17 +85,28 @@ def main() -> int:
     tag = uuid.uuid4().hex[:8]
     annotators = ["bench_ann1", "bench_ann2"]
     base = dc.DoccanoCredentials.from_env()
-    creds = dc.DoccanoCredentials(base.url, base.admin_user, base.admin_password,
-                                  {**base.users, **{a: "bench-pw-1" for a in annotators}})
+    creds = dc.DoccanoCredentials(
+        base.url, base.admin_user, base.admin_password, {**base.users, **{a: "bench-pw-1" for a in annotators}}
+    )
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/state.db")
         name = f"bench-{tag}"
         t0 = time.perf_counter()
-        report = dc.push(store, guideline, name, docs, annotators, overlap=2, creds=creds,
-                         threads_per_annotator=args.threads)
+        report = dc.push(
+            store, guideline, name, docs, annotators, overlap=2, creds=creds, threads_per_annotator=args.threads
+        )
         t_push = time.perf_counter() - t0
-        print(json.dumps({"phase": "push", "seconds": round(t_push, 2), "import_seconds": round(report.import_seconds, 2),
-                          "spans_created": report.spans_created}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "phase": "push",
+                    "seconds": round(t_push, 2),
+                    "import_seconds": round(report.import_seconds, 2),
+                    "spans_created": report.spans_created,
+                }
+            ),
+            flush=True,
+        )
 
         t0 = time.perf_counter()
         for a in annotators:
@@ -93,20 +123,31 @@ def main() -> int:
     n_spans = sum(len(dc.encode_spans(d.spans)) for d, _ in docs)
     ok = len(pulled) == 2 * len(docs) and all(r["edits"]["total"] == 0 for r in pulled)
     result = {
-        "notes": len(docs), "annotators": len(annotators), "doccano_spans_per_annotator": n_spans,
-        "spans_created": report.spans_created, "push_seconds": round(t_push, 2),
-        "mark_done_seconds": round(t_done, 2), "pull_seconds": round(t_pull, 2),
+        "notes": len(docs),
+        "annotators": len(annotators),
+        "doccano_spans_per_annotator": n_spans,
+        "spans_created": report.spans_created,
+        "push_seconds": round(t_push, 2),
+        "mark_done_seconds": round(t_done, 2),
+        "pull_seconds": round(t_pull, 2),
         "push_plus_pull_seconds": round(t_push + t_pull, 2),
         "import_seconds": round(report.import_seconds, 2),
         "span_creations_per_second": round(report.spans_created / max(t_push - report.import_seconds, 1e-9), 1),
-        "pulled_rows": len(pulled), "roundtrip_lossless": ok, "target_seconds": 60,
+        "pulled_rows": len(pulled),
+        "roundtrip_lossless": ok,
+        "target_seconds": 60,
         "threads_per_annotator": args.threads,
     }
+    result["met"] = ok and t_push + t_pull <= result["target_seconds"]
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
-    return 0 if ok else 1
+    if not ok:
+        print("TARGET MISSED: the round trip lost or changed spans", file=sys.stderr)
+    elif not result["met"]:
+        print(f"TARGET MISSED: push + pull took {t_push + t_pull:.1f}s > {result['target_seconds']}s", file=sys.stderr)
+    return 0 if result["met"] else 1
 
 
 if __name__ == "__main__":

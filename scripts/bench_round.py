@@ -40,17 +40,33 @@ def main() -> int:
     from clinical_nlp.demo import run_demo
 
     shared = shared_corpora_dir() / "chia"
-    corpus = shared if (shared / "train.jsonl").exists() else Path(__file__).resolve().parent.parent / "corpora" / "chia"
+    corpus = (
+        shared if (shared / "train.jsonl").exists() else Path(__file__).resolve().parent.parent / "corpora" / "chia"
+    )
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-round-") as tmp:
-        summary = run_demo(Path(tmp) / "project", rounds_n=args.rounds, batch=args.batch, corpus_dir=corpus,
-                           epochs=args.epochs, progress=False)
-    result = {"batch": args.batch, "corpus": str(corpus.name), "pool": "shared" if corpus == shared else "bundled",
-              "round_seconds": summary["round_seconds"], "target_seconds": 180,
-              "all_rounds_under_target": all(t < 180 for t in summary["round_seconds"]),
-              "total_seconds": round(time.perf_counter() - t0, 1),
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "load_avg_1min": round(os.getloadavg()[0], 2)}}
+        summary = run_demo(
+            Path(tmp) / "project",
+            rounds_n=args.rounds,
+            batch=args.batch,
+            corpus_dir=corpus,
+            epochs=args.epochs,
+            progress=False,
+        )
+    result = {
+        "batch": args.batch,
+        "corpus": str(corpus.name),
+        "pool": "shared" if corpus == shared else "bundled",
+        "round_seconds": summary["round_seconds"],
+        "target_seconds": 180,
+        "all_rounds_under_target": all(t < 180 for t in summary["round_seconds"]),
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_1min": round(os.getloadavg()[0], 2),
+        },
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(json.dumps(result, indent=2))

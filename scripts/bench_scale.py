@@ -116,22 +116,32 @@ def main() -> None:
     ap.add_argument("--memory-notes", type=int, default=100_000)
     ap.add_argument("--partition-size", type=int, default=16)
     ap.add_argument("--out", type=Path, default=Path("bench_out/scale"))
-    ap.add_argument("--with-medspacy-context", action="store_true",
-                    help="also time our pipeline with context='medspacy' (PyRuSH + ConText, the pre-0.2 layout)")
+    ap.add_argument(
+        "--with-medspacy-context",
+        action="store_true",
+        help="also time our pipeline with context='medspacy' (PyRuSH + ConText, the pre-0.2 layout)",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = load_notes(args.notes)
     tmp = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     path = tmp / "notes.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result: dict = {"notes": len(rows), "mean_chars": sum(len(r["text"]) for r in rows) / len(rows),
-                    "cpus": os.cpu_count(), "partition_size": args.partition_size}
+    result: dict = {
+        "notes": len(rows),
+        "mean_chars": sum(len(r["text"]) for r in rows) / len(rows),
+        "cpus": os.cpu_count(),
+        "partition_size": args.partition_size,
+    }
     result["medspacy_notes_per_s"] = run_medspacy(rows)
     print("medspacy", result["medspacy_notes_per_s"], flush=True)
     result["ours_inprocess_notes_per_s"] = run_ours_inprocess(rows)
     result["ratio_inprocess_vs_medspacy"] = result["ours_inprocess_notes_per_s"] / result["medspacy_notes_per_s"]
-    print(f"ours in-process {result['ours_inprocess_notes_per_s']:.2f} "
-          f"({result['ratio_inprocess_vs_medspacy']:.2f}x medspaCy)", flush=True)
+    print(
+        f"ours in-process {result['ours_inprocess_notes_per_s']:.2f} "
+        f"({result['ratio_inprocess_vs_medspacy']:.2f}x medspaCy)",
+        flush=True,
+    )
     if args.with_medspacy_context:
         result["ours_inprocess_context_medspacy_notes_per_s"] = run_ours_inprocess(rows, "medspacy")
     for w in (1, 2):
@@ -151,8 +161,7 @@ def main() -> None:
                 fh.write(json.dumps({"id": f"{r['id']}-{i}", "text": r["text"]}) + "\n")
         with TreeRSS() as mon:
             t0 = time.perf_counter()
-            preannotate_file(big, tmp / "big_out.jsonl", workers=2, partition_size=args.partition_size,
-                             progress=False)
+            preannotate_file(big, tmp / "big_out.jsonl", workers=2, partition_size=args.partition_size, progress=False)
             result["memory_run_seconds"] = time.perf_counter() - t0
         result["memory_notes"] = args.memory_notes
         result["peak_rss_tree_mb"] = mon.peak / 2**20
@@ -164,8 +173,12 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         names = ["medSpaCy default", "ours in-process", "ours 1 worker", "ours 2 workers"]
-        vals = [result["medspacy_notes_per_s"], result["ours_inprocess_notes_per_s"],
-                result["ours_1w_notes_per_s"], result["ours_2w_notes_per_s"]]
+        vals = [
+            result["medspacy_notes_per_s"],
+            result["ours_inprocess_notes_per_s"],
+            result["ours_1w_notes_per_s"],
+            result["ours_2w_notes_per_s"],
+        ]
         fig, ax = plt.subplots(figsize=(5, 3))
         ax.bar(names, vals, color=["grey", "tab:cyan", "tab:blue", "tab:green"])
         ax.tick_params(axis="x", labelsize=7)

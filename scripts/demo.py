@@ -35,9 +35,11 @@ def main() -> int:
     print(f"round report:   {summary['report']}")
     print(f"learning curve: {summary['plot']}")
     print(f"dataset report: {summary.get('dataset_report', 'n/a')}")
-    url = os.environ.get("DOCCANO_URL", "http://127.0.0.1:%s" % os.environ.get("DOCCANO_PORT", "8000"))
-    print(f"Doccano is still running at {url} (admin login from DOCCANO_ADMIN_USER/PASSWORD, "
-          "default admin/password); stop it with: bash scripts/doccano.sh stop")
+    url = os.environ.get("DOCCANO_URL", "http://127.0.0.1:{}".format(os.environ.get("DOCCANO_PORT", "8000")))
+    print(
+        f"Doccano is still running at {url} (admin login from DOCCANO_ADMIN_USER/PASSWORD, "
+        "default admin/password); stop it with: bash scripts/doccano.sh stop"
+    )
     return 0
 
 

@@ -107,8 +107,13 @@ def f1(gold: list[str], pred: list[str], cls: str) -> float:
 
 def class_f1s(rows: list[dict], preds: dict[str, list[str]]) -> dict[str, float]:
     out = {}
-    for attr, cls in (("negation", "negated"), ("negation", "possible"), ("temporality", "historical"),
-                      ("temporality", "hypothetical"), ("experiencer", "family")):
+    for attr, cls in (
+        ("negation", "negated"),
+        ("negation", "possible"),
+        ("temporality", "historical"),
+        ("temporality", "hypothetical"),
+        ("experiencer", "family"),
+    ):
         gold = [r[attr] for r in rows]
         if cls in gold or cls in preds[attr]:
             out[cls] = round(f1(gold, preds[attr], cls), 4)
@@ -144,9 +149,18 @@ def train(rows: list[dict], C: float) -> LinearAssertionModel:
         table["BIAS"] = [round(float(v) + (table.get("BIAS", [0] * len(cl))[i]), 5) for i, v in enumerate(icpt)]
         weights[a] = table
         classes[a] = cl
-    return LinearAssertionModel(weights, classes, {"name": "assertion-linear", "version": "1.0", "C": C,
-                                                   "trained_on": "negex_context/dev.jsonl",
-                                                   "rows": len(rows)}, "")
+    return LinearAssertionModel(
+        weights,
+        classes,
+        {
+            "name": "assertion-linear",
+            "version": "1.0",
+            "C": C,
+            "trained_on": "negex_context/dev.jsonl",
+            "rows": len(rows),
+        },
+        "",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -17,8 +18,7 @@ EPS = 1e-12
 class TokenProbabilityModel(Protocol):
     """What uncertainty strategies need from a model."""
 
-    def token_probabilities(self, notes: Sequence[Note], mc_dropout: int = 0) -> list[np.ndarray]:
-        ...
+    def token_probabilities(self, notes: Sequence[Note], mc_dropout: int = 0) -> list[np.ndarray]: ...
 
 
 #: ``train_fn(docs, seed) -> model`` builds a committee member on a bootstrap sample.
@@ -146,8 +146,9 @@ def expected_edits(probs: Sequence[np.ndarray]) -> np.ndarray:
     return np.array([float(token_least_confidence(p).sum()) if len(p) else 0.0 for p in probs])
 
 
-def within_budget(idx: np.ndarray, benefit: np.ndarray, cost: np.ndarray, n: int, budget: float,
-                   rng: np.random.Generator) -> np.ndarray:
+def within_budget(
+    idx: np.ndarray, benefit: np.ndarray, cost: np.ndarray, n: int, budget: float, rng: np.random.Generator
+) -> np.ndarray:
     """``n`` of ``idx`` maximising summed ``benefit`` with summed ``cost`` at most ``budget`` x an
     average batch's (``n`` x mean cost); ties broken at random (seeded), as in :func:`top_n`."""
     order = rng.permutation(idx.size)
@@ -156,7 +157,10 @@ def within_budget(idx: np.ndarray, benefit: np.ndarray, cost: np.ndarray, n: int
 
 
 def k_center_greedy(
-    embeddings: np.ndarray, candidate_rows: np.ndarray, center_rows: np.ndarray, n: int,
+    embeddings: np.ndarray,
+    candidate_rows: np.ndarray,
+    center_rows: np.ndarray,
+    n: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Greedy k-center (Sener & Savarese 2018): repeatedly take the candidate farthest
@@ -172,7 +176,7 @@ def k_center_greedy(
         centres = embeddings[center_rows]
         d = np.full(len(cand), np.inf)
         for start in range(0, len(centres), 512):
-            block = centres[start:start + 512]
+            block = centres[start : start + 512]
             dist = ((cand[:, None, :] - block[None, :, :]) ** 2).sum(-1)
             d = np.minimum(d, dist.min(axis=1))
         chosen: list[int] = []

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -31,16 +32,15 @@ from clinical_nlp.active.scores import (
 from clinical_nlp.errors import ConfigError
 from clinical_nlp.types import AnnotatedNote, Note
 
+_REGISTRY: dict[str, type[QueryStrategy]] = {}
 
-_REGISTRY: dict[str, type["QueryStrategy"]] = {}
 
-
-def register_strategy(name: str) -> Callable[[type["QueryStrategy"]], type["QueryStrategy"]]:
+def register_strategy(name: str) -> Callable[[type[QueryStrategy]], type[QueryStrategy]]:
     """Class decorator: register a strategy under ``"<family>.v<N>"``."""
     if not re.fullmatch(r"[a-z_]+\.v\d+", name):
         raise ValueError(f"strategy names look like 'entropy.v1', got {name!r}")
 
-    def deco(cls: type["QueryStrategy"]) -> type["QueryStrategy"]:
+    def deco(cls: type[QueryStrategy]) -> type[QueryStrategy]:
         if name in _REGISTRY:
             raise ValueError(f"strategy {name!r} is already registered")
         cls.name = name
@@ -65,7 +65,7 @@ def list_strategies() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_strategy(name: str, **config: Any) -> "QueryStrategy":
+def get_strategy(name: str, **config: Any) -> QueryStrategy:
     """Instantiate a registered strategy with its config keywords."""
     cls = _REGISTRY[resolve_name(name)]
     try:
@@ -81,8 +81,15 @@ class QueryStrategy:
     name: str = "base"
     needs_model: bool = True
 
-    def query(self, model: Any, pool: Sequence[AnnotatedNote | Note], unlabeled_idx: Sequence[int] | np.ndarray,
-              labeled_idx: Sequence[int] | np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    def query(
+        self,
+        model: Any,
+        pool: Sequence[AnnotatedNote | Note],
+        unlabeled_idx: Sequence[int] | np.ndarray,
+        labeled_idx: Sequence[int] | np.ndarray,
+        n: int,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -95,7 +102,7 @@ class RandomSampling(QueryStrategy):
 
     needs_model = False
 
-    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
+    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):
         idx = check_args(pool, unlabeled_idx, n)
         n = min(n, idx.size)
         return rng.choice(idx, size=n, replace=False).astype(np.int64) if n else idx[:0]
@@ -116,7 +123,7 @@ class _ScoreStrategy(QueryStrategy):
         probs = model.token_probabilities(list(notes))
         return np.array([aggregate_scores(self.token_fn(p), self.aggregate) for p in probs])
 
-    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
+    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):
         idx = check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]
@@ -161,7 +168,7 @@ class MCDropout(QueryStrategy):
     passes: int = 10
     aggregate: Aggregate = "mean"
 
-    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
+    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):
         idx = check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]
@@ -220,7 +227,7 @@ class CommitteeDisagreement(QueryStrategy):
     def __post_init__(self) -> None:
         check_budget(self.budget)
 
-    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
+    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):
         idx = check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]
@@ -233,9 +240,9 @@ class CommitteeDisagreement(QueryStrategy):
             raise ValueError("committee strategy needs at least one labeled note")
         notes = [as_note(pool[i]) for i in idx]
         per_member: list[list[np.ndarray]] = []
-        for m in range(self.members):
+        for _m in range(self.members):
             sample = rng.choice(lab, size=lab.size, replace=True)
-            member = self.train_fn([pool[i] for i in sample], int(rng.integers(2**31)))  # type: ignore[misc]
+            member = self.train_fn([pool[i] for i in sample], int(rng.integers(2**31)))
             per_member.append([normalise(p) for p in member.token_probabilities(notes)])
         fn = _vote_entropy if self.measure == "vote" else _kl_to_mean
         how: Aggregate = "sum" if self.budget is not None else self.aggregate
@@ -273,14 +280,21 @@ class _EmbeddingCache:
                 self._cache[(x.id, hash(x.text))] = v
         return np.stack([self._cache[(x.id, hash(x.text))] for x in notes]) if notes else np.zeros((0, 1))
 
-    def diverse(self, pool: Sequence[AnnotatedNote | Note], candidates: np.ndarray,
-                labeled_idx: Sequence[int], n: int, rng: np.random.Generator) -> np.ndarray:
+    def diverse(
+        self,
+        pool: Sequence[AnnotatedNote | Note],
+        candidates: np.ndarray,
+        labeled_idx: Sequence[int],
+        n: int,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
         """``n`` of ``candidates`` (pool indices) by k-center greedy, the labeled notes as centres."""
         lab = np.asarray(labeled_idx, dtype=np.int64)
         rows = np.concatenate([candidates, lab])
         emb = self([as_note(pool[i]) for i in rows])
-        return candidates[k_center_greedy(emb, np.arange(candidates.size), np.arange(candidates.size, rows.size),
-                                          n, rng)]
+        return candidates[
+            k_center_greedy(emb, np.arange(candidates.size), np.arange(candidates.size, rows.size), n, rng)
+        ]
 
 
 @register_strategy("kcenter.v1")
@@ -293,7 +307,7 @@ class KCenterGreedy(QueryStrategy):
     def __init__(self, embed: EmbedFn | None = None):
         self.embed = _EmbeddingCache(embed)
 
-    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
+    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):
         idx = check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]
@@ -305,8 +319,13 @@ class Hybrid(QueryStrategy):
     """Uncertainty then diversity: the ``oversample * n`` most uncertain notes
     (``uncertainty`` strategy), thinned to ``n`` by k-center greedy on embeddings."""
 
-    def __init__(self, uncertainty: str = "entropy", oversample: float = 3.0,
-                 aggregate: Aggregate = "mean", embed: EmbedFn | None = None):
+    def __init__(
+        self,
+        uncertainty: str = "entropy",
+        oversample: float = 3.0,
+        aggregate: Aggregate = "mean",
+        embed: EmbedFn | None = None,
+    ):
         if oversample < 1:
             raise ConfigError("hybrid oversample must be >= 1")
         self.uncertainty = get_strategy(uncertainty, aggregate=aggregate)
@@ -315,7 +334,7 @@ class Hybrid(QueryStrategy):
         self.oversample = oversample
         self.embed = _EmbeddingCache(embed)
 
-    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
+    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):
         idx = check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]
@@ -352,8 +371,9 @@ class CostAware(QueryStrategy):
         if self.base_cost <= 0:
             raise ConfigError("base_cost must be positive")
         check_budget(self.budget)
-        fn = {"entropy": token_entropy, "margin": token_margin,
-              "least_confidence": token_least_confidence}.get(self.uncertainty)
+        fn = {"entropy": token_entropy, "margin": token_margin, "least_confidence": token_least_confidence}.get(
+            self.uncertainty
+        )
         if fn is None:
             raise ConfigError(f"unknown uncertainty {self.uncertainty!r}")
         self._fn: Callable[[np.ndarray], np.ndarray] = fn
@@ -367,7 +387,7 @@ class CostAware(QueryStrategy):
             cost = np.array([float(len(p)) for p in probs])
         return benefit, cost + self.base_cost
 
-    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):  # type: ignore[override]
+    def query(self, model, pool, unlabeled_idx, labeled_idx, n, rng):
         idx = check_args(pool, unlabeled_idx, n)
         if n == 0 or idx.size == 0:
             return idx[:0]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,8 +24,7 @@ def _parse_config(pairs: list[str]) -> dict:
 
 
 def register(app: typer.Typer) -> None:
-    al = typer.Typer(help="Active learning: query strategies and simulated annotation rounds.",
-                     no_args_is_help=True)
+    al = typer.Typer(help="Active learning: query strategies and simulated annotation rounds.", no_args_is_help=True)
 
     @al.command("strategies")
     def strategies_cmd() -> None:
@@ -49,19 +47,25 @@ def register(app: typer.Typer) -> None:
         batch: int = typer.Option(10, help="Notes labelled per round (round 0: random seed batch)."),
         seed: int = typer.Option(0, help="Random seed (seed batch, ties, oracle errors, training)."),
         output: Path = typer.Option(..., "--output", help="Where to write the curve JSON."),
-        labels: Optional[str] = typer.Option(
-            None, help="Comma-separated labels to learn and score (default: all labels in the pool)."),
-        epochs: int = typer.Option(10, help="Training epochs of the fast spaCy model each round "
-                                   "(the maximum when --dev is given)."),
-        dev: Optional[Path] = typer.Option(
-            None, "--dev", help="Fixed gold JSONL dev set (kept out of the pool) for early stopping."),
+        labels: str | None = typer.Option(
+            None, help="Comma-separated labels to learn and score (default: all labels in the pool)."
+        ),
+        epochs: int = typer.Option(
+            10, help="Training epochs of the fast spaCy model each round (the maximum when --dev is given)."
+        ),
+        dev: Path | None = typer.Option(
+            None, "--dev", help="Fixed gold JSONL dev set (kept out of the pool) for early stopping."
+        ),
         warm_start: bool = typer.Option(
-            False, "--warm-start/--from-scratch", help="Continue each round from the previous round's model "
-            "(the first training may run 3x --epochs) instead of retraining from scratch."),
+            False,
+            "--warm-start/--from-scratch",
+            help="Continue each round from the previous round's model "
+            "(the first training may run 3x --epochs) instead of retraining from scratch.",
+        ),
         skill: float = typer.Option(1.0, help="Simulated annotator skill in [0, 1]; 1.0 = gold exactly."),
         strategy_config: list[str] = typer.Option(
-            [], "--strategy-config", help="Strategy option KEY=VALUE (JSON value), repeatable, "
-            "e.g. aggregate=\"max\"."),
+            [], "--strategy-config", help='Strategy option KEY=VALUE (JSON value), repeatable, e.g. aggregate="max".'
+        ),
     ) -> None:
         """Run the active-learning loop in direct mode (no Doccano) with a simulated expert.
 
@@ -81,10 +85,16 @@ def register(app: typer.Typer) -> None:
         label_list = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
         chosen = sorted(set(label_list)) if label_list else sorted({s.label for d in pool_docs for s in d.spans})
         curve = simulate_active_learning(
-            pool_docs, eval_docs, strategy, rounds=rounds, batch=batch, seed=seed, labels=label_list,
-            skill=AnnotatorSkill.from_level(skill), strategy_config=_parse_config(strategy_config),
-            train_fn=default_train_fn(chosen, epochs=epochs, dev=dev_docs, warm_start=warm_start)
-            if chosen else None,
+            pool_docs,
+            eval_docs,
+            strategy,
+            rounds=rounds,
+            batch=batch,
+            seed=seed,
+            labels=label_list,
+            skill=AnnotatorSkill.from_level(skill),
+            strategy_config=_parse_config(strategy_config),
+            train_fn=default_train_fn(chosen, epochs=epochs, dev=dev_docs, warm_start=warm_start) if chosen else None,
         )
         curve["pool"] = pool.name
         curve["eval"] = eval_path.name
@@ -97,7 +107,8 @@ def register(app: typer.Typer) -> None:
         with atomic_writer(output) as handle:
             json.dump(curve, handle, indent=2)
         last = curve["points"][-1]
-        typer.echo(f"{curve['strategy']}: {last['n_docs']} docs, {last['edits']} edits, "
-                   f"F1 {last['f1']:.3f} -> {output}")
+        typer.echo(
+            f"{curve['strategy']}: {last['n_docs']} docs, {last['edits']} edits, F1 {last['f1']:.3f} -> {output}"
+        )
 
     app.add_typer(al, name="al")

@@ -29,7 +29,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Clinical NLP annotation engine (see README.md for the workflow)."""

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -23,18 +22,28 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
     def deid_cmd(
         input: Path = typer.Option(..., "--input", "-i", help="JSONL notes: id, text, optional patient."),
         output: Path = typer.Option(..., "--output", "-o", help="JSONL de-identified notes (deidentified: true)."),
-        phi_output: Optional[Path] = typer.Option(None, "--phi-output",
-                                                  help="JSONL of detected PHI: id, spans (start/end/label, ORIGINAL offsets)."),
-        map_output: Optional[Path] = typer.Option(None, "--map-output",
-                                                  help="Also write the surrogate map (contains PHI!)."),
-        key: Optional[str] = typer.Option(None, "--key", envvar="CLINICAL_NLP_DEID_KEY",
-                                          help="Secret making surrogates/date shifts reproducible across runs."),
-        project_dir: Optional[Path] = typer.Option(None, "--project-dir",
-                                                   help="Also store the notes as de-identified and audit the run."),
-        actor: Optional[str] = typer.Option(None, help="Who runs this (audit; default $CLINICAL_NLP_ACTOR or user)."),
-        workers: Optional[int] = typer.Option(None, "--workers", min=1,
-                                              help="Run on a Dask LocalCluster of N worker processes (same output; "
-                                                   "each task holds whole patients)."),
+        phi_output: Path | None = typer.Option(
+            None, "--phi-output", help="JSONL of detected PHI: id, spans (start/end/label, ORIGINAL offsets)."
+        ),
+        map_output: Path | None = typer.Option(
+            None, "--map-output", help="Also write the surrogate map (contains PHI!)."
+        ),
+        key: str | None = typer.Option(
+            None,
+            "--key",
+            envvar="CLINICAL_NLP_DEID_KEY",
+            help="Secret making surrogates/date shifts reproducible across runs.",
+        ),
+        project_dir: Path | None = typer.Option(
+            None, "--project-dir", help="Also store the notes as de-identified and audit the run."
+        ),
+        actor: str | None = typer.Option(None, help="Who runs this (audit; default $CLINICAL_NLP_ACTOR or user)."),
+        workers: int | None = typer.Option(
+            None,
+            "--workers",
+            min=1,
+            help="Run on a Dask LocalCluster of N worker processes (same output; each task holds whole patients).",
+        ),
     ) -> None:
         """De-identify notes: detect PHI (rules + learned tagger), replace it with surrogates
         consistent per patient, shift dates per patient.
@@ -48,8 +57,14 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
 
         with tqdm(desc="deid", unit="note", disable=None) as bar:
             summary, results = deidentify_file(
-                input, output, phi_output, map_output=map_output,
-                key=key.encode("utf-8") if key else None, progress=bar.update, workers=workers)
+                input,
+                output,
+                phi_output,
+                map_output=map_output,
+                key=key.encode("utf-8") if key else None,
+                progress=bar.update,
+                workers=workers,
+            )
         if project_dir is not None:
             from clinical_nlp.audit import AuditLog
             from clinical_nlp.project import resolve_project
@@ -58,16 +73,28 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
 
             store = Store(resolve_project(project_dir).store_url)
             rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines() if line.strip()]
-            notes = [Note(r["id"], r["text"], {k: v for k, v in r.items() if k not in ("id", "text", "offset_map")})
-                     for r in rows]
+            notes = [
+                Note(r["id"], r["text"], {k: v for k, v in r.items() if k not in ("id", "text", "offset_map")})
+                for r in rows
+            ]
             store.add_notes(notes, deidentified=True)
             store.mark_deidentified([n.id for n in notes])
-            AuditLog(store).append("deidentify", actor=_actor(actor), details={
-                "input_sha256": hashlib.sha256(input.read_bytes()).hexdigest(), "output": output.name,
-                "notes": summary.notes, "phi_spans": summary.phi_spans, "labels": summary.labels,
-                "method": summary.method})
-        typer.echo(f"de-identified {summary.notes} notes, {summary.phi_spans} PHI spans "
-                   f"({', '.join(f'{k} {v}' for k, v in sorted(summary.labels.items()))}) -> {output}")
+            AuditLog(store).append(
+                "deidentify",
+                actor=_actor(actor),
+                details={
+                    "input_sha256": hashlib.sha256(input.read_bytes()).hexdigest(),
+                    "output": output.name,
+                    "notes": summary.notes,
+                    "phi_spans": summary.phi_spans,
+                    "labels": summary.labels,
+                    "method": summary.method,
+                },
+            )
+        typer.echo(
+            f"de-identified {summary.notes} notes, {summary.phi_spans} PHI spans "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(summary.labels.items()))}) -> {output}"
+        )
 
     # annotators -------------------------------------------------------------
     ann = typer.Typer(help="Annotator registry: roles, credentials, qualifications.", no_args_is_help=True)
@@ -84,17 +111,18 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
     def ann_add(
         name: str = typer.Argument(..., help="Annotator user name (as in Doccano)."),
         role: str = typer.Option("annotator", help="annotator | expert | admin."),
-        email: Optional[str] = typer.Option(None),
-        specialty: Optional[str] = typer.Option(None, help="Clinical specialty (e.g. oncology)."),
-        license_id: Optional[str] = typer.Option(None, help="Clinical licence id (gives clinical_license)."),
-        hipaa_training: Optional[str] = typer.Option(None, help="HIPAA training date YYYY-MM-DD."),
-        guideline_version: Optional[str] = typer.Option(None, help="Guideline version trained on "
-                                                        "(default: the project's current one)."),
+        email: str | None = typer.Option(None),
+        specialty: str | None = typer.Option(None, help="Clinical specialty (e.g. oncology)."),
+        license_id: str | None = typer.Option(None, help="Clinical licence id (gives clinical_license)."),
+        hipaa_training: str | None = typer.Option(None, help="HIPAA training date YYYY-MM-DD."),
+        guideline_version: str | None = typer.Option(
+            None, help="Guideline version trained on (default: the project's current one)."
+        ),
         phi_access: bool = typer.Option(False, "--phi-access", help="May see identified notes."),
-        qualification: List[str] = typer.Option([], "--qualification", "-q", help="Extra qualification (repeat)."),
+        qualification: list[str] = typer.Option([], "--qualification", "-q", help="Extra qualification (repeat)."),
         update: bool = typer.Option(False, help="Replace an existing record."),
-        project_dir: Optional[Path] = typer.Option(None, "--project-dir"),
-        actor: Optional[str] = typer.Option(None, help="Who registers (audit)."),
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+        actor: str | None = typer.Option(None, help="Who registers (audit)."),
     ) -> None:
         """Register (or --update) an annotator; the change is audited."""
         from clinical_nlp.annotators import Annotator
@@ -102,14 +130,25 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
 
         if guideline_version is None:
             guideline_version = resolve_project(project_dir).guideline().version
-        person = Annotator(name, role, email, specialty, license_id, hipaa_training, guideline_version,
-                           phi_access, tuple(qualification))
+        person = Annotator(
+            name,
+            role,
+            email,
+            specialty,
+            license_id,
+            hipaa_training,
+            guideline_version,
+            phi_access,
+            tuple(qualification),
+        )
         _registry(project_dir).add(person, actor=_actor(actor), replace=update)
         typer.echo(f"{'updated' if update else 'added'} {name} ({role})")
 
     @ann.command("list")
-    def ann_list(project_dir: Optional[Path] = typer.Option(None, "--project-dir"),
-                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    def ann_list(
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
         """List registered annotators with role and qualifications."""
         people = _registry(project_dir).list()
         if as_json:
@@ -119,7 +158,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
             typer.echo(f"{p.name}\t{p.role}\t{','.join(sorted(p.qualifications()))}")
 
     @ann.command("show")
-    def ann_show(name: str, project_dir: Optional[Path] = typer.Option(None, "--project-dir")) -> None:
+    def ann_show(name: str, project_dir: Path | None = typer.Option(None, "--project-dir")) -> None:
         """Show one annotator's record and current qualifications (JSON)."""
         p = _registry(project_dir).get(name)
         typer.echo(json.dumps({**p.to_dict(), "qualifications": sorted(p.qualifications())}, indent=2))
@@ -136,9 +175,11 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         return AuditLog(Store(resolve_project(project_dir).store_url))
 
     @aud.command("verify")
-    def audit_verify(project_dir: Optional[Path] = typer.Option(None, "--project-dir"),
-                     export_file: Optional[Path] = typer.Option(None, "--file", help="Verify an exported JSONL instead."),
-                     head: Optional[str] = typer.Option(None, help="Expected head hash (from audit export).")) -> None:
+    def audit_verify(
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+        export_file: Path | None = typer.Option(None, "--file", help="Verify an exported JSONL instead."),
+        head: str | None = typer.Option(None, help="Expected head hash (from audit export)."),
+    ) -> None:
         """Check the hash chain; exit 2 naming the first edited, removed or reordered entry."""
         from clinical_nlp.audit import verify_export
 
@@ -155,20 +196,34 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         typer.echo(f"audit log OK: {n} entries")
 
     @aud.command("show")
-    def audit_show(project_dir: Optional[Path] = typer.Option(None, "--project-dir"),
-                   action: Optional[str] = typer.Option(None, help="Only this action."),
-                   as_json: bool = typer.Option(False, "--json")) -> None:
+    def audit_show(
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+        action: str | None = typer.Option(None, help="Only this action."),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
         """Print the audit entries (seq, time, actor, action, details)."""
         for e in _log(project_dir).entries(action):
             if as_json:
-                typer.echo(json.dumps({"seq": e.seq, "timestamp": e.timestamp, "actor": e.actor,
-                                       "action": e.action, "details": dict(e.details), "hash": e.hash}))
+                typer.echo(
+                    json.dumps(
+                        {
+                            "seq": e.seq,
+                            "timestamp": e.timestamp,
+                            "actor": e.actor,
+                            "action": e.action,
+                            "details": dict(e.details),
+                            "hash": e.hash,
+                        }
+                    )
+                )
             else:
                 typer.echo(f"#{e.seq}\t{e.timestamp}\t{e.actor}\t{e.action}\t{json.dumps(dict(e.details))[:200]}")
 
     @aud.command("export")
-    def audit_export(output: Path = typer.Option(..., "--output", "-o", help="JSONL file to write."),
-                     project_dir: Optional[Path] = typer.Option(None, "--project-dir")) -> None:
+    def audit_export(
+        output: Path = typer.Option(..., "--output", "-o", help="JSONL file to write."),
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+    ) -> None:
         """Write the verified log as JSONL with a final head-hash line; prints the head hash."""
         from clinical_nlp.audit import export_log
 
@@ -186,8 +241,10 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         return project, Store(project.store_url)
 
     @qa.command("check")
-    def qa_check(project_dir: Optional[Path] = typer.Option(None, "--project-dir"),
-                 label: List[str] = typer.Option([], "--label", help="Only these labels.")) -> None:
+    def qa_check(
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+        label: list[str] = typer.Option([], "--label", help="Only these labels."),
+    ) -> None:
         """Report expert-review coverage per label; exit 2 listing items to review if unmet."""
         from clinical_nlp.qa import require_qa_coverage
 
@@ -198,8 +255,12 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         typer.echo("QA policy met")
 
     @qa.command("review")
-    def qa_review(item: str, label: str, expert: str = typer.Option(..., help="Registered expert."),
-                  project_dir: Optional[Path] = typer.Option(None, "--project-dir")) -> None:
+    def qa_review(
+        item: str,
+        label: str,
+        expert: str = typer.Option(..., help="Registered expert."),
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+    ) -> None:
         """Record that EXPERT reviewed LABEL on ITEM (audited)."""
         from clinical_nlp.qa import record_review
 
@@ -208,7 +269,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         typer.echo(f"recorded review of {label} on {item} by {expert}")
 
     @qa.command("drift")
-    def qa_drift(project_dir: Optional[Path] = typer.Option(None, "--project-dir")) -> None:
+    def qa_drift(project_dir: Path | None = typer.Option(None, "--project-dir")) -> None:
         """List annotations made under a guideline version other than the current one."""
         from clinical_nlp.qa import guideline_drift
 
@@ -217,8 +278,10 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         typer.echo(json.dumps(rep.as_dict(), indent=2))
 
     @app.command("report")
-    def report_cmd(output: Path = typer.Option(..., "--output", "-o", help="Folder for report.html and report.json."),
-                   project_dir: Optional[Path] = typer.Option(None, "--project-dir")) -> None:
+    def report_cmd(
+        output: Path = typer.Option(..., "--output", "-o", help="Folder for report.html and report.json."),
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+    ) -> None:
         """Dataset documentation for auditors: one self-contained HTML page (plots embedded)
         and a JSON file (corpus statistics, annotators and qualifications, guideline versions,
         agreement per label, QA coverage, adjudications, model versions, de-identification)."""

@@ -31,22 +31,35 @@ def _print_report(report: dict[str, Any]) -> None:
     for col in ("attribute", "n", "Cohen kappa", "Krippendorff alpha", "note"):
         a.add_column(col)
     for name, d in report["attributes"].items():
-        a.add_row(name, str(d.get("n", 0)), _fmt(d.get("cohen_kappa")), _fmt(d.get("krippendorff_alpha")),
-                  d.get("cohen_kappa_reason") or "")
+        a.add_row(
+            name,
+            str(d.get("n", 0)),
+            _fmt(d.get("cohen_kappa")),
+            _fmt(d.get("krippendorff_alpha")),
+            d.get("cohen_kappa_reason") or "",
+        )
     console.print(a)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("agree")
     def agree_cmd(
-        input: Path = typer.Option(..., "--input", "-i", help="LABELS.jsonl from `clinical-nlp doccano pull` "
-                                   "(one row per note and annotator: id, annotator, text, spans)."),
+        input: Path = typer.Option(
+            ...,
+            "--input",
+            "-i",
+            help="LABELS.jsonl from `clinical-nlp doccano pull` "
+            "(one row per note and annotator: id, annotator, text, spans).",
+        ),
         output: Path = typer.Option(..., "--output", "-o", help="REPORT.json to write."),
         plot: Path | None = typer.Option(None, "--plot", help="Also write a PNG bar chart here."),
         n_boot: int = typer.Option(200, help="Bootstrap resamples for confidence intervals (0: none)."),
         seed: int = typer.Option(0, help="Bootstrap seed."),
-        gold: Path | None = typer.Option(None, "--gold", help="Also write consensus spans as JSONL "
-                                            "(id, text, spans) aggregated from the aligned units."),
+        gold: Path | None = typer.Option(
+            None,
+            "--gold",
+            help="Also write consensus spans as JSONL (id, text, spans) aggregated from the aligned units.",
+        ),
         method: str = typer.Option("majority", help="Aggregation for --gold: majority or dawid_skene."),
     ) -> None:
         """Inter-annotator agreement of a pulled Doccano export.
@@ -63,8 +76,9 @@ def register(app: typer.Typer) -> None:
         _print_report(report)
         typer.echo(f"wrote {output}" + "".join(f", {p}" for p in (plot, gold) if p))
 
-    adj = typer.Typer(help="Adjudication queue: items below the agreement bars or with safety-critical labels.",
-                      no_args_is_help=True)
+    adj = typer.Typer(
+        help="Adjudication queue: items below the agreement bars or with safety-critical labels.", no_args_is_help=True
+    )
     app.add_typer(adj, name="adjudicate")
 
     @adj.command("queue")
@@ -76,14 +90,13 @@ def register(app: typer.Typer) -> None:
         """Queue the notes of LABELS.jsonl whose pairwise span F1 or attribute kappa is below the label
         schema's bars, or that carry a safety-critical label; store them in the project store."""
         from clinical_nlp.consensus.adapters.text import read_labels, text_candidates
-        from clinical_nlp.services.adjudication import build_queue
         from clinical_nlp.project import resolve_project
+        from clinical_nlp.services.adjudication import build_queue
         from clinical_nlp.store import Store
 
         proj = resolve_project(project)
         labels = read_labels(input)
-        n = build_queue(Store(proj.store_url), text_candidates(labels), expert=expert,
-                        schema=proj.guideline().schema)
+        n = build_queue(Store(proj.store_url), text_candidates(labels), expert=expert, schema=proj.guideline().schema)
         typer.echo(f"{n} item(s) pending adjudication by {expert}")
 
     @adj.command("list")
@@ -96,8 +109,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from clinical_nlp.services.adjudication import pending
         from clinical_nlp.project import resolve_project
+        from clinical_nlp.services.adjudication import pending
         from clinical_nlp.store import Store
 
         rows = pending(Store(resolve_project(project).store_url), expert=expert)
@@ -116,14 +129,17 @@ def register(app: typer.Typer) -> None:
         item: str = typer.Option(..., help="Queued item id."),
         expert: str = typer.Option(..., help="Expert recording the decision."),
         reason: str = typer.Option(..., help="Why (kept with the gold label and in the audit log)."),
-        decision: str = typer.Option(..., help="Gold payload as JSON (text: a list of spans "
-                                     "[{start, end, label, negation...}]) or @FILE with that JSON."),
+        decision: str = typer.Option(
+            ...,
+            help="Gold payload as JSON (text: a list of spans "
+            "[{start, end, label, negation...}]) or @FILE with that JSON.",
+        ),
         unit: str = typer.Option("*", help="Queued unit ('*' = whole item)."),
         project: Path | None = typer.Option(None, help="Project folder (default: ./.clinical-nlp scratch)."),
     ) -> None:
         """Record an expert decision: it becomes gold (kind="gold") with who and why, plus an audit entry."""
-        from clinical_nlp.services.adjudication import decide
         from clinical_nlp.project import resolve_project
+        from clinical_nlp.services.adjudication import decide
         from clinical_nlp.store import Store
 
         raw = Path(decision[1:]).read_text(encoding="utf-8") if decision.startswith("@") else decision
@@ -134,8 +150,7 @@ def register(app: typer.Typer) -> None:
         entry = decide(Store(resolve_project(project).store_url), item, unit, payload, expert, reason)
         typer.echo(f"decided {entry.item}/{entry.unit} by {expert}: stored as gold")
 
-    cons = typer.Typer(help="Consensus for imaging and signal annotations (same core as text).",
-                       no_args_is_help=True)
+    cons = typer.Typer(help="Consensus for imaging and signal annotations (same core as text).", no_args_is_help=True)
     app.add_typer(cons, name="consensus")
 
     @cons.command("imaging")
@@ -147,27 +162,35 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Cluster each scan's reader annotations into nodules, build consensus masks and report reader
         agreement: pairwise IoU (mean, CI, median, share > 0.85) and malignancy alpha / weighted kappa."""
-        from clinical_nlp.consensus.adapters.imaging import lidc_report
+        from clinical_nlp.consensus.adapters.lidc import lidc_report
         from clinical_nlp.services.agreement_files import write_json
 
         if not lidc:
-            raise InputFormatError("only --lidc input is available from the command line; "
-                                   "use clinical_nlp.consensus.adapters.imaging for your own masks")
+            raise InputFormatError(
+                "only --lidc input is available from the command line; "
+                "use clinical_nlp.consensus.adapters.imaging for your own masks"
+            )
         rep = lidc_report(None if not scans else scans, level=level, progress=True)
         if output:
             write_json(output, rep)
         iou = rep["reader_pair_iou"]
-        typer.echo(f"{rep['scans']} scans: {rep['clusters']} nodule clusters, {rep['clusters_2plus']} read by 2+ "
-                   f"radiologists; reader IoU mean {_fmt(iou['value'])} median {_fmt(iou.get('median'))}, "
-                   f"{100 * (iou.get('share_above') or 0):.1f}% of pairs > 0.85")
+        typer.echo(
+            f"{rep['scans']} scans: {rep['clusters']} nodule clusters, {rep['clusters_2plus']} read by 2+ "
+            f"radiologists; reader IoU mean {_fmt(iou['value'])} median {_fmt(iou.get('median'))}, "
+            f"{100 * (iou.get('share_above') or 0):.1f}% of pairs > 0.85"
+        )
         m = rep["malignancy"]
-        typer.echo(f"malignancy: ordinal alpha {_fmt(m['krippendorff_alpha_ordinal']['value'])}, weighted kappa "
-                   f"{_fmt(m['weighted_kappa_linear_slot1_slot2']['value'])}; {rep['seconds_per_scan']:.3f} s/scan")
+        typer.echo(
+            f"malignancy: ordinal alpha {_fmt(m['krippendorff_alpha_ordinal']['value'])}, weighted kappa "
+            f"{_fmt(m['weighted_kappa_linear_slot1_slot2']['value'])}; {rep['seconds_per_scan']:.3f} s/scan"
+        )
 
     @cons.command("signal")
     def cons_signal(
         record: Path = typer.Option(..., "--record", help="WFDB record path without extension (e.g. qtdb/sel100)."),
-        annotators: str = typer.Option(..., "--annotators", help="Comma-separated annotation extensions, e.g. q1c,q2c."),
+        annotators: str = typer.Option(
+            ..., "--annotators", help="Comma-separated annotation extensions, e.g. q1c,q2c."
+        ),
         tolerance_ms: float = typer.Option(150.0, "--tolerance-ms", help="Match window in ms (EC57: 150 for QRS)."),
         lag: str = typer.Option("none", help="'none', 'auto' (estimate a constant lag per event type) or ms."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
@@ -190,7 +213,17 @@ def register(app: typer.Typer) -> None:
             t.add_column(col)
         for p in rep["pairs"]:
             for kind, v in p["types"].items():
-                t.add_row(p["ref"], p["test"], kind, str(v["n_ref"]), str(v["n_test"]), str(v["matched"]),
-                          str(v["exact"]), _fmt(v["se"]), _fmt(v["ppv"]), _fmt(v["mean_diff_ms"]))
+                t.add_row(
+                    p["ref"],
+                    p["test"],
+                    kind,
+                    str(v["n_ref"]),
+                    str(v["n_test"]),
+                    str(v["matched"]),
+                    str(v["exact"]),
+                    _fmt(v["se"]),
+                    _fmt(v["ppv"]),
+                    _fmt(v["mean_diff_ms"]),
+                )
         Console().print(t)
         typer.echo(f"consensus events: {rep['consensus']['events']}")

@@ -15,13 +15,19 @@ def register(app: typer.Typer) -> None:
         input: Path = typer.Option(..., "--input", "-i", help="Corpus file or directory to read."),
         output: Path = typer.Option(..., "--output", "-o", help="File (or directory for BRAT) to write."),
         from_fmt: str | None = typer.Option(
-            None, "--from", help=f"Input format ({', '.join(FORMATS)}); default: from the path."),
+            None, "--from", help=f"Input format ({', '.join(FORMATS)}); default: from the path."
+        ),
         to_fmt: str | None = typer.Option(
-            None, "--to", help=f"Output format ({', '.join(WRITABLE)}); default: from the extension "
-            "(.jsonl, .spacy, .conll/.bio, .parquet/.csv; no extension = BRAT folder)."),
+            None,
+            "--to",
+            help=f"Output format ({', '.join(WRITABLE)}); default: from the extension "
+            "(.jsonl, .spacy, .conll/.bio, .parquet/.csv; no extension = BRAT folder).",
+        ),
         overlap: str = typer.Option(
-            "error", help="CoNLL/BIO only: 'error' refuses overlapping spans, 'longest' keeps the longest "
-            "of each overlapping cluster."),
+            "error",
+            help="CoNLL/BIO only: 'error' refuses overlapping spans, 'longest' keeps the longest "
+            "of each overlapping cluster.",
+        ),
         allow_empty: bool = typer.Option(False, help="Accept notes whose text is empty."),
     ) -> None:
         """Convert a corpus between formats, verifying every span's offsets.
@@ -34,21 +40,26 @@ def register(app: typer.Typer) -> None:
         """
         from clinical_nlp.io.registry import convert_corpus
 
-        n_docs, n_spans, fmt_in, fmt_out = convert_corpus(input, output, from_fmt=from_fmt, to_fmt=to_fmt,
-                                                          overlap=overlap, allow_empty=allow_empty)
+        n_docs, n_spans, fmt_in, fmt_out = convert_corpus(
+            input, output, from_fmt=from_fmt, to_fmt=to_fmt, overlap=overlap, allow_empty=allow_empty
+        )
         typer.echo(f"converted {n_docs} documents ({n_spans} spans) from {fmt_in} to {fmt_out}: {output}")
 
     @app.command("ingest")
     def ingest_cmd(
         input: Path = typer.Option(..., "--input", "-i", help="Corpus file or directory (any readable format)."),
-        fmt: str | None = typer.Option(None, "--format", "-f",
-                                          help=f"Input format ({', '.join(FORMATS)}); default: from the path."),
+        fmt: str | None = typer.Option(
+            None, "--format", "-f", help=f"Input format ({', '.join(FORMATS)}); default: from the path."
+        ),
         project_dir: Path | None = typer.Option(
-            None, "--project-dir", help="Project folder (default: the current one, else ./.clinical-nlp)."),
+            None, "--project-dir", help="Project folder (default: the current one, else ./.clinical-nlp)."
+        ),
         deidentified: bool = typer.Option(
-            False, "--deidentified", help="Mark the notes as de-identified (allowed to be pushed to Doccano)."),
+            False, "--deidentified", help="Mark the notes as de-identified (allowed to be pushed to Doccano)."
+        ),
         annotator: str | None = typer.Option(
-            None, help="Also store the corpus spans as this annotator's annotations (default: notes only)."),
+            None, help="Also store the corpus spans as this annotator's annotations (default: notes only)."
+        ),
         kind: str = typer.Option("gold", help="Annotation kind for --annotator: gold, human or pre."),
         actor: str = typer.Option("cli", help="Name recorded in the audit log."),
         allow_empty: bool = typer.Option(False, help="Accept notes whose text is empty."),
@@ -59,11 +70,22 @@ def register(app: typer.Typer) -> None:
         updates the notes (id, text, metadata such as patient/date/note_type) in the store.
         Output: a summary line; the store and an 'ingest' audit-log entry are updated.
         """
-        from clinical_nlp.services.ingest import ingest_corpus
         from clinical_nlp.project import resolve_project
+        from clinical_nlp.services.ingest import ingest_corpus
 
         project = resolve_project(project_dir)
-        summary = ingest_corpus(input, project, fmt=fmt, deidentified=deidentified, annotator=annotator,
-                                kind=kind, actor=actor, allow_empty=allow_empty, progress=True)
-        typer.echo(f"ingested {summary['notes']} notes ({summary['annotations']} annotations) "
-                   f"into {project.store_url}" + (" [de-identified]" if deidentified else ""))
+        summary = ingest_corpus(
+            input,
+            project,
+            fmt=fmt,
+            deidentified=deidentified,
+            annotator=annotator,
+            kind=kind,
+            actor=actor,
+            allow_empty=allow_empty,
+            progress=True,
+        )
+        typer.echo(
+            f"ingested {summary['notes']} notes ({summary['annotations']} annotations) "
+            f"into {project.store_url}" + (" [de-identified]" if deidentified else "")
+        )

@@ -28,8 +28,10 @@ def _context(project_dir: Path | None, name: str | None):
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="Round trip with a Doccano server: sync the project, push pre-annotations, pull labels.",
-                      no_args_is_help=True)
+    sub = typer.Typer(
+        help="Round trip with a Doccano server: sync the project, push pre-annotations, pull labels.",
+        no_args_is_help=True,
+    )
     app.add_typer(sub, name="doccano")
 
     @sub.command("sync")
@@ -59,14 +61,22 @@ def register(app: typer.Typer) -> None:
 
     @sub.command("push")
     def push_cmd(
-        input: Path = typer.Option(..., "--input", exists=True, dir_okay=False,
-                                   help="Pre-annotations JSONL (output of 'clinical-nlp preannotate')."),
+        input: Path = typer.Option(
+            ...,
+            "--input",
+            exists=True,
+            dir_okay=False,
+            help="Pre-annotations JSONL (output of 'clinical-nlp preannotate').",
+        ),
         annotators: str = typer.Option(..., help="Comma-separated Doccano user names (e.g. alice,bob)."),
-        overlap: int = typer.Option(2, min=1, help="Annotators per note (notes with a safety-critical label go to all)."),
+        overlap: int = typer.Option(
+            2, min=1, help="Annotators per note (notes with a safety-critical label go to all)."
+        ),
         project: str = typer.Option(None, "--project", help=_PROJECT_HELP),
         project_dir: Path = typer.Option(None, "--project-dir", help=_DIR_HELP),
-        allow_phi: bool = typer.Option(False, "--allow-phi",
-                                       help="Push notes not marked de-identified (needs --actor; audited)."),
+        allow_phi: bool = typer.Option(
+            False, "--allow-phi", help="Push notes not marked de-identified (needs --actor; audited)."
+        ),
         actor: str = typer.Option(None, help="Who runs the push (default: $CLINICAL_NLP_ACTOR)."),
     ) -> None:
         """Send notes, each assigned annotator getting their own copy of the pre-annotations.
@@ -83,15 +93,34 @@ def register(app: typer.Typer) -> None:
         rows = read_preannotations(input)
         names = [a.strip() for a in annotators.split(",") if a.strip()]
         with tqdm(total=None, desc="pre-annotations placed", unit="note") as bar:
-            report = push(store, proj.guideline(), name, rows, names, overlap=overlap, creds=creds,
-                          require_deid=proj.config.require_deid, allow_phi=allow_phi,
-                          actor=actor or os.environ.get("CLINICAL_NLP_ACTOR"), progress=bar.update)
-        typer.echo(json.dumps({
-            "project": report.project, "doccano_project_id": report.project_id, "notes": report.notes,
-            "imported": report.imported, "spans_created": report.spans_created,
-            "already_pushed": report.skipped_already_pushed,
-            "assigned": {a: len(v) for a, v in report.assignments.items()}, "seconds": round(report.seconds, 2),
-        }, indent=2))
+            report = push(
+                store,
+                proj.guideline(),
+                name,
+                rows,
+                names,
+                overlap=overlap,
+                creds=creds,
+                require_deid=proj.config.require_deid,
+                allow_phi=allow_phi,
+                actor=actor or os.environ.get("CLINICAL_NLP_ACTOR"),
+                progress=bar.update,
+            )
+        typer.echo(
+            json.dumps(
+                {
+                    "project": report.project,
+                    "doccano_project_id": report.project_id,
+                    "notes": report.notes,
+                    "imported": report.imported,
+                    "spans_created": report.spans_created,
+                    "already_pushed": report.skipped_already_pushed,
+                    "assigned": {a: len(v) for a, v in report.assignments.items()},
+                    "seconds": round(report.seconds, 2),
+                },
+                indent=2,
+            )
+        )
 
     @sub.command("pull")
     def pull_cmd(

@@ -11,8 +11,15 @@ import typer
 from clinical_nlp.errors import InputFormatError
 
 
-def run_assertions(input_path: Path, output_path: Path, *, model: Path | None = None,
-                   rules_only: bool = False, progress: bool = False, details: bool = False) -> int:
+def run_assertions(
+    input_path: Path,
+    output_path: Path,
+    *,
+    model: Path | None = None,
+    rules_only: bool = False,
+    progress: bool = False,
+    details: bool = False,
+) -> int:
     """Classify every concept row of ``input_path`` into ``output_path`` (atomic); returns the row count.
 
     Each input row needs ``id``, ``text``, ``start``, ``end`` (and optionally
@@ -77,12 +84,24 @@ def run_assertions(input_path: Path, output_path: Path, *, model: Path | None = 
 def register(app: typer.Typer) -> None:
     @app.command("assertions")
     def assertions_cmd(
-        input: Path = typer.Option(..., "--input", "-i", help="JSONL rows with id, text, start, end "
-                                   "(the marked concept) and optionally concept (checked)."),
-        output: Path = typer.Option(..., "--output", "-o", help="JSONL output: id, negation, temporality, "
-                                    "experiencer per row (written atomically)."),
-        model: Path = typer.Option(None, "--model", help="Assertion model dir/JSON from "
-                                   "scripts/train_assertion_model.py (default: the model shipped in the package)."),
+        input: Path = typer.Option(
+            ...,
+            "--input",
+            "-i",
+            help="JSONL rows with id, text, start, end (the marked concept) and optionally concept (checked).",
+        ),
+        output: Path = typer.Option(
+            ...,
+            "--output",
+            "-o",
+            help="JSONL output: id, negation, temporality, experiencer per row (written atomically).",
+        ),
+        model: Path = typer.Option(
+            None,
+            "--model",
+            help="Assertion model dir/JSON from "
+            "scripts/train_assertion_model.py (default: the model shipped in the package).",
+        ),
         rules_only: bool = typer.Option(False, "--rules-only", help="Use the ConText cue rules only (fastest)."),
         details: bool = typer.Option(False, "--details", help="Also write score and source (provenance) per row."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -95,6 +114,5 @@ def register(app: typer.Typer) -> None:
         Bad rows (offsets outside the text or not on the concept, empty/huge text,
         non-UTF-8) stop with an error naming the line and id; no output is left behind.
         """
-        n = run_assertions(input, output, model=model, rules_only=rules_only, progress=progress,
-                           details=details)
+        n = run_assertions(input, output, model=model, rules_only=rules_only, progress=progress, details=details)
         typer.echo(f"classified {n} rows -> {output}", err=True)

@@ -79,8 +79,9 @@ def wide(df: pd.DataFrame) -> pd.DataFrame:
     return df.pivot(index=["item", "unit"], columns="annotator", values="label")
 
 
-def _bootstrap(stat: Callable[[np.ndarray], float | None], n_units: int, *, n_boot: int, seed: int,
-               alpha: float = 0.05) -> tuple[float, float] | None:
+def _bootstrap(
+    stat: Callable[[np.ndarray], float | None], n_units: int, *, n_boot: int, seed: int, alpha: float = 0.05
+) -> tuple[float, float] | None:
     if n_boot <= 0 or n_units < 2:
         return None
     rng = np.random.default_rng(seed)
@@ -95,8 +96,9 @@ def _bootstrap(stat: Callable[[np.ndarray], float | None], n_units: int, *, n_bo
     return (float(lo), float(hi))
 
 
-def kappa_of_arrays(a: np.ndarray, b: np.ndarray, weights: str | None = None, labels: list[int] | None = None
-                    ) -> float | None:
+def kappa_of_arrays(
+    a: np.ndarray, b: np.ndarray, weights: str | None = None, labels: list[int] | None = None
+) -> float | None:
     """Cohen's kappa of two aligned label arrays; None when fewer than two categories occur."""
     from sklearn.metrics import cohen_kappa_score
 
@@ -117,9 +119,16 @@ def _encode(values: pd.Series, order: Sequence[Any] | None) -> np.ndarray:
     return values.to_numpy()
 
 
-def cohen_kappa(df: pd.DataFrame, a: str | None = None, b: str | None = None, *,
-                weights: Literal["linear", "quadratic"] | None = None, order: Sequence[Any] | None = None,
-                n_boot: int = 0, seed: int = 0) -> Agreement:
+def cohen_kappa(
+    df: pd.DataFrame,
+    a: str | None = None,
+    b: str | None = None,
+    *,
+    weights: Literal["linear", "quadratic"] | None = None,
+    order: Sequence[Any] | None = None,
+    n_boot: int = 0,
+    seed: int = 0,
+) -> Agreement:
     """Cohen's kappa between two annotators over the units both rated (weighted kappa needs ``order``)."""
     w = wide(df)
     names = list(w.columns)
@@ -174,7 +183,10 @@ def percent_agreement(df: pd.DataFrame, *, n_boot: int = 0, seed: int = 0) -> Ag
         return Agreement(None, reason="no unit was rated by two or more annotators")
     per_unit = np.c_[(counts[keep] * (counts[keep] - 1) / 2).sum(axis=1), n[keep] * (n[keep] - 1) / 2]
     arr = per_unit
-    stat = lambda idx: float(arr[idx, 0].sum() / arr[idx, 1].sum())
+
+    def stat(idx):
+        return float(arr[idx, 0].sum() / arr[idx, 1].sum())
+
     return Agreement(stat(np.arange(len(arr))), _bootstrap(stat, len(arr), n_boot=n_boot, seed=seed), len(arr))
 
 
@@ -213,13 +225,19 @@ def _alpha(data: np.ndarray, level: str, domain: Sequence[float] | None = None) 
     if pairable == 0 or len(np.unique(vals)) < 2:
         return None
     with np.errstate(all="ignore"):
-        v = float(krippendorff.alpha(reliability_data=data, level_of_measurement=level,  # type: ignore[arg-type]
-                                     value_domain=domain))
+        v = float(
+            krippendorff.alpha(
+                reliability_data=data,
+                level_of_measurement=level,  # type: ignore[arg-type]
+                value_domain=domain,
+            )
+        )
     return None if math.isnan(v) else v
 
 
-def krippendorff_alpha(df: pd.DataFrame, *, level: Level = "nominal", order: Sequence[Any] | None = None,
-                       n_boot: int = 0, seed: int = 0) -> Agreement:
+def krippendorff_alpha(
+    df: pd.DataFrame, *, level: Level = "nominal", order: Sequence[Any] | None = None, n_boot: int = 0, seed: int = 0
+) -> Agreement:
     """Krippendorff's alpha (``krippendorff`` package); ordinal/interval labels follow ``order`` or sort order."""
     w = wide(df)
     if w.shape[1] < 2:
@@ -287,8 +305,9 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return 1.0 if union <= 0 else inter / union
 
 
-def summarize(values: Sequence[float], *, n_boot: int = 1000, seed: int = 0, threshold: float | None = None
-              ) -> Agreement:
+def summarize(
+    values: Sequence[float], *, n_boot: int = 1000, seed: int = 0, threshold: float | None = None
+) -> Agreement:
     """Mean of per-unit scores (IoU, Dice…) with a seeded bootstrap CI, median and share above ``threshold``."""
     arr = np.asarray(list(values), float)
     if arr.size == 0:

@@ -7,7 +7,7 @@ name tables and English word frequencies (``gazetteer``) so that "daughter was c
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from clinical_nlp.deid.gazetteer import census_ranks, us_places, zipf
 
@@ -28,20 +28,27 @@ NOT_NAMES = frozenset(
     "foley picc quinton hickman swan ganz groshong cordis pearl pearla perrl perrla fick muir passy levo cipro "
     "careview carevue trendelenberg trendelenburg afib aflutter mae nepro johnny johnnie brady tachy amber frank "
     "heme neuro resp gu gi id cv lasix heparin propofol fentanyl versed ativan haldol dilaudid morphine "
-    "coumadin flagyl vanco zosyn levophed neo dopa dobutamine milrinone insulin".split())
+    "coumadin flagyl vanco zosyn levophed neo dopa dobutamine milrinone insulin".split()
+)
 
-_REL = (r"(?:wife|husband|son|sons|daughter|daughters|dtr|dtrs|sister|sisters|brother|brothers|mother|mom|"
-        r"father|dad|niece|nephew|aunt|uncle|grand(?:son|daughter)|grandaughter|cousin|friend|fiance|fiancee|"
-        r"girlfriend|boyfriend|significant other|partner|spouse|proxy|hcp|health care proxy|"
-        r"contact person|sister-in-law|brother-in-law|daughter-in-law|son-in-law|stepson|stepdaughter)(?![A-Za-z])")
+_REL = (
+    r"(?:wife|husband|son|sons|daughter|daughters|dtr|dtrs|sister|sisters|brother|brothers|mother|mom|"
+    r"father|dad|niece|nephew|aunt|uncle|grand(?:son|daughter)|grandaughter|cousin|friend|fiance|fiancee|"
+    r"girlfriend|boyfriend|significant other|partner|spouse|proxy|hcp|health care proxy|"
+    r"contact person|sister-in-law|brother-in-law|daughter-in-law|son-in-law|stepson|stepdaughter)(?![A-Za-z])"
+)
 _NAME = r"([A-Za-z][A-Za-z'-]+)"
 _INI = r"(?:([A-Za-z])(?:\.\s*|\s+))"
 
 _CRED = r"(?i:rn|rrt|crt|np|md|lpn|msw|pa-c|pa|sw|bsn|cnp|scn)"
 _PATTERNS: tuple[tuple[re.Pattern[str], str, bool, bool], ...] = (
     # (pattern, label, strict: every group must look like a name, strong: no tagger veto)
-    (re.compile(r"\b(?:mr|mrs|miss)\.?\s+([A-Za-z][A-Za-z'-]+)(?:\s+([A-Z][a-z'-]+|[A-Z]{2,}\b))?", re.I),
-     "PTName", True, False),
+    (
+        re.compile(r"\b(?:mr|mrs|miss)\.?\s+([A-Za-z][A-Za-z'-]+)(?:\s+([A-Z][a-z'-]+|[A-Z]{2,}\b))?", re.I),
+        "PTName",
+        True,
+        False,
+    ),
     (re.compile(r"\b(?:ms|Ms|MS)\.?\s+([A-Z][A-Za-z'-]+)(?:\s+([A-Z][a-z'-]+|[A-Z]{2,}\b))?"), "PTName", True, False),
     (re.compile(r"\b([A-Z][a-z'-]+|[A-Z]{3,})\s+(?:family|Family|FAMILY)\b"), "PTName", True, False),
     (re.compile(r"\b(?:dr|doctor)\.?\s+(?:([A-Za-z])\.?\s+)?([A-Za-z][A-Za-z'-]+)", re.I), "HCPName", False, False),
@@ -49,54 +56,120 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str, bool, bool], ...] = (
     (re.compile(r"\b(?:dr|doctor)\.?\s+[A-Za-z][A-Za-z'-]+\s+(?:and|&)\s+" + _NAME, re.I), "HCPName", True, False),
     (re.compile(r"(?m)\b[A-Za-z]\.\s*([A-Za-z][A-Za-z'-]+),?\s+" + _CRED + r"\b"), "HCPName", False, True),
     # signatures: "Dan A. Forman-Lyons, RRT", "anita morris rn", "Bernard Foley CRT"
-    (re.compile(r"(?m)(?:^|\|)\s*" + _NAME + r"\s+" + _INI + r"?" + _NAME +
-                r"(?:-[A-Za-z]+)?,?\s+" + _CRED + r"\b\W*$"), "HCPName", True, True),
-    (re.compile(r"(?m)(?:^|\|)\s*" + _INI + _NAME + r"(?:-[A-Za-z]+)?,?\s+" + _CRED + r"\b\W*$"), "HCPName", False,
-     True),
+    (
+        re.compile(
+            r"(?m)(?:^|\|)\s*" + _NAME + r"\s+" + _INI + r"?" + _NAME + r"(?:-[A-Za-z]+)?,?\s+" + _CRED + r"\b\W*$"
+        ),
+        "HCPName",
+        True,
+        True,
+    ),
+    (
+        re.compile(r"(?m)(?:^|\|)\s*" + _INI + _NAME + r"(?:-[A-Za-z]+)?,?\s+" + _CRED + r"\b\W*$"),
+        "HCPName",
+        False,
+        True,
+    ),
     (re.compile(r"\b([A-Za-z])\.\s*([A-Z][a-z'-]+|[A-Z]{2,})[-,]?\s+" + _CRED + r"\b"), "HCPName", False, True),
-    (re.compile(r"\b" + _NAME + r"\s+" + _NAME + r",?\s+" + _CRED + r"\s+(?:aware|notified|called|paged|in|into|here)\b"),
-     "HCPName", True, False),
-    (re.compile(r"\b(?i:per|by|w/|with|called|paged|notified|->|informed|told)\s+([A-Za-z])\.\s*"
-                r"([A-Z][a-z'-]+|[A-Z]{2,}|[a-z][a-z'-]+)\b"), "HCPName", True, False),
+    (
+        re.compile(
+            r"\b" + _NAME + r"\s+" + _NAME + r",?\s+" + _CRED + r"\s+(?:aware|notified|called|paged|in|into|here)\b"
+        ),
+        "HCPName",
+        True,
+        False,
+    ),
+    (
+        re.compile(
+            r"\b(?i:per|by|w/|with|called|paged|notified|->|informed|told)\s+([A-Za-z])\.\s*"
+            r"([A-Z][a-z'-]+|[A-Z]{2,}|[a-z][a-z'-]+)\b"
+        ),
+        "HCPName",
+        True,
+        False,
+    ),
     (re.compile(r"\b(?:per|by)\s+([a-z])\s+([a-z][a-z'-]{2,})\b"), "HCPName", True, False),
     (re.compile(r"(?m)\b([a-z])\.\s*([a-z][a-z'-]+)\s+(?:rrt|rn|crt|np|pa)\W*$"), "HCPName", True, True),
-    (re.compile(r"\b(?:ho|intern|resident|fellow|attending|nurse|caseworker|case manager|case worker|"
-                r"social worker|sw)\s+" + _NAME + r"(?:\s+" + _NAME + r")?", re.I), "HCPName", True, False),
+    (
+        re.compile(
+            r"\b(?:ho|intern|resident|fellow|attending|nurse|caseworker|case manager|case worker|"
+            r"social worker|sw)\s+" + _NAME + r"(?:\s+" + _NAME + r")?",
+            re.I,
+        ),
+        "HCPName",
+        True,
+        False,
+    ),
     # relatives: "wife Mary", "son: John Smith", "daughter (Jane Doe)", "significant other charlie"
-    (re.compile(r"\b" + _REL + r"\s*(?:[,:(-]|is|named|=)?\s*" + _NAME + r"(?:\s+" + _NAME + r")?", re.I),
-     "RelativeProxyName", True, False),
-    (re.compile(r"\b" + _NAME + r"\s+" + _NAME + r"?\s*\((?:pt'?s\s+)?" + _REL + r"\)", re.I), "RelativeProxyName",
-     True, False),
+    (
+        re.compile(r"\b" + _REL + r"\s*(?:[,:(-]|is|named|=)?\s*" + _NAME + r"(?:\s+" + _NAME + r")?", re.I),
+        "RelativeProxyName",
+        True,
+        False,
+    ),
+    (
+        re.compile(r"\b" + _NAME + r"\s+" + _NAME + r"?\s*\((?:pt'?s\s+)?" + _REL + r"\)", re.I),
+        "RelativeProxyName",
+        True,
+        False,
+    ),
     # "Lopie Certusi cell# 410-...", "Irene Czyzewicz- 204-943-1045", "CAROLE HAYES (135-442-9738)"
-    (re.compile(r"\b([A-Z][a-z'-]+|[A-Z]{2,})\s+([A-Z][a-z'-]+|[A-Z]{2,})\s*[-,(:]?\s*(?:(?i:cell|home|work|phone|tel|ph)"
-                r"\s*#?\s*:?\s*)?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}"), "RelativeProxyName", True, False),
+    (
+        re.compile(
+            r"\b([A-Z][a-z'-]+|[A-Z]{2,})\s+([A-Z][a-z'-]+|[A-Z]{2,})\s*[-,(:]?\s*(?:(?i:cell|home|work|phone|tel|ph)"
+            r"\s*#?\s*:?\s*)?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}"
+        ),
+        "RelativeProxyName",
+        True,
+        False,
+    ),
     # "BEA TURA AWARE", "Bea Tura and Drs ..."
-    (re.compile(r"\b([A-Z][a-z'-]+|[A-Z]{2,})\s+([A-Z][a-z'-]+|[A-Z]{2,})\s+(?i:aware|notified|paged|made aware|"
-                r"and drs?\.?)\b"), "HCPName", True, False),
+    (
+        re.compile(
+            r"\b([A-Z][a-z'-]+|[A-Z]{2,})\s+([A-Z][a-z'-]+|[A-Z]{2,})\s+(?i:aware|notified|paged|made aware|"
+            r"and drs?\.?)\b"
+        ),
+        "HCPName",
+        True,
+        False,
+    ),
     (re.compile(r"\b(?i:w/\s*md|md)\s+([A-Z][a-z'-]+|[A-Z]{3,})\b"), "HCPName", True, False),
 )
 
-_LOC_KEY = r"(?:hosp|hospital|medical cent(?:er|re)|med ctr|memorial|clinic|nursing home|health cent(?:er|re)|" \
-           r"heart cent(?:er|re)|manor|rehab(?:ilitation)? (?:center|hospital))"
+_LOC_KEY = (
+    r"(?:hosp|hospital|medical cent(?:er|re)|med ctr|memorial|clinic|nursing home|health cent(?:er|re)|"
+    r"heart cent(?:er|re)|manor|rehab(?:ilitation)? (?:center|hospital))"
+)
 _LOC_WORDS_STOP = NOT_NAMES | frozenset(
     "general outside local another our your same different nearby va mass state community acute long term "
     "chronic care rehab hospital osh city area county begin start started continue cont resume cardiac "
-    "pulmonary cardiopulmonary inpatient outpatient physical acute subacute".split()) - {"general"}
+    "pulmonary cardiopulmonary inpatient outpatient physical acute subacute".split()
+) - {"general"}
 _LOC_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"((?:[A-Z][a-z'-]+\s+){1,3})(?:Rehab|Hospital|Hosp|Medical|Memorial|Center|Nursing|Manor)\b"),
     re.compile(r"((?:[A-Z][A-Z'-]+\s+){1,3})(?:REHAB|HOSPITAL|HOSP|MEMORIAL|MEDICAL CENTER|NURSING HOME|MANOR)\b"),
     re.compile(r"\b((?:St\.?|ST\.)\s*(?:[A-Z][a-z]+|[A-Z]{3,}|[A-Z]\.))"),
-    re.compile(r"(?:\b(?:from|to|at|in|via)\s+|[@>]\s*)((?:[A-Za-z][A-Za-z.'-]*[\s-]+){1,3}?)" + _LOC_KEY + r"\b",
-               re.I),
-    re.compile(r"\b(?:lives?|living|resides?|residing|home|house|moved|retired?|native|born|raised)\s+"
-               r"(?:[a-z]+\s+){0,4}?(?:in|to|from)\s+([A-Z][A-Za-z'-]+(?:\s+[A-Z][A-Za-z'-]+)?)", re.I),
-    re.compile(r"\b(?:in|from|to)\s+([A-Z][A-Za-z'-]+(?:\s+[A-Z][A-Za-z'-]+)?)\s*,\s*(?:ma|md|ny|nj|pa|va|"
-               r"ct|nh|ri|me|vt|fl|ca|dc|de|nc|sc|ga|oh|tx)\b(?!\s*[A-Za-z])", re.I),
+    re.compile(
+        r"(?:\b(?:from|to|at|in|via)\s+|[@>]\s*)((?:[A-Za-z][A-Za-z.'-]*[\s-]+){1,3}?)" + _LOC_KEY + r"\b", re.I
+    ),
+    re.compile(
+        r"\b(?:lives?|living|resides?|residing|home|house|moved|retired?|native|born|raised)\s+"
+        r"(?:[a-z]+\s+){0,4}?(?:in|to|from)\s+([A-Z][A-Za-z'-]+(?:\s+[A-Z][A-Za-z'-]+)?)",
+        re.I,
+    ),
+    re.compile(
+        r"\b(?:in|from|to)\s+([A-Z][A-Za-z'-]+(?:\s+[A-Z][A-Za-z'-]+)?)\s*,\s*(?:ma|md|ny|nj|pa|va|"
+        r"ct|nh|ri|me|vt|fl|ca|dc|de|nc|sc|ga|oh|tx)\b(?!\s*[A-Za-z])",
+        re.I,
+    ),
 )
 
 
-_PREP_PLACE = re.compile(r"\b(?:from|in|to|at|near|outside|lives|living)\s+([A-Za-z][a-z]+|[A-Z]+)(?:\s+([A-Za-z][a-z]+|[A-Z]+))?"
-                         r"(?:\s+([A-Za-z][a-z]+|[A-Z]+))?", re.I)
+_PREP_PLACE = re.compile(
+    r"\b(?:from|in|to|at|near|outside|lives|living)\s+([A-Za-z][a-z]+|[A-Z]+)(?:\s+([A-Za-z][a-z]+|[A-Z]+))?"
+    r"(?:\s+([A-Za-z][a-z]+|[A-Z]+))?",
+    re.I,
+)
 _TITLE_PAIR = re.compile(r"(?<=[a-z,;(][ \t])([A-Z][a-z]{2,})[ \t]+([A-Z][a-z]{2,})\b")  # not sentence/line start
 _UPPER = re.compile(r"[A-Z]")
 _LOWER = re.compile(r"[a-z]")
@@ -150,8 +223,11 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, str, bool]]:
             if w1 in NOT_NAMES or w2 in NOT_NAMES:
                 continue
             z1, z2 = zipf(w1), zipf(w2)
-            if ((w1 in first and z1 < 4.5) or z1 < 2.5) and ((w2 in last and z2 < 4.5) or z2 < 2.5) \
-                    and min(z1, z2) < 3.5:
+            if (
+                ((w1 in first and z1 < 4.5) or z1 < 2.5)
+                and ((w2 in last and z2 < 4.5) or z2 < 2.5)
+                and min(z1, z2) < 3.5
+            ):
                 yield m.start(1), m.end(1), "Name?", False
                 yield m.start(2), m.end(2), "Name?", False
     one, multi = us_places()

@@ -6,8 +6,8 @@ import datetime as _dt
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from clinical_nlp.deid.context import NOT_NAMES as _NOT_NAMES
 from clinical_nlp.deid.context import find_context_names
@@ -18,8 +18,10 @@ from clinical_nlp.deid.model import CRFTagger, Tagger, load_tagger, tokenize
 from clinical_nlp.deid.rules import find_rule_spans
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 
-METHOD = ("clinical-nlp-deid-2 (regex + context rules, census/wordfreq lexicon features, hashed-feature CRF "
-          "tagger trained on the PhysioNet deid shared half, patient-level name propagation)")
+METHOD = (
+    "clinical-nlp-deid-2 (regex + context rules, census/wordfreq lexicon features, hashed-feature CRF "
+    "tagger trained on the PhysioNet deid shared half, patient-level name propagation)"
+)
 
 #: Label documentation (the corpus labels plus the ones only rules produce).
 LABELS: dict[str, str] = {
@@ -88,9 +90,18 @@ class Detector:
     capitalised name-like pairs are kept only where P(O) < ``pair_veto``.
     """
 
-    def __init__(self, tagger: Tagger | CRFTagger | None = None, *, threshold: float = DEFAULT_THRESHOLD,
-                 seed_threshold: float = 0.3, propagate: bool = True, veto: float = 0.9999, context_seed: float = 0.9,
-                 propagate_veto: float = 1.0, pair_veto: float = 0.9999):
+    def __init__(
+        self,
+        tagger: Tagger | CRFTagger | None = None,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        seed_threshold: float = 0.3,
+        propagate: bool = True,
+        veto: float = 0.9999,
+        context_seed: float = 0.9,
+        propagate_veto: float = 1.0,
+        pair_veto: float = 0.9999,
+    ):
         self.tagger = tagger or load_tagger()
         warm_lexicons()
         self.threshold = threshold
@@ -113,7 +124,9 @@ class Detector:
                 for word, lab in s:
                     seeds.setdefault(word, {}).setdefault(lab, 0)
                     seeds[word][lab] += 1
-            phrases = {ph for text, (marks, _, _) in zip(texts, found, strict=True) for ph in _place_phrases(text, marks)}
+            phrases = {
+                ph for text, (marks, _, _) in zip(texts, found, strict=True) for ph in _place_phrases(text, marks)
+            }
             for ph in sorted(phrases):  # multi-word places ("Sacred Heart") recur in the patient's notes
                 pattern = re.compile(r"\b" + r"[\s-]+".join(re.escape(w) for w in ph) + r"\b", re.I)
                 for text, (marks, _, _) in zip(texts, found, strict=True):
@@ -124,8 +137,9 @@ class Detector:
                 for text, (marks, _, p_o) in zip(texts, found, strict=True):
                     for m in _WORD.finditer(text):
                         seed_label = best.get(m.group().lower())
-                        if seed_label is not None and (self.propagate_veto >= 1.0
-                                                or p_o.get(m.start(), 0.0) < self.propagate_veto):
+                        if seed_label is not None and (
+                            self.propagate_veto >= 1.0 or p_o.get(m.start(), 0.0) < self.propagate_veto
+                        ):
                             marks.append((m.start(), m.end(), seed_label, 0))
         return [_resolve(marks) for marks, _, _ in found]
 
@@ -252,8 +266,11 @@ class SurrogateMaker:
         if label in NAME_LABELS:
             pool = LAST_NAMES if self._h("kind", patient, norm) % 2 else FIRST_NAMES
             if label == "PTNameInitial":
-                return "".join(c for c in FIRST_NAMES[self._h("i", patient, norm) % len(FIRST_NAMES)][:1].upper()
-                               + LAST_NAMES[self._h("j", patient, norm) % len(LAST_NAMES)][:1].upper())
+                return "".join(
+                    c
+                    for c in FIRST_NAMES[self._h("i", patient, norm) % len(FIRST_NAMES)][:1].upper()
+                    + LAST_NAMES[self._h("j", patient, norm) % len(LAST_NAMES)][:1].upper()
+                )
             value = pool[self._h("name", patient, norm) % len(pool)]  # same name, same surrogate whatever its role
             return _match_case(value, original)
         if label == "Location":
@@ -323,8 +340,9 @@ def _digits_like(original: str, h: int) -> str:
 
 
 # applying replacements and mapping offsets ----------------------------------------
-def apply_replacements(text: str, spans: Sequence[PHISpan], patient: str, maker: SurrogateMaker
-                       ) -> tuple[str, list[Replacement], dict[str, str]]:
+def apply_replacements(
+    text: str, spans: Sequence[PHISpan], patient: str, maker: SurrogateMaker
+) -> tuple[str, list[Replacement], dict[str, str]]:
     pieces: list[str] = []
     mapping: list[Replacement] = []
     seen: dict[str, str] = {}
@@ -376,8 +394,9 @@ def map_span_to_deid(start: int, end: int, offset_map: Sequence[Replacement]) ->
     return _map(start, end, offset_map, False)
 
 
-def deidentify_rows(rows: Iterable[dict], *, detector: Detector | None = None, key: bytes | None = None,
-                    source: str = "<input>") -> Iterable[DeidResult]:
+def deidentify_rows(
+    rows: Iterable[dict], *, detector: Detector | None = None, key: bytes | None = None, source: str = "<input>"
+) -> Iterable[DeidResult]:
     """De-identify rows with ``id``, ``text`` and optional ``patient``.
 
     The notes of one patient are detected together (:meth:`Detector.detect_group`), so a name
@@ -408,5 +427,6 @@ def deidentify_rows(rows: Iterable[dict], *, detector: Detector | None = None, k
         patient = str(row["patient"]) if row.get("patient") is not None else f"note:{row['id']}"
         spans = spans_of.pop(i)
         new_text, mapping, seen = apply_replacements(text, spans, patient, maker)
-        yield DeidResult(str(row["id"]), None if row.get("patient") is None else str(row["patient"]),
-                         new_text, spans, mapping, seen)
+        yield DeidResult(
+            str(row["id"]), None if row.get("patient") is None else str(row["patient"]), new_text, spans, mapping, seen
+        )

@@ -9,7 +9,8 @@ surrogates. No name from the PhysioNet deid corpus is stored here.
 
 from __future__ import annotations
 
-FIRST_NAMES: tuple[str, ...] = tuple("""
+FIRST_NAMES: tuple[str, ...] = tuple(
+    """
 james john robert michael william david richard joseph thomas charles christopher daniel matthew
 anthony mark donald steven paul andrew joshua kenneth kevin brian george timothy ronald edward
 jason jeffrey ryan jacob gary nicholas eric jonathan stephen larry justin scott brandon benjamin
@@ -25,9 +26,11 @@ joyce virginia victoria kelly lauren christina joan evelyn judith megan andrea c
 jacqueline martha gloria teresa ann sara madison frances kathryn janice jean abigail alice judy
 sophia grace denise amber doris marilyn danielle beverly isabella theresa diana natalie brittany
 charlotte marie kayla alexis lori rose irene eleanor florence edith ethel agnes mildred
-""".split())
+""".split()
+)
 
-LAST_NAMES: tuple[str, ...] = tuple("""
+LAST_NAMES: tuple[str, ...] = tuple(
+    """
 smith johnson williams brown jones garcia miller davis rodriguez martinez hernandez lopez gonzalez
 wilson anderson thomas taylor moore jackson martin lee perez thompson white harris sanchez clark
 ramirez lewis robinson walker young allen king wright scott torres nguyen hill flores green adams
@@ -45,21 +48,27 @@ mills meyer rice schmidt garza daniels ferguson nichols stephens soto weaver rya
 grant dunn kelley spencer hawkins arnold pierce vazquez hansen peters santos hart bradley knight
 elliott cunningham duncan armstrong hudson carroll lane riley andrews alvarado ray delgado berry
 perkins hoffman johnston matthews pena richards contreras willis carpenter lawrence sandoval
-""".split())
+""".split()
+)
 
 #: Surrogate place names (generic US town names that exist in many states).
-CITIES: tuple[str, ...] = tuple("""
+CITIES: tuple[str, ...] = tuple(
+    """
 Springfield Franklin Greenville Clinton Fairview Salem Madison Georgetown Arlington Ashland Dover
 Oxford Jackson Burlington Manchester Milton Newport Auburn Dayton Lexington Milford Riverside
 Centerville Kingston Marion Winchester Bristol Chester Hudson Lebanon
-""".split())
-
-HOSPITALS: tuple[str, ...] = (
-    "Riverside General Hospital", "Lakeview Medical Center", "Hillcrest Hospital",
-    "Mercy Regional Hospital", "Oak Valley Clinic", "St. Anne Medical Center",
+""".split()
 )
 
-STREETS: tuple[str, ...] = ("Maple Street", "Oak Avenue", "Pine Road", "Cedar Lane", "Elm Street", "Park Drive")
+HOSPITALS: tuple[str, ...] = (
+    "Riverside General Hospital",
+    "Lakeview Medical Center",
+    "Hillcrest Hospital",
+    "Mercy Regional Hospital",
+    "Oak Valley Clinic",
+    "St. Anne Medical Center",
+)
+
 
 FIRST_SET = frozenset(FIRST_NAMES)
 LAST_SET = frozenset(LAST_NAMES)
@@ -71,6 +80,4 @@ RELATIVE_WORDS = frozenset(
     "wife husband son daughter mother father mom dad brother sister niece nephew aunt uncle "
     "grandson granddaughter cousin friend proxy hcp spouse partner fiance sibling".split()
 )
-MONTHS = (
-    "january february march april may june july august september october november december".split()
-)
+MONTHS = "january february march april may june july august september october november december".split()

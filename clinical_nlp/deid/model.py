@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -34,9 +34,13 @@ def tokenize(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in TOKEN_RE.finditer(text)]
 
 
-_SHAPE_TABLE = str.maketrans({**{c: "X" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
-                              **{c: "x" for c in "abcdefghijklmnopqrstuvwxyz"},
-                              **{c: "d" for c in "0123456789"}})
+_SHAPE_TABLE = str.maketrans(
+    {
+        **{c: "X" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+        **{c: "x" for c in "abcdefghijklmnopqrstuvwxyz"},
+        **{c: "d" for c in "0123456789"},
+    }
+)
 _REPEAT = re.compile(r"(.)\1+")
 
 
@@ -58,9 +62,19 @@ def _word_feature_names(w: str, upper_note: bool) -> list[str]:
     the cached CRF features."""
     lw = w.lower()
     zf, fr, lr = _lex(lw)
-    f = ["b", "w=" + lw, "sh=" + _shape(w), "suf3=" + lw[-3:], "pre2=" + lw[:2], "len=" + str(min(len(w), 10)),
-         "zf=" + zf, "fr=" + fr, "lr=" + lr, f"fl={fr}{lr}{zf}",
-         f"capzf={'U' if upper_note else int(w[:1].isupper())}{zf}"]
+    f = [
+        "b",
+        "w=" + lw,
+        "sh=" + _shape(w),
+        "suf3=" + lw[-3:],
+        "pre2=" + lw[:2],
+        "len=" + str(min(len(w), 10)),
+        "zf=" + zf,
+        "fr=" + fr,
+        "lr=" + lr,
+        f"fl={fr}{lr}{zf}",
+        f"capzf={'U' if upper_note else int(w[:1].isupper())}{zf}",
+    ]
     if w[:1].isupper() and not upper_note:
         f.append("title")
     if lw in FIRST_SET:
@@ -81,7 +95,7 @@ def token_features(text: str, toks: Sequence[tuple[int, int]], only: Sequence[in
     n = len(toks)
     lex = [_lex(lw) for lw in low]
     places = place_marks(low)
-    for i in (range(n) if only is None else only):
+    for i in range(n) if only is None else only:
         f = _word_feature_names(words[i], upper_note)
         for d in (-2, -1, 1, 2):
             j = i + d
@@ -128,7 +142,11 @@ def _lex(lw: str) -> tuple[str, str, str]:
     v = _LEX.get(lw)
     if v is None:
         first, last = census_ranks()
-        v = (zipf_bucket(zipf(lw)), rank_bucket(first.get(lw)), rank_bucket(last.get(lw))) if lw.isalpha() else ("n", "n", "n")
+        v = (
+            (zipf_bucket(zipf(lw)), rank_bucket(first.get(lw)), rank_bucket(last.get(lw)))
+            if lw.isalpha()
+            else ("n", "n", "n")
+        )
         if len(_LEX) < 500_000:
             _LEX[lw] = v
     return v
@@ -174,8 +192,11 @@ def token_labels(text: str, toks: Sequence[tuple[int, int]], spans: Iterable[dic
         for s in spans:
             if a < s["end"] and s["start"] < b:
                 lab = s["label"]
-                labels[i] = lab if lab in MODEL_LABELS else ("PTName" if lab == "PTNameInitial" else
-                                                            "Date" if lab == "DateYear" else "Other")
+                labels[i] = (
+                    lab
+                    if lab in MODEL_LABELS
+                    else ("PTName" if lab == "PTNameInitial" else "Date" if lab == "DateYear" else "Other")
+                )
                 break
     return labels
 
@@ -201,8 +222,9 @@ class Tagger:
         return e / e.sum(axis=1, keepdims=True)
 
     def save(self, path: Path | str) -> None:
-        np.savez_compressed(path, coef=self.coef.astype(np.float16), intercept=self.intercept,
-                            labels=np.array(self.labels))
+        np.savez_compressed(
+            path, coef=self.coef.astype(np.float16), intercept=self.intercept, labels=np.array(self.labels)
+        )
 
 
 CRF_HASH_BITS = 20
@@ -309,7 +331,6 @@ def _crf_items(text: str, toks: Sequence[tuple[int, int]]) -> list[list[str]]:
     return out
 
 
-
 class CRFTagger:
     """Linear-chain CRF (python-crfsuite) over hashed features; ``proba`` gives per-token marginals
     (P(O) always; the other labels only where P(O) < 0.9999, else 0)."""
@@ -386,8 +407,9 @@ def train_tagger(docs: Iterable[dict], *, kind: str = "crf", c: float = 4.0, see
         rows.extend(token_features(d["text"], toks))
         ys.extend(token_labels(d["text"], toks, d.get("spans", [])))
     X = _matrix(rows)
-    clf = LogisticRegression(C=c, max_iter=300, class_weight={lab: (1.0 if lab == "O" else 5.0) for lab in set(ys)},
-                             random_state=seed)
+    clf = LogisticRegression(
+        C=c, max_iter=300, class_weight={lab: (1.0 if lab == "O" else 5.0) for lab in set(ys)}, random_state=seed
+    )
     clf.fit(X, ys)
     classes = tuple(str(x) for x in clf.classes_)
     coef = clf.coef_ if len(classes) > 2 else np.vstack([-clf.coef_[0], clf.coef_[0]])
@@ -409,6 +431,7 @@ def load_tagger(path: Path | str | None = None) -> Tagger | CRFTagger:
         if "crf" in data.files:
             _CACHE[key] = CRFTagger(data["crf"].tobytes())
             return _CACHE[key]
-        _CACHE[key] = Tagger(data["coef"].astype(np.float32), data["intercept"].astype(np.float32),
-                             tuple(str(x) for x in data["labels"]))
+        _CACHE[key] = Tagger(
+            data["coef"].astype(np.float32), data["intercept"].astype(np.float32), tuple(str(x) for x in data["labels"])
+        )
     return _CACHE[key]

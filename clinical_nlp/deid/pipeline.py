@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from clinical_nlp.deid.core import METHOD, DeidResult, Detector, PHISpan, Replacement, deidentify_rows
 from clinical_nlp.errors import InputFormatError
@@ -35,7 +36,9 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
                 if not line.strip():
                     continue
                 if len(line) > MAX_LINE_BYTES:
-                    raise InputFormatError(f"line longer than {MAX_LINE_BYTES} characters", source=str(path), line=number)
+                    raise InputFormatError(
+                        f"line longer than {MAX_LINE_BYTES} characters", source=str(path), line=number
+                    )
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
@@ -95,9 +98,16 @@ def deidentify_file(
         for res in results:
             src = by_id[res.id]
             row = {k: v for k, v in src.items() if k not in {"text", "spans", "relations"}}
-            row.update({"id": res.id, "patient": src.get("patient"), "text": res.text, "deidentified": True,
-                        "deid_method": METHOD,
-                        "offset_map": [[r.orig_start, r.orig_end, r.deid_start, r.deid_end] for r in res.offset_map]})
+            row.update(
+                {
+                    "id": res.id,
+                    "patient": src.get("patient"),
+                    "text": res.text,
+                    "deidentified": True,
+                    "deid_method": METHOD,
+                    "offset_map": [[r.orig_start, r.orig_end, r.deid_start, r.deid_end] for r in res.offset_map],
+                }
+            )
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     if phi_output is not None:
         with atomic_writer(phi_output) as out:
@@ -106,14 +116,20 @@ def deidentify_file(
     if map_output is not None:
         with atomic_writer(map_output) as out:
             for res in results:
-                out.write(json.dumps({"id": res.id, "patient": res.patient, "surrogates": res.surrogates},
-                                     ensure_ascii=False) + "\n")
+                out.write(
+                    json.dumps({"id": res.id, "patient": res.patient, "surrogates": res.surrogates}, ensure_ascii=False)
+                    + "\n"
+                )
     labels: dict[str, int] = {}
     for res in results:
         for s in res.spans:
             labels[s.label] = labels.get(s.label, 0) + 1
-    summary = DeidSummary(len(results), sum(labels.values()),
-                          len({str(r.get("patient")) for r in rows if r.get("patient") is not None}), labels)
+    summary = DeidSummary(
+        len(results),
+        sum(labels.values()),
+        len({str(r.get("patient")) for r in rows if r.get("patient") is not None}),
+        labels,
+    )
     return summary, results
 
 
@@ -136,15 +152,35 @@ class DeidBundleFn:
         out = []
         for bundle in bundles:
             res = list(deidentify_rows(bundle["rows"], detector=det, key=self.key, source=bundle["id"]))
-            out.append({"id": bundle["id"], "results": [
-                {"id": r.id, "patient": r.patient, "text": r.text, "spans": [s.to_dict() for s in r.spans],
-                 "offset_map": [[m.orig_start, m.orig_end, m.deid_start, m.deid_end, m.label] for m in r.offset_map],
-                 "surrogates": r.surrogates} for r in res]})
+            out.append(
+                {
+                    "id": bundle["id"],
+                    "results": [
+                        {
+                            "id": r.id,
+                            "patient": r.patient,
+                            "text": r.text,
+                            "spans": [s.to_dict() for s in r.spans],
+                            "offset_map": [
+                                [m.orig_start, m.orig_end, m.deid_start, m.deid_end, m.label] for m in r.offset_map
+                            ],
+                            "surrogates": r.surrogates,
+                        }
+                        for r in res
+                    ],
+                }
+            )
         return out
 
 
-def _deidentify_dask(rows: list[dict[str, Any]], key: bytes, detector: Detector | None, workers: int,
-                     partition_patients: int, output_path: Path) -> list[DeidResult]:
+def _deidentify_dask(
+    rows: list[dict[str, Any]],
+    key: bytes,
+    detector: Detector | None,
+    workers: int,
+    partition_patients: int,
+    output_path: Path,
+) -> list[DeidResult]:
     import tempfile
 
     from clinical_nlp.scale import run_partitioned
@@ -158,18 +194,34 @@ def _deidentify_dask(rows: list[dict[str, Any]], key: bytes, detector: Detector 
         bundles_path, results_path = tmpdir / "bundles.jsonl", tmpdir / "results.jsonl"
         with bundles_path.open("w", encoding="utf-8") as handle:
             for n, idx in enumerate(groups.values()):
-                handle.write(json.dumps({"id": f"bundle-{n}", "text": "bundle", "index": idx,
-                                         "rows": [rows[i] for i in idx]}, ensure_ascii=False) + "\n")
-        run_partitioned(bundles_path, results_path, DeidBundleFn(key, detector), workers=workers,
-                        partition_size=max(1, partition_patients), progress=False)
+                handle.write(
+                    json.dumps(
+                        {"id": f"bundle-{n}", "text": "bundle", "index": idx, "rows": [rows[i] for i in idx]},
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
+        run_partitioned(
+            bundles_path,
+            results_path,
+            DeidBundleFn(key, detector),
+            workers=workers,
+            partition_size=max(1, partition_patients),
+            progress=False,
+        )
         by_index: dict[int, DeidResult] = {}
         with bundles_path.open(encoding="utf-8") as bh, results_path.open(encoding="utf-8") as rh:
             for bline, rline in zip(bh, rh, strict=True):
                 idx = json.loads(bline)["index"]
                 for i, r in zip(idx, json.loads(rline)["results"], strict=True):
                     by_index[i] = DeidResult(
-                        r["id"], r["patient"], r["text"], [PHISpan(s["start"], s["end"], s["label"]) for s in r["spans"]],
-                        [Replacement(*m) for m in r["offset_map"]], r["surrogates"])
+                        r["id"],
+                        r["patient"],
+                        r["text"],
+                        [PHISpan(s["start"], s["end"], s["label"]) for s in r["spans"]],
+                        [Replacement(*m) for m in r["offset_map"]],
+                        r["surrogates"],
+                    )
         return [by_index[i] for i in range(len(rows))]
     finally:
         import shutil

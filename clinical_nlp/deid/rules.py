@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from clinical_nlp.deid.lexicons import MONTHS
 
-_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
-          r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?")
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?"
+)
 
 #: (label, compiled pattern, group holding the PHI) in priority order.
 RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
@@ -17,23 +19,50 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ("IP", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), 0),
     ("Phone", re.compile(r"(?<![\w/])(?:\(?\d{3}\)?[\s./-]{1,2}\d{3}|[2-9]\d{2})[\s.-]{1,2}\d{4}\b"), 0),
     ("Phone", re.compile(r"\b\d{3}/\d{3}/\d{4}\b"), 0),
-    ("Phone", re.compile(r"(?:pager|beeper|pg|page|cell|home|work|tel|phone|fax|ext)\s*[#:.]*\s*(#?\d{4,6})\b", re.I), 1),
+    (
+        "Phone",
+        re.compile(r"(?:pager|beeper|pg|page|cell|home|work|tel|phone|fax|ext)\s*[#:.]*\s*(#?\d{4,6})\b", re.I),
+        1,
+    ),
     ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:3[2-9]|[4-9]\d)(?![\d/%])"), 0),
     ("Date", re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b"), 0),
     ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?:/(?:\d{4}|\d{2}))?(?![\d/])"), 0),
     ("Date", re.compile(r"(?<![\d.])(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])-(?:\d{4}|\d{2})(?![\d-])"), 0),
     ("Date", re.compile(rf"\b{_MONTH}\s+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b", re.I), 0),
-    ("Date", re.compile(rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+(?:\d{{4}}|'?\d{{2}}))?\b", re.I), 0),
+    (
+        "Date",
+        re.compile(
+            rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+(?:\d{{4}}|'?\d{{2}}))?\b", re.I
+        ),
+        0,
+    ),
     ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])\.(?:\d{2}|\d{4})(?![\d/.])"), 0),
     ("Date", re.compile(rf"\b{_MONTH},?\s+(?:of\s+)?(?:19|20)\d{{2}}\b", re.I), 0),
-    ("Date", re.compile(r"\b(?:the|on|of)\s+((?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th))\b"
-                        r"(?=\s*(?:[.,;:)!?\"]|$|\s(?:of|at|in|and|to)\b))", re.I), 1),
+    (
+        "Date",
+        re.compile(
+            r"\b(?:the|on|of)\s+((?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th))\b"
+            r"(?=\s*(?:[.,;:)!?\"]|$|\s(?:of|at|in|and|to)\b))",
+            re.I,
+        ),
+        1,
+    ),
     ("DateYear", re.compile(r"(?<![\w/'])(?:19[5-9]\d|20[0-4]\d)(?![\w/])"), 0),
     ("DateYear", re.compile(r"(?<![\w/])'\d{2}\b|\b\d{2}'(?=[.,;)])"), 0),
-    ("Age", re.compile(r"\b(9\d|1[01]\d)(?=\s*-?\s*(?:y/?o\b|yo[fm]?\b|y\.\s?o\b|yrs?\b|yr\.|years?\b|year-old))",
-                       re.I), 1),
+    (
+        "Age",
+        re.compile(r"\b(9\d|1[01]\d)(?=\s*-?\s*(?:y/?o\b|yo[fm]?\b|y\.\s?o\b|yrs?\b|yr\.|years?\b|year-old))", re.I),
+        1,
+    ),
     ("Age", re.compile(r"\b(?:age|aged)\s*:?\s*(9\d|1[01]\d)\b", re.I), 1),
-    ("ID", re.compile(r"(?:mrn|mr#|medical record|acct|account|ssn|licen[cs]e|ref|unit no|#)\s*(?:number|no\.?|#)?\s*[:#]?\s*([A-Z]{0,3}\d{5,}[A-Z\d-]*)\b", re.I), 1),
+    (
+        "ID",
+        re.compile(
+            r"(?:mrn|mr#|medical record|acct|account|ssn|licen[cs]e|ref|unit no|#)\s*(?:number|no\.?|#)?\s*[:#]?\s*([A-Z]{0,3}\d{5,}[A-Z\d-]*)\b",  # noqa: E501
+            re.I,
+        ),
+        1,
+    ),
     ("ID", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), 0),
 )
 
@@ -59,8 +88,11 @@ def _is_measurement(text: str, start: int, end: int) -> bool:
     return tail.startswith(("cc", "ml", "mg", "mcg", "kg", "g ", "units", "u ", "l ", "ml/", "x"))
 
 
-_TIME_BEFORE = re.compile(r"(?:\bat|@|\bby|\bdue|~|\bfrom|\buntil|\btill?|\bto|\bstart(?:ed)?|\bafter|\bbefore|"
-                          r"\bsince|\baround|\bapprox\.?|\baprox\.?|\bcpks?|\bck)\s*$", re.I)
+_TIME_BEFORE = re.compile(
+    r"(?:\bat|@|\bby|\bdue|~|\bfrom|\buntil|\btill?|\bto|\bstart(?:ed)?|\bafter|\bbefore|"
+    r"\bsince|\baround|\bapprox\.?|\baprox\.?|\bcpks?|\bck)\s*$",
+    re.I,
+)
 
 
 def _is_clock_time(text: str, start: int, end: int) -> bool:
@@ -81,9 +113,15 @@ def _is_range(surface: str) -> bool:
     return len(nums) == 2 and nums[1].endswith("00") and int(nums[0]) < int(nums[1])
 
 
-_VENT_CONTEXT = re.compile(r"(?<![a-z])(?:cpap|bipap|peep|ps|psv|ips|ipap|epap|pap|vent\w*|imv|simv|a/c|ac|mask|"
-                           r"fio2|wean\w*|perrla?|strength|settings?)(?![a-z])", re.I)
-_RATIO_BEFORE = re.compile(r"(?<![a-z])(?:ps|psv|cpap|peep|imv|simv|x|bp|vent|flowby|ac|settings?|wean\w*|down to|cp|c/o)\s*(?:of\s*)?[-:=]?\s*$", re.I)
+_VENT_CONTEXT = re.compile(
+    r"(?<![a-z])(?:cpap|bipap|peep|ps|psv|ips|ipap|epap|pap|vent\w*|imv|simv|a/c|ac|mask|"
+    r"fio2|wean\w*|perrla?|strength|settings?)(?![a-z])",
+    re.I,
+)
+_RATIO_BEFORE = re.compile(
+    r"(?<![a-z])(?:ps|psv|cpap|peep|imv|simv|x|bp|vent|flowby|ac|settings?|wean\w*|down to|cp|c/o)\s*(?:of\s*)?[-:=]?\s*$",  # noqa: E501
+    re.I,
+)
 
 
 def _is_ratio(text: str, start: int, end: int) -> bool:
@@ -94,7 +132,11 @@ def _is_ratio(text: str, start: int, end: int) -> bool:
     parts = surface.split(".")[0].split("/")
     if len(parts) == 2:
         a, b = int(parts[0]), int(parts[1])
-        if (a, b) in {(1, 2), (1, 3), (1, 4), (2, 3), (3, 4)} or (b == 10 and a <= 10 and re.search(r"pain|\bcp\b|chest|discomfort|c/o", text[max(0, start - 30) : end + 8], re.I) is not None):
+        if (a, b) in {(1, 2), (1, 3), (1, 4), (2, 3), (3, 4)} or (
+            b == 10
+            and a <= 10
+            and re.search(r"pain|\bcp\b|chest|discomfort|c/o", text[max(0, start - 30) : end + 8], re.I) is not None
+        ):
             return True
     after = text[end : end + 1]
     if after and (after.isalpha() or after in "%/"):
@@ -103,8 +145,12 @@ def _is_ratio(text: str, start: int, end: int) -> bool:
         return True
     if start >= 2 and text[start - 1] in "-." and text[start - 2].isdigit():  # 3.5-4/1.7
         return True
-    if len(parts) == 2 and max(int(parts[0]), int(parts[1])) <= 30 and int(parts[1]) <= int(parts[0]) + 5 \
-            and _VENT_CONTEXT.search(text[max(0, start - 25) : end + 12]):
+    if (
+        len(parts) == 2
+        and max(int(parts[0]), int(parts[1])) <= 30
+        and int(parts[1]) <= int(parts[0]) + 5
+        and _VENT_CONTEXT.search(text[max(0, start - 25) : end + 12])
+    ):
         return True
     if re.search(r"\b[rl]\s*ac\s*$", text[max(0, start - 8) : start], re.I):  # R AC 11/17: antecubital line
         return False

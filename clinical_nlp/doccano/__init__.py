@@ -42,7 +42,7 @@ Design (measured on doccano 1.8.4, see ``scripts/bench_doccano.py``)
   ``/v1/users/create`` endpoint (or ``scripts/doccano.sh adduser NAME PASSWORD``).
 """
 
-from clinical_nlp.doccano.client import ROLES, AnnotatorSession, DoccanoServer
+from clinical_nlp.doccano.client import DOCCANO_ROLES, AnnotatorSession, DoccanoServer
 from clinical_nlp.doccano.codec import (
     ATTRIBUTE_LABEL_SEP,
     attribute_label_names,
@@ -67,7 +67,7 @@ __all__ = [
     "ATTRIBUTE_DEFAULTS",
     "ATTRIBUTE_LABEL_SEP",
     "DEFAULT_URL",
-    "ROLES",
+    "DOCCANO_ROLES",
     "AnnotatorSession",
     "DoccanoCredentials",
     "DoccanoError",

@@ -16,7 +16,7 @@ from clinical_nlp.doccano.http import DoccanoHttp
 from clinical_nlp.errors import DoccanoError
 from clinical_nlp.types import Span
 
-ROLES = ("annotator", "annotation_approver", "project_admin")
+DOCCANO_ROLES = ("annotator", "annotation_approver", "project_admin")
 _ROLE_ALIASES = {"approver": "annotation_approver", "admin": "project_admin"}
 
 
@@ -59,7 +59,9 @@ class AnnotatorSession:
 
     def triples(self, example_id: int) -> list[tuple[int, int, str]]:
         names = self.label_names()
-        return [(s["start_offset"], s["end_offset"], names.get(s["label"], str(s["label"]))) for s in self.spans(example_id)]
+        return [
+            (s["start_offset"], s["end_offset"], names.get(s["label"], str(s["label"]))) for s in self.spans(example_id)
+        ]
 
     def read(self, example_id: int, text: str) -> tuple[Span, ...]:
         """This user's spans on an example decoded into :class:`Span` (attributes attached)."""
@@ -70,7 +72,8 @@ class AnnotatorSession:
         if label not in ids:
             raise DoccanoError(f"label {label!r} is not a span type of Doccano project {self.project_id}")
         data = self.http.request(
-            "POST", f"{self._p}/examples/{example_id}/spans",
+            "POST",
+            f"{self._p}/examples/{example_id}/spans",
             json={"label": ids[label], "start_offset": start, "end_offset": end},
         )
         return int(data["id"])
@@ -109,8 +112,7 @@ class DoccanoServer:
                 return p
         return None
 
-    def sync_project(self, name: str, guideline: Guideline,
-                     members: Mapping[str, str] | None = None) -> int:
+    def sync_project(self, name: str, guideline: Guideline, members: Mapping[str, str] | None = None) -> int:
         """Create or update project ``name`` from the label schema; returns its id.
 
         Labels (with colours) and attribute labels are created if missing and
@@ -163,22 +165,30 @@ class DoccanoServer:
         if not create:
             raise DoccanoError(f"Doccano user {username!r} does not exist at {self.url}")
         pw = self.creds.password(username)
-        data = self.http.request("POST", "/v1/users/create", json={
-            "username": username, "email": f"{username}@example.invalid", "password1": pw, "password2": pw,
-        })
+        data = self.http.request(
+            "POST",
+            "/v1/users/create",
+            json={
+                "username": username,
+                "email": f"{username}@example.invalid",
+                "password1": pw,
+                "password2": pw,
+            },
+        )
         return int(data["id"])
 
     def add_member(self, pid: int, username: str, role: str) -> None:
         role = _ROLE_ALIASES.get(role, role)
-        if role not in ROLES:
-            raise DoccanoError(f"unknown Doccano role {role!r} (use one of {ROLES})")
+        if role not in DOCCANO_ROLES:
+            raise DoccanoError(f"unknown Doccano role {role!r} (use one of {DOCCANO_ROLES})")
         uid = self.user_id(username)
         roles = {r["name"]: r["id"] for r in self.http.request("GET", "/v1/roles")}
         for m in self.http.request("GET", f"/v1/projects/{pid}/members"):
             if m["user"] == uid:
                 if m["rolename"] != role:
-                    self.http.request("PUT", f"/v1/projects/{pid}/members/{m['id']}",
-                                      json={"user": uid, "role": roles[role]})
+                    self.http.request(
+                        "PUT", f"/v1/projects/{pid}/members/{m['id']}", json={"user": uid, "role": roles[role]}
+                    )
                 return
         self.http.request("POST", f"/v1/projects/{pid}/members", json={"user": uid, "role": roles[role]})
 
@@ -190,8 +200,14 @@ class DoccanoServer:
                 out.setdefault(str(nid), int(ex["id"]))
         return out
 
-    def import_texts(self, pid: int, notes: Sequence[tuple[str, str, Sequence[tuple[int, int, str]]]], *,
-                     http: DoccanoHttp | None = None, timeout: float = 600.0) -> None:
+    def import_texts(
+        self,
+        pid: int,
+        notes: Sequence[tuple[str, str, Sequence[tuple[int, int, str]]]],
+        *,
+        http: DoccanoHttp | None = None,
+        timeout: float = 600.0,
+    ) -> None:
         """Bulk-import ``(note_id, text, labels)`` (one JSONL upload, run by the celery worker).
 
         The labels belong to the user who imports (``http``'s user; default the admin).
@@ -201,19 +217,31 @@ class DoccanoServer:
         http = http or self.http
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8", delete=False) as fh:
             for nid, text, labels in notes:
-                fh.write(json.dumps({"text": text, "label": [list(t) for t in labels], "note_id": nid},
-                                    ensure_ascii=False) + "\n")
+                fh.write(
+                    json.dumps({"text": text, "label": [list(t) for t in labels], "note_id": nid}, ensure_ascii=False)
+                    + "\n"
+                )
             tmp = fh.name
         try:
             with open(tmp, "rb") as fh:
-                upload_id = http.request("POST", "/v1/fp/process/",
-                                         files={"filepond": ("notes.jsonl", fh, "application/json")})
+                upload_id = http.request(
+                    "POST", "/v1/fp/process/", files={"filepond": ("notes.jsonl", fh, "application/json")}
+                )
         finally:
             os.unlink(tmp)
-        task = http.request("POST", f"/v1/projects/{pid}/upload", json={
-            "format": "JSONL", "task": "SequenceLabeling", "uploadIds": [str(upload_id).strip()],
-            "column_data": "text", "column_label": "label", "delimiter": "", "encoding": "utf_8",
-        })
+        task = http.request(
+            "POST",
+            f"/v1/projects/{pid}/upload",
+            json={
+                "format": "JSONL",
+                "task": "SequenceLabeling",
+                "uploadIds": [str(upload_id).strip()],
+                "column_data": "text",
+                "column_label": "label",
+                "delimiter": "",
+                "encoding": "utf_8",
+            },
+        )
         deadline = time.monotonic() + timeout
         while True:
             st = http.request("GET", f"/v1/tasks/status/{task['task_id']}")
@@ -234,5 +262,3 @@ class DoccanoServer:
     def progress(self, pid: int) -> list[dict[str, Any]]:
         data = self.http.request("GET", f"/v1/projects/{pid}/metrics/member-progress") or {}
         return list(data.get("progress", [])) if isinstance(data, dict) else list(data)
-
-

@@ -60,11 +60,8 @@ def decode_triples(text: str, triples: Iterable[tuple[int, int, str]]) -> tuple[
     covered = {(a, b) for a, b, _ in entities}
     for key in attrs:
         if key not in covered:
-            raise DoccanoError(f"attribute label(s) {attrs[key]} at [{key[0]}, {key[1]}) have no entity span on the same offsets")
-    spans = [
-        Span(a, b, lab, text[a:b], dict(attrs.get((a, b), {})))
-        for a, b, lab in sorted(set(entities))
-    ]
+            raise DoccanoError(
+                f"attribute label(s) {attrs[key]} at [{key[0]}, {key[1]}) have no entity span on the same offsets"
+            )
+    spans = [Span(a, b, lab, text[a:b], dict(attrs.get((a, b), {}))) for a, b, lab in sorted(set(entities))]
     return tuple(spans)
-
-

@@ -69,5 +69,3 @@ class DoccanoCredentials:
                 f"('{user}:...') or list it in the DOCCANO_CREDENTIALS_FILE"
             )
         return self.users[user]
-
-

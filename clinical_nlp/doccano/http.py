@@ -77,7 +77,7 @@ class DoccanoHttp:
         resp = self._raw(method, path, **kw)
         if resp.status_code not in ok:
             raise DoccanoError(
-                f"Doccano {method} {self.url}{path} as {self.username!r} answered HTTP {resp.status_code}: {resp.text[:300]}"
+                f"Doccano {method} {self.url}{path} as {self.username!r} answered HTTP {resp.status_code}: {resp.text[:300]}"  # noqa: E501
             )
         if resp.status_code == 204 or not resp.content:
             return None
@@ -98,5 +98,3 @@ class DoccanoHttp:
             offset += page
             if not data.get("next"):
                 return
-
-

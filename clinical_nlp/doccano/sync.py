@@ -40,8 +40,9 @@ class PushReport:
     seconds: float = 0.0
 
 
-def assign(notes: Sequence[AnnotatedNote], annotators: Sequence[str], overlap: int,
-           safety_critical: set[str]) -> dict[str, list[str]]:
+def assign(
+    notes: Sequence[AnnotatedNote], annotators: Sequence[str], overlap: int, safety_critical: set[str]
+) -> dict[str, list[str]]:
     """note id → annotators: ``overlap`` of them round robin; all if a safety-critical label occurs."""
     if not annotators:
         raise DoccanoError("no annotators given")
@@ -64,8 +65,9 @@ def _links(store: Store, project: str) -> dict[str, DoccanoLinkRow]:
 
 def _save_link(store: Store, project: str, note_id: str, example_id: int, state: dict[str, Any]) -> None:
     with store.session() as s:
-        row = s.scalars(select(DoccanoLinkRow).where(
-            DoccanoLinkRow.project == project, DoccanoLinkRow.note_id == note_id)).first()
+        row = s.scalars(
+            select(DoccanoLinkRow).where(DoccanoLinkRow.project == project, DoccanoLinkRow.note_id == note_id)
+        ).first()
         if row is None:
             s.add(DoccanoLinkRow(project=project, note_id=note_id, example_id=example_id, state=state))
         else:
@@ -111,8 +113,16 @@ def push(
     annotators = [a.strip() for a in annotators if a.strip()]
     audit = AuditLog(store)
     actor = actor or os.environ.get("CLINICAL_NLP_ACTOR")
-    _check_phi_policy(store, audit, project_name, rows, require_deid=require_deid, allow_phi=allow_phi,
-                      actor=actor, phi_access_check=phi_access_check)
+    _check_phi_policy(
+        store,
+        audit,
+        project_name,
+        rows,
+        require_deid=require_deid,
+        allow_phi=allow_phi,
+        actor=actor,
+        phi_access_check=phi_access_check,
+    )
     _validate_labels(rows, guideline.schema)
     # Doccano holds one span per (offsets, label): identical duplicates collapse there, so collapse
     # them here too, or an annotator who changes nothing would show a "deleted" edit on pull.
@@ -134,8 +144,15 @@ def push(
     links, fresh = _import_missing(store, server, project_name, pid, docs, plan, report)
     sessions = {a: AnnotatorSession(creds.url, a, creds.password(a), pid) for a in annotators}
     placer = _PreannotationPlacer(
-        store=store, guideline=guideline, project_name=project_name, plan=plan, links=links,
-        docs={d.id: d for d in docs}, fresh=fresh, sessions=sessions, progress=progress,
+        store=store,
+        guideline=guideline,
+        project_name=project_name,
+        plan=plan,
+        links=links,
+        docs={d.id: d for d in docs},
+        fresh=fresh,
+        sessions=sessions,
+        progress=progress,
         model_versions={d.id: (row.get("model_version") or _model_version(d)) for d, row in rows},
     )
     jobs = placer.jobs(annotators, report)
@@ -143,19 +160,39 @@ def push(
     jobs.sort(key=lambda j: (order[j[1]], j[0]))  # interleave annotators so both advance together
     report.spans_created += placer.run(jobs, max(1, threads_per_annotator * len(annotators)))
     report.seconds = time.perf_counter() - t0
-    audit.append("doccano.push", actor=actor or creds.admin_user, details={
-        "project": project_name, "doccano_project_id": pid, "url": creds.url, "notes": len(docs),
-        "imported": report.imported, "spans_created": report.spans_created,
-        "annotators": annotators, "overlap": overlap, "guideline_version": guideline.version,
-    })
+    audit.append(
+        "doccano.push",
+        actor=actor or creds.admin_user,
+        details={
+            "project": project_name,
+            "doccano_project_id": pid,
+            "url": creds.url,
+            "notes": len(docs),
+            "imported": report.imported,
+            "spans_created": report.spans_created,
+            "annotators": annotators,
+            "overlap": overlap,
+            "guideline_version": guideline.version,
+        },
+    )
     return report
 
 
-def _check_phi_policy(store: Store, audit: AuditLog, project_name: str, rows: PushRows, *,
-                      require_deid: bool, allow_phi: bool, actor: str | None,
-                      phi_access_check: Callable[[str], bool] | None) -> None:
+def _check_phi_policy(
+    store: Store,
+    audit: AuditLog,
+    project_name: str,
+    rows: PushRows,
+    *,
+    require_deid: bool,
+    allow_phi: bool,
+    actor: str | None,
+    phi_access_check: Callable[[str], bool] | None,
+) -> None:
     """Refuse notes not de-identified unless an actor with PHI access overrides (audited)."""
-    phi = [d.id for d, row in rows if require_deid and not (row.get("deidentified") is True or store.is_deidentified(d.id))]
+    phi = [
+        d.id for d, row in rows if require_deid and not (row.get("deidentified") is True or store.is_deidentified(d.id))
+    ]
     if not phi:
         return
     if not allow_phi:
@@ -170,14 +207,21 @@ def _check_phi_policy(store: Store, audit: AuditLog, project_name: str, rows: Pu
 
         def phi_access_check(who: str) -> bool:
             return has_phi_access(store, who)
+
     if not phi_access_check(actor):
         raise PolicyError(f"actor {actor!r} has no PHI access; refusing to push {len(phi)} identifiable note(s)")
     audit.append("override", actor=actor, details={"rule": "require_deid", "project": project_name, "notes": phi})
 
 
-def _import_missing(store: Store, server: DoccanoServer, project_name: str, pid: int,
-                    docs: Sequence[AnnotatedNote], plan: Mapping[str, list[str]],
-                    report: PushReport) -> tuple[dict[str, DoccanoLinkRow], set[str]]:
+def _import_missing(
+    store: Store,
+    server: DoccanoServer,
+    project_name: str,
+    pid: int,
+    docs: Sequence[AnnotatedNote],
+    plan: Mapping[str, list[str]],
+    report: PushReport,
+) -> tuple[dict[str, DoccanoLinkRow], set[str]]:
     """Bulk-import the texts of notes not linked yet; returns the links and the notes imported now.
 
     Texts only, by the admin (doccano 1.8.4 answers 403 to an annotator's import). An import
@@ -248,13 +292,27 @@ class _PreannotationPlacer:
         """The pre-annotation records first, then the "in place" flags (a crash in between only redoes work)."""
         for annotator, nid, _ in batch:
             version = self.model_versions[nid]
-            self.store.save_annotation(Annotation(
-                item=nid, annotator=annotator, payload=tuple(self.docs[nid].spans), source=f"model:{version}",
-                guideline_version=self.guideline.version, model_version=version), kind="pre")
+            self.store.save_annotation(
+                Annotation(
+                    item=nid,
+                    annotator=annotator,
+                    payload=tuple(self.docs[nid].spans),
+                    source=f"model:{version}",
+                    guideline_version=self.guideline.version,
+                    model_version=version,
+                ),
+                kind="pre",
+            )
         with self.store.session() as s:
-            rows_by_note = {r.note_id: r for r in s.scalars(select(DoccanoLinkRow).where(
-                DoccanoLinkRow.project == self.project_name,
-                DoccanoLinkRow.note_id.in_([nid for _, nid, _ in batch])))}
+            rows_by_note = {
+                r.note_id: r
+                for r in s.scalars(
+                    select(DoccanoLinkRow).where(
+                        DoccanoLinkRow.project == self.project_name,
+                        DoccanoLinkRow.note_id.in_([nid for _, nid, _ in batch]),
+                    )
+                )
+            }
             for annotator, nid, _ in batch:
                 st = self.states[nid]
                 st.setdefault("assigned", self.plan[nid])
@@ -297,16 +355,22 @@ def _validate_labels(rows: PushRows, schema: LabelSchema) -> None:
     for doc, _ in rows:
         for sp in doc.spans:
             if sp.fragments is not None:
-                raise InputFormatError(f"note {doc.id!r}: discontinuous span {sp.label!r} {list(sp.fragments)} "
-                                       "cannot be shown in Doccano 1.8.4 (contiguous spans only)")
+                raise InputFormatError(
+                    f"note {doc.id!r}: discontinuous span {sp.label!r} {list(sp.fragments)} "
+                    "cannot be shown in Doccano 1.8.4 (contiguous spans only)"
+                )
             if sp.label not in names:
-                raise InputFormatError(f"note {doc.id!r}: span [{sp.start}, {sp.end}) has label {sp.label!r} "
-                                       f"not in the label schema {sorted(names)}")
+                raise InputFormatError(
+                    f"note {doc.id!r}: span [{sp.start}, {sp.end}) has label {sp.label!r} "
+                    f"not in the label schema {sorted(names)}"
+                )
             for attr, value in sp.attributes.items():
                 allowed = schema.attributes[attr].values if attr in schema.attributes else ATTRIBUTE_VALUES.get(attr)
                 if allowed is not None and value not in allowed:
-                    raise InputFormatError(f"note {doc.id!r}: span {sp.label!r} [{sp.start}, {sp.end}) has "
-                                           f"{attr}={value!r}, allowed: {list(allowed)}")
+                    raise InputFormatError(
+                        f"note {doc.id!r}: span {sp.label!r} [{sp.start}, {sp.end}) has "
+                        f"{attr}={value!r}, allowed: {list(allowed)}"
+                    )
 
 
 def _model_version(doc: AnnotatedNote) -> str | None:
@@ -365,21 +429,43 @@ def pull(
             pre_spans = pre[0].spans if pre else ()
             model_version = pre[0].model_version if pre else None
             edits = edit_summary(pre_spans, spans)
-            ann = Annotation(item=link.note_id, annotator=annotator, payload=spans, source="human",
-                             guideline_version=guideline.version, model_version=model_version, edits=edits)
+            ann = Annotation(
+                item=link.note_id,
+                annotator=annotator,
+                payload=spans,
+                source="human",
+                guideline_version=guideline.version,
+                model_version=model_version,
+                edits=edits,
+            )
             store.save_annotation(ann, kind="human")
-            rows.append({
-                "id": link.note_id, "annotator": annotator, "text": note.text,
-                "spans": [{"start": s.start, "end": s.end, "label": s.label, "text": s.text,
-                           **{k: s.attributes.get(k, ATTRIBUTE_DEFAULTS[k]) for k in ATTRIBUTE_DEFAULTS}}
-                          for s in spans],
-                "edits": edits, "guideline_version": guideline.version,
-                "model_version": model_version, "timestamp": ann.timestamp,
-                "doccano_example_id": int(ex["id"]),
-            })
-    AuditLog(store).append("doccano.pull", actor=actor or os.environ.get("CLINICAL_NLP_ACTOR") or creds.admin_user,
-                           details={"project": project_name, "url": creds.url, "rows": len(rows),
-                                    "annotators": list(annotators)})
+            rows.append(
+                {
+                    "id": link.note_id,
+                    "annotator": annotator,
+                    "text": note.text,
+                    "spans": [
+                        {
+                            "start": s.start,
+                            "end": s.end,
+                            "label": s.label,
+                            "text": s.text,
+                            **{k: s.attributes.get(k, ATTRIBUTE_DEFAULTS[k]) for k in ATTRIBUTE_DEFAULTS},
+                        }
+                        for s in spans
+                    ],
+                    "edits": edits,
+                    "guideline_version": guideline.version,
+                    "model_version": model_version,
+                    "timestamp": ann.timestamp,
+                    "doccano_example_id": int(ex["id"]),
+                }
+            )
+    AuditLog(store).append(
+        "doccano.pull",
+        actor=actor or os.environ.get("CLINICAL_NLP_ACTOR") or creds.admin_user,
+        details={"project": project_name, "url": creds.url, "rows": len(rows), "annotators": list(annotators)},
+    )
     return rows
 
 

@@ -22,15 +22,19 @@ def read_utf8(path: Path | str) -> str:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise InputFormatError(
-            f"not valid UTF-8 (byte offset {exc.start}: {raw[exc.start:exc.start + 1]!r}); convert the file to UTF-8",
-            source=str(path), line=line) from None
+            f"not valid UTF-8 (byte offset {exc.start}: {raw[exc.start : exc.start + 1]!r}); convert the file to UTF-8",
+            source=str(path),
+            line=line,
+        ) from None
 
 
-def check_text(doc_id: str, text: str, *, source: str, line: int | None = None,
-               allow_empty: bool = False) -> None:
+def check_text(doc_id: str, text: str, *, source: str, line: int | None = None, allow_empty: bool = False) -> None:
     """Reject empty or oversized note texts with a message naming the document."""
     if not text.strip() and not allow_empty:
         raise InputFormatError(f"document {doc_id!r}: empty text", source=source, line=line)
     if len(text) > MAX_TEXT_CHARS:
-        raise InputFormatError(f"document {doc_id!r}: text of {len(text):,} characters exceeds the limit "
-                               f"of {MAX_TEXT_CHARS:,}", source=source, line=line)
+        raise InputFormatError(
+            f"document {doc_id!r}: text of {len(text):,} characters exceeds the limit of {MAX_TEXT_CHARS:,}",
+            source=source,
+            line=line,
+        )

@@ -33,17 +33,21 @@ from clinical_nlp.types import ATTRIBUTE_VALUES, AnnotatedNote, Note, Span, veri
 
 _ATTR_ALIASES = {name.lower(): name for name in ATTRIBUTE_VALUES}
 #: value-less BRAT attributes (``A1 Negated T1``) and what they mean
-_FLAG_ATTRS = {"negated": ("negation", "negated"), "possible": ("negation", "possible"),
-               "historical": ("temporality", "historical"), "hypothetical": ("temporality", "hypothetical"),
-               "family": ("experiencer", "family")}
+_FLAG_ATTRS = {
+    "negated": ("negation", "negated"),
+    "possible": ("negation", "possible"),
+    "historical": ("temporality", "historical"),
+    "hypothetical": ("temporality", "hypothetical"),
+    "family": ("experiencer", "family"),
+}
 _OFFSETS = re.compile(r"^\d+ \d+(;\d+ \d+)*$")
-
 
 
 def _offset_pair(piece: str) -> tuple[int, int]:
     """``"12 17"`` -> ``(12, 17)`` (the caller has checked the shape with a regex)."""
     start, end = piece.split()
     return int(start), int(end)
+
 
 def _parse_ann(ann_path: Path, text: str, doc_id: str) -> tuple[list[Span], list[dict[str, Any]]]:
     source = str(ann_path)
@@ -67,17 +71,28 @@ def _parse_ann(ann_path: Path, text: str, doc_id: str) -> tuple[list[Span], list
             pieces = [_offset_pair(piece) for piece in offsets.split(";")]
             claimed = parts[1] if len(parts) > 1 else ""
             try:
-                span = Span(min(a for a, _ in pieces), max(b for _, b in pieces), label,
-                            fragments=tuple(pieces) if len(pieces) > 1 else None, id=ident)
+                span = Span(
+                    min(a for a, _ in pieces),
+                    max(b for _, b in pieces),
+                    label,
+                    fragments=tuple(pieces) if len(pieces) > 1 else None,
+                    id=ident,
+                )
                 span = verify_span(text, span, doc_id=doc_id)  # fills in the covered text
             except OffsetMismatchError as exc:
                 raise OffsetMismatchError(f"span {ident}: {exc}", source=source, line=number) from None
             # BRAT writes line breaks/tabs of the covered text as spaces: compare whitespace-insensitively
-            if claimed and claimed.split() != span.text.split() and (
-                    span.fragments is None or sorted(claimed.split()) != sorted(span.text.split())):
+            if (
+                claimed
+                and claimed.split() != span.text.split()
+                and (span.fragments is None or sorted(claimed.split()) != sorted(span.text.split()))
+            ):
                 raise OffsetMismatchError(
                     f"span {ident}: document {doc_id!r}: span {label!r} {offsets} covers {span.text!r} "
-                    f"but claims {claimed!r}", source=source, line=number)
+                    f"but claims {claimed!r}",
+                    source=source,
+                    line=number,
+                )
             if span.fragments is not None and claimed and claimed.split() != span.text.split():
                 # keep the annotator's piece order ("infection vaginal"), as JSONL does
                 span = Span(span.start, span.end, span.label, claimed, fragments=span.fragments, id=ident)
@@ -121,8 +136,9 @@ def _parse_ann(ann_path: Path, text: str, doc_id: str) -> tuple[list[Span], list
         args = rel["args"] if "args" in rel else [rel["arg1"], rel["arg2"]]
         missing = [a for a in args if a not in spans]
         if missing:
-            raise InputFormatError(f"document {doc_id!r}: relation {rel['id']} refers to unknown span(s) "
-                                   f"{missing}", source=source)
+            raise InputFormatError(
+                f"document {doc_id!r}: relation {rel['id']} refers to unknown span(s) {missing}", source=source
+            )
     return [spans[i] for i in order], relations
 
 
@@ -180,12 +196,12 @@ def document_to_ann(doc: AnnotatedNote) -> str:
             used.add(ident)
         ids.append(ident)
         offsets = ";".join(f"{a} {b}" for a, b in span.pieces)
-        surface = span.text if span.fragments is not None and span.text else " ".join(
-            doc.text[a:b] for a, b in span.pieces)
+        surface = (
+            span.text if span.fragments is not None and span.text else " ".join(doc.text[a:b] for a, b in span.pieces)
+        )
         surface = surface.replace("\r", " ").replace("\n", " ").replace("\t", " ")
         if any(ch.isspace() for ch in span.label):
-            raise InputFormatError(f"document {doc.id!r}: label {span.label!r} contains whitespace, "
-                                   "which BRAT forbids")
+            raise InputFormatError(f"document {doc.id!r}: label {span.label!r} contains whitespace, which BRAT forbids")
         lines.append(f"{ident}\t{span.label} {offsets}\t{surface}")
     n_attr = 1
     for ident, span in zip(ids, doc.spans, strict=True):
@@ -221,8 +237,9 @@ def write_brat(docs: Iterable[AnnotatedNote], directory: Path | str) -> int:
     for doc in docs:  # convert everything first so a bad document leaves no files behind
         stem = _file_stem(doc.id)
         if stem in seen:
-            raise InputFormatError(f"two documents map to the file name {stem!r} (ids must be unique)",
-                                   source=str(directory))
+            raise InputFormatError(
+                f"two documents map to the file name {stem!r} (ids must be unique)", source=str(directory)
+            )
         seen.add(stem)
         meta = dict(doc.note.metadata)
         if stem != doc.id:

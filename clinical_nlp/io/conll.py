@@ -58,7 +58,8 @@ def resolve_overlaps(doc: AnnotatedNote, policy: OverlapPolicy = "error") -> lis
                 raise InputFormatError(
                     f"document {doc.id!r}: spans {a.label!r} [{a.start}, {a.end}) and {b.label!r} "
                     f"[{b.start}, {b.end}) overlap, which BIO cannot represent "
-                    "(use overlap='longest' / --overlap longest to keep the longest)")
+                    "(use overlap='longest' / --overlap longest to keep the longest)"
+                )
         return ordered
     if policy != "longest":
         raise ValueError(f"unknown overlap policy {policy!r}")
@@ -79,8 +80,10 @@ def document_to_conll(doc: AnnotatedNote, *, overlap: OverlapPolicy = "error") -
         if any(tags[i] != "O" for i in inside):
             # two spans inside one token (only possible when boundaries split a token)
             if overlap == "error":
-                raise InputFormatError(f"document {doc.id!r}: span {span.label!r} [{span.start}, {span.end}) "
-                                       "shares a token with another span")
+                raise InputFormatError(
+                    f"document {doc.id!r}: span {span.label!r} [{span.start}, {span.end}) "
+                    "shares a token with another span"
+                )
             continue
         for k, i in enumerate(inside):
             tags[i] = ("B-" if k == 0 else "I-") + span.label
@@ -133,11 +136,14 @@ def read_conll(path: Path | str, *, allow_empty: bool = False) -> list[Annotated
         current: list = []  # [label, start, end]
         for tok, a, b, tag, line in toks:
             if a is None or text[a:b] != tok:
-                raise InputFormatError(f"document {doc_id!r}: token {tok!r} does not match the text at "
-                                       f"[{a}, {b})", source=source, line=line)
+                raise InputFormatError(
+                    f"document {doc_id!r}: token {tok!r} does not match the text at [{a}, {b})",
+                    source=source,
+                    line=line,
+                )
             if tag == "O":
                 if current:
-                    spans.append(Span(current[1], current[2], current[0], text[current[1]:current[2]]))
+                    spans.append(Span(current[1], current[2], current[0], text[current[1] : current[2]]))
                 current = []
                 continue
             prefix, _, label = tag.partition("-")
@@ -147,10 +153,10 @@ def read_conll(path: Path | str, *, allow_empty: bool = False) -> list[Annotated
                 current[2] = b
             else:  # B-, or an I- that starts a span (lenient IOB1)
                 if current:
-                    spans.append(Span(current[1], current[2], current[0], text[current[1]:current[2]]))
+                    spans.append(Span(current[1], current[2], current[0], text[current[1] : current[2]]))
                 current = [label, a, b]
         if current:
-            spans.append(Span(current[1], current[2], current[0], text[current[1]:current[2]]))
+            spans.append(Span(current[1], current[2], current[0], text[current[1] : current[2]]))
         docs.append(AnnotatedNote(Note(doc_id, text, {}), tuple(spans)))
         state.clear()
 
@@ -160,16 +166,17 @@ def read_conll(path: Path | str, *, allow_empty: bool = False) -> list[Annotated
             flush()
             state.update(line=number, tokens=[])
             if stripped.startswith("# doc_id = "):
-                state["id"] = stripped[len("# doc_id = "):]
+                state["id"] = stripped[len("# doc_id = ") :]
             continue
         if stripped.startswith("# text = "):
             state.setdefault("tokens", [])
             state.setdefault("line", number)
             try:
-                state["text"] = json.loads(stripped[len("# text = "):])
+                state["text"] = json.loads(stripped[len("# text = ") :])
             except json.JSONDecodeError as exc:
-                raise InputFormatError(f"'# text' comment is not a JSON string: {exc.msg}",
-                                       source=source, line=number) from None
+                raise InputFormatError(
+                    f"'# text' comment is not a JSON string: {exc.msg}", source=source, line=number
+                ) from None
             continue
         if not stripped or stripped.startswith("#"):
             continue
@@ -180,17 +187,22 @@ def read_conll(path: Path | str, *, allow_empty: bool = False) -> list[Annotated
             try:
                 a, b = int(cols[1]), int(cols[2])
             except ValueError:
-                raise InputFormatError(f"columns 2-3 must be character offsets, got {cols[1:3]}",
-                                       source=source, line=number) from None
+                raise InputFormatError(
+                    f"columns 2-3 must be character offsets, got {cols[1:3]}", source=source, line=number
+                ) from None
             state["tokens"].append((cols[0], a, b, cols[-1], number))
         elif len(cols) >= 2:
             if "text" in state:
-                raise InputFormatError("token line without offsets in a document with '# text'",
-                                       source=source, line=number)
+                raise InputFormatError(
+                    "token line without offsets in a document with '# text'", source=source, line=number
+                )
             state["tokens"].append((cols[0], None, None, cols[-1], number))
         else:
-            raise InputFormatError(f"expected 'token<TAB>label' or 'token<TAB>start<TAB>end<TAB>label', "
-                                   f"got {line!r}", source=source, line=number)
+            raise InputFormatError(
+                f"expected 'token<TAB>label' or 'token<TAB>start<TAB>end<TAB>label', got {line!r}",
+                source=source,
+                line=number,
+            )
     flush()
     if not docs:
         raise InputFormatError("no documents found", source=source)

@@ -20,8 +20,22 @@ from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 from clinical_nlp.io.jsonl import atomic_writer
 from clinical_nlp.types import ATTRIBUTE_VALUES, AnnotatedNote, Note, Span, verify_span
 
-COLUMNS = ["doc_id", "doc_text", "metadata", "relations", "span_id", "start", "end", "label", "span_text",
-           *ATTRIBUTE_VALUES, "attributes", "fragments", "score", "source"]
+COLUMNS = [
+    "doc_id",
+    "doc_text",
+    "metadata",
+    "relations",
+    "span_id",
+    "start",
+    "end",
+    "label",
+    "span_text",
+    *ATTRIBUTE_VALUES,
+    "attributes",
+    "fragments",
+    "score",
+    "source",
+]
 
 
 def to_dataframe(docs: Iterable[AnnotatedNote]):
@@ -30,17 +44,28 @@ def to_dataframe(docs: Iterable[AnnotatedNote]):
 
     rows: list[dict[str, Any]] = []
     for doc in docs:
-        base = {"doc_id": doc.id, "doc_text": doc.text,
-                "metadata": json.dumps(dict(doc.note.metadata), ensure_ascii=False, default=str),
-                "relations": json.dumps([dict(r) for r in doc.relations], ensure_ascii=False, default=str)}
+        base = {
+            "doc_id": doc.id,
+            "doc_text": doc.text,
+            "metadata": json.dumps(dict(doc.note.metadata), ensure_ascii=False, default=str),
+            "relations": json.dumps([dict(r) for r in doc.relations], ensure_ascii=False, default=str),
+        }
         if not doc.spans:
             rows.append(base)
         for s in doc.spans:
             other = {k: v for k, v in s.attributes.items() if k not in ATTRIBUTE_VALUES}
-            row = dict(base, span_id=s.id, start=s.start, end=s.end, label=s.label, span_text=s.text,
-                       attributes=json.dumps(other, ensure_ascii=False) if other else None,
-                       fragments=json.dumps([list(f) for f in s.fragments]) if s.fragments else None,
-                       score=s.score, source=s.source)
+            row = dict(
+                base,
+                span_id=s.id,
+                start=s.start,
+                end=s.end,
+                label=s.label,
+                span_text=s.text,
+                attributes=json.dumps(other, ensure_ascii=False) if other else None,
+                fragments=json.dumps([list(f) for f in s.fragments]) if s.fragments else None,
+                score=s.score,
+                source=s.source,
+            )
             for name in ATTRIBUTE_VALUES:
                 row[name] = s.attributes.get(name)
             rows.append(row)
@@ -60,8 +85,9 @@ def _json(value: Any, default: Any, *, doc_id: str, column: str, row: int) -> An
     try:
         return json.loads(value)
     except (TypeError, json.JSONDecodeError):
-        raise InputFormatError(f"document {doc_id!r}: column {column!r} is not JSON: {value!r}",
-                               source="<dataframe>", line=row) from None
+        raise InputFormatError(
+            f"document {doc_id!r}: column {column!r} is not JSON: {value!r}", source="<dataframe>", line=row
+        ) from None
 
 
 def from_dataframe(df) -> list[AnnotatedNote]:
@@ -92,12 +118,17 @@ def from_dataframe(df) -> list[AnnotatedNote]:
                 attrs[name] = str(rec[name])
         frags = _json(rec.get("fragments"), None, doc_id=doc_id, column="fragments", row=k)
         try:
-            span = Span(int(rec["start"]), int(rec["end"]), str(rec["label"]),
-                        "" if _missing(rec.get("span_text")) else str(rec["span_text"]), attrs,
-                        score=None if _missing(rec.get("score")) else float(rec["score"]),
-                        source=None if _missing(rec.get("source")) else str(rec["source"]),
-                        fragments=tuple(tuple(f) for f in frags) if frags else None,
-                        id=None if _missing(rec.get("span_id")) else str(rec["span_id"]))
+            span = Span(
+                int(rec["start"]),
+                int(rec["end"]),
+                str(rec["label"]),
+                "" if _missing(rec.get("span_text")) else str(rec["span_text"]),
+                attrs,
+                score=None if _missing(rec.get("score")) else float(rec["score"]),
+                source=None if _missing(rec.get("source")) else str(rec["source"]),
+                fragments=tuple(tuple(f) for f in frags) if frags else None,
+                id=None if _missing(rec.get("span_id")) else str(rec["span_id"]),
+            )
             spans[doc_id].append(verify_span(notes[doc_id].text, span, doc_id=doc_id))
         except OffsetMismatchError as exc:
             raise OffsetMismatchError(f"row {k}: {exc}", source="<dataframe>") from None
@@ -142,8 +173,13 @@ def read_dataframe(path: Path | str) -> list[AnnotatedNote]:
             _need_pyarrow()
             df = pd.read_parquet(path)
         else:
-            df = pd.read_csv(path, dtype={"doc_id": str, "span_id": str, "doc_text": str, "span_text": str},
-                             keep_default_na=False, na_values=[""], encoding="utf-8")
+            df = pd.read_csv(
+                path,
+                dtype={"doc_id": str, "span_id": str, "doc_text": str, "span_text": str},
+                keep_default_na=False,
+                na_values=[""],
+                encoding="utf-8",
+            )
     except UnicodeDecodeError as exc:
         raise InputFormatError(f"not valid UTF-8: {exc}", source=str(path)) from None
     except ImportError:

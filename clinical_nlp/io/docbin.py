@@ -43,15 +43,14 @@ def _words(text: str, starts: set[int], ends: set[int]) -> tuple[list[str], list
     for a, b, _ in [*tokenize(text), (len(text), len(text), "")]:
         for lo, hi in ((pos, a), (a, b)):  # the whitespace gap, then the token
             if hi > lo:
-                edges = [lo, *cuts[bisect_right(cuts, lo):bisect_left(cuts, hi)], hi]
+                edges = [lo, *cuts[bisect_right(cuts, lo) : bisect_left(cuts, hi)], hi]
                 segments.extend(zip(edges, edges[1:], strict=False))
         pos = b
     words: list[str] = []
     spaces: list[bool] = []
     for a, b in segments:
         piece = text[a:b]
-        if (piece == " " and words and not spaces[-1] and not words[-1].isspace()
-                and a not in starts and b not in ends):
+        if piece == " " and words and not spaces[-1] and not words[-1].isspace() and a not in starts and b not in ends:
             spaces[-1] = True
             continue
         words.append(piece)
@@ -79,8 +78,9 @@ def note_to_doc(doc: AnnotatedNote, vocab: Any = None):
     for s in doc.spans:
         cs = sdoc.char_span(s.start, s.end, label=s.label, kb_id=s.id or "", alignment_mode="strict")
         if cs is None:
-            raise OffsetMismatchError(f"document {doc.id!r}: span {s.label!r} [{s.start}, {s.end}) "
-                                      "is not token-aligned")
+            raise OffsetMismatchError(
+                f"document {doc.id!r}: span {s.label!r} [{s.start}, {s.end}) is not token-aligned"
+            )
         group.append(cs)
     sdoc.spans[SPAN_KEY] = group
     sdoc.ents = filter_spans(group)
@@ -100,14 +100,18 @@ def doc_to_note(sdoc: Any, *, index: int, source: str = "<docbin>", allow_empty:
         try:
             row = json.loads(data) if isinstance(data, str) else dict(data)
         except json.JSONDecodeError as exc:
-            raise InputFormatError(f"document #{index}: user_data[{USER_KEY!r}] is not JSON: {exc.msg}",
-                                   source=source) from None
+            raise InputFormatError(
+                f"document #{index}: user_data[{USER_KEY!r}] is not JSON: {exc.msg}", source=source
+            ) from None
         row["text"] = sdoc.text
         return row_to_annotated(row, source=f"{source}#doc{index}", allow_empty=allow_empty)
     doc_id = f"{Path(source).stem}-{index}"
     check_text(doc_id, sdoc.text, source=source, allow_empty=allow_empty)
-    group = sdoc.spans[SPAN_KEY] if SPAN_KEY in sdoc.spans else (
-        next(iter(sdoc.spans.values())) if len(sdoc.spans) else sdoc.ents)
+    group = (
+        sdoc.spans[SPAN_KEY]
+        if SPAN_KEY in sdoc.spans
+        else (next(iter(sdoc.spans.values())) if len(sdoc.spans) else sdoc.ents)
+    )
     spans = tuple(Span(s.start_char, s.end_char, s.label_, s.text, id=s.kb_id_ or None) for s in group)
     return AnnotatedNote(Note(doc_id, sdoc.text, {}), spans)
 

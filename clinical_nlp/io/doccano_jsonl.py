@@ -35,8 +35,7 @@ from clinical_nlp.types import (
 )
 
 #: keys of a Doccano row that are structure, not metadata
-_STRUCTURE = frozenset({"id", "note_id", "text", "label", "labels", "entities", "relations", "Comments",
-                        "comments"})
+_STRUCTURE = frozenset({"id", "note_id", "text", "label", "labels", "entities", "relations", "Comments", "comments"})
 
 
 def attribute_label(name: str, value: str) -> str:
@@ -76,27 +75,34 @@ def _raw_labels(row: Mapping[str, Any], doc_id: str, source: str, line: int) -> 
             try:
                 out.append((int(ent["start_offset"]), int(ent["end_offset"]), str(ent["label"])))
             except (KeyError, TypeError, ValueError):
-                raise InputFormatError(f"document {doc_id!r}: entity #{k} needs start_offset, end_offset, "
-                                       f"label: {ent!r}", source=source, line=line) from None
+                raise InputFormatError(
+                    f"document {doc_id!r}: entity #{k} needs start_offset, end_offset, label: {ent!r}",
+                    source=source,
+                    line=line,
+                ) from None
         return out
     raw = row.get("label", row.get("labels", []))
     if not isinstance(raw, list):
-        raise InputFormatError(f"document {doc_id!r}: 'label' must be a list of [start, end, label]",
-                               source=source, line=line)
+        raise InputFormatError(
+            f"document {doc_id!r}: 'label' must be a list of [start, end, label]", source=source, line=line
+        )
     for k, item in enumerate(raw):
         if not isinstance(item, (list, tuple)) or len(item) != 3:
-            raise InputFormatError(f"document {doc_id!r}: label #{k} is not [start, end, label]: {item!r}",
-                                   source=source, line=line)
+            raise InputFormatError(
+                f"document {doc_id!r}: label #{k} is not [start, end, label]: {item!r}", source=source, line=line
+            )
         try:
             out.append((int(item[0]), int(item[1]), str(item[2])))
         except (TypeError, ValueError):
-            raise InputFormatError(f"document {doc_id!r}: label #{k} has non-integer offsets: {item!r}",
-                                   source=source, line=line) from None
+            raise InputFormatError(
+                f"document {doc_id!r}: label #{k} has non-integer offsets: {item!r}", source=source, line=line
+            ) from None
     return out
 
 
-def doccano_row_to_annotated(row: Mapping[str, Any], *, source: str = "<row>", line: int = 0,
-                             allow_empty: bool = False) -> AnnotatedNote:
+def doccano_row_to_annotated(
+    row: Mapping[str, Any], *, source: str = "<row>", line: int = 0, allow_empty: bool = False
+) -> AnnotatedNote:
     """Build an annotated note from one Doccano row (attribute labels folded into spans)."""
     doc_id = row.get("note_id", row.get("id"))
     if doc_id in (None, ""):
@@ -120,12 +126,19 @@ def doccano_row_to_annotated(row: Mapping[str, Any], *, source: str = "<row>", l
             raise OffsetMismatchError(str(exc), source=source, line=line) from None
     for start, end, name, value in attrs:
         if not value:
-            raise InputFormatError(f"document {note.id!r}: attribute label {name}: at [{start}, {end}) "
-                                   "has no value", source=source, line=line)
+            raise InputFormatError(
+                f"document {note.id!r}: attribute label {name}: at [{start}, {end}) has no value",
+                source=source,
+                line=line,
+            )
         hits = [i for i, s in enumerate(entities) if s.start == start and s.end == end]
         if not hits:
-            raise InputFormatError(f"document {note.id!r}: attribute label {name}:{value} at [{start}, {end}) "
-                                   "has no entity span on the same offsets", source=source, line=line)
+            raise InputFormatError(
+                f"document {note.id!r}: attribute label {name}:{value} at [{start}, {end}) "
+                "has no entity span on the same offsets",
+                source=source,
+                line=line,
+            )
         for i in hits:
             entities[i] = entities[i].with_attributes(**{name: value})
     return AnnotatedNote(note, tuple(entities))
@@ -133,8 +146,9 @@ def doccano_row_to_annotated(row: Mapping[str, Any], *, source: str = "<row>", l
 
 def read_doccano_jsonl(path: Path | str, *, allow_empty: bool = False) -> list[AnnotatedNote]:
     """Read a Doccano sequence-labeling JSONL export/import file."""
-    return read_unique_docs(path, lambda row, source, line: doccano_row_to_annotated(
-        row, source=source, line=line, allow_empty=allow_empty))
+    return read_unique_docs(
+        path, lambda row, source, line: doccano_row_to_annotated(row, source=source, line=line, allow_empty=allow_empty)
+    )
 
 
 def write_doccano_jsonl(docs: Iterable[AnnotatedNote], path: Path | str) -> int:

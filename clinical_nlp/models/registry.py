@@ -39,20 +39,40 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "train_seconds": metrics.get("train_seconds"),
     }
 
+
 def register_model(store: Any, model: EntityModel) -> None:
     """Record the model version in the store (``ModelVersionRow``) and the audit log."""
     from clinical_nlp.audit import AuditLog
     from clinical_nlp.store import ModelVersionRow
 
-    summary = dict(_summary(model.metrics), data_hash=model.meta.get("data_hash"),
-                   guideline_version=model.meta.get("guideline_version"), labels=list(model.labels))
+    summary = dict(
+        _summary(model.metrics),
+        data_hash=model.meta.get("data_hash"),
+        guideline_version=model.meta.get("guideline_version"),
+        labels=list(model.labels),
+    )
     with store.session() as s:
-        s.merge(ModelVersionRow(version=model.version, kind=f"entities-{model.kind}",
-                                path=str(model.path) if model.path else "", parent=model.meta.get("parent_version"),
-                                metrics=summary))
-    AuditLog(store).append("model.trained", actor="clinical-nlp", details={
-        "version": model.version, "kind": model.kind, "parent": model.meta.get("parent_version"),
-        "data_hash": model.meta.get("data_hash"), "dev_strict_f1": summary["dev_strict_f1"]})
+        s.merge(
+            ModelVersionRow(
+                version=model.version,
+                kind=f"entities-{model.kind}",
+                path=str(model.path) if model.path else "",
+                parent=model.meta.get("parent_version"),
+                metrics=summary,
+            )
+        )
+    AuditLog(store).append(
+        "model.trained",
+        actor="clinical-nlp",
+        details={
+            "version": model.version,
+            "kind": model.kind,
+            "parent": model.meta.get("parent_version"),
+            "data_hash": model.meta.get("data_hash"),
+            "dev_strict_f1": summary["dev_strict_f1"],
+        },
+    )
+
 
 def list_models(models_dir: Path | str | None = None, store: Any | None = None) -> list[dict[str, Any]]:
     """Model versions found under ``models_dir`` (any depth ≤ 2) and/or in the store, newest first."""
@@ -66,10 +86,15 @@ def list_models(models_dir: Path | str | None = None, store: Any | None = None) 
                 continue
             metrics = read_model_metrics(file.parent)
             found[meta["version"]] = {
-                "version": meta["version"], "kind": meta.get("kind"), "path": str(file.parent),
-                "parent": meta.get("parent_version"), "created_at": meta.get("created_at"),
-                "guideline_version": meta.get("guideline_version"), "data_hash": meta.get("data_hash"),
-                "labels": meta.get("labels"), **_summary(metrics),
+                "version": meta["version"],
+                "kind": meta.get("kind"),
+                "path": str(file.parent),
+                "parent": meta.get("parent_version"),
+                "created_at": meta.get("created_at"),
+                "guideline_version": meta.get("guideline_version"),
+                "data_hash": meta.get("data_hash"),
+                "labels": meta.get("labels"),
+                **_summary(metrics),
             }
     if store is not None:
         from sqlalchemy import select

@@ -39,8 +39,11 @@ __all__ = ["PIPELINE_VERSION", "build_pipeline", "pipeline_version", "preannotat
 
 PIPELINE_VERSION = "0.2.0"  # 0.2: rule sentence splitter, ConText replaced by the cue cascade
 CONTEXT_MODES = ("cascade", "medspacy")
-_SECTION_TEMPORALITY = {"past_medical_history": "historical", "past_surgical_history": "historical",
-                        "history_of_present_illness": None}
+_SECTION_TEMPORALITY = {
+    "past_medical_history": "historical",
+    "past_surgical_history": "historical",
+    "history_of_present_illness": None,
+}
 _SECTION_EXPERIENCER = {"family_history": "family"}
 
 
@@ -78,8 +81,14 @@ def load_entity_rules(path: Path) -> list[Any]:
             continue
         try:
             row = json.loads(line)
-            rules.append(TargetRule(row["literal"], row["category"], pattern=row.get("pattern"),
-                                    metadata={"id": row.get("id", f"line-{number}")}))
+            rules.append(
+                TargetRule(
+                    row["literal"],
+                    row["category"],
+                    pattern=row.get("pattern"),
+                    metadata={"id": row.get("id", f"line-{number}")},
+                )
+            )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}:{number}: invalid entity rule ({exc})") from None
     return rules
@@ -105,11 +114,11 @@ def _register_factories() -> None:
 
         return temporal
 
-    @Language.factory("clinical_nlp_assertion_v1",
-                      default_config={"model": None, "rules_only": False, "rules": None})
+    @Language.factory("clinical_nlp_assertion_v1", default_config={"model": None, "rules_only": False, "rules": None})
     def _make_assertion(nlp, name, model, rules_only, rules):
-        return AssertionComponent(model=model, rules_only=rules_only, rules=rules,
-                                  use_context="medspacy_context" in nlp.pipe_names)
+        return AssertionComponent(
+            model=model, rules_only=rules_only, rules=rules, use_context="medspacy_context" in nlp.pipe_names
+        )
 
 
 def sentence_splitter(doc):
@@ -149,8 +158,9 @@ class AssertionComponent:
     passing through as rule decisions.
     """
 
-    def __init__(self, model: str | None = None, rules_only: bool = False, use_context: bool = False,
-                 rules: str | None = None):
+    def __init__(
+        self, model: str | None = None, rules_only: bool = False, use_context: bool = False, rules: str | None = None
+    ):
         from clinical_nlp.pipeline import assertion as A
 
         self.use_context = use_context
@@ -181,8 +191,9 @@ class AssertionComponent:
                 source = f"rules:context@{self.rules_id}" + (f"[{','.join(ids)}]" if ids else "")
                 scores = {"negation": score, "temporality": score, "experiencer": score}
             else:
-                res = self._A.classify_one(text, ent.start_char, ent.end_char, model=self.model,
-                                           rules=self.rules, rules_id=self.rules_id)
+                res = self._A.classify_one(
+                    text, ent.start_char, ent.end_char, model=self.model, rules=self.rules, rules_id=self.rules_id
+                )
                 neg, temp, exp = res["negation"], res["temporality"], res["experiencer"]
                 scores, score, source = res["scores"], res["score"], res["source"]
             if section in _SECTION_EXPERIENCER:
@@ -196,9 +207,14 @@ class AssertionComponent:
         return doc
 
 
-def build_pipeline(*, entity_model: Path | None = None, assertion_model: Path | None = None,
-                   rules_only: bool = False, guidelines_dir: Path | None = None,
-                   context: str = "cascade") -> spacy.Language:
+def build_pipeline(
+    *,
+    entity_model: Path | None = None,
+    assertion_model: Path | None = None,
+    rules_only: bool = False,
+    guidelines_dir: Path | None = None,
+    context: str = "cascade",
+) -> spacy.Language:
     """Build the pre-annotation ``Language`` from the rule files in ``guidelines_dir``.
 
     ``assertion_model``: a model dir/JSON from ``scripts/train_assertion_model.py``
@@ -237,9 +253,14 @@ def build_pipeline(*, entity_model: Path | None = None, assertion_model: Path | 
         except (ValueError, KeyError, FileNotFoundError) as exc:
             raise ConfigError(f"{context_rules}: cannot load ConText rules ({exc})") from None
     nlp.add_pipe("clinical_nlp_temporal_v1")
-    nlp.add_pipe("clinical_nlp_assertion_v1", config={
-        "model": str(assertion_model) if assertion_model else None, "rules_only": rules_only,
-        "rules": str(context_rules)})
+    nlp.add_pipe(
+        "clinical_nlp_assertion_v1",
+        config={
+            "model": str(assertion_model) if assertion_model else None,
+            "rules_only": rules_only,
+            "rules": str(context_rules),
+        },
+    )
     comp: Any = nlp.get_pipe("clinical_nlp_assertion_v1")
     assert_id = "rules" if comp.model is None else comp.model.name
     nlp.meta["clinical_nlp"] = {
@@ -278,23 +299,34 @@ def _doc_spans(doc, note: Note, version: str) -> list[Span]:
             rule_id = (ent._.target_rule.metadata or {}).get("id")
         except AttributeError:
             pass
-        spans.append(Span(ent.start_char, ent.end_char, ent.label_, ent.text, {
-            "negation": ent._.cn_negation, "temporality": ent._.cn_temporality,
-            "experiencer": ent._.cn_experiencer}, score=ent._.cn_score,
-            source=f"{version}|entity:rule:{rule_id}|assert:{ent._.cn_source}"))
+        spans.append(
+            Span(
+                ent.start_char,
+                ent.end_char,
+                ent.label_,
+                ent.text,
+                {
+                    "negation": ent._.cn_negation,
+                    "temporality": ent._.cn_temporality,
+                    "experiencer": ent._.cn_experiencer,
+                },
+                score=ent._.cn_score,
+                source=f"{version}|entity:rule:{rule_id}|assert:{ent._.cn_source}",
+            )
+        )
     for t in doc._.cn_temporals or ():
         attrs = {"type": t.type, "value": t.value, "relation": t.relation}
         if t.mod:
             attrs["mod"] = t.mod
         if t.anchor:
             attrs["anchor"] = t.anchor
-        spans.append(Span(t.start, t.end, "Temporal", t.text, attrs, score=0.8,
-                          source=f"{version}|temporal:rules"))
+        spans.append(Span(t.start, t.end, "Temporal", t.text, attrs, score=0.8, source=f"{version}|temporal:rules"))
     return spans
 
 
-def preannotate(notes: Iterable[Note], nlp: spacy.Language | None = None, *, batch_size: int = 32,
-                progress: bool = False) -> Iterator[AnnotatedNote]:
+def preannotate(
+    notes: Iterable[Note], nlp: spacy.Language | None = None, *, batch_size: int = 32, progress: bool = False
+) -> Iterator[AnnotatedNote]:
     """Pre-annotate notes: entity spans with attributes, score and source, plus Temporal spans.
 
     The note's ``date`` metadata is the reference date for temporal
@@ -308,7 +340,7 @@ def preannotate(notes: Iterable[Note], nlp: spacy.Language | None = None, *, bat
     entity_model = None
     if meta.get("entity_model"):
         try:
-            from clinical_nlp.models.entities import load_entity_model  # type: ignore[import-not-found]
+            from clinical_nlp.models.entities import load_entity_model
         except ImportError as exc:
             raise ConfigError(f"entity model given but clinical_nlp.models.entities is unavailable ({exc})") from None
         entity_model = load_entity_model(Path(meta["entity_model"]))
@@ -325,8 +357,9 @@ def preannotate(notes: Iterable[Note], nlp: spacy.Language | None = None, *, bat
             if not isinstance(note.text, str) or not note.text.strip():
                 raise InputFormatError(f"note {note.id!r}: empty text")
             if len(note.text) > A.MAX_TEXT_CHARS:
-                raise InputFormatError(f"note {note.id!r}: text of {len(note.text):,} characters exceeds "
-                                       f"{A.MAX_TEXT_CHARS:,}")
+                raise InputFormatError(
+                    f"note {note.id!r}: text of {len(note.text):,} characters exceeds {A.MAX_TEXT_CHARS:,}"
+                )
             batch.append(note)
             if len(batch) >= batch_size:
                 yield batch
@@ -342,7 +375,8 @@ def preannotate(notes: Iterable[Note], nlp: spacy.Language | None = None, *, bat
                 d._.cn_reference_date = note.date
                 docs.append(d)
             model_spans: Sequence[tuple[Span, ...]] = (
-                entity_model.predict(batch) if entity_model is not None else [()] * len(batch))
+                entity_model.predict(batch) if entity_model is not None else [()] * len(batch)
+            )
             for note, doc, extra in zip(batch, nlp.pipe(docs, batch_size=batch_size), model_spans, strict=True):
                 spans = _doc_spans(doc, note, version)
                 if extra:
@@ -350,14 +384,23 @@ def preannotate(notes: Iterable[Note], nlp: spacy.Language | None = None, *, bat
                     for s in extra:
                         if s.label == "Temporal":
                             continue
-                        res = A.classify_one(note.text, s.start, s.end, model=comp.model, rules=comp.rules,
-                                             rules_id=comp.rules_id)
-                        merged.append(Span(s.start, s.end, s.label, s.text or note.text[s.start:s.end],
-                                           {**dict(s.attributes), **{k: res[k] for k in A.ATTRIBUTES}},
-                                           score=s.score if s.score is not None else res["score"],
-                                           source=f"{version}|entity:{s.source or 'model'}|assert:{res['source']}"))
-                    spans = merged + [r for r in spans if r.label == "Temporal"
-                                      or not any(_overlaps(r, m) for m in merged)]
+                        res = A.classify_one(
+                            note.text, s.start, s.end, model=comp.model, rules=comp.rules, rules_id=comp.rules_id
+                        )
+                        merged.append(
+                            Span(
+                                s.start,
+                                s.end,
+                                s.label,
+                                s.text or note.text[s.start : s.end],
+                                {**dict(s.attributes), **{k: res[k] for k in A.ATTRIBUTES}},
+                                score=s.score if s.score is not None else res["score"],
+                                source=f"{version}|entity:{s.source or 'model'}|assert:{res['source']}",
+                            )
+                        )
+                    spans = merged + [
+                        r for r in spans if r.label == "Temporal" or not any(_overlaps(r, m) for m in merged)
+                    ]
                 spans.sort(key=lambda s: (s.start, s.end, s.label))
                 yield AnnotatedNote(note, tuple(spans))
                 if bar is not None:

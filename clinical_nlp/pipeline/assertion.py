@@ -150,7 +150,9 @@ def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     return s, e
 
 
-def _cues(rules: Sequence[CueRule], left: str, right: str) -> tuple[list[tuple[CueRule, int]], list[tuple[CueRule, int]]]:
+def _cues(
+    rules: Sequence[CueRule], left: str, right: str
+) -> tuple[list[tuple[CueRule, int]], list[tuple[CueRule, int]]]:
     """Cues in scope: forward cues left of the concept, backward cues right of it.
 
     Returns ``(left_hits, right_hits)`` with token distances to the concept; a
@@ -160,11 +162,13 @@ def _cues(rules: Sequence[CueRule], left: str, right: str) -> tuple[list[tuple[C
     rhits: list[tuple[CueRule, int, int]] = []
     for rule in rules:
         if rule.direction in ("FORWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO") and (
-                not rule.first or any(f in left for f in rule.first)):
+            not rule.first or any(f in left for f in rule.first)
+        ):
             for m in rule.regex.finditer(left):
                 lhits.append((rule, m.start(), m.end()))
         if rule.direction in ("BACKWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO") and (
-                not rule.first or any(f in right for f in rule.first)):
+            not rule.first or any(f in right for f in rule.first)
+        ):
             for m in rule.regex.finditer(right):
                 rhits.append((rule, m.start(), m.end()))
     # drop cues contained in a longer cue (ConText's longest-match pruning)
@@ -206,7 +210,9 @@ _RULE_VALUES: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
-def _rule_decision(lc: list[tuple[CueRule, int]], rc: list[tuple[CueRule, int]], max_scope: int = 30) -> dict[str, tuple[str, list[str]]]:
+def _rule_decision(
+    lc: list[tuple[CueRule, int]], rc: list[tuple[CueRule, int]], max_scope: int = 30
+) -> dict[str, tuple[str, list[str]]]:
     cats: dict[str, list[str]] = {}
     for r, dist in lc + rc:
         if dist <= max_scope:
@@ -219,7 +225,9 @@ def _rule_decision(lc: list[tuple[CueRule, int]], rc: list[tuple[CueRule, int]],
 
 
 # ----------------------------------------------------------------------- features
-def extract(text: str, start: int, end: int, rules: Sequence[CueRule]) -> tuple[list[str], dict[str, tuple[str, list[str]]]]:
+def extract(
+    text: str, start: int, end: int, rules: Sequence[CueRule]
+) -> tuple[list[str], dict[str, tuple[str, list[str]]]]:
     """Features and the rule decision for the concept ``text[start:end]``."""
     s, e = _sentence_bounds(text, start, end)
     lower = text[s:e].lower()
@@ -285,6 +293,7 @@ def apply_cascade(pred: dict[str, str], decision: Mapping[str, tuple[str, list[s
             out[attr] = rule_value
     return out
 
+
 @dataclass
 class LinearAssertionModel:
     """One multinomial logistic model per attribute over sparse binary features."""
@@ -315,8 +324,7 @@ class LinearAssertionModel:
         if p.suffix != ".json":
             p = p / MODEL_FILE
         with atomic_writer(p) as fh:
-            json.dump({"weights": self.weights, "classes": self.classes, "meta": self.meta}, fh,
-                      separators=(",", ":"))
+            json.dump({"weights": self.weights, "classes": self.classes, "meta": self.meta}, fh, separators=(",", ":"))
         return p
 
     def _merged(self) -> dict[str, list[tuple[str, list[float]]]]:
@@ -377,11 +385,13 @@ def check_row(text: Any, start: Any, end: Any, *, row: str, concept: str | None 
         raise OffsetMismatchError(f"row {row}: concept offsets [{start}, {end}) outside the text (length {len(text)})")
     if concept is not None and text[start:end] != concept:
         raise OffsetMismatchError(
-            f"row {row}: offsets [{start}, {end}) cover {text[start:end]!r}, not the concept {concept!r}")
+            f"row {row}: offsets [{start}, {end}) cover {text[start:end]!r}, not the concept {concept!r}"
+        )
 
 
-def classify_one(text: str, start: int, end: int, *, model: LinearAssertionModel | None,
-                 rules: Sequence[CueRule], rules_id: str) -> dict[str, Any]:
+def classify_one(
+    text: str, start: int, end: int, *, model: LinearAssertionModel | None, rules: Sequence[CueRule], rules_id: str
+) -> dict[str, Any]:
     """Attributes, per-attribute confidence and provenance for one concept."""
     feats, decision = extract(text, start, end, rules)
     out: dict[str, Any] = {}
@@ -422,9 +432,14 @@ def _chosen_model(model: Path | None, rules_only: bool) -> LinearAssertionModel 
     return None
 
 
-def classify_assertions(rows: Sequence[tuple[str, int, int]], *, model: Path | None = None,
-                        rules_only: bool = False, rules_path: Path | None = None,
-                        details: bool = False) -> list[dict[str, str]]:
+def classify_assertions(
+    rows: Sequence[tuple[str, int, int]],
+    *,
+    model: Path | None = None,
+    rules_only: bool = False,
+    rules_path: Path | None = None,
+    details: bool = False,
+) -> list[dict[str, str]]:
     """Classify the concept ``text[start:end]`` of each row.
 
     Returns one dict per row with ``negation`` (affirmed/negated/possible),
@@ -451,8 +466,9 @@ def classify_assertions(rows: Sequence[tuple[str, int, int]], *, model: Path | N
     return out
 
 
-def iter_classified(rows: Iterable[tuple[str, str, int, int, str | None]], *, model: Path | None = None,
-                    rules_only: bool = False):
+def iter_classified(
+    rows: Iterable[tuple[str, str, int, int, str | None]], *, model: Path | None = None, rules_only: bool = False
+):
     """Stream ``(row_id, result)`` for ``(row_id, text, start, end, concept)`` tuples (checks each row)."""
     rules, rid = load_cue_rules(None)
     mdl = _chosen_model(model, rules_only)

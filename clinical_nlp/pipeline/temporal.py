@@ -21,32 +21,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-_NUM_WORDS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "eighteen": 18,
-    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "ninety": 90, "several": None,
-    "few": None,
-}
-_UNITS = {"minute": "TM", "min": "TM", "hour": "TH", "hr": "TH", "h": "TH", "day": "D", "week": "W",
-          "wk": "W", "month": "M", "mo": "M", "year": "Y", "yr": "Y", "y": "Y"}
-_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
-_MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
-
-NUM = r"(?:\d+(?:\.\d+)?|" + "|".join(sorted(_NUM_WORDS, key=len, reverse=True)) + r")"
-UNIT = r"(?:minutes?|mins?|hours?|hrs?|days?|weeks?|wks?|months?|mos?|years?|yrs?)"
-DUR = rf"(?P<num>{NUM})(?:\s*-\s*|\s+)(?P<unit>{UNIT})"
-MOD = r"(?P<mod>(?:at\s+least|a\s+minimum\s+of|minimum\s+of|more\s+than|greater\s+than|less\s+than|at\s+most|"\
-      r"up\s+to|over|under|>=|<=|≥|≤|>|<)\s*)?"
-ANCHOR = r"(?P<anchor>(?:the\s+)?(?:(?:start|beginning)\s+of\s+(?:the\s+)?(?:study|treatment|trial)|study\s+(?:start|entry|initiation|enrollment|drug(?:\s+administration)?|treatment)|"\
-         r"screening(?:\s+visit)?|baseline|enrollment|enrolment|randomi[sz]ation|inclusion|registration|surgery|"\
-         r"admission|the\s+study|study|treatment|first\s+dose|day\s+1|cycle\s+1|visit\s+1|consent|signing\s+(?:the\s+)?"\
-         r"informed\s+consent|diagnosis|(?:the\s+)?first\s+scheduled\s+study\s+treatment))"
-MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"\
-        r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-_MOD_NAMES = {"at least": "AT_LEAST", "a minimum of": "AT_LEAST", "minimum of": "AT_LEAST", ">=": "AT_LEAST",
-              "≥": "AT_LEAST", "more than": "MORE_THAN", "greater than": "MORE_THAN", "over": "MORE_THAN",
-              ">": "MORE_THAN", "less than": "LESS_THAN", "under": "LESS_THAN", "<": "LESS_THAN",
-              "at most": "AT_MOST", "up to": "AT_MOST", "<=": "AT_MOST", "≤": "AT_MOST"}
+from clinical_nlp.pipeline._temporal_lexicon import (
+    _MOD_NAMES,
+    _MONTHS,
+    _NUM_WORDS,
+    _SET_WORDS,
+    _UNITS,
+    ANCHOR,
+    DUR,
+    MOD,
+    MONTH,
+    NUM,
+    UNIT,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,21 +183,27 @@ def _us_date(m, ref):
 
 
 def _month_year(m, ref):
-    mon = _MONTHS[m["mon"].lower().rstrip(".")[:3] if m["mon"].lower().rstrip(".") not in _MONTHS else m["mon"].lower().rstrip(".")]
+    mon = _MONTHS[
+        m["mon"].lower().rstrip(".")[:3]
+        if m["mon"].lower().rstrip(".") not in _MONTHS
+        else m["mon"].lower().rstrip(".")
+    ]
     if m.groupdict().get("d"):
         return "DATE", f"{int(m['y']):04d}-{mon:02d}-{int(m['d']):02d}", "before"
     return "DATE", f"{int(m['y']):04d}-{mon:02d}", "before"
 
 
 def _between_years(m, ref):
-    a, b = _month_year(re.match(rf"(?P<mon>{MONTH})\s+(?P<y>\d{{4}})", m["a"], re.IGNORECASE), ref)[1], \
-        _month_year(re.match(rf"(?P<mon>{MONTH})\s+(?P<y>\d{{4}})", m["b"], re.IGNORECASE), ref)[1]
+    a, b = (
+        _month_year(re.match(rf"(?P<mon>{MONTH})\s+(?P<y>\d{{4}})", m["a"], re.IGNORECASE), ref)[1],
+        _month_year(re.match(rf"(?P<mon>{MONTH})\s+(?P<y>\d{{4}})", m["b"], re.IGNORECASE), ref)[1],
+    )
     return "DATE", f"{a}/{b}", "before"
 
 
 def _since(m, ref):
     inner = m["what"]
-    for typ, rx, fn in _DATE_RULES:
+    for _typ, rx, fn in _DATE_RULES:
         mm = rx.fullmatch(inner)
         if mm:
             value = fn(mm, ref)[1]
@@ -227,9 +220,16 @@ def _day_word(m, ref):
     w = m[0].lower()
     off = {"today": 0, "yesterday": -1, "tomorrow": 1, "tonight": 0, "this morning": 0}.get(w, 0)
     if ref is None:
-        return "DATE", "PRESENT_REF" if off == 0 else ("PAST_REF" if off < 0 else "FUTURE_REF"), \
-            "overlap" if off == 0 else ("before" if off < 0 else "after")
-    return "DATE", (ref + dt.timedelta(days=off)).isoformat(), "overlap" if off == 0 else ("before" if off < 0 else "after")
+        return (
+            "DATE",
+            "PRESENT_REF" if off == 0 else ("PAST_REF" if off < 0 else "FUTURE_REF"),
+            "overlap" if off == 0 else ("before" if off < 0 else "after"),
+        )
+    return (
+        "DATE",
+        (ref + dt.timedelta(days=off)).isoformat(),
+        "overlap" if off == 0 else ("before" if off < 0 else "after"),
+    )
 
 
 def _time(m, ref):
@@ -241,16 +241,6 @@ def _time(m, ref):
         h = 0
     t = f"T{h:02d}:{mi:02d}"
     return "TIME", (ref.isoformat() + t) if ref else t, "overlap"
-
-
-_SET_WORDS = {"daily": "R/P1D", "once daily": "R/P1D", "once a day": "R/P1D", "qd": "R/P1D", "od": "R/P1D",
-              "bid": "R2/P1D", "b.i.d.": "R2/P1D", "twice daily": "R2/P1D", "twice a day": "R2/P1D",
-              "tid": "R3/P1D", "t.i.d.": "R3/P1D", "three times daily": "R3/P1D", "three times a day": "R3/P1D",
-              "qid": "R4/P1D", "q.i.d.": "R4/P1D", "four times daily": "R4/P1D", "four times a day": "R4/P1D",
-              "weekly": "R/P1W", "once a week": "R/P1W", "once weekly": "R/P1W", "monthly": "R/P1M",
-              "once a month": "R/P1M", "yearly": "R/P1Y", "annually": "R/P1Y", "nightly": "R/P1D",
-              "hourly": "R/PT1H", "qhs": "R/P1D", "every day": "R/P1D", "every other day": "R/P2D",
-              "twice weekly": "R2/P1W", "twice a week": "R2/P1W"}
 
 
 def _set_word(m, ref):
@@ -291,42 +281,105 @@ RULES: list[Rule] = _DATE_RULES + [
     ("DATE", _c(rf"between\s+(?P<a>{MONTH}\s+\d{{4}})\s+and\s+(?P<b>{MONTH}\s+\d{{4}})"), _between_years),
     ("RELATIVE", _c(r"since\s+(?P<what>(?:" + MONTH + r"\s+)?(?:19|20)\d\d|\d{1,2}/\d{1,2}/\d{2,4})"), _since),
     ("DATE", _c(rf"{MOD}{DUR}\s+ago"), _n_ago),
-    ("RELATIVE", _c(rf"(?:with)?in\s+(?:the\s+)?(?:{_PAST}\s+)?{MOD}{DUR}(?:\s+(?:(?:prior\s+to|before|of|preceding)\s+{ANCHOR}|\s*prior))?"), _within_last),
-    ("RELATIVE", _c(rf"(?:in|during|over|for)\s+(?:at\s+least\s+)?(?:the\s+)?{_PAST}\s+{MOD}{DUR}(?:\s+(?:prior\s+to|before|preceding)\s+{ANCHOR})?"), _within_last),
+    (
+        "RELATIVE",
+        _c(
+            rf"(?:with)?in\s+(?:the\s+)?(?:{_PAST}\s+)?{MOD}{DUR}(?:\s+(?:(?:prior\s+to|before|of|preceding)\s+{ANCHOR}|\s*prior))?"
+        ),
+        _within_last,
+    ),
+    (
+        "RELATIVE",
+        _c(
+            rf"(?:in|during|over|for)\s+(?:at\s+least\s+)?(?:the\s+)?{_PAST}\s+{MOD}{DUR}(?:\s+(?:prior\s+to|before|preceding)\s+{ANCHOR})?"
+        ),
+        _within_last,
+    ),
     ("RELATIVE", _c(rf"(?:the\s+)?{_PAST}\s+{DUR}"), _within_last),
-    ("RELATIVE", _c(rf"{MOD}{DUR}\s+(?P<dir>prior(?:\s+to)?|before|after|following|post|preceding)(?:\s+{ANCHOR})?"), _prior_to),
+    (
+        "RELATIVE",
+        _c(rf"{MOD}{DUR}\s+(?P<dir>prior(?:\s+to)?|before|after|following|post|preceding)(?:\s+{ANCHOR})?"),
+        _prior_to,
+    ),
     ("RELATIVE", _c(rf"(?:with)?in\s+the\s+next\s+{DUR}"), _in_next),
     ("DURATION", _c(rf"(?:for\s+)?{MOD}(?:the\s+(?:last|past)\s+)?{DUR}(?:\s+(?:duration|period))?"), _for_dur),
     ("DATE", _c(r"last\s+(?P<unit>year|month|week)"), _last_unit),
     ("RELATIVE", _c(r"(?:the\s+)?past\s+(?P<unit>year|month|week|day)"), _past_unit),
-    ("RELATIVE", _c(rf"(?:in|during)\s+the\s+(?P<unit>year|month|week|day)\s+(?:prior\s+to|before|preceding)\s+{ANCHOR}"),
-     lambda m, ref: ("RELATIVE", duration_iso(1, _unit(m["unit"])), "before")),
-    ("RELATIVE", _c(r"(?:in|during|within|over)\s+the\s+(?:last|past|previous|prior)\s+(?P<unit>year|month|week|day)"), _past_unit),
+    (
+        "RELATIVE",
+        _c(rf"(?:in|during)\s+the\s+(?P<unit>year|month|week|day)\s+(?:prior\s+to|before|preceding)\s+{ANCHOR}"),
+        lambda m, ref: ("RELATIVE", duration_iso(1, _unit(m["unit"])), "before"),
+    ),
+    (
+        "RELATIVE",
+        _c(r"(?:in|during|within|over)\s+the\s+(?:last|past|previous|prior)\s+(?P<unit>year|month|week|day)"),
+        _past_unit,
+    ),
     ("DATE", _c(r"today|yesterday|tomorrow|tonight|this\s+morning"), _day_word),
     ("TIME", _c(r"(?P<h>[01]?\d|2[0-3])(?::(?P<mi>[0-5]\d))\s*(?P<ap>[ap]\.?m\.?)?"), _time),
     ("TIME", _c(r"(?P<h>1[0-2]|[1-9])(?P<mi>)\s*(?P<ap>[ap]\.?m\.?)"), _time),
-    ("SET", _c("|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_SET_WORDS, key=len, reverse=True))), _set_word),
+    (
+        "SET",
+        _c("|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_SET_WORDS, key=len, reverse=True))),
+        _set_word,
+    ),
     ("SET", _c(rf"(?:every|each|per|a)\s+(?:(?P<num>{NUM})\s+)?(?P<unit>{UNIT})"), _every),
-    ("SET", _c(rf"(?P<num>{NUM}|once|twice)\s+(?:times\s+)?(?:a|per|each)\s+(?P<unit>{UNIT})"),
-     lambda m, ref: ("SET", f"R{ {'once': 1, 'twice': 2}.get(m['num'].lower()) or int(_num(m['num']) or 1)}/" + duration_iso(1, _unit(m["unit"])), "overlap")),
+    (
+        "SET",
+        _c(rf"(?P<num>{NUM}|once|twice)\s+(?:times\s+)?(?:a|per|each)\s+(?P<unit>{UNIT})"),
+        lambda m, ref: (
+            "SET",
+            f"R{ {'once': 1, 'twice': 2}.get(m['num'].lower()) or int(_num(m['num']) or 1) }/"
+            + duration_iso(1, _unit(m["unit"])),
+            "overlap",
+        ),
+    ),
     ("SET", _c(r"q\s*(?P<num>\d{1,2})\s*h(?:rs?|ours?)?"), _qh),
     # relative expressions anchored on a study event
     ("RELATIVE", _c(rf"(?:prior\s+to|before)\s+{ANCHOR}"), _const("RELATIVE", "PAST_REF", "before")),
     ("RELATIVE", _c(rf"(?:after|following)\s+{ANCHOR}"), _const("RELATIVE", "FUTURE_REF", "after")),
-    ("RELATIVE", _c(rf"(?:at|during|throughout)\s+(?:the\s+)?(?:time\s+of\s+)?{ANCHOR}"), _const("RELATIVE", "PRESENT_REF", "overlap")),
-    ("RELATIVE", _c(r"at\s+(?:screening|baseline)(?:\s+visit)?|baseline"), _const("RELATIVE", "PRESENT_REF", "overlap")),
-    ("RELATIVE", _c(r"(?:any\s+time\s+)?during\s+the\s+(?:current|present)\s+[a-z ]{0,40}?episode"), _const("RELATIVE", "PRESENT_REF", "overlap")),
+    (
+        "RELATIVE",
+        _c(rf"(?:at|during|throughout)\s+(?:the\s+)?(?:time\s+of\s+)?{ANCHOR}"),
+        _const("RELATIVE", "PRESENT_REF", "overlap"),
+    ),
+    (
+        "RELATIVE",
+        _c(r"at\s+(?:screening|baseline)(?:\s+visit)?|baseline"),
+        _const("RELATIVE", "PRESENT_REF", "overlap"),
+    ),
+    (
+        "RELATIVE",
+        _c(r"(?:any\s+time\s+)?during\s+the\s+(?:current|present)\s+[a-z ]{0,40}?episode"),
+        _const("RELATIVE", "PRESENT_REF", "overlap"),
+    ),
     # single-word temporal cues (Chia annotates them as Temporal)
-    ("RELATIVE", _c(r"(?:past\s+)?(?:medical\s+)?history|previous(?:ly)?|prior|past|pre-existing|preexisting|antecedent|former(?:ly)?|"
-                    r"recent(?:ly)?|pre-?operative|pre-?treatment"), _const("RELATIVE", "PAST_REF", "before")),
-    ("RELATIVE", _c(r"current(?:ly)?|concomitant|ongoing|active|undergoing|presently|at\s+present|persistently|"
-                    r"sustained"), _const("RELATIVE", "PRESENT_REF", "overlap")),
+    (
+        "RELATIVE",
+        _c(
+            r"(?:past\s+)?(?:medical\s+)?history|previous(?:ly)?|prior|past|pre-existing|preexisting|antecedent|former(?:ly)?|"
+            r"recent(?:ly)?|pre-?operative|pre-?treatment"
+        ),
+        _const("RELATIVE", "PAST_REF", "before"),
+    ),
+    (
+        "RELATIVE",
+        _c(
+            r"current(?:ly)?|concomitant|ongoing|active|undergoing|presently|at\s+present|persistently|"
+            r"sustained"
+        ),
+        _const("RELATIVE", "PRESENT_REF", "overlap"),
+    ),
     ("RELATIVE", _c(r"future|upcoming|post-?operative"), _const("RELATIVE", "FUTURE_REF", "after")),
 ]
 
 
-_AGE_AFTER = re.compile(r"\s*(?:of\s+age|old|or\s+(?:older|above|more|over|younger|less)|and\s+(?:older|above|over))", re.IGNORECASE)
-_AGE_BEFORE = re.compile(r"(?:\bages?d?|\bage\s+(?:of|between|from)|\bbetween|\bfrom)\W*(?:[\w.]+\W+){0,3}$", re.IGNORECASE)
+_AGE_AFTER = re.compile(
+    r"\s*(?:of\s+age|old|or\s+(?:older|above|more|over|younger|less)|and\s+(?:older|above|over))", re.IGNORECASE
+)
+_AGE_BEFORE = re.compile(
+    r"(?:\bages?d?|\bage\s+(?:of|between|from)|\bbetween|\bfrom)\W*(?:[\w.]+\W+){0,3}$", re.IGNORECASE
+)
 
 
 def _is_age(text: str, m: re.Match[str]) -> bool:
@@ -334,8 +387,9 @@ def _is_age(text: str, m: re.Match[str]) -> bool:
     if m.groupdict().get("unit") is None or _unit(m["unit"]) != "Y" or m[0].lower().startswith("for"):
         return False
     num = _num(m["num"]) or 0
-    return bool(_AGE_AFTER.match(text, m.end()) or _AGE_BEFORE.search(text[max(0, m.start() - 30):m.start()])
-                or num >= 12)
+    return bool(
+        _AGE_AFTER.match(text, m.end()) or _AGE_BEFORE.search(text[max(0, m.start() - 30) : m.start()]) or num >= 12
+    )
 
 
 def find_temporal(text: str, reference: str | dt.date | None = None) -> list[TemporalExpression]:
@@ -353,7 +407,7 @@ def find_temporal(text: str, reference: str | dt.date | None = None) -> list[Tem
     cands.sort(key=lambda c: (-(c[1] - c[0]), c[2], c[0]))
     taken: list[tuple[int, int]] = []
     out: list[TemporalExpression] = []
-    for s, e, prio, m, fn in cands:
+    for s, e, _prio, m, fn in cands:
         if any(s < te and ts < e for ts, te in taken):
             continue
         typ, value, rel = fn(m, ref)

@@ -40,8 +40,14 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def build_queue(store: Store, candidates: Iterable[QueueCandidate], *, expert: str | None = None,
-                schema: Any = None, actor: str = "clinical-nlp") -> int:
+def build_queue(
+    store: Store,
+    candidates: Iterable[QueueCandidate],
+    *,
+    expert: str | None = None,
+    schema: Any = None,
+    actor: str = "clinical-nlp",
+) -> int:
     """Queue every candidate below the schema's agreement bars or carrying a safety-critical label.
 
     Existing pending entries are updated (reasons, scores, expert); decided ones are left alone.
@@ -55,12 +61,23 @@ def build_queue(store: Store, candidates: Iterable[QueueCandidate], *, expert: s
             reasons = queue_reasons(c, thresholds, critical)
             if not reasons:
                 continue
-            row = s.scalars(select(AdjudicationRow).where(AdjudicationRow.item == c.item,
-                                                          AdjudicationRow.unit == c.unit)).first()
+            row = s.scalars(
+                select(AdjudicationRow).where(AdjudicationRow.item == c.item, AdjudicationRow.unit == c.unit)
+            ).first()
             scores = json.loads(json.dumps(dict(c.scores), default=float))
             if row is None:
-                s.add(AdjudicationRow(item=c.item, unit=c.unit, modality=c.modality, reasons=reasons, scores=scores,
-                                      expert=expert, status="pending", created_at=_now()))
+                s.add(
+                    AdjudicationRow(
+                        item=c.item,
+                        unit=c.unit,
+                        modality=c.modality,
+                        reasons=reasons,
+                        scores=scores,
+                        expert=expert,
+                        status="pending",
+                        created_at=_now(),
+                    )
+                )
             elif row.status == "pending":
                 row.reasons, row.scores, row.expert = reasons, scores, expert or row.expert
             else:
@@ -72,8 +89,19 @@ def build_queue(store: Store, candidates: Iterable[QueueCandidate], *, expert: s
 
 
 def _entry(r: AdjudicationRow) -> QueueEntry:
-    return QueueEntry(r.id, r.item, r.unit, r.modality, list(r.reasons), dict(r.scores or {}), r.expert,
-                      r.status, r.decision, r.decided_by, r.reason)
+    return QueueEntry(
+        r.id,
+        r.item,
+        r.unit,
+        r.modality,
+        list(r.reasons),
+        dict(r.scores or {}),
+        r.expert,
+        r.status,
+        r.decision,
+        r.decided_by,
+        r.reason,
+    )
 
 
 def pending(store: Store, *, expert: str | None = None, modality: str | None = None) -> list[QueueEntry]:
@@ -93,8 +121,17 @@ def entries(store: Store) -> list[QueueEntry]:
         return [_entry(r) for r in s.scalars(select(AdjudicationRow).order_by(AdjudicationRow.id))]
 
 
-def decide(store: Store, item: str, unit: str, decision: Any, expert: str, reason: str, *,
-           round: int = 0, guideline_version: str | None = None) -> QueueEntry:
+def decide(
+    store: Store,
+    item: str,
+    unit: str,
+    decision: Any,
+    expert: str,
+    reason: str,
+    *,
+    round: int = 0,
+    guideline_version: str | None = None,
+) -> QueueEntry:
     """Record the expert's decision: it becomes gold, with who and why, and an audit entry.
 
     ``decision`` is the gold payload: a list of :class:`Span` (or span dicts) for text, any JSON
@@ -102,14 +139,19 @@ def decide(store: Store, item: str, unit: str, decision: Any, expert: str, reaso
     """
     if not expert or not reason or not reason.strip():
         raise AdjudicationError(f"a decision on {item!r}/{unit!r} needs an expert and a reason")
-    if isinstance(decision, (list, tuple)) and all(isinstance(d, (Span, Mapping)) for d in decision) and decision \
-            and any(isinstance(d, Span) or "start" in d for d in decision):
+    if (
+        isinstance(decision, (list, tuple))
+        and all(isinstance(d, (Span, Mapping)) for d in decision)
+        and decision
+        and any(isinstance(d, Span) or "start" in d for d in decision)
+    ):
         payload: Any = tuple(d if isinstance(d, Span) else Span.from_dict(d) for d in decision)
     else:
         payload = decision
     with store.session() as s:
-        row = s.scalars(select(AdjudicationRow).where(AdjudicationRow.item == item,
-                                                      AdjudicationRow.unit == unit)).first()
+        row = s.scalars(
+            select(AdjudicationRow).where(AdjudicationRow.item == item, AdjudicationRow.unit == unit)
+        ).first()
         if row is None:
             raise AdjudicationError(f"item {item!r} unit {unit!r} is not in the adjudication queue")
         if row.status != "pending":
@@ -118,13 +160,25 @@ def decide(store: Store, item: str, unit: str, decision: Any, expert: str, reaso
             raise AdjudicationError(f"item {item!r} unit {unit!r} is assigned to {row.expert!r}, not {expert!r}")
         stored = [d.to_dict() for d in payload] if isinstance(payload, tuple) else payload
         row.status, row.decision, row.decided_by, row.reason, row.decided_at = (
-            "decided", json.loads(json.dumps(stored, default=str)), expert, reason, _now())
+            "decided",
+            json.loads(json.dumps(stored, default=str)),
+            expert,
+            reason,
+            _now(),
+        )
         entry = _entry(row)
     gold_payload = payload if isinstance(payload, (tuple, Mapping)) else {"decision": payload}
-    ann = Annotation(item=item if unit == "*" else f"{item}#{unit}", annotator=expert, payload=gold_payload,
-                     source="adjudication", round=round, guideline_version=guideline_version,
-                     edits=dict[str, Any](reason=reason, queue_id=entry.id))
+    ann = Annotation(
+        item=item if unit == "*" else f"{item}#{unit}",
+        annotator=expert,
+        payload=gold_payload,
+        source="adjudication",
+        round=round,
+        guideline_version=guideline_version,
+        edits=dict[str, Any](reason=reason, queue_id=entry.id),
+    )
     store.save_annotation(ann, kind="gold")
-    AuditLog(store).append("adjudicate", actor=expert, details={"item": item, "unit": unit, "reason": reason,
-                                                               "queue_id": entry.id})
+    AuditLog(store).append(
+        "adjudicate", actor=expert, details={"item": item, "unit": unit, "reason": reason, "queue_id": entry.id}
+    )
     return entry

@@ -61,9 +61,16 @@ def plot_report(report: dict[str, Any], path: Path | str) -> None:
     tmp.replace(path)
 
 
-def agree(input_path: Path | str, output_path: Path | str, *, plot: Path | str | None = None,
-          n_boot: int = 200, seed: int = 0, gold: Path | str | None = None,
-          method: str = "majority") -> dict[str, Any]:
+def agree(
+    input_path: Path | str,
+    output_path: Path | str,
+    *,
+    plot: Path | str | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+    gold: Path | str | None = None,
+    method: str = "majority",
+) -> dict[str, Any]:
     """Compute the agreement report of ``LABELS.jsonl`` and write it as JSON (and a PNG plot).
 
     With ``gold``, also write the consensus spans (one row per note: ``id``, ``text``, ``spans``).
@@ -71,8 +78,13 @@ def agree(input_path: Path | str, output_path: Path | str, *, plot: Path | str |
     labels = read_labels(input_path)
     if gold is not None:
         spans = consensus_spans(labels, method=method)
-        write_rows(gold, ({"id": nid, "text": labels.texts[nid], "spans": [sp.to_dict() for sp in spans[nid]]}
-                          for nid in sorted(spans)))
+        write_rows(
+            gold,
+            (
+                {"id": nid, "text": labels.texts[nid], "spans": [sp.to_dict() for sp in spans[nid]]}
+                for nid in sorted(spans)
+            ),
+        )
     report = agreement_report(labels, n_boot=n_boot, seed=seed)
     report["input"] = Path(input_path).name
     write_json(output_path, report)

@@ -12,9 +12,19 @@ from clinical_nlp.store import Store
 from clinical_nlp.types import Annotation
 
 
-def ingest_corpus(input: Path | str, project: Any, *, fmt: str | None = None, deidentified: bool = False,
-                  annotator: str | None = None, kind: str = "gold", actor: str = "cli",
-                  allow_empty: bool = False, progress: bool = False, batch_size: int = 500) -> dict[str, int]:
+def ingest_corpus(
+    input: Path | str,
+    project: Any,
+    *,
+    fmt: str | None = None,
+    deidentified: bool = False,
+    annotator: str | None = None,
+    kind: str = "gold",
+    actor: str = "cli",
+    allow_empty: bool = False,
+    progress: bool = False,
+    batch_size: int = 500,
+) -> dict[str, int]:
     """Load a corpus's notes (and optionally its spans) into ``project``'s store.
 
     Returns ``{"notes": n, "annotations": m}``. Records an ``ingest`` audit entry.
@@ -34,19 +44,29 @@ def ingest_corpus(input: Path | str, project: Any, *, fmt: str | None = None, de
         bar = tqdm(total=len(docs), desc="ingest", unit="note")
     try:
         for i in range(0, len(docs), batch_size):
-            batch = docs[i:i + batch_size]
+            batch = docs[i : i + batch_size]
             n_notes += store.add_notes([d.note for d in batch], deidentified=deidentified)
             if annotator:
                 for d in batch:
-                    store.save_annotation(Annotation(d.id, annotator, tuple(d.spans), source="human",
-                                                     guideline_version=guideline), kind=kind)
+                    store.save_annotation(
+                        Annotation(d.id, annotator, tuple(d.spans), source="human", guideline_version=guideline),
+                        kind=kind,
+                    )
                     n_ann += 1
             if bar is not None:
                 bar.update(len(batch))
     finally:
         if bar is not None:
             bar.close()
-    AuditLog(store).append("ingest", actor=actor, details={
-        "input": Path(input).name, "format": fmt or detect_format(input), "notes": n_notes,
-        "annotations": n_ann, "deidentified": deidentified})
+    AuditLog(store).append(
+        "ingest",
+        actor=actor,
+        details={
+            "input": Path(input).name,
+            "format": fmt or detect_format(input),
+            "notes": n_notes,
+            "annotations": n_ann,
+            "deidentified": deidentified,
+        },
+    )
     return {"notes": n_notes, "annotations": n_ann}

@@ -20,8 +20,14 @@ def labels_file(corpora_dir, tmp_path):
     for n, (_, r) in enumerate(iter_json_rows(corpora_dir / "negex_context" / "sample.jsonl")):
         if n == 20:
             break
-        span = {"start": r["start"], "end": r["end"], "label": "Condition", "negation": r["negation"],
-                "temporality": r["temporality"], "experiencer": r["experiencer"]}
+        span = {
+            "start": r["start"],
+            "end": r["end"],
+            "label": "Condition",
+            "negation": r["negation"],
+            "temporality": r["temporality"],
+            "experiencer": r["experiencer"],
+        }
         rows.append({"id": r["id"], "annotator": "ann", "text": r["text"], "spans": [span]})
         bob = dict(span)
         if n % 4 == 0:
@@ -52,8 +58,20 @@ def test_agree_writes_report_and_plot(labels_file, tmp_path):
 
 def test_agree_writes_consensus_gold(labels_file, tmp_path):
     gold = tmp_path / "GOLD.jsonl"
-    res = CliRunner().invoke(app, ["agree", "--input", str(labels_file), "--output", str(tmp_path / "r.json"),
-                                   "--gold", str(gold), "--n-boot", "0"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "agree",
+            "--input",
+            str(labels_file),
+            "--output",
+            str(tmp_path / "r.json"),
+            "--gold",
+            str(gold),
+            "--n-boot",
+            "0",
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = [r for _, r in iter_json_rows(gold)]
     assert len(rows) == 20
@@ -84,15 +102,31 @@ def test_adjudicate_queue_list_decide(labels_file, tmp_path):
     project = tmp_path / "proj"
     runner = CliRunner()
     assert runner.invoke(app, ["init", str(project)]).exit_code == 0
-    res = runner.invoke(app, ["adjudicate", "queue", "--input", str(labels_file), "--expert", "dr_x",
-                              "--project", str(project)])
+    res = runner.invoke(
+        app, ["adjudicate", "queue", "--input", str(labels_file), "--expert", "dr_x", "--project", str(project)]
+    )
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["adjudicate", "list", "--json", "--project", str(project)])
     items = json.loads(res.output)
     assert items and all(i["expert"] == "dr_x" for i in items)
     first = items[0]["item"]
-    res = runner.invoke(app, ["adjudicate", "decide", "--item", first, "--expert", "dr_x", "--reason", "clear negation",
-                              "--decision", '[{"start": 0, "end": 1, "label": "Condition"}]', "--project", str(project)])
+    res = runner.invoke(
+        app,
+        [
+            "adjudicate",
+            "decide",
+            "--item",
+            first,
+            "--expert",
+            "dr_x",
+            "--reason",
+            "clear negation",
+            "--decision",
+            '[{"start": 0, "end": 1, "label": "Condition"}]',
+            "--project",
+            str(project),
+        ],
+    )
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["adjudicate", "list", "--json", "--project", str(project)])
     assert first not in {i["item"] for i in json.loads(res.output)}

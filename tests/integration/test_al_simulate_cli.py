@@ -25,10 +25,28 @@ def test_al_strategies_lists_versioned_names():
 @pytest.mark.parametrize("strategy", ["random", "entropy"])
 def test_al_simulate_chia_sample(tmp_path, corpora_dir, strategy):
     out = tmp_path / "curve.json"
-    args = ["al", "simulate", "--pool", str(corpora_dir / "chia" / "train.jsonl"),
-            "--eval", str(corpora_dir / "chia" / "dev.jsonl"), "--strategy", strategy,
-            "--rounds", "2", "--batch", "8", "--seed", "3", "--epochs", "4",
-            "--labels", "Condition,Drug,Measurement", "--output", str(out)]
+    args = [
+        "al",
+        "simulate",
+        "--pool",
+        str(corpora_dir / "chia" / "train.jsonl"),
+        "--eval",
+        str(corpora_dir / "chia" / "dev.jsonl"),
+        "--strategy",
+        strategy,
+        "--rounds",
+        "2",
+        "--batch",
+        "8",
+        "--seed",
+        "3",
+        "--epochs",
+        "4",
+        "--labels",
+        "Condition,Drug,Measurement",
+        "--output",
+        str(out),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     curve = json.loads(out.read_text())
@@ -50,14 +68,28 @@ def test_al_simulate_bad_input_exit_2_and_no_output(tmp_path, corpora_dir):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "text": "fever", "spans": [{"start": 0, "end": 9, "label": "Condition"}]}\n')
     out = tmp_path / "curve.json"
-    result = runner.invoke(app, ["al", "simulate", "--pool", str(bad), "--eval",
-                                 str(corpora_dir / "chia" / "dev.jsonl"), "--output", str(out)])
+    result = runner.invoke(
+        app,
+        ["al", "simulate", "--pool", str(bad), "--eval", str(corpora_dir / "chia" / "dev.jsonl"), "--output", str(out)],
+    )
     assert result.exit_code != 0
     assert "bad.jsonl:1" in str(result.exception)
     assert not out.exists()
-    result = runner.invoke(app, ["al", "simulate", "--pool", str(corpora_dir / "chia" / "train.jsonl"),
-                                 "--eval", str(corpora_dir / "chia" / "dev.jsonl"), "--strategy", "nope",
-                                 "--output", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "al",
+            "simulate",
+            "--pool",
+            str(corpora_dir / "chia" / "train.jsonl"),
+            "--eval",
+            str(corpora_dir / "chia" / "dev.jsonl"),
+            "--strategy",
+            "nope",
+            "--output",
+            str(out),
+        ],
+    )
     assert result.exit_code != 0 and "unknown query strategy" in str(result.exception)
     assert not out.exists()
 
@@ -81,8 +113,13 @@ def test_kcenter_with_packaged_minilm_prefers_novel_notes(corpora_dir):
     from clinical_nlp.active import default_embed, get_strategy
     from clinical_nlp.types import AnnotatedNote, Note
 
-    texts = ["History of myocardial infarction", "Prior myocardial infarction", "History of heart attack",
-             "Pregnant or breastfeeding women", "Platelet count below 100,000"]
+    texts = [
+        "History of myocardial infarction",
+        "Prior myocardial infarction",
+        "History of heart attack",
+        "Pregnant or breastfeeding women",
+        "Platelet count below 100,000",
+    ]
     pool = [AnnotatedNote(Note(f"n{i}", t)) for i, t in enumerate(texts)]
     emb = default_embed(texts)
     assert emb.shape[0] == 5 and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
@@ -101,10 +138,32 @@ def test_al_simulate_warm_start_with_dev_set(tmp_path, corpora_dir):
     write_jsonl(tmp_path / "dev.jsonl", dev)
     write_jsonl(tmp_path / "pool.jsonl", pool)
     out = tmp_path / "curve.json"
-    result = runner.invoke(app, ["al", "simulate", "--pool", str(tmp_path / "pool.jsonl"),
-                                 "--eval", str(corpora_dir / "chia" / "dev.jsonl"), "--dev", str(tmp_path / "dev.jsonl"),
-                                 "--warm-start", "--strategy", "entropy", "--rounds", "2", "--batch", "8",
-                                 "--epochs", "3", "--labels", "Condition,Drug", "--output", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "al",
+            "simulate",
+            "--pool",
+            str(tmp_path / "pool.jsonl"),
+            "--eval",
+            str(corpora_dir / "chia" / "dev.jsonl"),
+            "--dev",
+            str(tmp_path / "dev.jsonl"),
+            "--warm-start",
+            "--strategy",
+            "entropy",
+            "--rounds",
+            "2",
+            "--batch",
+            "8",
+            "--epochs",
+            "3",
+            "--labels",
+            "Condition,Drug",
+            "--output",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     curve = json.loads(out.read_text())
     assert curve["warm_start"] is True and curve["dev"] == "dev.jsonl"

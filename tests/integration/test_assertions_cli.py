@@ -58,15 +58,23 @@ def test_model_option_and_details(tmp_path: Path) -> None:
     assert row["id"] == "a" and row["negation"] == "negated" and row["source"].startswith("model:")
 
 
-@pytest.mark.parametrize("rows,needle", [
-    ([{"id": "ok", "text": "Fever.", "start": 0, "end": 5},
-      {"id": "r2", "text": "No fever", "start": 3, "end": 40}], "r2"),
-    ([{"id": "r1", "text": "No fever", "start": 0, "end": 2, "concept": "fever"}], "not the concept"),
-    ([{"id": "r1", "text": "", "start": 0, "end": 1}], "empty text"),
-    ([{"id": "r1", "text": "No fever", "end": 8}], "no 'start'"),
-    ([{"id": "big", "text": "fever " * 1_700_000, "start": 0, "end": 5}], "exceeds"),
-    ([], "empty input"),
-])
+@pytest.mark.parametrize(
+    "rows,needle",
+    [
+        (
+            [
+                {"id": "ok", "text": "Fever.", "start": 0, "end": 5},
+                {"id": "r2", "text": "No fever", "start": 3, "end": 40},
+            ],
+            "r2",
+        ),
+        ([{"id": "r1", "text": "No fever", "start": 0, "end": 2, "concept": "fever"}], "not the concept"),
+        ([{"id": "r1", "text": "", "start": 0, "end": 1}], "empty text"),
+        ([{"id": "r1", "text": "No fever", "end": 8}], "no 'start'"),
+        ([{"id": "big", "text": "fever " * 1_700_000, "start": 0, "end": 5}], "exceeds"),
+        ([], "empty input"),
+    ],
+)
 def test_bad_input_clear_error_no_output(tmp_path: Path, rows: list[dict], needle: str) -> None:
     inp = _write(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"

@@ -19,19 +19,35 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def notes(shared_corpora):
-    rows = [json.loads(line) for line in (shared_corpora / "deid_physionet" / "notes.jsonl").open()]
+    text = (shared_corpora / "deid_physionet" / "notes.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines()]
     with_phi = [r for r in rows if r["spans"]][:60]
     return with_phi + [r for r in rows if not r["spans"]][:20]
 
 
 def test_cli_deid_on_real_notes(tmp_path, notes):
     inp = tmp_path / "in.jsonl"
-    inp.write_text("".join(json.dumps({"id": r["id"], "patient": r["patient"], "text": r["text"]}) + "\n"
-                           for r in notes))
+    inp.write_text(
+        "".join(json.dumps({"id": r["id"], "patient": r["patient"], "text": r["text"]}) + "\n" for r in notes)
+    )
     project = init_project(tmp_path / "proj")
     out, phi = tmp_path / "out.jsonl", tmp_path / "phi.jsonl"
-    res = CliRunner().invoke(app, ["deid", "-i", str(inp), "-o", str(out), "--phi-output", str(phi),
-                                   "--project-dir", str(project.root), "--key", "test"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "deid",
+            "-i",
+            str(inp),
+            "-o",
+            str(out),
+            "--phi-output",
+            str(phi),
+            "--project-dir",
+            str(project.root),
+            "--key",
+            "test",
+        ],
+    )
     assert res.exit_code == 0, res.output
     outs = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
     phis = {r["id"]: r["spans"] for r in map(json.loads, phi.read_text().splitlines())}
@@ -47,8 +63,9 @@ def test_cli_deid_on_real_notes(tmp_path, notes):
                 gold_tokens += 1
                 hit += any(a < s["end"] and s["start"] < b for s in phis[r["id"]])
         # text outside PHI is kept; mapping a kept word back finds the same word
-        mapping = [type("R", (), dict(orig_start=m[0], orig_end=m[1], deid_start=m[2], deid_end=m[3]))
-                   for m in o["offset_map"]]
+        mapping = [
+            type("R", (), dict(orig_start=m[0], orig_end=m[1], deid_start=m[2], deid_end=m[3])) for m in o["offset_map"]
+        ]
         for a, b in tokenize(o["text"])[:50]:
             oa, ob = map_span_to_original(a, b, mapping)
             if not any(m.deid_start <= a < m.deid_end for m in mapping):
@@ -81,14 +98,28 @@ def test_surrogates_consistent_across_notes_of_a_patient(tmp_path, notes):
 def test_workers_output_equals_in_process_output(tmp_path, notes):
     """--workers 2 (Dask LocalCluster, whole patients per task) gives byte-identical output files."""
     inp = tmp_path / "in.jsonl"
-    inp.write_text("".join(json.dumps({"id": r["id"], "patient": r["patient"], "text": r["text"]}) + "\n"
-                           for r in notes[:40]))
+    inp.write_text(
+        "".join(json.dumps({"id": r["id"], "patient": r["patient"], "text": r["text"]}) + "\n" for r in notes[:40])
+    )
     runner = CliRunner()
     outs = {}
     for name, extra in (("local", []), ("dask", ["--workers", "2"])):
         out, phi = tmp_path / f"{name}.jsonl", tmp_path / f"{name}.phi.jsonl"
-        result = runner.invoke(app, ["deid", "--input", str(inp), "--output", str(out), "--phi-output", str(phi),
-                                     "--key", "same-secret", *extra])
+        result = runner.invoke(
+            app,
+            [
+                "deid",
+                "--input",
+                str(inp),
+                "--output",
+                str(out),
+                "--phi-output",
+                str(phi),
+                "--key",
+                "same-secret",
+                *extra,
+            ],
+        )
         assert result.exit_code == 0, result.output
         outs[name] = (out.read_text(), phi.read_text())
     assert outs["dask"] == outs["local"]

@@ -58,10 +58,11 @@ def test_cli_push_status_pull(tmp_path, creds, corpora_dir, monkeypatch):  # noq
     name = f"cnlp-cli-{uuid.uuid4().hex[:10]}"
     runner = CliRunner()
     common = ["--project", name, "--project-dir", str(project.root)]
-    res = runner.invoke(app, ["doccano", "push", "--input", str(pre), "--annotators", f"{ALICE},{BOB}",
-                              "--overlap", "1", *common])
+    res = runner.invoke(
+        app, ["doccano", "push", "--input", str(pre), "--annotators", f"{ALICE},{BOB}", "--overlap", "1", *common]
+    )
     assert res.exit_code == 0, res.output
-    report = json.loads(res.output[res.output.index("{"):])
+    report = json.loads(res.output[res.output.index("{") :])
     assert report["imported"] == 2 and report["assigned"] == {ALICE: 1, BOB: 1}
     assert PASSWORD not in res.output
 
@@ -91,7 +92,8 @@ def test_cli_wrong_port_exits_2_naming_url(tmp_path, corpora_dir, monkeypatch):
     pre.write_text("".join(json.dumps(r) + "\n" for _, r in _rows(corpora_dir)[:1]))
     monkeypatch.setenv("DOCCANO_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("DOCCANO_USER_PASSWORDS", f"{ALICE}:{PASSWORD}")
-    res = CliRunner().invoke(app, ["doccano", "push", "--input", str(pre), "--annotators", ALICE,
-                                   "--project-dir", str(project.root)])
+    res = CliRunner().invoke(
+        app, ["doccano", "push", "--input", str(pre), "--annotators", ALICE, "--project-dir", str(project.root)]
+    )
     assert res.exit_code != 0
     assert isinstance(res.exception, dc.DoccanoError) and "http://127.0.0.1:9" in str(res.exception)

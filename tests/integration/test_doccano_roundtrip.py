@@ -21,7 +21,7 @@ from clinical_nlp.store import Store
 pytestmark = [pytest.mark.doccano, pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[2]
-URL = os.environ.get("DOCCANO_URL", "http://127.0.0.1:%s" % os.environ.get("DOCCANO_PORT", "8000"))
+URL = os.environ.get("DOCCANO_URL", "http://127.0.0.1:{}".format(os.environ.get("DOCCANO_PORT", "8000")))
 ALICE, BOB = "cnlp_test_alice", "cnlp_test_bob"
 PASSWORD = "cnlp-test-pw-1"
 
@@ -36,8 +36,9 @@ def _healthy() -> bool:
 @pytest.fixture(scope="module")
 def server() -> str:
     if not _healthy():
-        proc = subprocess.run(["bash", str(REPO / "scripts" / "doccano.sh"), "start"], capture_output=True,
-                              text=True, timeout=1200)
+        proc = subprocess.run(
+            ["bash", str(REPO / "scripts" / "doccano.sh"), "start"], capture_output=True, text=True, timeout=1200
+        )
         if proc.returncode != 0 or not _healthy():
             pytest.fail(f"could not start Doccano: {proc.stderr[-2000:]}")
     return URL
@@ -58,18 +59,29 @@ def _rows(corpora_dir: Path):
     rows = []
     for line in (corpora_dir / "negex_context" / "sample.jsonl").read_text().splitlines()[:2]:
         r = json.loads(line)
-        span = {"start": r["start"], "end": r["end"], "label": "Condition", "negation": r["negation"],
-                "temporality": r["temporality"], "experiencer": r["experiencer"], "score": 0.9, "source": "ctx"}
-        rows.append({"id": r["id"], "text": r["text"], "spans": [span], "deidentified": True,
-                     "model_version": "ctx@1"})
+        span = {
+            "start": r["start"],
+            "end": r["end"],
+            "label": "Condition",
+            "negation": r["negation"],
+            "temporality": r["temporality"],
+            "experiencer": r["experiencer"],
+            "score": 0.9,
+            "source": "ctx",
+        }
+        rows.append({"id": r["id"], "text": r["text"], "spans": [span], "deidentified": True, "model_version": "ctx@1"})
     for line in (corpora_dir / "chia" / "dev.jsonl").read_text().splitlines():
         r = json.loads(line)
         if any(s["label"] == "Drug" for s in r["spans"]):
-            spans = [{k: s[k] for k in ("start", "end", "label", "text")} for s in r["spans"]
-                     if s["label"] in ("Drug", "Condition")][:6]
+            spans = [
+                {k: s[k] for k in ("start", "end", "label", "text")}
+                for s in r["spans"]
+                if s["label"] in ("Drug", "Condition")
+            ][:6]
             spans[0]["temporality"] = "historical"
-            rows.append({"id": r["id"], "text": r["text"], "spans": spans, "deidentified": True,
-                         "model_version": "chia-ner@2"})
+            rows.append(
+                {"id": r["id"], "text": r["text"], "spans": spans, "deidentified": True, "model_version": "chia-ner@2"}
+            )
             break
     return [(row_to_annotated(r).verified(), r) for r in rows]
 
@@ -95,13 +107,23 @@ def test_push_gives_each_annotator_own_preannotations(pushed, creds):
         for doc, _ in rows:
             got = s.read(by_note[doc.id]["id"], doc.text)
             assert [(x.start, x.end, x.label) for x in got] == sorted((x.start, x.end, x.label) for x in doc.spans)
-            want = {(x.start, x.end): {k: v for k, v in x.attributes.items() if dc.ATTRIBUTE_DEFAULTS[k] != v}
-                    for x in doc.spans}
+            want = {
+                (x.start, x.end): {k: v for k, v in x.attributes.items() if dc.ATTRIBUTE_DEFAULTS[k] != v}
+                for x in doc.spans
+            }
             assert {(x.start, x.end): dict(x.attributes) for x in got} == want
     # attribute labels exist as span types with the guideline's names
     labels = dc.AnnotatorSession(creds.url, ALICE, PASSWORD, report.project_id).label_ids()
-    for lab in ("negation:negated", "negation:possible", "temporality:historical", "temporality:hypothetical",
-                "experiencer:family", "experiencer:other", "Condition", "Drug"):
+    for lab in (
+        "negation:negated",
+        "negation:possible",
+        "temporality:historical",
+        "temporality:hypothetical",
+        "experiencer:family",
+        "experiencer:other",
+        "Condition",
+        "Drug",
+    ):
         assert lab in labels
 
 
@@ -159,12 +181,28 @@ def test_correct_and_pull_roundtrip(pushed, creds, tmp_path):
     assert len(hist) == 1
 
     rb = got[(chia_doc.id, BOB)]
-    assert rb["edits"] == {"accepted": len(chia_doc.spans) - 1, "deleted": 1, "added": 0, "changed_label": 0,
-                           "changed_boundary": 0, "changed_attributes": 0, "total": 1}
+    assert rb["edits"] == {
+        "accepted": len(chia_doc.spans) - 1,
+        "deleted": 1,
+        "added": 0,
+        "changed_label": 0,
+        "changed_boundary": 0,
+        "changed_attributes": 0,
+        "total": 1,
+    }
     assert (victim.start, victim.end, victim.label) not in {(s["start"], s["end"], s["label"]) for s in rb["spans"]}
     rn = got[(negex_doc.id, BOB)]
-    assert rn["spans"] == [{"start": s0.start, "end": s0.end, "label": "Condition", "text": s0.text,
-                            "negation": flipped, "temporality": s0.temporality, "experiencer": s0.experiencer}]
+    assert rn["spans"] == [
+        {
+            "start": s0.start,
+            "end": s0.end,
+            "label": "Condition",
+            "text": s0.text,
+            "negation": flipped,
+            "temporality": s0.temporality,
+            "experiencer": s0.experiencer,
+        }
+    ]
     assert rn["edits"]["changed_attributes"] == 1 and rn["edits"]["total"] == 1
     assert rn["model_version"] == "ctx@1"
 
@@ -194,8 +232,17 @@ def test_push_refuses_phi_without_override(tmp_path, corpora_dir, creds):
     with pytest.raises(PolicyError, match="de-identified"):
         dc.push(store, load_guideline(), "never-created", [(doc, row)], [ALICE], creds=creds)
     with pytest.raises(PolicyError, match="no PHI access"):
-        dc.push(store, load_guideline(), "never-created", [(doc, row)], [ALICE], creds=creds,
-                allow_phi=True, actor="mallory", phi_access_check=lambda who: False)
+        dc.push(
+            store,
+            load_guideline(),
+            "never-created",
+            [(doc, row)],
+            [ALICE],
+            creds=creds,
+            allow_phi=True,
+            actor="mallory",
+            phi_access_check=lambda who: False,
+        )
     assert [e.action for e in AuditLog(store).entries()] == []
 
 
@@ -207,13 +254,22 @@ def test_phi_override_defaults_to_registry(tmp_path, corpora_dir, creds):
     doc, row = _rows(corpora_dir)[0]
     row = {**row, "deidentified": False}
     with pytest.raises(PolicyError, match="no PHI access"):
-        dc.push(store, load_guideline(), "never-created", [(doc, row)], [ALICE], creds=creds,
-                allow_phi=True, actor="stranger")
+        dc.push(
+            store,
+            load_guideline(),
+            "never-created",
+            [(doc, row)],
+            [ALICE],
+            creds=creds,
+            allow_phi=True,
+            actor="stranger",
+        )
     Registry(store).add(Annotator(name="dr-phi", role="admin", phi_access=True))
     bad = dc.DoccanoCredentials(url="http://127.0.0.1:9", users={ALICE: PASSWORD})
     # the gate lets dr-phi through (the unreachable server then fails cleanly) and the override is audited
     with pytest.raises(DoccanoError):
-        dc.push(store, load_guideline(), "never-created", [(doc, row)], [ALICE], creds=bad,
-                allow_phi=True, actor="dr-phi")
+        dc.push(
+            store, load_guideline(), "never-created", [(doc, row)], [ALICE], creds=bad, allow_phi=True, actor="dr-phi"
+        )
     overrides = [e for e in AuditLog(store).entries() if e.action == "override"]
     assert len(overrides) == 1 and overrides[0].actor == "dr-phi"

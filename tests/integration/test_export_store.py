@@ -26,8 +26,12 @@ def _project(tmp_path, label):
     ids = [f"n{i}" for i in range(40) if not sampled(f"n{i}", label, 0.1)][:6]
     store.add_notes([Note(i, "Patient reports chest pain today.", {"patient": f"p{k % 3}"}) for k, i in enumerate(ids)])
     for i in ids:
-        store.save_annotation(Annotation(i, "adjudicator", (Span(16, 26, label, "chest pain"),),
-                                         guideline_version=gv, model_version="m@1"), kind="gold")
+        store.save_annotation(
+            Annotation(
+                i, "adjudicator", (Span(16, 26, label, "chest pain"),), guideline_version=gv, model_version="m@1"
+            ),
+            kind="gold",
+        )
     return project, store, gv
 
 
@@ -51,8 +55,18 @@ def test_qa_gate_blocks_unreviewed_safety_critical_labels(tmp_path):
 
 def test_cli_export_and_bad_input(tmp_path, corpora_dir):
     out = tmp_path / "hf"
-    cmd = [sys.executable, "-m", "clinical_nlp.cli.app", "export", "--format", "hf", "--output", str(out),
-           "--input", str(corpora_dir / "chia" / "dev.jsonl")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "clinical_nlp.cli.app",
+        "export",
+        "--format",
+        "hf",
+        "--output",
+        str(out),
+        "--input",
+        str(corpora_dir / "chia" / "dev.jsonl"),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout.strip().splitlines()[-1])["documents"] == 30

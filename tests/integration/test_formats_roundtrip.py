@@ -80,11 +80,14 @@ def test_chia_jsonl_brat_jsonl(chia, tmp_path):
     assert _strip_equiv_ids(back) == _strip_equiv_ids(chia)
 
 
-@pytest.mark.parametrize("name,writer,reader", [
-    ("x.spacy", write_docbin, read_docbin),
-    ("x.parquet", write_dataframe, read_dataframe),
-    ("x.csv", write_dataframe, read_dataframe),
-])
+@pytest.mark.parametrize(
+    "name,writer,reader",
+    [
+        ("x.spacy", write_docbin, read_docbin),
+        ("x.parquet", write_dataframe, read_dataframe),
+        ("x.csv", write_dataframe, read_dataframe),
+    ],
+)
 def test_chia_lossless_formats(chia, tmp_path, name, writer, reader):
     writer(chia, tmp_path / name)
     kwargs = {"allow_empty": True} if reader is read_docbin else {}
@@ -116,12 +119,17 @@ def test_negex_doccano_attributes(corpora_dir, tmp_path):
     docs = []
     for _, row in iter_json_rows(corpora_dir / "negex_context" / "sample.jsonl"):
         attrs = {k: row[k] for k in ("negation", "temporality", "experiencer")}
-        docs.append(AnnotatedNote(Note(row["id"], row["text"]),
-                                  (Span(row["start"], row["end"], "Condition", row["concept"], attrs),)).verified())
+        docs.append(
+            AnnotatedNote(
+                Note(row["id"], row["text"]), (Span(row["start"], row["end"], "Condition", row["concept"], attrs),)
+            ).verified()
+        )
     write_doccano_jsonl(docs, tmp_path / "d.jsonl")
     back = read_doccano_jsonl(tmp_path / "d.jsonl")
-    norm = lambda d: [(s.start, s.end, s.label, {k: v for k, v in s.attributes.items()
-                       if v not in ("affirmed", "recent", "patient")}) for s in d.spans]
+    norm = lambda d: [
+        (s.start, s.end, s.label, {k: v for k, v in s.attributes.items() if v not in ("affirmed", "recent", "patient")})
+        for s in d.spans
+    ]
     assert [norm(d) for d in back] == [norm(d) for d in docs]
     assert sum(s.negation == "negated" for d in back for s in d.spans) > 0
 
@@ -159,11 +167,11 @@ def test_cli_convert_and_ingest(corpora_dir, tmp_path, monkeypatch):
     assert read_corpus("dev_brat", allow_empty=True)[0].spans == read_jsonl(src, allow_empty=True)[0].spans
     res = runner.invoke(app, ["init", "proj"])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["ingest", "--input", str(corpora_dir / "fhir"), "--project-dir", "proj",
-                              "--deidentified"])
+    res = runner.invoke(
+        app, ["ingest", "--input", str(corpora_dir / "fhir"), "--project-dir", "proj", "--deidentified"]
+    )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["ingest", "-i", src, "--project-dir", "proj", "--annotator", "chia",
-                              "--allow-empty"])
+    res = runner.invoke(app, ["ingest", "-i", src, "--project-dir", "proj", "--annotator", "chia", "--allow-empty"])
     assert res.exit_code == 0, res.output
     store = Store(f"sqlite:///{tmp_path / 'proj' / 'state.db'}")
     assert len(store.notes()) == 32 + 30
@@ -180,8 +188,12 @@ def test_cli_bad_input_exit_2_and_no_output(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b'{"id": "a", "text": "ok"}\n{"id": "b", "text": "caf\xe9"}\n')
     out = tmp_path / "out.spacy"
-    proc = subprocess.run([sys.executable, "-m", "clinical_nlp.cli.app", "convert", "-i", str(bad), "-o", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "clinical_nlp.cli.app", "convert", "-i", str(bad), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "bad.jsonl:2" in proc.stderr and "UTF-8" in proc.stderr
     assert not out.exists() and not list(tmp_path.glob(".out*"))

@@ -41,7 +41,7 @@ def test_real_pipeline_two_workers_contract(notes20, tmp_path):
         assert r["model_version"].startswith("clinical-nlp-pipeline@")
         for s in r["spans"]:
             assert set(SPAN_FIELDS) <= set(s)
-            assert r["text"][s["start"]:s["end"]] == s["text"]
+            assert r["text"][s["start"] : s["end"]] == s["text"]
 
 
 class Flaky:
@@ -63,8 +63,9 @@ class Flaky:
 def test_transient_failure_is_retried_exactly_once(notes20, tmp_path, workers):
     ids = _ids(notes20)
     out = tmp_path / "o.jsonl"
-    stats = run_partitioned(notes20, out, Flaky(str(tmp_path / "m"), ids[7]), workers=workers,
-                            partition_size=2, progress=False)
+    stats = run_partitioned(
+        notes20, out, Flaky(str(tmp_path / "m"), ids[7]), workers=workers, partition_size=2, progress=False
+    )
     assert stats.retries == 1 and stats.retried_partitions == {3: 1}
     assert _ids(out) == ids  # every note once, input order
 
@@ -73,8 +74,15 @@ def test_permanent_failure_reports_partition_and_leaves_no_output(notes20, tmp_p
     ids = _ids(notes20)
     out = tmp_path / "o.jsonl"
     with pytest.raises(PartitionError, match=r"partition 2 \(input rows 5-6\) failed after 2 attempt"):
-        run_partitioned(notes20, out, Flaky(str(tmp_path / "m"), ids[5], always=True), workers=2,
-                        partition_size=2, retries=1, progress=False)
+        run_partitioned(
+            notes20,
+            out,
+            Flaky(str(tmp_path / "m"), ids[5], always=True),
+            workers=2,
+            partition_size=2,
+            retries=1,
+            progress=False,
+        )
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -20,24 +21,36 @@ from clinical_nlp.types import Annotation, Note, Span
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--enable-logging=stderr", "--v=0", "--window-size=1200,1600"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--window-size=1200,1600",
+]
 
 
 def _project(tmp_path):
     project = init_project(tmp_path / "proj")
     store = Store(project.store_url)
     version = project.guideline().version
-    store.add_notes([Note(f"n{i}", "Aspirin for chest pain today.", {"patient": f"p{i % 3}"}) for i in range(12)],
-                    deidentified=True)
+    store.add_notes(
+        [Note(f"n{i}", "Aspirin for chest pain today.", {"patient": f"p{i % 3}"}) for i in range(12)], deidentified=True
+    )
     reg = Registry(store)
     reg.add(Annotator("alice", guideline_version=version, hipaa_training="2026-06-01"))
     reg.add(Annotator("bob", guideline_version=version))
     reg.add(Annotator("dr_c", role="expert", license_id="MD-9", guideline_version=version, phi_access=True))
     for i in range(12):
-        store.save_annotation(Annotation(f"n{i}", "alice", (Span(0, 7, "Drug"), Span(12, 22, "Condition")),
-                                         guideline_version=version))
+        store.save_annotation(
+            Annotation(f"n{i}", "alice", (Span(0, 7, "Drug"), Span(12, 22, "Condition")), guideline_version=version)
+        )
         bob = (Span(0, 7, "Drug"), Span(18, 22, "Condition")) if i % 2 else (Span(0, 7, "Drug"),)
         store.save_annotation(Annotation(f"n{i}", "bob", bob, guideline_version=version if i else "0.9.0+old"))
         record_review(store, f"n{i}", "Drug", "dr_c")
@@ -68,9 +81,15 @@ def test_report_contents(tmp_path):
 def _chromium(args, tmp_path):
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
+        if os.environ.get("CI"):  # make test installs it: a missing browser is a missing install step
+            pytest.fail("CI: chromium not installed (make chromium)", pytrace=False)
         pytest.skip("chromium not installed (make chromium)")
-    return subprocess.run([exe, *FLAGS, f"--user-data-dir={tmp_path / 'chrome-profile'}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [exe, *FLAGS, f"--user-data-dir={tmp_path / 'chrome-profile'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _console_errors(stderr: str) -> list[str]:

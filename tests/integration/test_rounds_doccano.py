@@ -27,14 +27,21 @@ def demo_env(tmp_path, corpora_dir, monkeypatch):
     pool = doccano_ready_gold(read_jsonl(corpora_dir / "chia" / "train.jsonl"))[:20]
     dev = doccano_ready_gold(read_jsonl(corpora_dir / "chia" / "dev.jsonl"))[:8]
     store.add_notes([Note(d.id, d.text) for d in pool], deidentified=True)
-    settings = RoundSettings(strategy="entropy", batch=4, annotators=("ann-a", "ann-b"), expert="boss",
-                             doccano_project=f"rounds-test-{int(time.time() * 1000)}", epochs=3)
+    settings = RoundSettings(
+        strategy="entropy",
+        batch=4,
+        annotators=("ann-a", "ann-b"),
+        expert="boss",
+        doccano_project=f"rounds-test-{int(time.time() * 1000)}",
+        epochs=3,
+    )
     return project, store, {d.id: d for d in pool}, dev, settings
 
 
 def _expert(gold):
     def decide(note, _by, reasons):
         return gold[note.id].spans, "oracle: " + "; ".join(reasons)
+
     return decide
 
 

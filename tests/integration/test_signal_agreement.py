@@ -20,15 +20,16 @@ pytest.importorskip("wfdb")
 
 
 @pytest.fixture(scope="module")
-def signals(shared_corpora):
+def signals(shared_corpora, skip_unless_available):
     path = shared_corpora / "signals"
     if not path.exists():
-        pytest.skip("signals corpus not present")
+        skip_unless_available("signals corpus not present")
     return path
 
 
-@pytest.mark.parametrize("record,n_q1,n_q2,exact_beats", [("sel100", 30, 30, 30), ("sel103", 30, 30, 24),
-                                                         ("sel213", 71, 70, 67)])
+@pytest.mark.parametrize(
+    "record,n_q1,n_q2,exact_beats", [("sel100", 30, 30, 30), ("sel103", 30, 30, 24), ("sel213", 71, 70, 67)]
+)
 def test_qtdb_cardiologists(signals, record, n_q1, n_q2, exact_beats):
     rep = compare(read_events(signals / "qtdb" / record, "q1c"), read_events(signals / "qtdb" / record, "q2c"))
     beat = rep["types"]["beat"]
@@ -91,7 +92,20 @@ def test_consensus_events_identical_annotators(signals):
 
 def test_cli_signal(signals, tmp_path):
     out = tmp_path / "sig.json"
-    res = CliRunner().invoke(app, ["consensus", "signal", "--record", str(signals / "qtdb" / "sel100"),
-                                   "--annotators", "q1c,q2c", "--tolerance-ms", "150", "--output", str(out)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "consensus",
+            "signal",
+            "--record",
+            str(signals / "qtdb" / "sel100"),
+            "--annotators",
+            "q1c,q2c",
+            "--tolerance-ms",
+            "150",
+            "--output",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert out.exists() and "consensus events" in res.output

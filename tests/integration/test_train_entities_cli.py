@@ -20,11 +20,28 @@ def test_train_entities_cli_writes_model_dir_and_registry(corpora_dir, tmp_path)
     project = init_project(tmp_path / "proj", name="t")
     out = project.path("models", "chia-v1")
     runner = CliRunner()
-    res = runner.invoke(app, [
-        "train", "entities", "--train", str(corpora_dir / "chia" / "train.jsonl"),
-        "--dev", str(corpora_dir / "chia" / "dev.jsonl"), "--output", str(out),
-        "--kind", "spacy", "--epochs", "6", "--seed", "1", "--project-dir", str(project.root), "--no-progress",
-    ])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "entities",
+            "--train",
+            str(corpora_dir / "chia" / "train.jsonl"),
+            "--dev",
+            str(corpora_dir / "chia" / "dev.jsonl"),
+            "--output",
+            str(out),
+            "--kind",
+            "spacy",
+            "--epochs",
+            "6",
+            "--seed",
+            "1",
+            "--project-dir",
+            str(project.root),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "dev strict micro-F1" in res.output
     meta = json.loads((out / "model.json").read_text())
@@ -55,11 +72,24 @@ def test_train_entities_default_ensemble_then_preannotate(corpora_dir, tmp_path)
     `preannotate --model` uses it; predicted spans carry the ensemble's provenance."""
     out = tmp_path / "ens"
     runner = CliRunner()
-    res = runner.invoke(app, [
-        "train", "entities", "--train", str(corpora_dir / "chia" / "train.jsonl"),
-        "--dev", str(corpora_dir / "chia" / "dev.jsonl"), "--output", str(out),
-        "--epochs", "4", "--transformer-epochs", "1", "--no-progress",
-    ])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "entities",
+            "--train",
+            str(corpora_dir / "chia" / "train.jsonl"),
+            "--dev",
+            str(corpora_dir / "chia" / "dev.jsonl"),
+            "--output",
+            str(out),
+            "--epochs",
+            "4",
+            "--transformer-epochs",
+            "1",
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     meta = json.loads((out / "model.json").read_text())
     assert meta["kind"] == "ensemble" and 0.3 <= meta["ensemble_weight"] <= 0.8
@@ -68,8 +98,11 @@ def test_train_entities_default_ensemble_then_preannotate(corpora_dir, tmp_path)
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"strict", "strict_outer", "overlap"} <= set(metrics["dev"])
     notes = tmp_path / "notes.jsonl"
-    notes.write_text('{"id": "n1", "text": "No history of diabetes mellitus. Taking metformin 500 mg daily."}\n'
-                     '{"id": "n2", "text": "Denies chest pain."}\n', encoding="utf-8")
+    notes.write_text(
+        '{"id": "n1", "text": "No history of diabetes mellitus. Taking metformin 500 mg daily."}\n'
+        '{"id": "n2", "text": "Denies chest pain."}\n',
+        encoding="utf-8",
+    )
     pre = tmp_path / "pre.jsonl"
     res = runner.invoke(app, ["preannotate", "--model", str(out), "--input", str(notes), "--output", str(pre)])
     assert res.exit_code == 0, res.output
@@ -86,8 +119,9 @@ def test_train_entities_cli_bad_input(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "text": "abc", "spans": [{"start": 0, "end": 9, "label": "Drug"}]}\n')
     runner = CliRunner()
-    res = runner.invoke(app, ["train", "entities", "--train", str(bad), "--output", str(tmp_path / "m"),
-                              "--no-progress"])
+    res = runner.invoke(
+        app, ["train", "entities", "--train", str(bad), "--output", str(tmp_path / "m"), "--no-progress"]
+    )
     assert res.exit_code != 0
     assert "bad.jsonl:1" in str(res.exception) or "bad.jsonl:1" in res.output
     assert not (tmp_path / "m").exists()

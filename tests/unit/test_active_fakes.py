@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,7 +35,7 @@ class MemorizerModel:
         self.lexicon: dict[str, str] = {}
         for d in docs:
             for s in d.spans:
-                self.lexicon[d.text[s.start:s.end].lower()] = s.label
+                self.lexicon[d.text[s.start : s.end].lower()] = s.label
 
     def token_probabilities(self, notes: Sequence[Note], mc_dropout: int = 0) -> list[np.ndarray]:
         out = []

@@ -47,8 +47,17 @@ ALL = active.list_strategies()
 
 
 def test_registry_versions_and_plain_names():
-    assert {"random.v1", "least_confidence.v1", "margin.v1", "entropy.v1", "committee.v1",
-            "mc_dropout.v1", "kcenter.v1", "hybrid.v1", "cost_aware.v1"} <= set(ALL)
+    assert {
+        "random.v1",
+        "least_confidence.v1",
+        "margin.v1",
+        "entropy.v1",
+        "committee.v1",
+        "mc_dropout.v1",
+        "kcenter.v1",
+        "hybrid.v1",
+        "cost_aware.v1",
+    } <= set(ALL)
     assert active.resolve_name("entropy") == "entropy.v1"
     assert active.get_strategy("random").name == "random.v1"
     with pytest.raises(ConfigError, match="unknown query strategy 'nope'"):
@@ -100,8 +109,12 @@ def test_aggregation_mean_max_sum_differ():
     short = np.array([[0.34, 0.33, 0.33], [0.99, 0.005, 0.005]])
     docs = [AnnotatedNote(Note("long", "x")), AnnotatedNote(Note("short", "y"))]
     model = FixedProbModel({"long": long, "short": short})
-    pick = {agg: active.get_strategy("entropy", aggregate=agg)
-            .query(model, docs, [0, 1], [], 1, np.random.default_rng(0))[0] for agg in ("mean", "max", "sum")}
+    pick = {
+        agg: active.get_strategy("entropy", aggregate=agg).query(model, docs, [0, 1], [], 1, np.random.default_rng(0))[
+            0
+        ]
+        for agg in ("mean", "max", "sum")
+    }
     assert pick["max"] == 1 and pick["sum"] == 0
     assert active.aggregate_scores(np.array([1.0, 3.0]), "mean") == 2.0
     assert active.aggregate_scores(np.zeros(0), "max") == 0.0
@@ -157,8 +170,10 @@ def test_mc_dropout_uses_passes_and_bald():
         def token_probabilities(self, notes, mc_dropout=0):
             self.calls.append(mc_dropout)
             flip = len(self.calls) % 2
-            table = {"agree": np.array([[0.5, 0.5]]),
-                     "disagree": np.array([[1.0, 0.0]]) if flip else np.array([[0.0, 1.0]])}
+            table = {
+                "agree": np.array([[0.5, 0.5]]),
+                "disagree": np.array([[1.0, 0.0]]) if flip else np.array([[0.0, 1.0]]),
+            }
             return [table[n.id] for n in notes]
 
     docs = [AnnotatedNote(Note("agree", "x")), AnnotatedNote(Note("disagree", "y"))]
@@ -169,10 +184,12 @@ def test_mc_dropout_uses_passes_and_bald():
 
 def test_committee_vote_entropy_and_kl():
     labels = ["A", "B"]
-    docs = [AnnotatedNote(Note("t0", "fever cough"), (Span(0, 5, "A", "fever"), Span(6, 11, "B", "cough"))),
-            AnnotatedNote(Note("t1", "fever"), (Span(0, 5, "A", "fever"),)),
-            AnnotatedNote(Note("u0", "fever fever")),
-            AnnotatedNote(Note("u1", "cough zzz"))]
+    docs = [
+        AnnotatedNote(Note("t0", "fever cough"), (Span(0, 5, "A", "fever"), Span(6, 11, "B", "cough"))),
+        AnnotatedNote(Note("t1", "fever"), (Span(0, 5, "A", "fever"),)),
+        AnnotatedNote(Note("u0", "fever fever")),
+        AnnotatedNote(Note("u1", "cough zzz")),
+    ]
     for measure in ("vote", "kl"):
         s = active.get_strategy("committee", train_fn=memorizer_train_fn(labels), members=5, measure=measure)
         got = s.query(None, docs, [2, 3], [0, 1], 1, np.random.default_rng(3))
@@ -197,8 +214,12 @@ def test_memorizer_fake_matches_protocol():
 
 
 @settings(max_examples=40, deadline=None)
-@given(n_pool=st.integers(1, 25), n=st.integers(0, 30), seed=st.integers(0, 1000),
-       name=st.sampled_from(["random", "least_confidence", "margin", "entropy", "cost_aware", "kcenter", "hybrid"]))
+@given(
+    n_pool=st.integers(1, 25),
+    n=st.integers(0, 30),
+    seed=st.integers(0, 1000),
+    name=st.sampled_from(["random", "least_confidence", "margin", "entropy", "cost_aware", "kcenter", "hybrid"]),
+)
 def test_property_query_returns_subset_of_unlabeled(n_pool, n, seed, name):
     docs, model = _pool(n_pool, seed)
     rng = np.random.default_rng(seed)
@@ -265,8 +286,10 @@ def test_committee_budget_keeps_the_loop_models_expected_edits_within_the_limit(
     s = active.get_strategy("committee", train_fn=memorizer_train_fn(["A"]), members=3, budget=0.6)
     picks = s.query(model, docs, unlabeled, labeled, 8, np.random.default_rng(2))
     assert len(set(picks.tolist())) == 8 and set(picks.tolist()) <= set(unlabeled.tolist())
-    cost = {int(i): float(active.token_least_confidence(p).sum()) + 1.0
-            for i, p in zip(unlabeled, model.token_probabilities([docs[i].note for i in unlabeled]), strict=True)}
+    cost = {
+        int(i): float(active.token_least_confidence(p).sum()) + 1.0
+        for i, p in zip(unlabeled, model.token_probabilities([docs[i].note for i in unlabeled]), strict=True)
+    }
     assert sum(cost[int(i)] for i in picks) <= 0.6 * 8 * np.mean(list(cost.values())) + 1e-9
     with pytest.raises(ConfigError, match="budget"):
         active.get_strategy("committee", budget=-1)

@@ -1,5 +1,6 @@
 """The package's layering, checked on the source: no import from a lower layer to a higher one.
 
+The layers come from ``docs/architecture.yaml`` (the source of the README's diagram, too).
 Every ``import`` counts, also those inside functions (a lazy import is still a dependency).
 """
 
@@ -9,18 +10,15 @@ import ast
 from pathlib import Path
 
 import pytest
+import yaml
 
-PACKAGE = Path(__file__).resolve().parents[2] / "clinical_nlp"
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "clinical_nlp"
+ARCHITECTURE = yaml.safe_load((REPO / "docs" / "architecture.yaml").read_text(encoding="utf-8"))
 
 #: (layer, module prefixes), lowest first; a module may import its own layer and those below it
-LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("errors", "types", "config")),
-    ("pure", ("metrics", "edits", "io", "consensus")),
-    ("store", ("store",)),
-    ("services", ("audit", "annotators", "qa", "project", "services", "dataset_report")),
-    ("engines", ("models", "pipeline", "deid", "doccano", "scale", "active", "simulate", "export")),
-    ("orchestration", ("rounds", "demo")),
-    ("cli", ("cli",)),
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (layer["name"], tuple(layer["modules"])) for layer in ARCHITECTURE["layers"]
 )
 #: third-party packages the store-free consensus core must never import
 CONSENSUS_FORBIDDEN = ("spacy", "medspacy", "sqlalchemy", "requests", "doccano_client", "typer", "torch")
@@ -116,3 +114,22 @@ def test_the_check_can_fail(tmp_path: Path) -> None:
     bad.write_text("def f():\n    from clinical_nlp.cli.app import app\n    import spacy\n", encoding="utf-8")
     assert {"clinical_nlp.cli.app", "spacy"} <= _imports(bad)
     assert _layer("clinical_nlp.cli.app") > _layer("clinical_nlp.consensus.agreement")
+
+
+def test_the_diagram_is_drawn_from_the_same_source(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "architecture.png"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "architecture_diagram.py"), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    listed = {m for layer in ARCHITECTURE["layers"] for m in layer["modules"]}
+    top_level = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir() if not p.name.startswith("_")}
+    top_level -= {"py", "resources"}
+    assert {m for m in top_level if (PACKAGE / m).is_dir() or (PACKAGE / f"{m}.py").exists()} <= listed

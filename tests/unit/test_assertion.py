@@ -17,15 +17,18 @@ def _row(text: str, concept: str) -> tuple[str, int, int]:
 
 
 @pytest.mark.parametrize("rules_only", [True, False])
-@pytest.mark.parametrize("text,concept,attr,value", [
-    ("No evidence of pneumonia.", "pneumonia", "negation", "negated"),
-    ("The patient denies chest pain.", "chest pain", "negation", "negated"),
-    ("Chest pain is present.", "Chest pain", "negation", "affirmed"),
-    ("She should return if she develops fever.", "fever", "temporality", "hypothetical"),
-    ("History of myocardial infarction.", "myocardial infarction", "temporality", "historical"),
-    ("Her mother had breast cancer.", "breast cancer", "experiencer", "family"),
-    ("Acute cough today.", "cough", "temporality", "recent"),
-])
+@pytest.mark.parametrize(
+    "text,concept,attr,value",
+    [
+        ("No evidence of pneumonia.", "pneumonia", "negation", "negated"),
+        ("The patient denies chest pain.", "chest pain", "negation", "negated"),
+        ("Chest pain is present.", "Chest pain", "negation", "affirmed"),
+        ("She should return if she develops fever.", "fever", "temporality", "hypothetical"),
+        ("History of myocardial infarction.", "myocardial infarction", "temporality", "historical"),
+        ("Her mother had breast cancer.", "breast cancer", "experiencer", "family"),
+        ("Acute cough today.", "cough", "temporality", "recent"),
+    ],
+)
 def test_classic_cases(rules_only: bool, text: str, concept: str, attr: str, value: str) -> None:
     (res,) = A.classify_assertions([_row(text, concept)], rules_only=rules_only)
     assert res[attr] == value
@@ -49,11 +52,10 @@ def test_details_carry_score_and_provenance() -> None:
 
 
 def test_cascade_passes_rule_decisions_through() -> None:
-    decision = {"negation": ("negated", ["r1"]), "temporality": ("historical", ["r2"]),
-                "experiencer": ("patient", [])}
+    decision = {"negation": ("negated", ["r1"]), "temporality": ("historical", ["r2"]), "experiencer": ("patient", [])}
     out = A.apply_cascade({"negation": "affirmed", "temporality": "recent", "experiencer": "patient"}, decision)
-    assert out["negation"] == "negated"          # pass-through
-    assert out["temporality"] == "recent"        # historical is left to the model
+    assert out["negation"] == "negated"  # pass-through
+    assert out["temporality"] == "recent"  # historical is left to the model
 
 
 def test_shipped_model_is_small_and_loads() -> None:
@@ -65,20 +67,24 @@ def test_shipped_model_is_small_and_loads() -> None:
 
 
 def test_model_roundtrip(tmp_path: Path) -> None:
-    model = A.LinearAssertionModel({"negation": {"BIAS": [0.0, 1.0]}}, {"negation": ["affirmed", "negated"]},
-                                   {"name": "toy", "version": "1"}, "")
+    model = A.LinearAssertionModel(
+        {"negation": {"BIAS": [0.0, 1.0]}}, {"negation": ["affirmed", "negated"]}, {"name": "toy", "version": "1"}, ""
+    )
     model.save(tmp_path)
     (res,) = A.classify_assertions([_row("Fever.", "Fever")], model=tmp_path)
     assert res["negation"] == "negated"  # the toy model always says negated
 
 
-@pytest.mark.parametrize("row,exc,msg", [
-    (("No fever", 3, 20), OffsetMismatchError, "outside the text"),
-    (("No fever", 5, 5), OffsetMismatchError, "outside the text"),
-    (("No fever", "3", 8), OffsetMismatchError, "integers"),
-    (("   ", 0, 1), InputFormatError, "empty text"),
-    (("x" * (A.MAX_TEXT_CHARS + 1), 0, 1), InputFormatError, "exceeds"),
-])
+@pytest.mark.parametrize(
+    "row,exc,msg",
+    [
+        (("No fever", 3, 20), OffsetMismatchError, "outside the text"),
+        (("No fever", 5, 5), OffsetMismatchError, "outside the text"),
+        (("No fever", "3", 8), OffsetMismatchError, "integers"),
+        (("   ", 0, 1), InputFormatError, "empty text"),
+        (("x" * (A.MAX_TEXT_CHARS + 1), 0, 1), InputFormatError, "exceeds"),
+    ],
+)
 def test_bad_rows_name_the_row(row, exc, msg) -> None:
     with pytest.raises(exc, match=msg) as info:
         A.classify_assertions([("Fine.", 0, 4), row])

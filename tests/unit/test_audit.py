@@ -14,7 +14,7 @@ from clinical_nlp.store import Store
 def log(tmp_path):
     log = AuditLog(Store(f"sqlite:///{tmp_path / 'a.db'}"))
     for k in range(4):
-        log.append("push", actor=f"user{k}", details={"notes": k, "ids": ["a", "b"]})
+        log.append("doccano.push", actor=f"user{k}", details={"notes": k, "ids": ["a", "b"]})
     return log
 
 
@@ -23,7 +23,7 @@ def test_chain_verifies_and_links(log):
     entries = log.entries()
     assert [e.seq for e in entries] == [1, 2, 3, 4]
     assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:]))
-    assert log.entries("push")[2].details == {"notes": 2, "ids": ["a", "b"]}
+    assert log.entries("doccano.push")[2].details == {"notes": 2, "ids": ["a", "b"]}
 
 
 def test_edited_details_detected(log):
@@ -67,3 +67,9 @@ def test_reordered_rows_detected(log):
             setattr(b, f, x)
     with pytest.raises(AuditIntegrityError, match="#2"):
         log.verify()
+
+
+def test_unknown_action_is_refused_and_nothing_is_written(log):
+    with pytest.raises(ValueError, match="unknown audit action 'pushed'"):
+        log.append("pushed", actor="alice")
+    assert log.verify() == 4

@@ -17,7 +17,7 @@ def _project(tmp_path):
     project = init_project(tmp_path / "p")
     log = AuditLog(Store(project.store_url))
     for i in range(3):
-        log.append("push", actor="alice", details={"n": i})
+        log.append("doccano.push", actor="alice", details={"n": i})
     return project
 
 

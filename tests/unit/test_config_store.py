@@ -50,12 +50,15 @@ def test_guideline_version_changes_with_either_file(guidelines):
     assert load_guideline(guidelines).version not in {v1, v2}
 
 
-@pytest.mark.parametrize("mutate,needle", [
-    (lambda d: d["labels"].append(dict(d["labels"][0])), "duplicate labels"),
-    (lambda d: d["labels"][0].update(review_rate=2), "review_rate"),
-    (lambda d: d.update(unknown_key=1), "extra fields"),
-    (lambda d: d.pop("labels"), "labels"),
-])
+@pytest.mark.parametrize(
+    "mutate,needle",
+    [
+        (lambda d: d["labels"].append(dict(d["labels"][0])), "duplicate labels"),
+        (lambda d: d["labels"][0].update(review_rate=2), "review_rate"),
+        (lambda d: d.update(unknown_key=1), "extra fields"),
+        (lambda d: d.pop("labels"), "labels"),
+    ],
+)
 def test_invalid_schema_is_a_config_error(guidelines, mutate, needle):
     path = guidelines / "label_schema.yaml"
     data = yaml.safe_load(path.read_text())
@@ -79,8 +82,10 @@ def test_store_notes_and_annotations_round_trip(tmp_path):
     store = Store(f"sqlite:///{db}")
     assert store.add_notes([Note("n1", "No fever.", {"patient": "p1"}), Note("n2", "Cough.")]) == 2
     assert db.exists()
-    spans = (Span(3, 8, "Condition", "fever", {"negation": "negated"}, id="T1"),
-             Span(0, 8, "Condition", "No fever", fragments=((0, 2), (3, 8))))
+    spans = (
+        Span(3, 8, "Condition", "fever", {"negation": "negated"}, id="T1"),
+        Span(0, 8, "Condition", "No fever", fragments=((0, 2), (3, 8))),
+    )
     store.save_annotation(Annotation("n1", "alice", spans, guideline_version="1.0.0+abc", round=1))
     store.save_annotation(Annotation("n1", "model", spans[:1], source="model:x@1"), kind="pre")
     reopened = Store(f"sqlite:///{db}")  # the SQLite file persists

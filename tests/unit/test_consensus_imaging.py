@@ -37,7 +37,9 @@ def test_consensus_mask_levels():
     a, b, c = (Region(sphere((20, 20 + d, 10), 6), (0, 0, 0)) for d in (0, 2, 4))
     half = consensus_region([a, b, c], 0.5)
     assert (half.mask == ((a.mask.astype(int) + b.mask + c.mask) >= 2)).all()
-    assert consensus_region([a, b, c], 1.0).mask.sum() <= half.mask.sum() <= consensus_region([a, b, c], 1 / 3).mask.sum()
+    assert (
+        consensus_region([a, b, c], 1.0).mask.sum() <= half.mask.sum() <= consensus_region([a, b, c], 1 / 3).mask.sum()
+    )
     with pytest.raises(ConsensusError, match="level"):
         consensus_region([a], 0.0)
 

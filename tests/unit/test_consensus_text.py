@@ -17,9 +17,9 @@ from clinical_nlp.consensus.adapters.text import (
     text_candidates,
 )
 from clinical_nlp.consensus.adjudication import AdjudicationError
-from clinical_nlp.services.adjudication import build_queue, decide, entries, pending
 from clinical_nlp.consensus.agreement import ConsensusError
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
+from clinical_nlp.services.adjudication import build_queue, decide, entries, pending
 from clinical_nlp.store import Store
 
 TEXT = "No fever. Cough since 2 days. Mother has asthma."
@@ -56,9 +56,14 @@ def test_boundary_disagreement_exact_vs_overlap_and_defaults():
 
 
 def test_micro_over_corpus_then_mean_over_pairs():
-    rows = [row("a", [S(3, 8)]), row("b", [S(3, 8)]), row("c", []),
-            row("a", [S(0, 7, "Drug")], "n2", "Aspirin 81 mg."), row("b", [], "n2", "Aspirin 81 mg."),
-            row("c", [S(0, 7, "Drug")], "n2", "Aspirin 81 mg.")]
+    rows = [
+        row("a", [S(3, 8)]),
+        row("b", [S(3, 8)]),
+        row("c", []),
+        row("a", [S(0, 7, "Drug")], "n2", "Aspirin 81 mg."),
+        row("b", [], "n2", "Aspirin 81 mg."),
+        row("c", [S(0, 7, "Drug")], "n2", "Aspirin 81 mg."),
+    ]
     rep = agreement_report(load_rows(rows))
     f1 = {(p["a"], p["b"]): p["span_exact"]["f1"] for p in rep["pairs"]}
     assert f1[("a", "b")] == pytest.approx(2 / 3) and f1[("a", "c")] == pytest.approx(2 / 3)
@@ -85,11 +90,14 @@ def test_units_align_overlapping_spans_and_consensus():
     assert [(s.start, s.label) for s in only] == [(10, "Condition")]  # Condition 2 votes vs Drug 1
 
 
-@pytest.mark.parametrize("bad,match", [
-    (row("a", [S(3, 80)]), "beyond the text"),
-    (row("a", [{"start": 3, "label": "Condition"}]), "misses field"),
-    ({"id": "n1", "text": TEXT}, "annotator"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (row("a", [S(3, 80)]), "beyond the text"),
+        (row("a", [{"start": 3, "label": "Condition"}]), "misses field"),
+        ({"id": "n1", "text": TEXT}, "annotator"),
+    ],
+)
 def test_bad_rows_name_the_problem(bad, match):
     with pytest.raises(InputFormatError, match=match):
         load_rows([bad])
@@ -106,8 +114,11 @@ def test_read_labels_errors_name_file_and_line(tmp_path):
     p.write_bytes(b'{"id": "n1", "annotator": "a", "text": "\xff"}\n')
     with pytest.raises(InputFormatError, match="UTF-8"):
         read_labels(p)
-    p.write_text('{"id": "n1", "annotator": "a", "text": "abc", "spans": [{"start": 0, "end": 2, '
-                 '"label": "X", "text": "zz"}]}\n', encoding="utf-8")
+    p.write_text(
+        '{"id": "n1", "annotator": "a", "text": "abc", "spans": [{"start": 0, "end": 2, '
+        '"label": "X", "text": "zz"}]}\n',
+        encoding="utf-8",
+    )
     with pytest.raises(OffsetMismatchError, match=r"LABELS.jsonl:1"):
         read_labels(p)
 
@@ -149,9 +160,14 @@ def test_majority_vote_and_dawid_skene_recover_skills():
 
 def test_adjudication_queue_roundtrip():
     store = Store("sqlite:///:memory:")
-    rows = [row("a", [S(3, 8, negation="negated")]), row("b", [S(3, 9)]),
-            row("a", [S(0, 3, "Procedure")], "n2", "ECG done."), row("b", [S(0, 3, "Procedure")], "n2", "ECG done."),
-            row("a", [S(0, 7, "Drug")], "n3", "Aspirin."), row("b", [S(0, 7, "Drug")], "n3", "Aspirin.")]
+    rows = [
+        row("a", [S(3, 8, negation="negated")]),
+        row("b", [S(3, 9)]),
+        row("a", [S(0, 3, "Procedure")], "n2", "ECG done."),
+        row("b", [S(0, 3, "Procedure")], "n2", "ECG done."),
+        row("a", [S(0, 7, "Drug")], "n3", "Aspirin."),
+        row("b", [S(0, 7, "Drug")], "n3", "Aspirin."),
+    ]
     labels = load_rows(rows)
     n = build_queue(store, text_candidates(labels), expert="dr_x")
     queued = {e.item: e for e in pending(store)}

@@ -21,8 +21,10 @@ from clinical_nlp.deid.core import PHISpan, apply_replacements
 from clinical_nlp.deid.rules import find_rule_spans
 from clinical_nlp.errors import InputFormatError
 
-TEXT = ("Pt seen by Dr. Smith on 8/25/2019, call 410-322-1419 or mail jdoe@mail.com. "
-        "Pain 8/10. PS 5/5. Age 94 yo. See http://x.org/a from 10.0.0.1. MRN: 12345678.")
+TEXT = (
+    "Pt seen by Dr. Smith on 8/25/2019, call 410-322-1419 or mail jdoe@mail.com. "
+    "Pain 8/10. PS 5/5. Age 94 yo. See http://x.org/a from 10.0.0.1. MRN: 12345678."
+)
 
 
 def labels_at(text, spans, needle):
@@ -49,15 +51,18 @@ def test_detector_finds_titled_clinician_name():
 
 
 def test_surrogates_consistent_per_patient_and_dates_keep_intervals():
-    rows = [{"id": "a", "patient": "p1", "text": "Dr. Smith saw her 8/25/2019."},
-            {"id": "b", "patient": "p1", "text": "Dr. Smith called 8/30/2019."},
-            {"id": "c", "patient": "p2", "text": "Dr. Smith called 8/30/2019."}]
+    rows = [
+        {"id": "a", "patient": "p1", "text": "Dr. Smith saw her 8/25/2019."},
+        {"id": "b", "patient": "p1", "text": "Dr. Smith called 8/30/2019."},
+        {"id": "c", "patient": "p2", "text": "Dr. Smith called 8/30/2019."},
+    ]
     res = list(deidentify_rows(rows, key=b"secret"))
     assert "Smith" not in res[0].text and "8/25/2019" not in res[0].text
     assert res[0].surrogates["Smith"] == res[1].surrogates["Smith"]
     d1 = re.search(r"\d+/\d+/\d+", res[0].text).group()
     d2 = re.search(r"\d+/\d+/\d+", res[1].text).group()
     import datetime as dt
+
     p = lambda s: dt.datetime.strptime(s, "%m/%d/%Y").date()  # noqa: E731
     assert (p(d2) - p(d1)).days == 5
     maker = SurrogateMaker(b"secret")
@@ -99,13 +104,20 @@ def test_deidentify_file_contract(tmp_path):
     assert row["deidentified"] is True and row["deid_method"] and row["id"] == "n1" and row["patient"] == 7
     assert "410-322-1419" not in row["text"]
     spans = json.loads(phi.read_text())["spans"]
-    assert any(TEXT[s["start"]:s["end"]] == "8/25/2019" and s["label"] == "Date" for s in spans)
+    assert any(TEXT[s["start"] : s["end"]] == "8/25/2019" and s["label"] == "Date" for s in spans)
     assert summary.notes == 1 and not (tmp_path / "map.jsonl").exists()
 
 
-@pytest.mark.parametrize("content,needle", [
-    (b"", "empty"), (b"{not json}\n", "in.jsonl:1: invalid JSON"), (b'{"id": "a"}\n', "text"),
-    (b"\xff\xfe\x00bad", "UTF-8"), (b'{"id":"a","text":"x"}\n{"id":"a","text":"y"}\n', "duplicate")])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (b"", "empty"),
+        (b"{not json}\n", "in.jsonl:1: invalid JSON"),
+        (b'{"id": "a"}\n', "text"),
+        (b"\xff\xfe\x00bad", "UTF-8"),
+        (b'{"id":"a","text":"x"}\n{"id":"a","text":"y"}\n', "duplicate"),
+    ],
+)
 def test_bad_input_is_refused_without_output(tmp_path, content, needle):
     inp = tmp_path / "in.jsonl"
     inp.write_bytes(content)
@@ -127,9 +139,11 @@ def test_lexicons_come_from_installed_packages():
 def test_context_rules_find_relatives_signatures_and_places():
     from clinical_nlp.deid.context import find_context_names
 
-    text = ("Social: husband Milovan called. Daughter was called.\n"
-            "Plan per B. Kargas. Drs Ferullo and Saeed aware.\n"
-            "Transferred from Kessler Adventist Hospital.\nDan A. Forman, RRT\n")
+    text = (
+        "Social: husband Milovan called. Daughter was called.\n"
+        "Plan per B. Kargas. Drs Ferullo and Saeed aware.\n"
+        "Transferred from Kessler Adventist Hospital.\nDan A. Forman, RRT\n"
+    )
     got = {(text[a:b], lab) for a, b, lab, _ in find_context_names(text)}
     assert ("Milovan", "RelativeProxyName") in got
     assert ("was", "RelativeProxyName") not in got

@@ -17,8 +17,15 @@ B = Span(10, 14, "Drug", attributes={"negation": "negated"})
 
 def test_all_accepted():
     s = edit_summary([A, B], [A, B])
-    assert s == {"accepted": 2, "deleted": 0, "added": 0, "changed_label": 0, "changed_boundary": 0,
-                 "changed_attributes": 0, "total": 0}
+    assert s == {
+        "accepted": 2,
+        "deleted": 0,
+        "added": 0,
+        "changed_label": 0,
+        "changed_boundary": 0,
+        "changed_attributes": 0,
+        "total": 0,
+    }
 
 
 def test_each_kind_of_edit():
@@ -30,8 +37,15 @@ def test_each_kind_of_edit():
         Span(60, 65, "Device"),  # added
     ]  # (30,40) and (50,55) deleted
     s = edit_summary(pre, final)
-    assert s == {"accepted": 0, "deleted": 2, "added": 1, "changed_label": 1, "changed_boundary": 1,
-                 "changed_attributes": 1, "total": 6}
+    assert s == {
+        "accepted": 0,
+        "deleted": 2,
+        "added": 1,
+        "changed_label": 1,
+        "changed_boundary": 1,
+        "changed_attributes": 1,
+        "total": 6,
+    }
 
 
 def test_default_attribute_equals_absent():
@@ -45,7 +59,9 @@ def test_add_summaries():
 
 spans = st.builds(
     lambda a, n, lab, neg: Span(a, a + n, lab, attributes={"negation": neg}),
-    st.integers(0, 30), st.integers(1, 6), st.sampled_from(["Condition", "Drug"]),
+    st.integers(0, 30),
+    st.integers(1, 6),
+    st.sampled_from(["Condition", "Drug"]),
     st.sampled_from(["affirmed", "negated"]),
 )
 
@@ -72,16 +88,26 @@ TEXT = "No fever; mother had asthma; on aspirin."
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(
-    st.integers(0, 30), st.integers(1, 8), st.sampled_from(["Condition", "Drug", "Procedure"]),
-    st.sampled_from(["affirmed", "negated", "possible"]), st.sampled_from(["recent", "historical", "hypothetical"]),
-    st.sampled_from(["patient", "family", "other"])), max_size=5))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30),
+            st.integers(1, 8),
+            st.sampled_from(["Condition", "Drug", "Procedure"]),
+            st.sampled_from(["affirmed", "negated", "possible"]),
+            st.sampled_from(["recent", "historical", "hypothetical"]),
+            st.sampled_from(["patient", "family", "other"]),
+        ),
+        max_size=5,
+    )
+)
 def test_encode_decode_roundtrip(items):
     # one entity per offsets pair (attributes are bound to offsets in Doccano)
     by_offsets = {}
     for a, n, lab, neg, tem, exp in items:
-        by_offsets[(a, a + n)] = Span(a, a + n, lab, TEXT[a:a + n],
-                                      {"negation": neg, "temporality": tem, "experiencer": exp})
+        by_offsets[(a, a + n)] = Span(
+            a, a + n, lab, TEXT[a : a + n], {"negation": neg, "temporality": tem, "experiencer": exp}
+        )
     original = sorted(by_offsets.values(), key=lambda s: s.key())
     decoded = dc.decode_triples(TEXT, dc.encode_spans(original))
     assert [(s.key(), s.text) for s in decoded] == [(s.key(), s.text) for s in original]
@@ -91,12 +117,18 @@ def test_encode_decode_roundtrip(items):
 
 
 def test_encode_uses_guideline_label_names():
-    triples = dc.encode_spans([Span(3, 8, "Condition", attributes={"negation": "negated", "experiencer": "family",
-                                                                     "temporality": "recent"})])
+    triples = dc.encode_spans(
+        [Span(3, 8, "Condition", attributes={"negation": "negated", "experiencer": "family", "temporality": "recent"})]
+    )
     assert triples == [(3, 8, "Condition"), (3, 8, "experiencer:family"), (3, 8, "negation:negated")]
     assert set(dc.attribute_label_names()) == {
-        "negation:negated", "negation:possible", "temporality:historical", "temporality:hypothetical",
-        "experiencer:family", "experiencer:other"}
+        "negation:negated",
+        "negation:possible",
+        "temporality:historical",
+        "temporality:hypothetical",
+        "experiencer:family",
+        "experiencer:other",
+    }
 
 
 def test_orphan_attribute_label_is_an_error():
@@ -107,8 +139,9 @@ def test_orphan_attribute_label_is_an_error():
 def test_assignment_overlap_and_safety_critical():
     from clinical_nlp.types import AnnotatedNote, Note
 
-    docs = [AnnotatedNote(Note(f"n{i}", "aspirin x"), (Span(0, 7, "Drug" if i == 3 else "Condition"),))
-            for i in range(6)]
+    docs = [
+        AnnotatedNote(Note(f"n{i}", "aspirin x"), (Span(0, 7, "Drug" if i == 3 else "Condition"),)) for i in range(6)
+    ]
     plan = dc.assign(docs, ["a", "b", "c"], 2, {"Drug"})
     assert all(len(v) == 2 for k, v in plan.items() if k != "n3")
     assert plan["n3"] == ["a", "b", "c"]
@@ -118,8 +151,9 @@ def test_assignment_overlap_and_safety_critical():
 def test_credentials_from_env_never_show_passwords(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("admin_user: root\nadmin_password: s3cret\nusers: {carol: pw3}\n")
-    c = dc.DoccanoCredentials.from_env(env={"DOCCANO_CREDENTIALS_FILE": str(f),
-                                            "DOCCANO_USER_PASSWORDS": "alice:pw1,bob:pw2"})
+    c = dc.DoccanoCredentials.from_env(
+        env={"DOCCANO_CREDENTIALS_FILE": str(f), "DOCCANO_USER_PASSWORDS": "alice:pw1,bob:pw2"}
+    )
     assert c.password("alice") == "pw1" and c.password("carol") == "pw3" and c.password("root") == "s3cret"
     assert "s3cret" not in repr(c) and "pw1" not in repr(c)
     with pytest.raises(DoccanoError, match="DOCCANO_USER_PASSWORDS"):

@@ -51,8 +51,17 @@ DOCS = [_doc(i, t, s) for i, (t, s) in enumerate(TEXTS)]
 @pytest.fixture(scope="module")
 def spacy_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "spacy_v1"
-    cfg = TrainConfig(kind="spacy", epochs=25, batch_size=2, patience=0, width=64, depth=2, spacy_ner=True,
-                      tokenizer="fine", split_lines=True)
+    cfg = TrainConfig(
+        kind="spacy",
+        epochs=25,
+        batch_size=2,
+        patience=0,
+        width=64,
+        depth=2,
+        spacy_ner=True,
+        tokenizer="fine",
+        split_lines=True,
+    )
     return train_entity_model(DOCS * 3, DOCS, cfg, out, progress=False)
 
 
@@ -61,10 +70,10 @@ def test_policy_overlap_keeps_longest_and_discontinuous_uses_outer_bounds():
     text = "severe chronic kidney disease and pain"
     spans = (
         Span(0, 28, "Condition", text[0:28]),
-        Span(15, 28, "Condition", text[15:28]),          # nested: dropped
-        Span(7, 14, "Observation", text[7:14]),          # overlaps the longest: dropped
+        Span(15, 28, "Condition", text[15:28]),  # nested: dropped
+        Span(7, 14, "Observation", text[7:14]),  # overlaps the longest: dropped
         Span(0, 38, "Condition", fragments=((0, 6), (33, 38))),  # discontinuous -> [0, 38) outer bounds
-        Span(29, 32, "Qualifier", "and"),                # label not trained
+        Span(29, 32, "Qualifier", "and"),  # label not trained
     )
     kept = training_spans(AnnotatedNote(Note("x", text), spans), DEFAULT_LABELS)
     assert kept == [(0, 38, "Condition")]
@@ -85,7 +94,7 @@ def test_policy_output_never_overlaps(raw):
     text = "x" * 45
     spans = tuple(Span(a, a + n, lab, text[a : a + n]) for a, n, lab in raw)
     kept = training_spans(AnnotatedNote(Note("h", text), spans), DEFAULT_LABELS)
-    for (a0, b0, _), (a1, b1, _) in zip(kept, kept[1:]):
+    for (_a0, b0, _), (a1, _b1, _) in zip(kept, kept[1:]):
         assert b0 <= a1
     assert len(kept) <= len(spans)
 
@@ -199,8 +208,7 @@ def test_warm_start_records_parent_and_store(spacy_model, tmp_path):
 
 
 def test_committee_uses_distinct_seeds():
-    members = train_committee(DOCS, None, TrainConfig(epochs=2, width=32, depth=1, spacy_ner=False),
-                               n_members=2)
+    members = train_committee(DOCS, None, TrainConfig(epochs=2, width=32, depth=1, spacy_ner=False), n_members=2)
     assert len(members) == 2 and members[0].version != members[1].version
     assert [m.meta["config"]["seed"] for m in members] == [0, 1]
 
@@ -237,8 +245,18 @@ def test_project_piece_probs_maps_b_to_i_inside_a_piece_and_marks_gaps():
 
 @pytest.mark.slow
 def test_ensemble_trains_saves_reloads_and_mixes(tmp_path):
-    cfg = TrainConfig(kind="ensemble", epochs=3, batch_size=2, patience=0, width=64, depth=2,
-                      transformer_epochs=1, max_steps=2, max_length=32, stride=8)
+    cfg = TrainConfig(
+        kind="ensemble",
+        epochs=3,
+        batch_size=2,
+        patience=0,
+        width=64,
+        depth=2,
+        transformer_epochs=1,
+        max_steps=2,
+        max_length=32,
+        stride=8,
+    )
     model = train_entity_model(DOCS, DOCS[:3], cfg, tmp_path / "ens", progress=False)
     assert model.kind == "ensemble" and 0.3 <= model.weight <= 0.8
     assert "weight_search" in model.metrics["history"]
@@ -252,11 +270,19 @@ def test_ensemble_trains_saves_reloads_and_mixes(tmp_path):
     assert all(s.source.startswith("model:entities-ensemble@") for spans in loaded.predict(notes) for s in spans)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("bowel obstruction or", "bowel obstruction"), ("<or=10 &", "<or=10"), ("ALT)", "ALT"),
-    ("Body mass index (BMI)", "Body mass index (BMI)"), ("and hepatitis B", "hepatitis B"),
-    ("x", "x"), ("or", "or"), (">40 mIU/mL.", ">40 mIU/mL"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("bowel obstruction or", "bowel obstruction"),
+        ("<or=10 &", "<or=10"),
+        ("ALT)", "ALT"),
+        ("Body mass index (BMI)", "Body mass index (BMI)"),
+        ("and hepatitis B", "hepatitis B"),
+        ("x", "x"),
+        ("or", "or"),
+        (">40 mIU/mL.", ">40 mIU/mL"),
+    ],
+)
 def test_tidy_boundaries_trims_coordination_leftovers(text, expected):
     a, b = tidy_boundaries("  " + text + " more", 2, 2 + len(text))
     assert ("  " + text)[a:b] == expected
@@ -274,8 +300,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         load_entity_model(tmp_path)
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "keep.txt").write_text("x")
-    model = train_entity_model(DOCS, None, TrainConfig(epochs=1, width=32, depth=1, spacy_ner=False),
-                               progress=False)
+    model = train_entity_model(DOCS, None, TrainConfig(epochs=1, width=32, depth=1, spacy_ner=False), progress=False)
     with pytest.raises(ModelError, match="refusing"):
         model.save(tmp_path / "junk")
     assert (tmp_path / "junk" / "keep.txt").exists()
@@ -295,8 +320,7 @@ def test_split_note_lines_keeps_spans_and_never_cuts_one():
     from clinical_nlp.models.entities import split_note_lines
 
     text = "No asthma\n\nTaking aspirin\nchronic\nkidney disease"
-    spans = (Span(3, 9, "Condition", "asthma"), Span(18, 25, "Drug", "aspirin"),
-             Span(26, 48, "Condition", text[26:48]))
+    spans = (Span(3, 9, "Condition", "asthma"), Span(18, 25, "Drug", "aspirin"), Span(26, 48, "Condition", text[26:48]))
     pieces = split_note_lines(AnnotatedNote(Note("n", text), spans))
     assert [p.text for p in pieces] == ["No asthma\n", "Taking aspirin\n", "chronic\nkidney disease"]
     got = [(s.label, p.text[s.start : s.end]) for p in pieces for s in p.spans]

@@ -18,15 +18,21 @@ def chia(corpora_dir):
 
 
 def _keys(docs, with_fragments=True):
-    return {d.id: sorted((s.start, s.end, s.label, s.fragments if with_fragments else None) for s in d.spans)
-            for d in docs}
+    return {
+        d.id: sorted((s.start, s.end, s.label, s.fragments if with_fragments else None) for s in d.spans) for d in docs
+    }
 
 
 def _reread(fmt, out, split):
     if fmt == "hf":
         return read_hf_dataset(out / "dataset")[split]
-    path = {"jsonl": f"{split}.jsonl", "docbin": f"{split}.spacy", "brat": split, "parquet": f"{split}.parquet",
-            "conll": f"{split}.conll"}[fmt]
+    path = {
+        "jsonl": f"{split}.jsonl",
+        "docbin": f"{split}.spacy",
+        "brat": split,
+        "parquet": f"{split}.parquet",
+        "conll": f"{split}.conll",
+    }[fmt]
     return read_corpus(out / path, "dataframe" if fmt == "parquet" else fmt, allow_empty=True)
 
 

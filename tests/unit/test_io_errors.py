@@ -14,15 +14,26 @@ from clinical_nlp.types import AnnotatedNote, Note, Span
 BAD_UTF8 = b"\xff\xfe broken"
 
 
-@pytest.mark.parametrize("name,fmt,content,needle", [
-    ("a.jsonl", "jsonl", b'{"id": "1", "text": "ok"}\n{"id": "2", "text": "' + BAD_UTF8 + b'"}\n',
-     r"a.jsonl:2: not valid UTF-8"),
-    ("a.jsonl", "doccano", b'{"text": "ok", "label": []}\n' + BAD_UTF8 + b"\n", r"a.jsonl:2: not valid UTF-8"),
-    ("a.conll", "conll", b"-DOCSTART-\nok O\n" + BAD_UTF8 + b" O\n", r"a.conll:3: not valid UTF-8"),
-    ("a.csv", "dataframe", b"doc_id,doc_text,start,end,label\n1," + BAD_UTF8 + b",,,\n", "a.csv.*UTF-8"),
-    ("a.ndjson", "fhir", b'{"resourceType": "Patient", "id": "p"}\n' + BAD_UTF8 + b"\n",
-     r"a.ndjson:2: not valid UTF-8"),
-])
+@pytest.mark.parametrize(
+    "name,fmt,content,needle",
+    [
+        (
+            "a.jsonl",
+            "jsonl",
+            b'{"id": "1", "text": "ok"}\n{"id": "2", "text": "' + BAD_UTF8 + b'"}\n',
+            r"a.jsonl:2: not valid UTF-8",
+        ),
+        ("a.jsonl", "doccano", b'{"text": "ok", "label": []}\n' + BAD_UTF8 + b"\n", r"a.jsonl:2: not valid UTF-8"),
+        ("a.conll", "conll", b"-DOCSTART-\nok O\n" + BAD_UTF8 + b" O\n", r"a.conll:3: not valid UTF-8"),
+        ("a.csv", "dataframe", b"doc_id,doc_text,start,end,label\n1," + BAD_UTF8 + b",,,\n", "a.csv.*UTF-8"),
+        (
+            "a.ndjson",
+            "fhir",
+            b'{"resourceType": "Patient", "id": "p"}\n' + BAD_UTF8 + b"\n",
+            r"a.ndjson:2: not valid UTF-8",
+        ),
+    ],
+)
 def test_invalid_utf8(tmp_path, name, fmt, content, needle):
     p = tmp_path / name
     p.write_bytes(content)
@@ -30,18 +41,24 @@ def test_invalid_utf8(tmp_path, name, fmt, content, needle):
         read_corpus(p, fmt)
 
 
-@pytest.mark.parametrize("fmt,row,needle", [
-    ("jsonl", {"id": "x", "text": "  "}, r"a.jsonl:1: row 'x': empty text"),
-    ("jsonl", {"text": "hello"}, r"a.jsonl:1: row has no 'id'"),
-    ("jsonl", {"id": "x"}, r"a.jsonl:1: row 'x' has no 'text'"),
-    ("jsonl", {"id": "x", "text": "hello", "spans": [{"start": 0, "end": 2}]}, r"a.jsonl:1: span #0.*'label'"),
-    ("jsonl", {"id": "x", "text": "hello", "spans": [{"start": 0, "end": 2, "label": "C", "text": "hx"}]},
-     r"a.jsonl:1: span #0: document 'x': span 'C' \[0, 2\) covers 'he' but claims 'hx'"),
-    ("doccano", {"text": "", "label": []}, r"a.jsonl:1: .*empty text"),
-    ("doccano", {"label": [[0, 1, "C"]]}, r"a.jsonl:1: .*has no 'text'"),
-    ("doccano", {"text": "hello", "label": [[0, "x", "C"]]}, r"a.jsonl:1: .*non-integer offsets"),
-    ("doccano", {"text": "hello", "label": [[0, 1]]}, r"a.jsonl:1: .*not \[start, end, label\]"),
-])
+@pytest.mark.parametrize(
+    "fmt,row,needle",
+    [
+        ("jsonl", {"id": "x", "text": "  "}, r"a.jsonl:1: row 'x': empty text"),
+        ("jsonl", {"text": "hello"}, r"a.jsonl:1: row has no 'id'"),
+        ("jsonl", {"id": "x"}, r"a.jsonl:1: row 'x' has no 'text'"),
+        ("jsonl", {"id": "x", "text": "hello", "spans": [{"start": 0, "end": 2}]}, r"a.jsonl:1: span #0.*'label'"),
+        (
+            "jsonl",
+            {"id": "x", "text": "hello", "spans": [{"start": 0, "end": 2, "label": "C", "text": "hx"}]},
+            r"a.jsonl:1: span #0: document 'x': span 'C' \[0, 2\) covers 'he' but claims 'hx'",
+        ),
+        ("doccano", {"text": "", "label": []}, r"a.jsonl:1: .*empty text"),
+        ("doccano", {"label": [[0, 1, "C"]]}, r"a.jsonl:1: .*has no 'text'"),
+        ("doccano", {"text": "hello", "label": [[0, "x", "C"]]}, r"a.jsonl:1: .*non-integer offsets"),
+        ("doccano", {"text": "hello", "label": [[0, 1]]}, r"a.jsonl:1: .*not \[start, end, label\]"),
+    ],
+)
 def test_empty_missing_and_mismatched(tmp_path, fmt, row, needle):
     p = tmp_path / "a.jsonl"
     p.write_text(json.dumps(row) + "\n")

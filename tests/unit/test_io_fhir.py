@@ -12,29 +12,43 @@ from clinical_nlp.io.fhir import read_fhir
 from clinical_nlp.io.registry import read_corpus
 
 
-def _docref(rid: str, text: str | None, *, patient: str = "urn:uuid:p1", ctype: str = "text/plain",
-            plain: bool = False) -> dict:
+def _docref(
+    rid: str, text: str | None, *, patient: str = "urn:uuid:p1", ctype: str = "text/plain", plain: bool = False
+) -> dict:
     att: dict = {"contentType": ctype}
     if text is not None:
         att["data"] = base64.b64encode(text.encode("utf-8")).decode() if not plain else text
-    return {"resourceType": "DocumentReference", "id": rid, "status": "current",
-            "type": {"coding": [{"system": "http://loinc.org", "code": "11506-3", "display": "Progress note"}]},
-            "subject": {"reference": patient}, "date": "2024-02-03T10:00:00Z",
-            "content": [{"attachment": att}]}
+    return {
+        "resourceType": "DocumentReference",
+        "id": rid,
+        "status": "current",
+        "type": {"coding": [{"system": "http://loinc.org", "code": "11506-3", "display": "Progress note"}]},
+        "subject": {"reference": patient},
+        "date": "2024-02-03T10:00:00Z",
+        "content": [{"attachment": att}],
+    }
 
 
 def _report(rid: str, text: str, patient: str = "urn:uuid:p1") -> dict:
-    return {"resourceType": "DiagnosticReport", "id": rid, "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "11506-3"}]},
-            "subject": {"reference": patient},
-            "presentedForm": [{"contentType": "text/plain",
-                               "data": base64.b64encode(text.encode()).decode()}]}
+    return {
+        "resourceType": "DiagnosticReport",
+        "id": rid,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "11506-3"}]},
+        "subject": {"reference": patient},
+        "presentedForm": [{"contentType": "text/plain", "data": base64.b64encode(text.encode()).decode()}],
+    }
 
 
 def _bundle(*resources: dict) -> dict:
-    return {"resourceType": "Bundle", "type": "transaction",
-            "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r,
-                       "request": {"method": "POST", "url": r["resourceType"]}} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": f"urn:uuid:{r['id']}", "resource": r, "request": {"method": "POST", "url": r["resourceType"]}}
+            for r in resources
+        ],
+    }
 
 
 def test_single_document_reference_metadata(tmp_path):
@@ -49,9 +63,16 @@ def test_single_document_reference_metadata(tmp_path):
 
 def test_bundle_dedupes_diagnostic_report_copies(tmp_path):
     p = tmp_path / "b.json"
-    p.write_text(json.dumps(_bundle(_docref("n1", "Note one."), _report("r1", "Note one."),
-                                    _report("r2", "Only in a report."),
-                                    {"resourceType": "Patient", "id": "p1"})))
+    p.write_text(
+        json.dumps(
+            _bundle(
+                _docref("n1", "Note one."),
+                _report("r1", "Note one."),
+                _report("r2", "Only in a report."),
+                {"resourceType": "Patient", "id": "p1"},
+            )
+        )
+    )
     docs = read_fhir(p)
     assert [d.id for d in docs] == ["n1", "r2"]
     assert docs[1].note.metadata["resource_type"] == "DiagnosticReport"
@@ -63,13 +84,16 @@ def test_bulk_ndjson(tmp_path):
     assert [d.id for d in read_corpus(p)] == ["n0", "n1", "n2"]
 
 
-@pytest.mark.parametrize("resource,needle", [
-    (_docref("n1", None), "no text/\\* attachment"),
-    (_docref("n1", "   "), "'n1': empty text"),
-    (_docref("n1", "not base64!!", plain=True), "not valid base64"),
-    ({**_docref("n1", "x"), "date": "yesterday-ish"}, "invalid FHIR DocumentReference"),
-    ({**_docref("n1", "x"), "content": []}, "no content attachment"),
-])
+@pytest.mark.parametrize(
+    "resource,needle",
+    [
+        (_docref("n1", None), "no text/\\* attachment"),
+        (_docref("n1", "   "), "'n1': empty text"),
+        (_docref("n1", "not base64!!", plain=True), "not valid base64"),
+        ({**_docref("n1", "x"), "date": "yesterday-ish"}, "invalid FHIR DocumentReference"),
+        ({**_docref("n1", "x"), "content": []}, "no content attachment"),
+    ],
+)
 def test_bad_document_references(tmp_path, resource, needle):
     p = tmp_path / "bad.ndjson"
     p.write_text(json.dumps(_docref("ok", "fine")) + "\n" + json.dumps(resource) + "\n")

@@ -39,9 +39,14 @@ def _doc() -> AnnotatedNote:
         Span(*ckd, "Condition", "chronic kidney disease", {"temporality": "historical"}, id="T4"),
         Span(*asthma, "Condition", "asthma", {"experiencer": "family"}, id="T5"),
     )
-    return AnnotatedNote(Note("d1", TEXT, {"patient": "p1", "date": "2024-01-02"}), spans,
-                         ({"id": "R1", "type": "Has_temporal", "arg1": "T1", "arg2": "T2"},
-                          {"id": "*0", "type": "OR", "args": ["T1", "T2", "T5"]}))
+    return AnnotatedNote(
+        Note("d1", TEXT, {"patient": "p1", "date": "2024-01-02"}),
+        spans,
+        (
+            {"id": "R1", "type": "Has_temporal", "arg1": "T1", "arg2": "T2"},
+            {"id": "*0", "type": "OR", "args": ["T1", "T2", "T5"]},
+        ),
+    )
 
 
 def test_fixture_offsets_are_right():
@@ -78,12 +83,15 @@ def test_brat_offset_mismatch_names_file_line_and_span(tmp_path):
     assert "n.ann:2" in msg and "T2" in msg and "'n'" in msg
 
 
-@pytest.mark.parametrize("line,needle", [
-    ("T1\tCondition x y\tchest", "malformed offsets"),
-    ("R1\tRel Arg1:T1", "malformed relation"),
-    ("A1\tNegation T9 negated", "unknown span T9"),
-    ("Q1\twhat", "unknown annotation line"),
-])
+@pytest.mark.parametrize(
+    "line,needle",
+    [
+        ("T1\tCondition x y\tchest", "malformed offsets"),
+        ("R1\tRel Arg1:T1", "malformed relation"),
+        ("A1\tNegation T9 negated", "unknown span T9"),
+        ("Q1\twhat", "unknown annotation line"),
+    ],
+)
 def test_brat_malformed_lines(tmp_path, line, needle):
     (tmp_path / "n.txt").write_text("Denies chest pain.")
     (tmp_path / "n.ann").write_text("T1\tCondition 7 17\tchest pain\n" + line + "\n")
@@ -137,10 +145,10 @@ def test_conll_plain_two_columns(tmp_path):
 
 
 def test_conll_bad_tag_and_mismatched_token(tmp_path):
-    (tmp_path / "p.conll").write_text("# doc_id = a\n# text = \"No pain\"\nNo\t0\t2\tX-Cond\n")
+    (tmp_path / "p.conll").write_text('# doc_id = a\n# text = "No pain"\nNo\t0\t2\tX-Cond\n')
     with pytest.raises(InputFormatError, match=r"p.conll:3.*bad BIO tag"):
         read_conll(tmp_path / "p.conll")
-    (tmp_path / "p.conll").write_text("# doc_id = a\n# text = \"No pain\"\nNo\t0\t2\tO\nrain\t3\t7\tO\n")
+    (tmp_path / "p.conll").write_text('# doc_id = a\n# text = "No pain"\nNo\t0\t2\tO\nrain\t3\t7\tO\n')
     with pytest.raises(InputFormatError, match=r"p.conll:4.*'rain'"):
         read_conll(tmp_path / "p.conll")
 
@@ -183,8 +191,12 @@ def test_doccano_attribute_labels(tmp_path):
 
 def test_doccano_entities_layout_and_orphan_attribute(tmp_path):
     p = tmp_path / "d.jsonl"
-    p.write_text(json.dumps({"id": 7, "text": "No pain", "entities": [
-        {"start_offset": 3, "end_offset": 7, "label": "Condition"}]}) + "\n")
+    p.write_text(
+        json.dumps(
+            {"id": 7, "text": "No pain", "entities": [{"start_offset": 3, "end_offset": 7, "label": "Condition"}]}
+        )
+        + "\n"
+    )
     [doc] = read_doccano_jsonl(p)
     assert doc.id == "7" and doc.spans[0].text == "pain"
     p.write_text(json.dumps({"text": "No pain", "label": [[0, 2, "negation:negated"]]}) + "\n")
@@ -230,8 +242,11 @@ def test_detect_format(tmp_path):
 
 # --- property tests --------------------------------------------------------------------------
 LABELS = st.sampled_from(["Condition", "Drug", "Value"])
-ATTRS = st.dictionaries(st.sampled_from(["negation", "temporality", "experiencer"]),
-                        st.sampled_from(["negated", "historical", "family", "possible"]), max_size=2)
+ATTRS = st.dictionaries(
+    st.sampled_from(["negation", "temporality", "experiencer"]),
+    st.sampled_from(["negated", "historical", "family", "possible"]),
+    max_size=2,
+)
 ALPHABET = string.ascii_letters + string.digits + " .,;-\n\t" + "éü→"
 
 
@@ -247,8 +262,10 @@ def annotated_docs(draw, max_spans: int = 6):
             m = draw(st.integers(a + 1, b - 2))
             frags = ((a, m), (m + 1, b))
         spans.append(Span(a, b, draw(LABELS), attributes=draw(ATTRS), fragments=frags, id=f"T{k + 1}"))
-    return AnnotatedNote(Note(draw(st.sampled_from(["n1", "doc-2", "x_3"])), text,
-                              {"patient": draw(st.sampled_from(["p1", "p2"]))}), tuple(spans)).verified()
+    return AnnotatedNote(
+        Note(draw(st.sampled_from(["n1", "doc-2", "x_3"])), text, {"patient": draw(st.sampled_from(["p1", "p2"]))}),
+        tuple(spans),
+    ).verified()
 
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -263,8 +280,12 @@ def test_property_jsonl_round_trip(tmp_path, doc):
 
 @FAST
 @given(annotated_docs())
-@example(AnnotatedNote(Note("nl", "x\ny\tz w"), (Span(0, 5, "L", "x\ny\tz", id="T1"),
-                                                  Span(0, 7, "L", "x\ny w", fragments=((0, 3), (6, 7)), id="T2"))))
+@example(
+    AnnotatedNote(
+        Note("nl", "x\ny\tz w"),
+        (Span(0, 5, "L", "x\ny\tz", id="T1"), Span(0, 7, "L", "x\ny w", fragments=((0, 3), (6, 7)), id="T2")),
+    )
+)
 def test_property_brat_round_trip(tmp_path, doc):
     import shutil
 

@@ -46,8 +46,10 @@ def test_empty_and_corpus():
     assert span_prf([S(0, 2), S(3, 4, "D")], [S(0, 2)], labels=["D"])["__micro__"].fn == 1
 
 
-spans = st.lists(st.builds(lambda a, n, l: S(a, a + n, l), st.integers(0, 40), st.integers(1, 8),
-                           st.sampled_from(["C", "D"])), max_size=8)
+spans = st.lists(
+    st.builds(lambda a, n, l: S(a, a + n, l), st.integers(0, 40), st.integers(1, 8), st.sampled_from(["C", "D"])),
+    max_size=8,
+)
 
 
 @settings(max_examples=150, deadline=None)

@@ -11,8 +11,12 @@ from clinical_nlp.errors import ConfigError, InputFormatError
 from clinical_nlp.pipeline import build_pipeline, pipeline_version, preannotate
 from clinical_nlp.types import Note
 
-NOTE = Note("n1", "Past Medical History: diabetes, hypertension.\n\nFamily History: mother had breast cancer.\n\n"
-                  "HPI: Patient denies chest pain. Started aspirin 2 weeks ago.", {"date": "2024-03-15"})
+NOTE = Note(
+    "n1",
+    "Past Medical History: diabetes, hypertension.\n\nFamily History: mother had breast cancer.\n\n"
+    "HPI: Patient denies chest pain. Started aspirin 2 weeks ago.",
+    {"date": "2024-03-15"},
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +35,13 @@ def _by_text(doc):
 
 def test_components_and_version(nlp) -> None:
     names = nlp.pipe_names
-    for comp in ("clinical_nlp_sentences_v1", "medspacy_target_matcher", "medspacy_sectionizer",
-                 "clinical_nlp_temporal_v1", "clinical_nlp_assertion_v1"):
+    for comp in (
+        "clinical_nlp_sentences_v1",
+        "medspacy_target_matcher",
+        "medspacy_sectionizer",
+        "clinical_nlp_temporal_v1",
+        "clinical_nlp_assertion_v1",
+    ):
         assert comp in names
     # the cue cascade replaces medspaCy ConText/PyRuSH by default (0.2.0)
     assert "medspacy_context" not in names and "medspacy_pyrush" not in names
@@ -65,12 +74,12 @@ def test_preannotate_attributes_sections_and_provenance(fixture, request) -> Non
     (doc,) = list(preannotate([NOTE], nlp))
     spans = _by_text(doc)
     assert spans["diabetes"].label == "Condition"
-    assert spans["diabetes"].temporality == "historical"          # Past Medical History section
-    assert spans["breast cancer"].experiencer == "family"         # Family History section / cue
+    assert spans["diabetes"].temporality == "historical"  # Past Medical History section
+    assert spans["breast cancer"].experiencer == "family"  # Family History section / cue
     assert spans["pain"].negation == "negated"
     assert spans["aspirin"].label == "Drug" and spans["aspirin"].negation == "affirmed"
     for s in doc.spans:
-        assert NOTE.text[s.start:s.end] == s.text
+        assert NOTE.text[s.start : s.end] == s.text
         assert s.source and s.source.startswith(pipeline_version(nlp))
         assert s.score is not None and 0 < s.score <= 1
     assert "entity:rule:chia-" in spans["diabetes"].source
@@ -135,7 +144,7 @@ def test_entity_model_spans_win_over_rule_spans(monkeypatch, tmp_path: Path) -> 
     assert "+ner:" in pipeline_version(nlp)
     (doc,) = list(preannotate([NOTE], nlp))
     spans = _by_text(doc)
-    assert "pain" not in spans                       # the overlapping rule span lost
+    assert "pain" not in spans  # the overlapping rule span lost
     cp = spans["chest pain"]
     assert cp.negation == "negated" and cp.score == 0.7 and "entity:model:fake@1" in cp.source
 
@@ -145,8 +154,9 @@ def test_bundled_chia_real_text(nlp, corpora_dir: Path) -> None:
     from clinical_nlp.io.jsonl import iter_jsonl
     from clinical_nlp.metrics import corpus_span_prf
 
-    docs = [d for d in iter_jsonl(corpora_dir / "chia" / "dev.jsonl", allow_empty=True, strict_text=False)
-            if d.text.strip()][:40]
+    docs = [
+        d for d in iter_jsonl(corpora_dir / "chia" / "dev.jsonl", allow_empty=True, strict_text=False) if d.text.strip()
+    ][:40]
     out = list(preannotate([d.note for d in docs], nlp, batch_size=8))
     gold = [[s for s in d.spans if s.label == "Temporal"] for d in docs]
     pred = [[s for s in d.spans if s.label == "Temporal"] for d in out]

@@ -14,8 +14,14 @@ def _store():
     Registry(store).add(Annotator("doc", role="expert", license_id="L"))
     Registry(store).add(Annotator("ann"))
     for i in range(40):
-        store.save_annotation(Annotation(f"n{i}", "ann", (Span(0, 3, "Drug"), Span(4, 8, "Condition")),
-                                         guideline_version="1.0.0+old" if i < 3 else "1.0.0+cur"))
+        store.save_annotation(
+            Annotation(
+                f"n{i}",
+                "ann",
+                (Span(0, 3, "Drug"), Span(4, 8, "Condition")),
+                guideline_version="1.0.0+old" if i < 3 else "1.0.0+cur",
+            )
+        )
     return store
 
 

@@ -34,8 +34,15 @@ def _doc(i: int, rng: np.random.Generator) -> AnnotatedNote:
     spans, pos = [], 0
     for w in words:
         if rng.random() < 0.5:
-            spans.append(Span(pos, pos + len(w), LABELS[WORDS.index(w) % 3], w,
-                              {"negation": "negated"} if rng.random() < 0.3 else {}))
+            spans.append(
+                Span(
+                    pos,
+                    pos + len(w),
+                    LABELS[WORDS.index(w) % 3],
+                    w,
+                    {"negation": "negated"} if rng.random() < 0.3 else {},
+                )
+            )
         pos += len(w) + 1
     return AnnotatedNote(Note(f"d{i}", text), tuple(spans))
 
@@ -106,7 +113,7 @@ def test_wrong_label_and_boundary_errors():
     def moved(d, got):
         gold = {(s.start, s.end) for s in d.spans}
         for s in got:  # still a valid span over the text
-            assert d.text[s.start:s.end] == s.text and s.text.strip() == s.text
+            assert d.text[s.start : s.end] == s.text and s.text.strip() == s.text
         return sum((s.start, s.end) not in gold for s in got), len(d.spans)
 
     rate = _rate(AnnotatorSkill(boundary_error=0.3), moved)
@@ -152,7 +159,8 @@ def test_property_output_spans_are_valid(seed, level):
 def test_loop_with_fake_model_schema_monotone_and_deterministic():
     pool, ev = _corpus(40, seed=5), _corpus(15, seed=6)
     run = lambda strategy, seed=0: simulate_active_learning(  # noqa: E731
-        pool, ev, strategy, rounds=3, batch=5, seed=seed, train_fn=memorizer_train_fn(LABELS), progress=False)
+        pool, ev, strategy, rounds=3, batch=5, seed=seed, train_fn=memorizer_train_fn(LABELS), progress=False
+    )
     curve = run("entropy")
     assert curve["strategy"] == "entropy.v1"
     pts = curve["points"]
@@ -185,8 +193,17 @@ def test_committee_members_train_on_annotations_without_moving_the_warm_start_ba
         return base(docs, seed)
 
     train.member = member
-    curve = simulate_active_learning(pool, ev, "committee", rounds=2, batch=5, seed=0, train_fn=train,
-                                     skill=AnnotatorSkill(miss_rate=0.6), progress=False)
+    curve = simulate_active_learning(
+        pool,
+        ev,
+        "committee",
+        rounds=2,
+        batch=5,
+        seed=0,
+        train_fn=train,
+        skill=AnnotatorSkill(miss_rate=0.6),
+        progress=False,
+    )
     assert [p["n_docs"] for p in curve["points"]] == [5, 10, 15]
     assert main_sizes == [5, 10, 15]  # the loop's model only: members went to ``member``
     assert len(member_docs) == 2 * 3  # 3 members in each of the 2 query rounds
@@ -201,8 +218,9 @@ def test_loop_input_errors():
     with pytest.raises(InputFormatError, match="no documents"):
         simulate_active_learning([], pool, "random", rounds=1, batch=2, train_fn=memorizer_train_fn(LABELS))
     with pytest.raises(InputFormatError, match="labels"):
-        simulate_active_learning(pool, pool, "random", rounds=1, batch=2, labels=["Nope"],
-                                 train_fn=memorizer_train_fn(LABELS))
+        simulate_active_learning(
+            pool, pool, "random", rounds=1, batch=2, labels=["Nope"], train_fn=memorizer_train_fn(LABELS)
+        )
     with pytest.raises(ConfigError, match="batch"):
         simulate_active_learning(pool, pool, "random", rounds=1, batch=0, train_fn=memorizer_train_fn(LABELS))
     assert all(s.label == "Drug" for d in restrict_labels(pool, ["Drug"]) for s in d.spans)

@@ -97,16 +97,19 @@ def test_chia_expression_normalised(text: str, typ: str, value: str, relation: s
     assert match, f"{text!r} not detected as a whole; found {[t.text for t in found]}"
     t = match[0]
     assert (t.type, t.value, t.relation, t.mod) == (typ, value, relation, mod)
-    assert sentence[t.start:t.end] == text
+    assert sentence[t.start : t.end] == text
 
 
-@pytest.mark.parametrize("text,value", [
-    ("seen 2 weeks ago", "2024-03-01"),
-    ("on 03/04/2021 he fell", "2021-03-04"),
-    ("surgery on 2019-07-01", "2019-07-01"),
-    ("in March 2020", "2020-03"),
-    ("yesterday", "2024-03-14"),
-])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("seen 2 weeks ago", "2024-03-01"),
+        ("on 03/04/2021 he fell", "2021-03-04"),
+        ("surgery on 2019-07-01", "2019-07-01"),
+        ("in March 2020", "2020-03"),
+        ("yesterday", "2024-03-14"),
+    ],
+)
 def test_dates(text: str, value: str) -> None:
     assert [t.value for t in find_temporal(text, REF) if t.type == "DATE"] == [value]
 
@@ -119,10 +122,16 @@ def test_issue_examples() -> None:
     assert got["2 weeks ago"].value == "2024-03-01"
 
 
-@pytest.mark.parametrize("text,value", [
-    ("aspirin twice daily", "R2/P1D"), ("every 6 hours", "R/PT6H"), ("3 times a day", "R3/P1D"),
-    ("q4h", "R/PT4H"), ("weekly", "R/P1W"),
-])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("aspirin twice daily", "R2/P1D"),
+        ("every 6 hours", "R/PT6H"),
+        ("3 times a day", "R3/P1D"),
+        ("q4h", "R/PT4H"),
+        ("weekly", "R/P1W"),
+    ],
+)
 def test_sets(text: str, value: str) -> None:
     sets = [t for t in find_temporal(text, REF) if t.type == "SET"]
     assert [t.value for t in sets] == [value]
@@ -154,7 +163,7 @@ def test_spans_are_ordered_disjoint_and_exact(text: str) -> None:
     last = -1
     for t in found:
         assert 0 <= t.start < t.end <= len(text)
-        assert text[t.start:t.end] == t.text
+        assert text[t.start : t.end] == t.text
         assert t.start >= last
         last = t.end
         assert t.type in {"DATE", "TIME", "DURATION", "SET", "RELATIVE"}

@@ -36,12 +36,13 @@ def test_fragments_sorted_and_single_fragment_dropped():
 
 
 def test_attribute_defaults_and_dict_round_trip():
-    s = Span(0, 2, "Condition", "No", {"negation": "negated"}, score=0.5, source="model", id="T1",
-             fragments=None)
+    s = Span(0, 2, "Condition", "No", {"negation": "negated"}, score=0.5, source="model", id="T1", fragments=None)
     assert (s.negation, s.temporality, s.experiencer) == ("negated", "recent", "patient")
     assert Span.from_dict(s.to_dict()) == s
-    assert Span.from_dict({"start": 0, "end": 2, "label": "C", "attributes": {"temporality": "historical"}}
-                          ).temporality == "historical"
+    assert (
+        Span.from_dict({"start": 0, "end": 2, "label": "C", "attributes": {"temporality": "historical"}}).temporality
+        == "historical"
+    )
     with pytest.raises(OffsetMismatchError, match="misses field 'label'"):
         Span.from_dict({"start": 0, "end": 2})
 

@@ -85,7 +85,9 @@ def read_events(record: Path | str, annotator: str) -> Events:
         try:
             fs = wfdb.rdheader(str(record)).fs
         except Exception:
-            raise InputFormatError("annotation file has no sampling frequency and no header", source=str(path)) from None
+            raise InputFormatError(
+                "annotation file has no sampling frequency and no header", source=str(path)
+            ) from None
     order = np.argsort(ann.sample, kind="stable")
     symbols = [ann.symbol[i] for i in order]
     times = np.asarray(ann.sample, float)[order] / float(fs)
@@ -133,8 +135,14 @@ def estimate_lag(ref: np.ndarray, test: np.ndarray, *, max_lag: float = 1.0) -> 
     return float(np.median(d))
 
 
-def compare(ref: Events, test: Events, *, tolerance_ms: float = 150.0, types: Iterable[str] | None = None,
-            lag: Literal["none", "auto"] | float = "none") -> dict[str, Any]:
+def compare(
+    ref: Events,
+    test: Events,
+    *,
+    tolerance_ms: float = 150.0,
+    types: Iterable[str] | None = None,
+    lag: Literal["none", "auto"] | float = "none",
+) -> dict[str, Any]:
     """Sensitivity (Se) and positive predictivity (+P) of ``test`` against ``ref`` per event type.
 
     Raises :class:`ConsensusError` when the two annotators share no event type (they do not
@@ -146,9 +154,15 @@ def compare(ref: Events, test: Events, *, tolerance_ms: float = 150.0, types: It
     if not common or not set(kinds) & set(common):
         raise ConsensusError(
             f"{ref.record}: {ref.annotator} ({sorted(set(ref.types))}) and {test.annotator} "
-            f"({sorted(set(test.types))}) mark no corresponding event types; refusing to compare")
-    out: dict[str, Any] = {"record": ref.record, "ref": ref.annotator, "test": test.annotator,
-                           "tolerance_ms": tolerance_ms, "types": {}}
+            f"({sorted(set(test.types))}) mark no corresponding event types; refusing to compare"
+        )
+    out: dict[str, Any] = {
+        "record": ref.record,
+        "ref": ref.annotator,
+        "test": test.annotator,
+        "tolerance_ms": tolerance_ms,
+        "types": {},
+    }
     for kind in kinds:
         r, t = ref.of_type(kind), test.of_type(kind)
         shift = 0.0
@@ -162,8 +176,13 @@ def compare(ref: Events, test: Events, *, tolerance_ms: float = 150.0, types: It
         diffs = np.array([t_al[j] - r[i] for i, j in pairs]) * 1000.0
         exact = len(match_times(r, t_al, 1e-9))
         out["types"][kind] = {
-            "n_ref": len(r), "n_test": len(t), "matched": len(pairs), "exact": exact,
-            "se": prf.recall if len(r) else None, "ppv": prf.precision if len(t) else None, "f1": prf.f1,
+            "n_ref": len(r),
+            "n_test": len(t),
+            "matched": len(pairs),
+            "exact": exact,
+            "se": prf.recall if len(r) else None,
+            "ppv": prf.precision if len(t) else None,
+            "f1": prf.f1,
             "lag_ms": shift * 1000.0,
             "mean_diff_ms": float(diffs.mean()) if diffs.size else None,
             "sd_diff_ms": float(diffs.std(ddof=1)) if diffs.size > 1 else None,
@@ -196,8 +215,14 @@ def events_frame(events: Sequence[Events], *, tolerance_ms: float = 150.0) -> pd
             unit = f"{kind}@{np.mean([t for t, _ in c]):.3f}"
             present = {a for _, a in c}
             for a in names:
-                rows.append({"item": events[0].record, "annotator": a, "unit": unit,
-                             "label": kind if a in present else "__none__"})
+                rows.append(
+                    {
+                        "item": events[0].record,
+                        "annotator": a,
+                        "unit": unit,
+                        "label": kind if a in present else "__none__",
+                    }
+                )
     return pd.DataFrame(rows, columns=["item", "annotator", "unit", "label"])
 
 
@@ -211,7 +236,7 @@ def consensus_events(events: Sequence[Events], *, tolerance_ms: float = 150.0, l
     votes = frame[frame["label"] != "__none__"].groupby("unit").size()
     rows = []
     n_ann = len(events)
-    for (_, unit), label in agg.result.items():
+    for (_, unit), _label in agg.result.items():
         if votes.get(unit, 0) / n_ann < level:
             continue
         kind, t = unit.rsplit("@", 1)
@@ -219,8 +244,14 @@ def consensus_events(events: Sequence[Events], *, tolerance_ms: float = 150.0, l
     return pd.DataFrame(rows).sort_values("time_s").reset_index(drop=True)
 
 
-def record_report(record: Path | str, annotators: Sequence[str], *, tolerance_ms: float = 150.0,
-                  types: Iterable[str] | None = None, lag: Literal["none", "auto"] | float = "none") -> dict[str, Any]:
+def record_report(
+    record: Path | str,
+    annotators: Sequence[str],
+    *,
+    tolerance_ms: float = 150.0,
+    types: Iterable[str] | None = None,
+    lag: Literal["none", "auto"] | float = "none",
+) -> dict[str, Any]:
     """Pairwise Se/+P of every annotator pair on one record, plus consensus event counts."""
     if len(annotators) < 2:
         raise ConsensusError(f"need two or more annotators, got {list(annotators)}")
@@ -228,7 +259,11 @@ def record_report(record: Path | str, annotators: Sequence[str], *, tolerance_ms
     pairs = [compare(a, b, tolerance_ms=tolerance_ms, types=types, lag=lag) for a, b in itertools.combinations(evs, 2)]
     cons = consensus_events(evs, tolerance_ms=tolerance_ms)
     diffs = [v["mean_diff_ms"] for p in pairs for v in p["types"].values() if v["mean_diff_ms"] is not None]
-    return {"record": Path(record).name, "annotators": list(annotators),
-            "fs": {e.annotator: e.fs for e in evs}, "pairs": pairs,
-            "consensus": {"events": len(cons), "by_type": cons["type"].value_counts().to_dict() if len(cons) else {}},
-            "mean_diff_ms": summarize(diffs, n_boot=0).as_dict() if diffs else None}
+    return {
+        "record": Path(record).name,
+        "annotators": list(annotators),
+        "fs": {e.annotator: e.fs for e in evs},
+        "pairs": pairs,
+        "consensus": {"events": len(cons), "by_type": cons["type"].value_counts().to_dict() if len(cons) else {}},
+        "mean_diff_ms": summarize(diffs, n_boot=0).as_dict() if diffs else None,
+    }

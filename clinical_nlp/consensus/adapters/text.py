@@ -60,8 +60,9 @@ def _add_row(texts: dict, spans: dict, row: Mapping[str, Any], source: str, line
         raise InputFormatError(f"note {nid!r} has a different text than in an earlier row", source=source, line=line)
     if ann in spans.get(nid, {}):
         raise InputFormatError(f"note {nid!r} appears twice for annotator {ann!r}", source=source, line=line)
-    out = verified_spans(row.get("spans"), text, nid, source=source, line=line, owner="note",
-                         span_of=f" of annotator {ann!r}")
+    out = verified_spans(
+        row.get("spans"), text, nid, source=source, line=line, owner="note", span_of=f" of annotator {ann!r}"
+    )
     texts[nid] = text
     spans.setdefault(nid, {})[ann] = tuple(sorted(out, key=lambda s: (s.start, s.end, s.label)))
 
@@ -101,7 +102,7 @@ def align_units(labels: TextLabels) -> list[dict[str, Any]]:
         flat.sort(key=lambda x: (x[1].start, x[1].end))
         group: list[tuple[str | None, Span]] = []
         end = -1
-        for a, s in flat + [(None, None)]:  # type: ignore[list-item]
+        for a, s in flat + [(None, None)]:
             if s is None or (group and s.start >= end):
                 if group:
                     members: dict[str, list[Span]] = defaultdict(list)
@@ -157,8 +158,9 @@ def _pair_prf(labels: TextLabels, a: str, b: str, mode: str) -> dict[str, PRF]:
     return corpus_span_prf([labels.spans[n][a] for n in notes], [labels.spans[n][b] for n in notes], mode)  # type: ignore[arg-type]
 
 
-def _span_f1_ci(labels: TextLabels, pairs: list[tuple[str, str]], mode: str, *, n_boot: int, seed: int
-                ) -> tuple[float, float] | None:
+def _span_f1_ci(
+    labels: TextLabels, pairs: list[tuple[str, str]], mode: str, *, n_boot: int, seed: int
+) -> tuple[float, float] | None:
     """Seeded bootstrap over notes of the pair-averaged micro span F1."""
     import numpy as np
 
@@ -233,7 +235,10 @@ def agreement_report(labels: TextLabels, *, n_boot: int = 200, seed: int = 0) ->
         if not d or not d["exact"]:
             report["labels"][lab]["reason"] = reason or "label used in no note shared by two annotators"
     # label agreement on aligned units (a missing span counts as its own category)
-    for key, frame in (("label_on_units", units_frame(labels)), ("label_same_boundaries", same_boundary_frame(labels, "label"))):
+    for key, frame in (
+        ("label_on_units", units_frame(labels)),
+        ("label_same_boundaries", same_boundary_frame(labels, "label")),
+    ):
         report["overall"][key] = _categorical(frame, n_boot=n_boot, seed=seed)
     for attr in ATTRIBUTES:
         report["attributes"][attr] = _categorical(same_boundary_frame(labels, attr), n_boot=n_boot, seed=seed)
@@ -243,13 +248,21 @@ def agreement_report(labels: TextLabels, *, n_boot: int = 200, seed: int = 0) ->
 def _categorical(frame: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, Any]:
     if frame.empty:
         why = "no spans marked with the same boundaries by two annotators"
-        return {"cohen_kappa": None, "cohen_kappa_reason": why, "krippendorff_alpha": None,
-                "krippendorff_alpha_reason": why, "n": 0}
+        return {
+            "cohen_kappa": None,
+            "cohen_kappa_reason": why,
+            "krippendorff_alpha": None,
+            "krippendorff_alpha_reason": why,
+            "n": 0,
+        }
     pairwise = pairwise_cohen_kappa(frame, n_boot=n_boot, seed=seed)
     kappa = mean_pairwise(pairwise.values()) if len(pairwise) != 1 else next(iter(pairwise.values()))
     alpha = krippendorff_alpha(frame, n_boot=n_boot, seed=seed)
-    out: dict[str, Any] = {"cohen_kappa": kappa.value, "krippendorff_alpha": alpha.value,
-                           "n": int(frame.groupby(["item", "unit"]).ngroups)}
+    out: dict[str, Any] = {
+        "cohen_kappa": kappa.value,
+        "krippendorff_alpha": alpha.value,
+        "n": int(frame.groupby(["item", "unit"]).ngroups),
+    }
     if kappa.ci:
         out["cohen_kappa_ci95"] = list(kappa.ci)
     if alpha.ci:
@@ -263,8 +276,7 @@ def _categorical(frame: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, An
 
 
 # consensus -----------------------------------------------------------------------
-def consensus_spans(labels: TextLabels, *, min_votes: float = 0.5, method: str = "majority"
-                    ) -> dict[str, list[Span]]:
+def consensus_spans(labels: TextLabels, *, min_votes: float = 0.5, method: str = "majority") -> dict[str, list[Span]]:
     """Gold spans per note from aligned units, aggregated with the core ``aggregate``.
 
     Each unit's label is aggregated (majority vote or Dawid-Skene) over the annotators who marked a
@@ -339,7 +351,7 @@ __all__ = [
 _ = Sequence
 
 
-def text_candidates(labels: TextLabels):  # type: ignore[no-untyped-def]
+def text_candidates(labels: TextLabels):
     """Adjudication candidates: one per note, with per-note agreement scores and the labels used."""
     from clinical_nlp.consensus.adjudication import QueueCandidate
 

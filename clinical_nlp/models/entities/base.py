@@ -23,9 +23,11 @@ from clinical_nlp.types import Note, Span
 def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
+
 def new_version(kind: str, dhash: str, seed: int) -> str:
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%f")[:-3]
     return f"{kind}-{stamp}-{dhash[:8]}-s{seed}"
+
 
 class EntityModel:
     """A trained entity model (either kind) with its registry metadata.
@@ -41,8 +43,13 @@ class EntityModel:
 
     kind: str = ""
 
-    def __init__(self, labels: Sequence[str], meta: dict[str, Any], metrics: dict[str, Any] | None = None,
-                 path: Path | None = None):
+    def __init__(
+        self,
+        labels: Sequence[str],
+        meta: dict[str, Any],
+        metrics: dict[str, Any] | None = None,
+        path: Path | None = None,
+    ):
         self.labels = tuple(labels)
         self.tags = bio_tags(self.labels)
         self.meta = dict(meta)
@@ -92,11 +99,14 @@ class EntityModel:
         notes = list(notes)
         return self._decode(notes, self.token_offsets(notes), self._probabilities(notes, stochastic=False))
 
-    def _decode(self, notes: Sequence[Note], offsets: Sequence[Sequence[tuple[int, int]]],
-                probs: Sequence[np.ndarray]) -> list[tuple[Span, ...]]:
+    def _decode(
+        self, notes: Sequence[Note], offsets: Sequence[Sequence[tuple[int, int]]], probs: Sequence[np.ndarray]
+    ) -> list[tuple[Span, ...]]:
         """Viterbi-decoded, boundary-tidied spans from token probabilities."""
-        return [tidy_spans(n.text, decode_spans(n.text, off, p, self.tags, self.source))
-                for n, off, p in zip(notes, offsets, probs, strict=True)]
+        return [
+            tidy_spans(n.text, decode_spans(n.text, off, p, self.tags, self.source))
+            for n, off, p in zip(notes, offsets, probs, strict=True)
+        ]
 
     def save(self, path: Path | str) -> Path:
         """Write the model directory (weights, ``model.json``, ``metrics.json``) atomically."""
@@ -105,8 +115,9 @@ class EntityModel:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
             self._save_weights(tmp)
-            meta = dict(self.meta, kind=self.kind, labels=list(self.labels), tags=list(self.tags),
-                        format_version=FORMAT_VERSION)
+            meta = dict(
+                self.meta, kind=self.kind, labels=list(self.labels), tags=list(self.tags), format_version=FORMAT_VERSION
+            )
             (tmp / MODEL_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
             (tmp / METRICS_FILE).write_text(json.dumps(self.metrics, indent=2), encoding="utf-8")
             if path.exists():
@@ -119,6 +130,7 @@ class EntityModel:
             raise
         self.path = path
         return path
+
 
 def read_model_metrics(path: Path) -> dict[str, Any]:
     """``metrics.json`` of a model directory (empty when absent)."""

@@ -108,6 +108,7 @@ class TrainConfig:
         out["base_model"] = None if self.base_model is None else str(self.base_model)
         return out
 
+
 def bio_tags(labels: Sequence[str]) -> tuple[str, ...]:
     """``("O", "B-L1", "I-L1", ...)`` for the labels, in order."""
     tags = ["O"]

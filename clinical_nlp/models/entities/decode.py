@@ -21,6 +21,7 @@ def _transition_mask(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
                 allowed[i, j] = p in (f"B-{label}", f"I-{label}")
     return allowed, start_ok
 
+
 def viterbi_bio(probs: np.ndarray, tags: Sequence[str]) -> list[int]:
     """Most probable valid BIO tag sequence given per-token probabilities ``(n, n_tags)``."""
     if len(probs) == 0:
@@ -40,8 +41,10 @@ def viterbi_bio(probs: np.ndarray, tags: Sequence[str]) -> list[int]:
         path.append(int(back[t, path[-1]]))
     return path[::-1]
 
-def decode_spans(text: str, offsets: Sequence[tuple[int, int]], probs: np.ndarray,
-                 tags: Sequence[str], source: str) -> tuple[Span, ...]:
+
+def decode_spans(
+    text: str, offsets: Sequence[tuple[int, int]], probs: np.ndarray, tags: Sequence[str], source: str
+) -> tuple[Span, ...]:
     """Turn token offsets + tag probabilities into scored spans (score = mean tag probability)."""
     path = viterbi_bio(probs, tags)
     spans: list[Span] = []
@@ -53,8 +56,7 @@ def decode_spans(text: str, offsets: Sequence[tuple[int, int]], probs: np.ndarra
             start, end = offsets[cur[0]][0], offsets[cur[-1]][1]
             if end > start:
                 score = float(np.mean([probs[k, path[k]] for k in cur]))
-                spans.append(Span(start, end, cur_label, text[start:end], score=round(score, 4),
-                                  source=source))
+                spans.append(Span(start, end, cur_label, text[start:end], score=round(score, 4), source=source))
 
     for k, tag_id in enumerate(path):
         tag = tags[tag_id]

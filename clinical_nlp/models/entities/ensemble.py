@@ -15,8 +15,12 @@ from clinical_nlp.models.entities.spacy_model import SpacyEntityModel, train_spa
 from clinical_nlp.models.entities.transformer_model import TransformerEntityModel, train_transformer
 
 
-def project_piece_probs(piece_offsets: Sequence[tuple[int, int]], probs: np.ndarray,
-                        token_offsets: Sequence[tuple[int, int]], tags: Sequence[str]) -> np.ndarray:
+def project_piece_probs(
+    piece_offsets: Sequence[tuple[int, int]],
+    probs: np.ndarray,
+    token_offsets: Sequence[tuple[int, int]],
+    tags: Sequence[str],
+) -> np.ndarray:
     """Word-piece tag probabilities moved onto another token grid.
 
     A token takes the row of the first piece overlapping it; when that piece began before
@@ -40,14 +44,22 @@ def project_piece_probs(piece_offsets: Sequence[tuple[int, int]], probs: np.ndar
         out[k] = row
     return out
 
+
 class EnsembleEntityModel(EntityModel):
     """spaCy tagger + transformer: tag probabilities averaged on the spaCy token grid
     (``weight`` on the transformer), Viterbi-decoded like the other kinds."""
 
     kind = "ensemble"
 
-    def __init__(self, spacy_model: SpacyEntityModel, transformer_model: TransformerEntityModel, labels, meta,
-                 metrics=None, path=None):
+    def __init__(
+        self,
+        spacy_model: SpacyEntityModel,
+        transformer_model: TransformerEntityModel,
+        labels,
+        meta,
+        metrics=None,
+        path=None,
+    ):
         super().__init__(labels, meta, metrics, path)
         if spacy_model.tags != self.tags or transformer_model.tags != self.tags:
             raise ModelError("ensemble members must predict the same labels")
@@ -81,17 +93,26 @@ class EnsembleEntityModel(EntityModel):
         self.spacy_model.save(path / "members" / "spacy")
         self.transformer_model.save(path / "members" / "transformer")
 
+
 def train_ensemble(train, dev, config: TrainConfig, meta, progress: bool):
     """Train the spaCy member, then the transformer member, then pick the mixing weight on dev."""
     if config.base_model is not None:
         raise ConfigError("the ensemble kind trains from scratch (no --base-model)")
     s_cfg = replace(config, kind="spacy", spacy_ner=False)
-    t_cfg = replace(config, kind="transformer", epochs=config.transformer_epochs,
-                    learning_rate=config.transformer_learning_rate, batch_size=16, dropout=0.1)
+    t_cfg = replace(
+        config,
+        kind="transformer",
+        epochs=config.transformer_epochs,
+        learning_rate=config.transformer_learning_rate,
+        batch_size=16,
+        dropout=0.1,
+    )
     s_model, s_info = train_spacy(
-        train, dev, s_cfg, dict(meta, config=s_cfg.to_json(), version=f"{meta['version']}.spacy"), progress)
+        train, dev, s_cfg, dict(meta, config=s_cfg.to_json(), version=f"{meta['version']}.spacy"), progress
+    )
     t_model, t_info = train_transformer(
-        train, dev, t_cfg, dict(meta, config=t_cfg.to_json(), version=f"{meta['version']}.transformer"), progress)
+        train, dev, t_cfg, dict(meta, config=t_cfg.to_json(), version=f"{meta['version']}.transformer"), progress
+    )
     weight = config.ensemble_weight
     history = {"spacy": s_info["history"], "transformer": t_info["history"]}
     if weight is None:
@@ -103,13 +124,19 @@ def train_ensemble(train, dev, config: TrainConfig, meta, progress: bool):
             offsets = probe.token_offsets(notes)
             scores = {}
             for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-                preds = probe._decode(notes, offsets, [EnsembleEntityModel.combine(a, b, w) for a, b in zip(p_s, p_t, strict=True)])
-                scores[w] = corpus_span_prf([d.spans for d in dev], preds, mode="exact",
-                                            labels=config.labels)["__micro__"].f1
+                preds = probe._decode(
+                    notes, offsets, [EnsembleEntityModel.combine(a, b, w) for a, b in zip(p_s, p_t, strict=True)]
+                )
+                scores[w] = corpus_span_prf([d.spans for d in dev], preds, mode="exact", labels=config.labels)[
+                    "__micro__"
+                ].f1
             weight = max(scores, key=lambda w: (scores[w], -abs(w - 0.6)))
             history["weight_search"] = {str(k): round(v, 4) for k, v in scores.items()}
     meta["ensemble_weight"] = weight
-    info = {"history": history, "steps": s_info["steps"] + t_info["steps"],
-            "span_policy": s_info["span_policy"], "best_epoch": {"spacy": s_info["best_epoch"],
-                                                                 "transformer": t_info["best_epoch"]}}
+    info = {
+        "history": history,
+        "steps": s_info["steps"] + t_info["steps"],
+        "span_policy": s_info["span_policy"],
+        "best_epoch": {"spacy": s_info["best_epoch"], "transformer": t_info["best_epoch"]},
+    }
     return EnsembleEntityModel(s_model, t_model, config.labels, meta), info

@@ -11,8 +11,9 @@ from clinical_nlp.models.entities.base import EntityModel
 from clinical_nlp.types import AnnotatedNote
 
 
-def evaluate_entity_model(model: EntityModel, docs: Sequence[AnnotatedNote],
-                          labels: Sequence[str] | None = None) -> dict[str, Any]:
+def evaluate_entity_model(
+    model: EntityModel, docs: Sequence[AnnotatedNote], labels: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Strict (exact boundaries) and overlap P/R/F1 on gold ``docs``, micro and per label.
 
     Gold spans keep their original form (discontinuous spans are not rewritten),
@@ -26,8 +27,11 @@ def evaluate_entity_model(model: EntityModel, docs: Sequence[AnnotatedNote],
     # what a flat tagger can reach at best: a discontinuous gold span as its outer range
     outer = [tuple(replace(s, fragments=None) if s.fragments is not None else s for s in spans) for spans in gold]
     out: dict[str, Any] = {"n_docs": len(docs), "labels": list(labels)}
-    modes: tuple[tuple[MatchMode, str, list], ...] = (("exact", "strict", gold), ("overlap", "overlap", gold),
-                                                      ("exact", "strict_outer", outer))
+    modes: tuple[tuple[MatchMode, str, list], ...] = (
+        ("exact", "strict", gold),
+        ("overlap", "overlap", gold),
+        ("exact", "strict_outer", outer),
+    )
     for mode, key, ref in modes:
         prf = corpus_span_prf(ref, preds, mode=mode, labels=labels)
         out[key] = {

@@ -83,8 +83,16 @@ class SpacyEntityModel(EntityModel):
                 b, i = col.get(f"B-{ent.label_}"), col.get(f"I-{ent.label_}")
                 rows = [p[ent.start, b]] + [p[k, i] for k in range(ent.start + 1, ent.end)] if b is not None else [0.0]
                 start, end = ent.start_char, ent.end_char
-                spans.append(Span(start, end, ent.label_, note.text[start:end],
-                                  score=round(float(np.mean(rows)), 4), source=self.source))
+                spans.append(
+                    Span(
+                        start,
+                        end,
+                        ent.label_,
+                        note.text[start:end],
+                        score=round(float(np.mean(rows)), 4),
+                        source=self.source,
+                    )
+                )
             out.append(tidy_spans(note.text, spans))
         return out
 
@@ -102,6 +110,7 @@ class SpacyEntityModel(EntityModel):
         except (OSError, ValueError) as exc:
             raise ModelError(f"{path}: cannot load spaCy weights: {exc}") from None
         return cls(nlp, meta.get("labels") or [], meta, metrics, path)
+
 
 def _spacy_examples(nlp, docs, labels, stats, split_lines: bool = False):
     from spacy.training import Example
@@ -134,6 +143,7 @@ def _spacy_examples(nlp, docs, labels, stats, split_lines: bool = False):
         examples.append(Example.from_dict(pred, {"tags": tags, "entities": iob_to_biluo(tags)}))
     return examples
 
+
 def install_minilm_vectors(nlp, docs: Sequence[AnnotatedNote], model_dir: Path | str | None = None) -> int:
     """Give ``nlp`` a static vector table (keyed by lower-cased form) built from the MiniLM
     word-piece embeddings: the MiniLM vocabulary's whole words plus every word of ``docs``
@@ -147,9 +157,15 @@ def install_minilm_vectors(nlp, docs: Sequence[AnnotatedNote], model_dir: Path |
     data = np.concatenate([base_data, np.stack([piece_mean(tok, table, w) for w in extra])]) if extra else base_data
     for w in words:
         nlp.vocab.strings.add(w)
-    nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings, data=np.ascontiguousarray(data, dtype=np.float32),
-                                keys=words, name="clinical_nlp_minilm_pieces", attr="LOWER")
+    nlp.vocab.vectors = Vectors(
+        strings=nlp.vocab.strings,
+        data=np.ascontiguousarray(data, dtype=np.float32),
+        keys=words,
+        name="clinical_nlp_minilm_pieces",
+        attr="LOWER",
+    )
     return len(words)
+
 
 def train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple[SpacyEntityModel, dict]:
     import spacy
@@ -185,18 +201,36 @@ def train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple[
                 log.warning("static vectors skipped: %s", exc)
                 use_vectors, meta["static_vectors"] = False, 0
         tok2vec = {
-            "@architectures": "spacy.HashEmbedCNN.v2", "width": config.width, "depth": config.depth,
-            "embed_size": 4000, "window_size": 1, "maxout_pieces": 3, "subword_features": True,
+            "@architectures": "spacy.HashEmbedCNN.v2",
+            "width": config.width,
+            "depth": config.depth,
+            "embed_size": 4000,
+            "window_size": 1,
+            "maxout_pieces": 3,
+            "subword_features": True,
             "pretrained_vectors": True if use_vectors else None,
         }
-        tagger = nlp.add_pipe("tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "tok2vec": tok2vec, "normalize": True}})
+        tagger = nlp.add_pipe(
+            "tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "tok2vec": tok2vec, "normalize": True}}
+        )
         for t in tags:
             tagger.add_label(t)
         if config.spacy_ner:
-            ner: Any = nlp.add_pipe("ner", config={"model": {
-                "@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
-                "extra_state_tokens": False, "hidden_width": 64, "maxout_pieces": 2, "use_upper": True,
-                "nO": None, "tok2vec": dict(tok2vec)}})
+            ner: Any = nlp.add_pipe(
+                "ner",
+                config={
+                    "model": {
+                        "@architectures": "spacy.TransitionBasedParser.v2",
+                        "state_type": "ner",
+                        "extra_state_tokens": False,
+                        "hidden_width": 64,
+                        "maxout_pieces": 2,
+                        "use_upper": True,
+                        "nO": None,
+                        "tok2vec": dict(tok2vec),
+                    }
+                },
+            )
             for label in config.labels:
                 ner.add_label(label)
         examples = _spacy_examples(nlp, train, config.labels, stats, config.split_lines)
@@ -227,7 +261,7 @@ def train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple[
             if dev:
                 # with a NER, score both decoders and keep the better one (the tagger wins on tiny data)
                 scores = {}
-                for decoder in (("ner", "tagger") if "ner" in nlp.pipe_names else ("tagger",)):
+                for decoder in ("ner", "tagger") if "ner" in nlp.pipe_names else ("tagger",):
                     model.meta["decoder"] = decoder
                     scores[decoder] = evaluate_entity_model(model, dev)["strict"]["micro"]["f1"]
                 decoder = max(scores, key=lambda k: scores[k])
@@ -246,6 +280,10 @@ def train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple[
         nlp.from_bytes(weights)
     else:
         meta["decoder"] = "ner" if "ner" in nlp.pipe_names else "tagger"
-    info = {"history": history, "steps": steps, "span_policy": asdict(stats),
-            "best_epoch": best_epoch(history, bool(dev))}
+    info = {
+        "history": history,
+        "steps": steps,
+        "span_policy": asdict(stats),
+        "best_epoch": best_epoch(history, bool(dev)),
+    }
     return SpacyEntityModel(nlp, config.labels, meta), info

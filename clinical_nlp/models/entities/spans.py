@@ -19,8 +19,10 @@ class PolicyStats:
     dropped_label: int = 0
     dropped_unaligned: int = 0
 
-def training_spans(doc: AnnotatedNote, labels: Sequence[str],
-                   stats: PolicyStats | None = None) -> list[tuple[int, int, str]]:
+
+def training_spans(
+    doc: AnnotatedNote, labels: Sequence[str], stats: PolicyStats | None = None
+) -> list[tuple[int, int, str]]:
     """The non-overlapping ``(start, end, label)`` a tagger learns from ``doc`` (see module doc)."""
     stats = stats if stats is not None else PolicyStats()
     order = {label: i for i, label in enumerate(labels)}
@@ -51,6 +53,7 @@ def training_spans(doc: AnnotatedNote, labels: Sequence[str],
     stats.kept += len(taken)
     return sorted(taken)
 
+
 def data_hash(docs: Sequence[AnnotatedNote], labels: Sequence[str] | None = None) -> str:
     """sha256 over ids, texts and (label-filtered) spans, order-independent."""
     keep = set(labels) if labels is not None else None
@@ -62,6 +65,7 @@ def data_hash(docs: Sequence[AnnotatedNote], labels: Sequence[str] | None = None
     for r in sorted(rows):
         digest.update(hashlib.sha256(r.encode("utf-8")).digest())
     return digest.hexdigest()
+
 
 def split_note_lines(doc: AnnotatedNote) -> list[AnnotatedNote]:
     """Cut a note at line breaks that no span crosses; span offsets are shifted to each piece."""
@@ -75,19 +79,29 @@ def split_note_lines(doc: AnnotatedNote) -> list[AnnotatedNote]:
     for n, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False)):
         if not text[a:b].strip():
             continue
-        spans = tuple(replace(s, start=s.start - a, end=s.end - a,
-                              fragments=None if s.fragments is None else tuple((x - a, y - a) for x, y in s.fragments))
-                      for s in doc.spans if a <= s.start and s.end <= b)
+        spans = tuple(
+            replace(
+                s,
+                start=s.start - a,
+                end=s.end - a,
+                fragments=None if s.fragments is None else tuple((x - a, y - a) for x, y in s.fragments),
+            )
+            for s in doc.spans
+            if a <= s.start and s.end <= b
+        )
         pieces.append(AnnotatedNote(Note(f"{doc.id}#{n}", text[a:b]), spans))
     return pieces
+
 
 #: trailing pieces a predicted span never keeps: punctuation, conjunctions, articles and
 #: prepositions left over from coordinations ("bowel obstruction or", "<or=10 &", "ALT)").
 #: In the Chia train split no gold span ends with " and" / " or" / "&" / "(".
 _TRAILING_JUNK = re.compile(
-    r"(?:[\s,;:&/(\[]+|\s+(?:and|or|of|to|the|a|an|with|in|for|at|by|on|as|from|and/or|&)|\s*\.)+$", re.I)
+    r"(?:[\s,;:&/(\[]+|\s+(?:and|or|of|to|the|a|an|with|in|for|at|by|on|as|from|and/or|&)|\s*\.)+$", re.I
+)
 
 _LEADING_JUNK = re.compile(r"(?:[\s,;:&/)\]]+|(?:and|or|and/or)\s+)+", re.I)
+
 
 def tidy_boundaries(text: str, start: int, end: int) -> tuple[int, int]:
     """Trim leftover coordination words and unbalanced brackets from a predicted span's edges
@@ -107,6 +121,7 @@ def tidy_boundaries(text: str, start: int, end: int) -> tuple[int, int]:
         if m and m.end() < b:
             a = m.end()
     return a, b
+
 
 def tidy_spans(text: str, spans: Sequence[Span]) -> tuple[Span, ...]:
     out = []

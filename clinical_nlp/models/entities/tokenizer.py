@@ -7,9 +7,11 @@ from pathlib import Path
 
 _TOKEN_RE = re.compile(r"[^\W\d_]+|\d+|[^\w\s]|_")
 
+
 def fine_token_offsets(text: str) -> list[tuple[int, int]]:
     """Character ranges of letter runs, digit runs and single punctuation characters."""
     return [(m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]
+
 
 def _makeregister_fine_tokenizer():  # built lazily so importing this module does not import spaCy
     import spacy
@@ -47,11 +49,14 @@ def _makeregister_fine_tokenizer():  # built lazily so importing this module doe
     def create_fine_tokenizer():
         def make(nlp):
             return FineTokenizer(nlp.vocab)
+
         return make
 
     return FineTokenizer
 
+
 _FINE_TOKENIZER = None
+
 
 def register_fine_tokenizer():
     global _FINE_TOKENIZER

@@ -71,10 +71,20 @@ def train_entity_model(
     else:
         model, info = train_ensemble(train, dev, config, meta, progress)
     train_seconds = time.perf_counter() - t0
-    model.meta.update({"span_policy": info["span_policy"], "train_seconds": round(train_seconds, 2),
-                       "steps": info["steps"], "best_epoch": info["best_epoch"]})
-    metrics: dict[str, Any] = {"version": model.version, "train_seconds": round(train_seconds, 2),
-                               "history": info["history"], "best_epoch": info["best_epoch"]}
+    model.meta.update(
+        {
+            "span_policy": info["span_policy"],
+            "train_seconds": round(train_seconds, 2),
+            "steps": info["steps"],
+            "best_epoch": info["best_epoch"],
+        }
+    )
+    metrics: dict[str, Any] = {
+        "version": model.version,
+        "train_seconds": round(train_seconds, 2),
+        "history": info["history"],
+        "best_epoch": info["best_epoch"],
+    }
     if dev:
         metrics["dev"] = evaluate_entity_model(model, dev)
     model.metrics = metrics
@@ -84,8 +94,15 @@ def train_entity_model(
         register_model(store, model)
     return model
 
-def train_committee(train: Sequence[AnnotatedNote], dev: Sequence[AnnotatedNote] | None, config: TrainConfig,
-                    n_members: int = 3, *, progress: bool = False) -> list[EntityModel]:
+
+def train_committee(
+    train: Sequence[AnnotatedNote],
+    dev: Sequence[AnnotatedNote] | None,
+    config: TrainConfig,
+    n_members: int = 3,
+    *,
+    progress: bool = False,
+) -> list[EntityModel]:
     """Bootstrap committee: ``n_members`` models, each on a bootstrap resample with its own seed."""
     train = check_docs(train, "training data")
     members = []

@@ -18,11 +18,13 @@ def progress_bar(total: int, desc: str, enabled: bool):
 
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="step")
 
+
 def check_docs(docs: Sequence[AnnotatedNote], what: str) -> list[AnnotatedNote]:
     docs = [d for d in docs if d.text.strip()]
     if not docs:
         raise InputFormatError(f"{what}: no documents with text to train on")
     return docs
+
 
 class BestEpoch:
     """Early stopping on the dev score: keeps the best epoch's snapshot and counts epochs without
@@ -47,13 +49,21 @@ class BestEpoch:
     def exhausted(self) -> bool:
         return bool(self.patience) and self.bad >= self.patience
 
-def end_of_epoch(record: dict[str, Any], history: list[dict[str, Any]], config: TrainConfig, steps: int,
-                  stopper: "BestEpoch", has_dev: bool) -> bool:
+
+def end_of_epoch(
+    record: dict[str, Any],
+    history: list[dict[str, Any]],
+    config: TrainConfig,
+    steps: int,
+    stopper: BestEpoch,
+    has_dev: bool,
+) -> bool:
     """Keep and log the epoch's record; ``True`` when training stops here (the step limit
     is reached, or the dev score has not improved for ``patience`` epochs)."""
     history.append(record)
     log.info("epoch %s: %s", record["epoch"], record)
     return bool(config.max_steps and steps >= config.max_steps) or (has_dev and stopper.exhausted)
+
 
 def best_epoch(history: list[dict[str, Any]], has_dev: bool) -> int:
     return max(history, key=lambda r: r.get("dev_strict_f1", -1))["epoch"] if has_dev else len(history)

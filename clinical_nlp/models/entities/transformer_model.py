@@ -33,8 +33,15 @@ class TransformerEntityModel(EntityModel):
         self.stride = int(meta.get("config", {}).get("stride", 64))
 
     def _encode(self, text: str):
-        return self.tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=self.max_length,
-                              stride=self.stride, return_overflowing_tokens=True, add_special_tokens=True)
+        return self.tokenizer(
+            text,
+            return_offsets_mapping=True,
+            truncation=True,
+            max_length=self.max_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            add_special_tokens=True,
+        )
 
     def _windows(self, note: Note):
         """(offsets of the note's word pieces, list of (input_ids, piece index per position))."""
@@ -46,7 +53,7 @@ class TransformerEntityModel(EntityModel):
             ids = enc["input_ids"][w]
             offs = enc["offset_mapping"][w]
             pos = []
-            for (a, b) in offs:
+            for a, b in offs:
                 if b <= a:
                     pos.append(-1)
                     continue
@@ -113,14 +120,21 @@ class TransformerEntityModel(EntityModel):
         hf.train(False)
         return cls(hf, tok, meta.get("labels") or [], meta, metrics, path)
 
+
 def _transformer_windows(tokenizer, doc: AnnotatedNote, labels, tag_index, config, stats):
     spans = training_spans(doc, labels, stats)
-    enc = tokenizer(doc.text, return_offsets_mapping=True, truncation=True, max_length=config.max_length,
-                    stride=config.stride, return_overflowing_tokens=True)
+    enc = tokenizer(
+        doc.text,
+        return_offsets_mapping=True,
+        truncation=True,
+        max_length=config.max_length,
+        stride=config.stride,
+        return_overflowing_tokens=True,
+    )
     out = []
     for w in range(len(enc["input_ids"])):
         tags = []
-        for (a, b) in enc["offset_mapping"][w]:
+        for a, b in enc["offset_mapping"][w]:
             if b <= a:
                 tags.append(-100)
                 continue
@@ -132,6 +146,7 @@ def _transformer_windows(tokenizer, doc: AnnotatedNote, labels, tag_index, confi
             tags.append(tag_index[tag])
         out.append((enc["input_ids"][w], tags))
     return out
+
 
 def train_transformer(train, dev, config: TrainConfig, meta, progress: bool):
     import torch
@@ -161,9 +176,13 @@ def train_transformer(train, dev, config: TrainConfig, meta, progress: bool):
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(src), local_files_only=True)
             hf = AutoModelForTokenClassification.from_pretrained(
-                str(src), local_files_only=True, num_labels=len(tags),
-                id2label=dict(enumerate(tags)), label2id=tag_index,
-                hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=0.1,
+                str(src),
+                local_files_only=True,
+                num_labels=len(tags),
+                id2label=dict(enumerate(tags)),
+                label2id=tag_index,
+                hidden_dropout_prob=config.dropout,
+                attention_probs_dropout_prob=0.1,
             )
         except OSError as exc:
             raise ModelError(f"{src}: cannot load a Hugging Face model: {exc}") from None
@@ -175,8 +194,7 @@ def train_transformer(train, dev, config: TrainConfig, meta, progress: bool):
     total = config.epochs * n_batches if not config.max_steps else min(config.max_steps, config.epochs * n_batches)
     warm = max(1, total // 10)
     sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=warm, num_training_steps=max(total, warm + 1))
-    collate = DataCollatorForTokenClassification(tokenizer, padding=True, label_pad_token_id=-100,
-                                                 return_tensors="pt")
+    collate = DataCollatorForTokenClassification(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
     model = TransformerEntityModel(hf, tokenizer, config.labels, meta)
     history: list[dict[str, Any]] = []
     stopper = BestEpoch(config.patience)
@@ -193,8 +211,9 @@ def train_transformer(train, dev, config: TrainConfig, meta, progress: bool):
             loss_sum = 0.0
             for bidx in batches:
                 batch = collate([{"input_ids": windows[k][0], "labels": windows[k][1]} for k in bidx])
-                loss = hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                          labels=batch["labels"]).loss
+                loss = hf(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+                ).loss
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(hf.parameters(), 1.0)
                 opt.step()
@@ -219,6 +238,12 @@ def train_transformer(train, dev, config: TrainConfig, meta, progress: bool):
     if stopper.best is not None:
         hf.load_state_dict(stopper.best[1])
     hf.train(False)
-    info = {"history": history, "steps": steps, "span_policy": asdict(stats), "n_windows": len(windows),
-            "base": str(src), "best_epoch": best_epoch(history, bool(dev))}
+    info = {
+        "history": history,
+        "steps": steps,
+        "span_policy": asdict(stats),
+        "n_windows": len(windows),
+        "base": str(src),
+        "best_epoch": best_epoch(history, bool(dev)),
+    }
     return TransformerEntityModel(hf, tokenizer, config.labels, meta), info
