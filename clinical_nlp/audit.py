@@ -48,6 +48,18 @@ class AuditEntry:
     prev_hash: str
     hash: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as plain JSON-ready data (every field)."""
+        return {
+            "seq": self.seq,
+            "timestamp": self.timestamp,
+            "actor": self.actor,
+            "action": self.action,
+            "details": dict(self.details),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
 
 def _canonical(details: Mapping[str, Any]) -> str:
     return json.dumps(details, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
@@ -138,22 +150,7 @@ def export_log(log: AuditLog, path: Any) -> str:
     head = entries[-1].hash if entries else GENESIS
     with atomic_writer(path) as handle:
         for e in entries:
-            handle.write(
-                json.dumps(
-                    {
-                        "seq": e.seq,
-                        "timestamp": e.timestamp,
-                        "actor": e.actor,
-                        "action": e.action,
-                        "details": dict(e.details),
-                        "prev_hash": e.prev_hash,
-                        "hash": e.hash,
-                    },
-                    ensure_ascii=False,
-                    sort_keys=True,
-                )
-                + "\n"
-            )
+            handle.write(json.dumps(e.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
         handle.write(json.dumps({"head": head, "entries": len(entries)}) + "\n")
     return head
 

@@ -204,18 +204,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         """Print the audit entries (seq, time, actor, action, details)."""
         for e in _log(project_dir).entries(action):
             if as_json:
-                typer.echo(
-                    json.dumps(
-                        {
-                            "seq": e.seq,
-                            "timestamp": e.timestamp,
-                            "actor": e.actor,
-                            "action": e.action,
-                            "details": dict(e.details),
-                            "hash": e.hash,
-                        }
-                    )
-                )
+                row = e.to_dict()
+                del row["prev_hash"]  # the listing shows each entry's own hash only
+                typer.echo(json.dumps(row))
             else:
                 typer.echo(f"#{e.seq}\t{e.timestamp}\t{e.actor}\t{e.action}\t{json.dumps(dict(e.details))[:200]}")
 
