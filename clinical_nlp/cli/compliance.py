@@ -17,6 +17,14 @@ def _actor(actor: str | None) -> str:
     return actor or os.environ.get("CLINICAL_NLP_ACTOR") or getpass.getuser()
 
 
+def _project_store(project_dir: Path | None):
+    """The store of the project at ``project_dir`` (or the one found from the working directory)."""
+    from clinical_nlp.project import resolve_project
+    from clinical_nlp.store import Store
+
+    return Store(resolve_project(project_dir).store_url)
+
+
 def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's commands
     @app.command("deid")
     def deid_cmd(
@@ -67,11 +75,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
             )
         if project_dir is not None:
             from clinical_nlp.audit import AuditLog
-            from clinical_nlp.project import resolve_project
-            from clinical_nlp.store import Store
             from clinical_nlp.types import Note
 
-            store = Store(resolve_project(project_dir).store_url)
+            store = _project_store(project_dir)
             rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines() if line.strip()]
             notes = [
                 Note(r["id"], r["text"], {k: v for k, v in r.items() if k not in ("id", "text", "offset_map")})
@@ -102,10 +108,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
 
     def _registry(project_dir: Path | None):
         from clinical_nlp.annotators import Registry
-        from clinical_nlp.project import resolve_project
-        from clinical_nlp.store import Store
 
-        return Registry(Store(resolve_project(project_dir).store_url))
+        return Registry(_project_store(project_dir))
 
     @ann.command("add")
     def ann_add(
@@ -169,10 +173,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
 
     def _log(project_dir: Path | None):
         from clinical_nlp.audit import AuditLog
-        from clinical_nlp.project import resolve_project
-        from clinical_nlp.store import Store
 
-        return AuditLog(Store(resolve_project(project_dir).store_url))
+        return AuditLog(_project_store(project_dir))
 
     @aud.command("verify")
     def audit_verify(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from clinical_nlp.errors import InputFormatError
-from clinical_nlp.io.jsonl import MAX_TEXT_CHARS
+
+#: longest note text accepted by any reader (characters)
+MAX_TEXT_CHARS = 20_000_000
 
 
 def read_utf8(path: Path | str) -> str:
@@ -28,13 +30,21 @@ def read_utf8(path: Path | str) -> str:
         ) from None
 
 
-def check_text(doc_id: str, text: str, *, source: str, line: int | None = None, allow_empty: bool = False) -> None:
-    """Reject empty or oversized note texts with a message naming the document."""
+def check_text(
+    doc_id: str,
+    text: str,
+    *,
+    source: str,
+    line: int | None = None,
+    allow_empty: bool = False,
+    what: str = "document",
+) -> None:
+    """Reject empty or oversized note texts with a message naming the document (or ``what`` it is)."""
     if not text.strip() and not allow_empty:
-        raise InputFormatError(f"document {doc_id!r}: empty text", source=source, line=line)
+        raise InputFormatError(f"{what} {doc_id!r}: empty text", source=source, line=line)
     if len(text) > MAX_TEXT_CHARS:
         raise InputFormatError(
-            f"document {doc_id!r}: text of {len(text):,} characters exceeds the limit of {MAX_TEXT_CHARS:,}",
+            f"{what} {doc_id!r}: text of {len(text):,} characters exceeds the limit of {MAX_TEXT_CHARS:,}",
             source=source,
             line=line,
         )

@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
+from clinical_nlp.io._common import check_text
 from clinical_nlp.types import AnnotatedNote, Note, Span, verify_span
 
 #: Keys that are structure, not metadata.
 RESERVED_KEYS = frozenset({"id", "text", "spans", "relations"})
-
-#: Largest text accepted per row (characters); larger rows are an input error.
-MAX_TEXT_CHARS = 20_000_000
 
 
 def iter_json_rows(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -69,14 +67,7 @@ def row_to_note(
     text = row["text"]
     if not isinstance(text, str):
         raise InputFormatError(f"row {row['id']!r}: 'text' must be a string", source=source, line=line)
-    if not text.strip() and not allow_empty:
-        raise InputFormatError(f"row {row['id']!r}: empty text", source=source, line=line)
-    if len(text) > MAX_TEXT_CHARS:
-        raise InputFormatError(
-            f"row {row['id']!r}: text of {len(text):,} characters exceeds the limit of {MAX_TEXT_CHARS:,}",
-            source=source,
-            line=line,
-        )
+    check_text(row["id"], text, source=source, line=line, allow_empty=allow_empty, what="row")
     meta = {k: v for k, v in row.items() if k not in RESERVED_KEYS}
     return Note(str(row["id"]), text, meta)
 

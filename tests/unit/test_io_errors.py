@@ -7,7 +7,7 @@ import json
 import pytest
 
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
-from clinical_nlp.io.jsonl import MAX_TEXT_CHARS
+from clinical_nlp.io._common import MAX_TEXT_CHARS
 from clinical_nlp.io.registry import read_corpus, write_corpus
 from clinical_nlp.types import AnnotatedNote, Note, Span
 
