@@ -80,6 +80,13 @@ class AgreementThresholds(_Strict):
     min_iou_oncology: float = 0.9
 
 
+class GoldPolicy(_Strict):
+    """Which annotations may become exported gold (see ``services/gold.py`` for the precedence)."""
+
+    #: may a note labelled by one annotator only (no agreement, no expert) be exported as gold?
+    allow_single_annotator: bool = False
+
+
 class LabelSchema(_Strict):
     """The label schema of ``guidelines/label_schema.yaml``.
 
@@ -95,6 +102,7 @@ class LabelSchema(_Strict):
     attributes: dict[str, AttributeSpec] = Field(default_factory=dict)
     agreement: AgreementThresholds = Field(default_factory=AgreementThresholds)
     qualifications: dict[str, str] = Field(default_factory=dict)
+    gold: GoldPolicy = Field(default_factory=GoldPolicy)
 
     @validator("labels")
     def _unique(cls, v: list[LabelSpec]) -> list[LabelSpec]:  # noqa: N805
@@ -260,3 +268,10 @@ def load_project(directory: Path | str | None = None) -> Project:
         if directory is not None:
             break
     raise ConfigError(f"no {PROJECT_FILE} found in {start} or its parents; create one with 'clinical-nlp init DIR'")
+
+
+def current_actor(actor: str | None = None) -> str:
+    """Who is acting, as every command records it: ``actor``, else ``$CLINICAL_NLP_ACTOR``, else the OS user."""
+    import getpass
+
+    return actor or os.environ.get("CLINICAL_NLP_ACTOR") or getpass.getuser()

@@ -171,10 +171,12 @@ def collect(store: Store, guideline: Any) -> dict[str, Any]:
             if isinstance(ann.payload, tuple) and kind in ("human", "gold"):
                 for s in ann.payload:
                     label_counts[f"{kind}:{s.label}"] += 1
+    log = AuditLog(store)
+    audit_ok: dict[str, Any] = {"head": log.head()}
     try:
-        audit_ok: dict[str, Any] = {"ok": True, "entries": AuditLog(store).verify()}
+        audit_ok |= {"ok": True, "entries": log.verify(), "annotation_rows_verified": log.verify_rows()}
     except AuditIntegrityError as exc:
-        audit_ok = {"ok": False, "error": str(exc)}
+        audit_ok |= {"ok": False, "error": str(exc)}
     drift = guideline_drift(store, guideline.version)
     registry = Registry(store)
     return {
@@ -359,9 +361,10 @@ def render_html(data: dict[str, Any]) -> str:
     )
     audit = data["audit"]
     audit_txt = (
-        f"<span class='ok'>verified, {audit['entries']} entries</span>"
+        f"<span class='ok'>verified, {audit['entries']} entries, {audit['annotation_rows_verified']} annotation rows "
+        f"match their audited hashes; head <code>{audit['head']}</code></span>"
         if audit["ok"]
-        else f"<span class='bad'>BROKEN: {html.escape(audit['error'])}</span>"
+        else f"<span class='bad'>BROKEN: {html.escape(audit['error'])}</span> (head <code>{audit['head']}</code>)"
     )
     template = string.Template((RESOURCES / "report" / "template.html").read_text(encoding="utf-8"))
     return template.substitute(

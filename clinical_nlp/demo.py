@@ -48,6 +48,25 @@ def doccano_ready_gold(docs: Sequence[AnnotatedNote], labels: Sequence[str] = SC
     return out
 
 
+def register_demo_team(store: Store, annotators: Sequence[str], expert: str, guideline_version: str) -> None:
+    """Register the simulated annotators and the expert with the qualifications the label schema requires
+    (guideline training on this version; the expert with a clinical licence, so Drug may be assigned)."""
+    from clinical_nlp.annotators import Annotator, Registry
+
+    registry = Registry(store)
+    for name in annotators:
+        registry.add(
+            Annotator(name, "annotator", license_id=f"DEMO-RN-{name}", guideline_version=guideline_version),
+            actor="demo",
+            replace=True,
+        )
+    registry.add(
+        Annotator(expert, "expert", license_id="DEMO-MD-1", guideline_version=guideline_version),
+        actor="demo",
+        replace=True,
+    )
+
+
 def act_in_doccano(session, example_id: int, text: str, final: Sequence[Span]) -> int:
     """Turn this user's current spans on an example into ``final`` (delete / add), then mark it done.
 
@@ -143,6 +162,7 @@ def run_demo(
     )
 
     names = ("annotator1", "annotator2")
+    register_demo_team(store, names, "expert", project.guideline().version)
     passwords = {n: f"Demo-{i}-Xq7pw!{seed}" for i, n in enumerate((*names, "expert"))}
     os.environ["DOCCANO_USER_PASSWORDS"] = ",".join(f"{k}:{v}" for k, v in passwords.items())
     annotators = {
@@ -183,6 +203,7 @@ def run_demo(
         )
     last = rounds(store)[-1]
     AuditLog(store).verify()
+    AuditLog(store).verify_rows()  # every annotation row matches its audited hash
     from clinical_nlp.dataset_report import build_report
 
     html, _json = build_report(root, root / "reports" / "dataset")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from clinical_nlp.errors import ClinicalNLPError, InputFormatError
+from clinical_nlp.faults import crash_point
 from clinical_nlp.io.jsonl import annotated_to_row
 from clinical_nlp.types import AnnotatedNote, Note
 
@@ -209,6 +210,9 @@ def export_corpus(
     guideline_version: str | None = None,
     model_versions: Iterable[str] = (),
     source: str | None = None,
+    audit_head: str | None = None,
+    extra: dict[str, Any] | None = None,
+    before_publish: Any = None,
 ) -> dict[str, Any]:
     """Export ``docs`` to the folder ``output`` in ``fmt`` and write ``manifest.json``; returns the manifest.
 
@@ -225,6 +229,11 @@ def export_corpus(
     docs = list(docs)
     if not docs:
         raise InputFormatError("nothing to export: no annotated documents")
+    seen: set[str] = set()
+    for d in docs:
+        if d.id in seen:
+            raise InputFormatError(f"document {d.id!r} twice in the export: one document per note")
+        seen.add(d.id)
     train, dev = split_by_patient(docs, dev_fraction, seed)
     splits = {"train": train, "dev": dev} if dev else {"train": train}
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -251,33 +260,102 @@ def export_corpus(
             "model_versions": sorted(set(model_versions)),
             "dropped": LOSSES[name],
             "files": {str(p.relative_to(tmp)): _sha256(p) for p in files},
+            "audit_head": audit_head,
+            **(extra or {}),
         }
         manifest["content_hash"] = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        crash_point("export.written")
+        if before_publish is not None:
+            before_publish(manifest)  # e.g. the audit entry: recorded before the folder appears
         os.replace(tmp, output)
+        crash_point("export.renamed")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
 
 
-def gold_from_store(store: Any) -> tuple[list[AnnotatedNote], str | None, list[str]]:
-    """Gold annotations joined with their notes: (docs, guideline version, model versions)."""
+def gold_from_store(
+    store: Any, policy: Any = None
+) -> tuple[list[AnnotatedNote], str | None, list[str], list[dict[str, str]]]:
+    """Gold annotations joined with their notes, one document per note by the precedence of
+    :mod:`clinical_nlp.services.gold`: (docs, guideline versions, model versions, excluded items)."""
+    from clinical_nlp.services.gold import resolve_gold
+
     anns = store.annotations(kind="gold")
     if not anns:
         raise ClinicalNLPError("the store holds no gold annotations (run consensus first)")
-    notes = {n.id: n for n in store.notes([a.item for a in anns])}
+    chosen, excluded = resolve_gold(anns, policy)
+    notes = {n.id: n for n in store.notes(list(chosen))}
     docs, versions, models = [], set(), set()
-    for a in anns:
-        if a.item not in notes:
-            raise ClinicalNLPError(f"gold annotation for item {a.item!r} has no note in the store")
-        docs.append(AnnotatedNote(notes[a.item], a.spans))
+    for item, a in chosen.items():
+        if item not in notes:
+            raise ClinicalNLPError(f"gold annotation for item {item!r} has no note in the store")
+        docs.append(AnnotatedNote(notes[item], a.spans))
         if a.guideline_version:
             versions.add(a.guideline_version)
         if a.model_version:
             models.add(a.model_version)
     gv = ",".join(sorted(versions)) or None
-    return docs, gv, sorted(models)
+    return docs, gv, sorted(models), [{"item": e.item, "reason": e.reason} for e in excluded]
+
+
+def _open_work_gate(store: Any, docs: Sequence[AnnotatedNote], schema: Any, override: str | None, actor: str) -> None:
+    """Refuse (PolicyError) while the exported notes have pending adjudications or unmet QA reviews;
+    ``override`` (a reason) lets a named actor export anyway, recorded as an ``override`` audit entry."""
+    from clinical_nlp.audit import AuditLog
+    from clinical_nlp.errors import PolicyError
+    from clinical_nlp.qa import raise_unmet, unreviewed
+    from clinical_nlp.services.adjudication import pending
+
+    ids = {d.id for d in docs}
+    open_items = sorted({e.item for e in pending(store)} & ids)
+    problems = []
+    if open_items:
+        shown = ", ".join(open_items[:20]) + (f" … (+{len(open_items) - 20} more)" if len(open_items) > 20 else "")
+        problems.append(f"{len(open_items)} note(s) still await adjudication: {shown}")
+    try:
+        raise_unmet(unreviewed(store, [(d.id, s.label) for d in docs for s in d.spans], schema))
+    except PolicyError as exc:
+        problems.append(str(exc))
+    if not problems:
+        return
+    if override is None or not override.strip():
+        raise PolicyError("export refused: " + "; ".join(problems) + " (finish that work, or --override REASON)")
+    AuditLog(store).append(
+        "override", actor=actor, details={"rule": "export with open work", "reason": override, "open": problems}
+    )
+
+
+def _export_audited(
+    store: Any, docs: list[AnnotatedNote], output: Path | str, fmt: str, *, actor: str, extra: dict[str, Any], **kw: Any
+) -> dict[str, Any]:
+    """Verify the audit trail (chain, head, every row), export with its head in the manifest, audit the export."""
+    from clinical_nlp.audit import AuditLog
+
+    log = AuditLog(store)
+    log.verify()
+    log.verify_rows()
+    head = log.head()
+
+    def audit(manifest: dict[str, Any]) -> None:
+        log.append(
+            "export",
+            actor=actor,
+            details={
+                "format": manifest["format"],
+                "output": str(output),
+                "documents": manifest["documents"],
+                "content_hash": manifest["content_hash"],
+                "files": manifest["files"],
+                "audit_head": head,
+                "source": manifest["source"],
+            },
+        )
+
+    manifest = export_corpus(docs, output, fmt, audit_head=head, extra=extra, before_publish=audit, **kw)
+    return manifest
 
 
 def export_from_store(
@@ -289,50 +367,63 @@ def export_from_store(
     dev_fraction: float = 0.2,
     seed: int = 13,
     check_qa: bool = True,
+    override: str | None = None,
 ) -> dict[str, Any]:
-    """Export the project's gold annotations (QA gate first) and record an ``export`` audit entry."""
-    from clinical_nlp.audit import AuditLog
+    """Export the project's gold (one document per note) after the open-work gate (pending adjudications,
+    QA reviews) and an audit check; records an ``export`` audit entry; the manifest carries the audit head."""
+    from clinical_nlp.qa import require_qa_coverage
     from clinical_nlp.store import Store
 
     store = Store(project.store_url)
-    docs, gv, models = gold_from_store(store)
+    schema = project.guideline().schema
+    docs, gv, models, excluded = gold_from_store(store, schema.gold)
     if check_qa:
-        try:
-            from clinical_nlp.qa import require_qa_coverage
-        except ImportError:  # compliance module not available
-            require_qa_coverage = None  # type: ignore[assignment]
-        if require_qa_coverage is not None:
-            require_qa_coverage(store, labels=sorted({s.label for d in docs for s in d.spans}))
-    manifest = export_corpus(
+        _open_work_gate(store, docs, schema, override, actor)
+        if override is None:
+            require_qa_coverage(store, labels=sorted({s.label for d in docs for s in d.spans}), schema=schema)
+    return _export_audited(
+        store,
         docs,
         output,
         fmt,
+        actor=actor,
+        extra={"excluded": excluded, "gold_precedence": "adjudicated > consensus > imported > single annotator"},
         dev_fraction=dev_fraction,
         seed=seed,
         guideline_version=gv,
         model_versions=models,
         source=f"store:{project.store_url}",
     )
-    AuditLog(store).append(
-        "export",
-        actor=actor,
-        details={
-            "format": manifest["format"],
-            "output": str(output),
-            "documents": manifest["documents"],
-            "content_hash": manifest["content_hash"],
-        },
-    )
-    return manifest
 
 
-def export_from_file(input: Path | str, output: Path | str, fmt: str, **kwargs: Any) -> dict[str, Any]:
-    """Export a gold JSONL (or any format :func:`read_corpus` reads) file."""
+def export_from_file(
+    input: Path | str,
+    output: Path | str,
+    fmt: str,
+    *,
+    project: Any,
+    actor: str = "cli",
+    override: str | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Export a gold file (any format :func:`read_corpus` reads) under ``project``'s gates: its notes must
+    have no pending adjudication and the QA policy must be met for its labels; audited like a store export."""
     from clinical_nlp.io.registry import read_corpus
+    from clinical_nlp.store import Store
 
     docs = read_corpus(input, allow_empty=True)
+    store = Store(project.store_url)
+    _open_work_gate(store, docs, project.guideline().schema, override, actor)
     kwargs.setdefault("source", Path(input).name)
-    return export_corpus(docs, output, fmt, **kwargs)
+    return _export_audited(
+        store,
+        docs,
+        output,
+        fmt,
+        actor=actor,
+        extra={"input_sha256": _sha256(Path(input)) if Path(input).is_file() else None},
+        **kwargs,
+    )
 
 
 __all__ = [

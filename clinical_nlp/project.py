@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import yaml
 
-from clinical_nlp.config import PROJECT_FILE, Project, ProjectConfig, default_guidelines_dir, load_project
+from clinical_nlp.config import (
+    PROJECT_FILE,
+    DoccanoSettings,
+    Project,
+    ProjectConfig,
+    default_guidelines_dir,
+    load_project,
+)
 from clinical_nlp.errors import ConfigError
 from clinical_nlp.store import Store
 
@@ -32,7 +40,8 @@ def init_project(
     target = root / "guidelines"
     if source.resolve() != target.resolve():
         shutil.copytree(source, target, dirs_exist_ok=True)
-    config = ProjectConfig(name=name or root.name, store_url=store_url)
+    name = name or root.name
+    config = ProjectConfig(name=name, store_url=store_url, doccano=DoccanoSettings(project=doccano_project_name(name)))
     cfg_path.write_text(yaml.safe_dump(config.dict(), sort_keys=False), encoding="utf-8")
     project = load_project(root)
     project.guideline()  # validates the schema and guideline
@@ -40,31 +49,37 @@ def init_project(
     return project
 
 
+def doccano_project_name(project_name: str) -> str:
+    """The project's own Doccano project by default (projects never share one unless configured to)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", project_name.strip()).strip("-")
+    return f"clinical-nlp-{slug}" if slug else "clinical-nlp"
+
+
 def open_store(project: Project) -> Store:
     """The state store of a project."""
     return Store(project.store_url)
 
 
-#: Folder of the implicit project used when a command runs outside any project.
+#: Folder of the implicit project that earlier versions created outside any project (still opened).
 SCRATCH_DIR = ".clinical-nlp"
 
 
 def resolve_project(directory: Path | str | None = None) -> Project:
-    """The project in ``directory`` (or cwd and its parents), else an implicit one.
+    """The project in ``directory`` (or the working directory and its parents).
 
-    Commands such as ``doccano push`` need a store for their bookkeeping; run
-    outside a project they create ``./.clinical-nlp/`` (default guidelines,
-    SQLite store, ``require_deid: false`` with a warning on push) instead of failing.
+    Outside any project this is an error naming the folder searched (earlier versions
+    silently created ``./.clinical-nlp/``; such a folder is still opened so that its
+    store is not stranded).
     """
     try:
         return load_project(directory)
     except ConfigError:
         if directory is not None and (Path(directory) / PROJECT_FILE).exists():
             raise
-    scratch = Path(directory or Path.cwd()) / SCRATCH_DIR
-    if (scratch / PROJECT_FILE).exists():
-        return load_project(scratch)
-    project = init_project(scratch, name="scratch")
-    cfg = project.config.copy(update={"require_deid": False})
-    (scratch / PROJECT_FILE).write_text(yaml.safe_dump(cfg.dict(), sort_keys=False), encoding="utf-8")
-    return load_project(scratch)
+    where = Path(directory or Path.cwd())
+    if (where / SCRATCH_DIR / PROJECT_FILE).exists():
+        return load_project(where / SCRATCH_DIR)
+    raise ConfigError(
+        f"no clinical-nlp project in {where.resolve()} or its parents: create one with "
+        "'clinical-nlp init DIR' and run there, or pass the project folder"
+    )

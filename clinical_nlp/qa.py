@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from clinical_nlp.config import LabelSchema, load_label_schema
 from clinical_nlp.errors import PolicyError
-from clinical_nlp.store import QAReviewRow, Store
+from clinical_nlp.store import QAReviewEventRow, QAReviewRow, Store
 
 DEFAULT_SEED = "clinical-nlp-qa"
 
@@ -38,22 +38,86 @@ def sampled(item: str, label: str, rate: float, *, seed: str = DEFAULT_SEED) -> 
     return h / 2**64 < rate
 
 
-def record_review(store: Store, item: str, label: str, expert: str) -> None:
-    """Record that ``expert`` (a registered expert/admin) reviewed ``label`` on ``item``; audited."""
-    from clinical_nlp.annotators import Registry
-    from clinical_nlp.audit import AuditLog
+#: What a QA review can conclude.
+VERDICTS = ("confirmed", "corrected", "rejected")
 
-    person = Registry(store).find(expert)
-    if person is None or not person.is_expert:
-        raise PolicyError(f"{expert!r} is not a registered expert; only experts can record QA reviews")
+
+def record_review(
+    store: Store,
+    item: str,
+    label: str,
+    expert: str,
+    *,
+    verdict: str = "confirmed",
+    comment: str | None = None,
+    schema: LabelSchema | None = None,
+    guideline_version: str | None = None,
+) -> None:
+    """Record that ``expert`` (a registered expert qualified for ``label``) reviewed ``label`` on ``item``.
+
+    The item must be in the store and carry ``label`` in one of its annotations. A later review
+    of the same item and label supersedes this one; every review is kept (``qa_review_events``)
+    and audited. Nothing is written when a check fails.
+    """
+    from clinical_nlp.audit import AuditLog
+    from clinical_nlp.errors import InputFormatError
+    from clinical_nlp.services.validation import require_person
+
+    schema = schema or load_label_schema()
+    if verdict not in VERDICTS:
+        raise InputFormatError(f"QA review verdict {verdict!r} is not one of {VERDICTS}")
+    if label not in schema.label_names:
+        raise InputFormatError(
+            f"QA review of {item!r}: label {label!r} is not in the label schema "
+            f"(known: {', '.join(schema.label_names)})"
+        )
+    carried = set().union(*(_labels_of(a.payload) for a in store.annotations(item=item)))
+    if not carried and not store.notes([item]):
+        raise InputFormatError(f"QA review: item {item!r} is not in the store")
+    if label not in carried:
+        raise InputFormatError(f"QA review of {item!r}: no annotation of the item carries {label!r}")
+    require_person(
+        store,
+        expert,
+        action="QA review",
+        expert=True,
+        labels=[label],
+        schema=schema,
+        guideline_version=guideline_version,
+    )
     ts = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     with store.session() as s:
         row = s.scalars(select(QAReviewRow).where(QAReviewRow.item == item, QAReviewRow.label == label)).first()
+        previous = None if row is None else {"expert": row.expert, "timestamp": row.timestamp}
         if row is None:
             s.add(QAReviewRow(item=item, label=label, expert=expert, timestamp=ts))
         else:
             row.expert, row.timestamp = expert, ts
-    AuditLog(store).append("qa_review", actor=expert, details={"item": item, "label": label})
+        s.add(QAReviewEventRow(item=item, label=label, expert=expert, verdict=verdict, comment=comment, timestamp=ts))
+    AuditLog(store).append(
+        "qa_review",
+        actor=expert,
+        details={"item": item, "label": label, "verdict": verdict, "comment": comment, "supersedes": previous},
+    )
+
+
+def review_history(store: Store, item: str | None = None) -> list[dict[str, Any]]:
+    """Every QA review recorded (superseded ones included), oldest first."""
+    with store.session() as s:
+        stmt = select(QAReviewEventRow).order_by(QAReviewEventRow.id)
+        if item is not None:
+            stmt = stmt.where(QAReviewEventRow.item == item)
+        return [
+            {
+                "item": r.item,
+                "label": r.label,
+                "expert": r.expert,
+                "verdict": r.verdict,
+                "comment": r.comment,
+                "timestamp": r.timestamp,
+            }
+            for r in s.scalars(stmt)
+        ]
 
 
 @dataclass
@@ -161,14 +225,43 @@ def require_qa_coverage(
 ) -> QAReport:
     """Raise :class:`PolicyError` listing the items still to review when a label's policy is unmet."""
     report = check_qa_coverage(store, schema, labels=labels, seed=seed)
-    unmet = report.unmet()
-    if unmet:
-        parts = []
-        for label, items in sorted(unmet.items()):
-            shown = ", ".join(items[:20]) + (f" … (+{len(items) - 20} more)" if len(items) > 20 else "")
-            parts.append(f"{label}: {len(items)} item(s) still to review: {shown}")
-        raise PolicyError("QA review policy unmet; " + "; ".join(parts))
+    raise_unmet(report.unmet())
     return report
+
+
+def unreviewed(
+    store: Store, labelled: Iterable[tuple[str, str]], schema: LabelSchema | None = None, *, seed: str = DEFAULT_SEED
+) -> dict[str, list[str]]:
+    """``{label: [item, ...]}`` of the (item, label) pairs the policy requires reviewed that are not, for
+    items that may not be in the store (an exported file): reviews and expert gold come from the store."""
+    from clinical_nlp.annotators import Registry
+
+    schema = schema or load_label_schema()
+    experts = {a.name for a in Registry(store).list() if a.is_expert}
+    adjudicated = {a.item for a in store.annotations(kind="gold") if a.annotator in experts}
+    with store.session() as s:
+        reviewed = {(r.item, r.label) for r in s.scalars(select(QAReviewRow))}
+    out: dict[str, list[str]] = {}
+    known = set(schema.label_names)
+    for item, label in sorted(set(labelled)):
+        if label not in known:
+            continue
+        spec = schema.label(label)
+        rate = 1.0 if spec.safety_critical else spec.review_rate
+        if sampled(item, label, rate, seed=seed) and item not in adjudicated and (item, label) not in reviewed:
+            out.setdefault(label, []).append(item)
+    return out
+
+
+def raise_unmet(unmet: dict[str, list[str]]) -> None:
+    """Raise :class:`PolicyError` listing the items still to review per label (nothing when ``unmet`` is empty)."""
+    if not unmet:
+        return
+    parts = []
+    for label, items in sorted(unmet.items()):
+        shown = ", ".join(items[:20]) + (f" … (+{len(items) - 20} more)" if len(items) > 20 else "")
+        parts.append(f"{label}: {len(items)} item(s) still to review: {shown}")
+    raise PolicyError("QA review policy unmet; " + "; ".join(parts))
 
 
 @dataclass

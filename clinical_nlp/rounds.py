@@ -14,6 +14,7 @@ again (completed steps are skipped; push and pull are idempotent).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,9 +26,13 @@ from sqlalchemy import select
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import Project, load_label_schema
 from clinical_nlp.errors import ClinicalNLPError
+from clinical_nlp.faults import crash_point
 from clinical_nlp.io.jsonl import atomic_writer
+from clinical_nlp.round_report import round_dir, strict_f1, write_round_report
 from clinical_nlp.store import RoundRow, Store, utcnow
 from clinical_nlp.types import AnnotatedNote, Annotation, Note, Span
+
+logger = logging.getLogger(__name__)
 
 #: Steps in order; ``state`` of a round is the last completed step.
 STEPS = ("selected", "preannotated", "pushed", "pulled", "consensus", "trained", "evaluated", "done")
@@ -54,6 +59,8 @@ class RoundSettings:
     epochs: int = 8
     labels: tuple[str, ...] = field(default_factory=lambda: load_label_schema().model_labels)
     dev_path: str | None = None
+    #: a retrained model replaces the current one only if its dev strict F1 is at most this much lower
+    promotion_tolerance: float = 0.02
 
 
 # --------------------------------------------------------------------------- round rows
@@ -89,9 +96,13 @@ def _done(info: Mapping[str, Any], step: str) -> bool:
 
 
 # --------------------------------------------------------------------------- helpers
-def _current_model(store: Store) -> tuple[Any | None, str | None]:
-    """The model trained by the latest finished round (or None)."""
+def _current_model(store: Store, *, before: int | None = None) -> tuple[Any | None, str | None]:
+    """The model of the latest round whose model was promoted (or None); ``before``: rounds before that one."""
     for info in reversed(rounds(store)):
+        if before is not None and info["number"] >= before:
+            continue
+        if info.get("promotion", {}).get("promoted") is False:
+            continue
         path = info.get("model_path")
         if path and Path(path).exists():
             from clinical_nlp.models.entities import load_entity_model
@@ -260,18 +271,35 @@ def finish_round(
         got = {(r["id"], r["annotator"]) for r in rows}
         missing = sorted(expected - got)
         if missing:
+            problems = {
+                (p["note"], p["annotator"]): p["problem"]
+                for p in doccano.pull_problems(store, settings.doccano_project)
+            }
+            broken = [m for m in missing if m in problems]
+            detail = (
+                f"{len(broken)} need fixing in Doccano (first: note {broken[0][0]!r} by {broken[0][1]!r}: "
+                f"{problems[broken[0]]}); "
+                if broken
+                else ""
+            )
+            waiting = [m for m in missing if m not in problems]
             raise RoundError(
-                f"round {number}: {len(missing)} of {len(expected)} assigned annotations are not "
-                f"marked done yet (first: note {missing[0][0]!r} by {missing[0][1]!r})"
+                f"round {number}: {len(missing)} of {len(expected)} assigned annotations are not pulled: {detail}"
+                + (
+                    f"{len(waiting)} not marked done yet (first: note {waiting[0][0]!r} by {waiting[0][1]!r})"
+                    if waiting
+                    else "the rest are pulled"
+                )
             )
         edits = add_summaries([r["edits"] for r in rows])
-        info["labels_path"] = str(_round_dir(project, number) / "labels.jsonl")
+        info["labels_path"] = str(round_dir(project, number) / "labels.jsonl")
         with atomic_writer(info["labels_path"]) as fh:
             for r in rows:
                 fh.write(json.dumps(r) + "\n")
         info["edits"] = edits
         info["edits_per_note"] = edits.get("total", 0) / max(1, len(batch))
         _save(store, number, "pulled", info)
+        crash_point("round.pulled")
 
     if not _done(info, "consensus"):
         labels = text_adapter.read_labels(info["labels_path"])
@@ -282,6 +310,7 @@ def finish_round(
             store, text_adapter.text_candidates(labels), expert=settings.expert, schema=guideline.schema, actor=actor
         )
         pending = {e.item: e for e in adjudication.pending(store, expert=settings.expert) if e.item in batch}
+        written: dict[str, str] = {}
         for nid in sorted(batch):
             note = store.get_note(nid)
             if nid in pending:
@@ -297,7 +326,7 @@ def finish_round(
                     guideline_version=guideline.version,
                 )
             else:
-                store.save_annotation(
+                written |= store.save_annotation(
                     Annotation(
                         item=nid,
                         annotator="consensus",
@@ -305,12 +334,17 @@ def finish_round(
                         source="consensus:majority",
                         round=number,
                         guideline_version=guideline.version,
+                        edits={"annotators": sorted(labels.spans.get(nid, {}))},
                     ),
                     kind="gold",
                 )
+        AuditLog(store).append(
+            "round", actor=actor, details={"round": number, "step": "consensus", "notes": len(batch)}, rows=written
+        )
         info["adjudicated"] = len(pending)
         info["queued"] = queued
         _save(store, number, "consensus", info)
+        crash_point("round.consensus")
 
     if not _done(info, "trained"):
         gold = _gold_docs(store)
@@ -338,9 +372,10 @@ def finish_round(
         model = load_entity_model(info["model_path"])
         metrics = evaluate_entity_model(model, list(dev), labels=settings.labels) if dev else {}
         info["metrics"] = metrics
+        info["promotion"] = _promotion(store, number, strict_f1(metrics), dev, settings)
         _save(store, number, "evaluated", info)
 
-    info["report"] = write_round_report(project, store, number)
+    info["report"] = write_round_report(project, info, rounds(store))
     info["finished_at"] = utcnow().isoformat()
     _save(store, number, "done", info)
     AuditLog(store).append(
@@ -349,99 +384,27 @@ def finish_round(
     return _load(store, number)
 
 
-def _round_dir(project: Project, number: int) -> Path:
-    path = Path(project.root) / project.config.reports_dir / f"round-{number:03d}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _promotion(
+    store: Store, number: int, new_f1: float | None, dev: Sequence[AnnotatedNote], settings: RoundSettings
+) -> dict[str, Any]:
+    """Keep the current model when the retrained one is worse on the same dev set (beyond the tolerance)."""
+    from clinical_nlp.models.entities import evaluate_entity_model
 
-
-def _strict_f1(metrics: Mapping[str, Any]) -> float | None:
-    for key in ("strict", "exact"):
-        block = metrics.get(key)
-        if isinstance(block, Mapping):
-            micro = block.get("micro", block.get("__micro__"))
-            if isinstance(micro, Mapping) and "f1" in micro:
-                return float(micro["f1"])
-    return None
-
-
-@dataclass
-class CurvePoint:
-    round: int
-    n_docs: int
-    edits: int
-    edits_per_note: float
-    f1: float | None
-    agreement_span_f1: float | None = None
-    adjudicated: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def learning_curve(store: Store) -> list[CurvePoint]:
-    """One point per finished step-'evaluated' round: cumulative docs and edits, dev F1."""
-    points, docs, edits = [], 0, 0
-    for info in rounds(store):
-        if "metrics" not in info:
-            continue
-        docs += len(info.get("batch", []))
-        edits += int((info.get("edits") or {}).get("total", 0))
-        overall = (info.get("agreement") or {}).get("overall") or {}
-        points.append(
-            CurvePoint(
-                info["number"],
-                docs,
-                edits,
-                float(info.get("edits_per_note") or 0.0),
-                _strict_f1(info["metrics"]),
-                overall.get("span_f1_exact"),
-                int(info.get("adjudicated") or 0),
-            )
-        )
-    return points
-
-
-def write_round_report(project: Project, store: Store, number: int) -> str:
-    """Write ``reports/round-NNN/report.json`` and ``learning_curve.png``; returns the JSON path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    info = _load(store, number)
-    curve = learning_curve(store)
-    out = _round_dir(project, number)
-    report = {
-        "round": number,
-        "strategy": info.get("strategy"),
-        "batch": info.get("batch"),
-        "agreement": info.get("agreement"),
-        "edits": info.get("edits"),
-        "edits_per_note": info.get("edits_per_note"),
-        "adjudicated": info.get("adjudicated"),
-        "model_version": info.get("model_version"),
-        "parent_model": info.get("parent_model"),
-        "metrics": info.get("metrics"),
-        "learning_curve": [asdict(p) for p in curve],
-        "guideline_version": project.guideline().version,
-    }
-    with atomic_writer(out / "report.json") as fh:
-        json.dump(report, fh, indent=2, default=str)
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
-    xs = [p.n_docs for p in curve]
-    ax[0].plot(xs, [p.f1 or 0.0 for p in curve], marker="o", label="dev strict F1")
-    ax[0].plot(xs, [p.agreement_span_f1 or 0.0 for p in curve], marker="s", label="annotator span F1")
-    ax[0].set_xlabel("labelled notes")
-    ax[0].set_ylim(0, 1)
-    ax[0].legend()
-    ax[0].set_title("Learning curve")
-    ax[1].bar([str(p.round) for p in curve], [p.edits_per_note for p in curve])
-    ax[1].set_xlabel("round")
-    ax[1].set_ylabel("edits per note (all annotators)")
-    ax[1].set_title("Annotation cost")
-    fig.tight_layout()
-    fig.savefig(out / "learning_curve.png", dpi=100)
-    plt.close(fig)
-    return str(out / "report.json")
+    current, version = _current_model(store, before=number)
+    if current is None:
+        return {"promoted": True, "why": "first model"}
+    if not dev or new_f1 is None:
+        return {"promoted": True, "why": "no dev set: not compared (warning)", "previous": version}
+    old_f1 = strict_f1(evaluate_entity_model(current, list(dev), labels=settings.labels))
+    promoted = old_f1 is None or new_f1 >= old_f1 - settings.promotion_tolerance
+    why = (
+        f"dev strict F1 {new_f1:.3f} vs current {old_f1:.3f} (tolerance {settings.promotion_tolerance})"
+        if old_f1 is not None
+        else "current model not scorable"
+    )
+    if not promoted:
+        logger.warning("round %d: retrained model kept out (%s); pre-annotation keeps %s", number, why, version)
+    return {"promoted": promoted, "why": why, "previous": version, "previous_f1": old_f1, "new_f1": new_f1}
 
 
 def round_status(project: Project) -> dict[str, Any]:
@@ -457,7 +420,7 @@ def round_status(project: Project) -> dict[str, Any]:
                 "state": r["state"],
                 "notes": len(r.get("batch", [])),
                 "strategy": r.get("strategy"),
-                "f1": _strict_f1(r.get("metrics") or {}),
+                "f1": strict_f1(r.get("metrics") or {}),
             }
             for r in all_rounds
         ]

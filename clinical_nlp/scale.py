@@ -78,9 +78,18 @@ def _is_parquet(path: Path) -> bool:
 def iter_input_rows(path: Path | str, *, batch_rows: int = 1024) -> Iterator[tuple[int, Row]]:
     """Stream ``(line_or_row_number, row)`` from JSONL or Parquet, validating ``id``/``text``.
 
-    A bad row raises :class:`InputFormatError` naming the file and line (row).
+    A bad row or a repeated ``id`` raises :class:`InputFormatError` naming the file and line (row);
+    nothing is written by the caller then (outputs are atomic).
     """
-    path = Path(path)
+    seen: dict[str, int] = {}
+    for number, row in _raw_input_rows(Path(path), batch_rows):
+        first = seen.setdefault(str(row["id"]), number)
+        if first != number:
+            raise InputFormatError(f"duplicate id {row['id']!r} (first on line {first})", source=str(path), line=number)
+        yield number, row
+
+
+def _raw_input_rows(path: Path, batch_rows: int) -> Iterator[tuple[int, Row]]:
     if _is_parquet(path):
         if not path.exists():
             raise InputFormatError("file not found", source=str(path))

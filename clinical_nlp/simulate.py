@@ -30,6 +30,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,25 @@ class AnnotatorSkill:
 PERFECT = AnnotatorSkill()
 
 
+@lru_cache(maxsize=1)
+def _schema_attributes() -> dict[str, frozenset[str]]:
+    from clinical_nlp.config import load_label_schema
+
+    return {spec.name: frozenset(spec.attributes) for spec in load_label_schema().labels}
+
+
+def _may_carry(label: str, attribute: str) -> bool:
+    """Whether the label schema lets ``label`` carry ``attribute`` (labels outside the schema: yes)."""
+    allowed = _schema_attributes().get(label)
+    return allowed is None or attribute in allowed
+
+
+def _conform(span: Span) -> Span:
+    """A simulated annotator follows the guideline: a relabelled span keeps only the attributes its label allows."""
+    kept = {k: v for k, v in span.attributes.items() if _may_carry(span.label, k)}
+    return span if len(kept) == len(span.attributes) else replace(span, attributes=kept)
+
+
 def _shift_boundary(text: str, span: Span, rng: np.random.Generator) -> Span:
     """Move one boundary of a contiguous span by one word (extend or shrink)."""
     if span.fragments is not None:
@@ -145,9 +165,9 @@ def annotate(
             others = [x for x in label_set if x != s.label]
             if others:
                 s = replace(s, label=others[int(rng.integers(len(others)))])
-        if r_neg < skill.negation_flip:
+        if r_neg < skill.negation_flip and _may_carry(s.label, "negation"):
             s = s.with_attributes(negation="affirmed" if s.negation != "affirmed" else "negated")
-        out.append(s)
+        out.append(_conform(s))
     gold_keys = {(s.pieces, s.label) for s in gold.spans}
     for p in sorted(pre, key=lambda s: (s.start, s.end, s.label)):
         if (p.pieces, p.label) in gold_keys:

@@ -253,7 +253,7 @@ class Annotation:
     round: int | None = None
     timestamp: str = field(default_factory=_utcnow)
     model_version: str | None = None
-    edits: Mapping[str, int] | None = None
+    edits: Mapping[str, Any] | None = None
 
     @property
     def spans(self) -> tuple[Span, ...]:

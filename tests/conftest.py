@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from hypothesis import settings
@@ -55,3 +56,31 @@ def shared_corpora() -> Path:
     if not path.exists():
         skip_or_fail(f"shared corpora not found at {path} (set CLINICAL_NLP_SHARED)")
     return path
+
+
+class CliResult(NamedTuple):
+    """What the console script would give: its exit code and everything it printed."""
+
+    exit_code: int
+    output: str
+
+
+def run_cli(args: list[str], *, input: str | None = None) -> CliResult:
+    """Run ``clinical-nlp ARGS`` in process as the console script does (a ClinicalNLPError: message, exit 2)."""
+    from typer.testing import CliRunner
+
+    from clinical_nlp.cli.app import app
+    from clinical_nlp.errors import ClinicalNLPError
+
+    res = CliRunner().invoke(app, args, input=input)
+    if isinstance(res.exception, ClinicalNLPError):
+        return CliResult(2, res.output + f"error: {res.exception}\n")
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return CliResult(res.exit_code, res.output)
+
+
+@pytest.fixture()
+def cli():
+    """``cli([...])`` runs a command in process and returns (exit_code, output) as the console script would."""
+    return run_cli

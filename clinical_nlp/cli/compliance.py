@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import typer
@@ -14,7 +12,9 @@ from clinical_nlp.errors import ConfigError
 
 
 def _actor(actor: str | None) -> str:
-    return actor or os.environ.get("CLINICAL_NLP_ACTOR") or getpass.getuser()
+    from clinical_nlp.config import current_actor
+
+    return current_actor(actor)
 
 
 def _project_store(project_dir: Path | None):
@@ -180,22 +180,20 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
     def audit_verify(
         project_dir: Path | None = typer.Option(None, "--project-dir"),
         export_file: Path | None = typer.Option(None, "--file", help="Verify an exported JSONL instead."),
-        head: str | None = typer.Option(None, help="Expected head hash (from audit export)."),
+        head: str | None = typer.Option(None, help="Expected head hash (from an export manifest or audit export)."),
     ) -> None:
-        """Check the hash chain; exit 2 naming the first edited, removed or reordered entry."""
+        """Check the keyed hash chain, its head and every annotation row's content hash; exit 2 naming
+        each edited, removed or reordered entry and each row changed outside the engine."""
         from clinical_nlp.audit import verify_export
 
+        log = _log(project_dir)
         if export_file is not None:
-            n = verify_export(export_file, expected_head=head)
-        else:
-            log = _log(project_dir)
-            n = log.verify()
-            entries = log.entries()
-            if head is not None and (entries[-1].hash if entries else "") != head:
-                from clinical_nlp.errors import AuditIntegrityError
-
-                raise AuditIntegrityError(f"audit head differs from the expected {head[:12]}… (entries removed?)")
-        typer.echo(f"audit log OK: {n} entries")
+            n = verify_export(export_file, key=log.key, expected_head=head)
+            typer.echo(f"audit export OK: {n} entries")
+            return
+        n = log.verify(expected_head=head)
+        rows = log.verify_rows()
+        typer.echo(f"audit log OK: {n} entries, {rows} annotation rows match their audited hashes; head {log.head()}")
 
     @aud.command("show")
     def audit_show(
@@ -252,14 +250,26 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         item: str,
         label: str,
         expert: str = typer.Option(..., help="Registered expert."),
+        verdict: str = typer.Option("confirmed", help="confirmed | corrected | rejected."),
+        comment: str | None = typer.Option(None, help="Free-text note kept with the review."),
         project_dir: Path | None = typer.Option(None, "--project-dir"),
     ) -> None:
-        """Record that EXPERT reviewed LABEL on ITEM (audited)."""
+        """Record that EXPERT reviewed LABEL on ITEM (checked, audited; a later review supersedes it)."""
         from clinical_nlp.qa import record_review
 
-        _, store = _store(project_dir)
-        record_review(store, item, label, expert)
-        typer.echo(f"recorded review of {label} on {item} by {expert}")
+        project, store = _store(project_dir)
+        guideline = project.guideline()
+        record_review(
+            store,
+            item,
+            label,
+            expert,
+            verdict=verdict,
+            comment=comment,
+            schema=guideline.schema,
+            guideline_version=guideline.version,
+        )
+        typer.echo(f"recorded review of {label} on {item} by {expert} ({verdict})")
 
     @qa.command("drift")
     def qa_drift(project_dir: Path | None = typer.Option(None, "--project-dir")) -> None:

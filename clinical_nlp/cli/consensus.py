@@ -85,24 +85,26 @@ def register(app: typer.Typer) -> None:
     def adj_queue(
         input: Path = typer.Option(..., "--input", "-i", help="LABELS.jsonl (pulled annotations)."),
         expert: str = typer.Option(..., help="Expert (annotator name) who adjudicates these items."),
-        project: Path | None = typer.Option(None, help="Project folder (default: ./.clinical-nlp scratch)."),
+        project: Path | None = typer.Option(None, help="Project folder (default: found from the working directory)."),
     ) -> None:
         """Queue the notes of LABELS.jsonl whose pairwise span F1 or attribute kappa is below the label
         schema's bars, or that carry a safety-critical label; store them in the project store."""
         from clinical_nlp.consensus.adapters.text import read_labels, text_candidates
         from clinical_nlp.project import resolve_project
-        from clinical_nlp.services.adjudication import build_queue
+        from clinical_nlp.services.adjudication import add_missing_notes, build_queue
         from clinical_nlp.store import Store
 
         proj = resolve_project(project)
         labels = read_labels(input)
-        n = build_queue(Store(proj.store_url), text_candidates(labels), expert=expert, schema=proj.guideline().schema)
+        store = Store(proj.store_url)
+        add_missing_notes(store, labels.texts, source=str(input))
+        n = build_queue(store, text_candidates(labels), expert=expert, schema=proj.guideline().schema)
         typer.echo(f"{n} item(s) pending adjudication by {expert}")
 
     @adj.command("list")
     def adj_list(
         expert: str | None = typer.Option(None, help="Only this expert's items."),
-        project: Path | None = typer.Option(None, help="Project folder (default: ./.clinical-nlp scratch)."),
+        project: Path | None = typer.Option(None, help="Project folder (default: found from the working directory)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
         """List pending adjudication items (item, unit, reasons, assigned expert)."""
@@ -135,20 +137,50 @@ def register(app: typer.Typer) -> None:
             "[{start, end, label, negation...}]) or @FILE with that JSON.",
         ),
         unit: str = typer.Option("*", help="Queued unit ('*' = whole item)."),
-        project: Path | None = typer.Option(None, help="Project folder (default: ./.clinical-nlp scratch)."),
+        project: Path | None = typer.Option(None, help="Project folder (default: found from the working directory)."),
     ) -> None:
-        """Record an expert decision: it becomes gold (kind="gold") with who and why, plus an audit entry."""
+        """Record (or amend) an expert decision: checked against the note and the label schema, it
+        becomes gold (kind="gold") with who and why, plus an audit entry; an earlier decision is kept."""
         from clinical_nlp.project import resolve_project
         from clinical_nlp.services.adjudication import decide
         from clinical_nlp.store import Store
 
-        raw = Path(decision[1:]).read_text(encoding="utf-8") if decision.startswith("@") else decision
+        if decision.startswith("@"):
+            from clinical_nlp.io._common import read_utf8
+
+            raw = read_utf8(decision[1:])
+        else:
+            raw = decision
         try:
             payload = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise InputFormatError(f"--decision is not valid JSON: {exc.msg} (column {exc.colno})") from None
-        entry = decide(Store(resolve_project(project).store_url), item, unit, payload, expert, reason)
+        proj = resolve_project(project)
+        guideline = proj.guideline()
+        entry = decide(
+            Store(proj.store_url),
+            item,
+            unit,
+            payload,
+            expert,
+            reason,
+            guideline_version=guideline.version,
+            schema=guideline.schema,
+        )
         typer.echo(f"decided {entry.item}/{entry.unit} by {expert}: stored as gold")
+
+    @adj.command("history")
+    def adj_history(
+        item: str | None = typer.Option(None, help="Only this item."),
+        project: Path | None = typer.Option(None, help="Project folder (default: found from the working directory)."),
+    ) -> None:
+        """Every decision recorded, amended ones included (JSON lines, oldest first)."""
+        from clinical_nlp.project import resolve_project
+        from clinical_nlp.services.adjudication import decisions
+        from clinical_nlp.store import Store
+
+        for d in decisions(Store(resolve_project(project).store_url), item):
+            typer.echo(json.dumps(d, ensure_ascii=False))
 
     cons = typer.Typer(help="Consensus for imaging and signal annotations (same core as text).", no_args_is_help=True)
     app.add_typer(cons, name="consensus")

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
             None, "--format", "-f", help=f"Input format ({', '.join(FORMATS)}); default: from the path."
         ),
         project_dir: Path | None = typer.Option(
-            None, "--project-dir", help="Project folder (default: the current one, else ./.clinical-nlp)."
+            None, "--project-dir", help="Project folder (default: found from the working directory)."
         ),
         deidentified: bool = typer.Option(
             False, "--deidentified", help="Mark the notes as de-identified (allowed to be pushed to Doccano)."
@@ -61,8 +61,13 @@ def register(app: typer.Typer) -> None:
             None, help="Also store the corpus spans as this annotator's annotations (default: notes only)."
         ),
         kind: str = typer.Option("gold", help="Annotation kind for --annotator: gold, human or pre."),
-        actor: str = typer.Option("cli", help="Name recorded in the audit log."),
+        actor: str | None = typer.Option(
+            None, help="Who runs this (audit; default $CLINICAL_NLP_ACTOR, else OS user)."
+        ),
         allow_empty: bool = typer.Option(False, help="Accept notes whose text is empty."),
+        unknown_labels: str = typer.Option(
+            "refuse", help="Spans whose label is not in the label schema: 'refuse' the file or 'drop' them."
+        ),
     ) -> None:
         """Load notes into the project store (documents table), with an audit entry.
 
@@ -70,6 +75,7 @@ def register(app: typer.Typer) -> None:
         updates the notes (id, text, metadata such as patient/date/note_type) in the store.
         Output: a summary line; the store and an 'ingest' audit-log entry are updated.
         """
+        from clinical_nlp.config import current_actor
         from clinical_nlp.project import resolve_project
         from clinical_nlp.services.ingest import ingest_corpus
 
@@ -81,11 +87,18 @@ def register(app: typer.Typer) -> None:
             deidentified=deidentified,
             annotator=annotator,
             kind=kind,
-            actor=actor,
+            actor=current_actor(actor),
             allow_empty=allow_empty,
             progress=True,
+            unknown_labels=unknown_labels,
         )
         typer.echo(
             f"ingested {summary['notes']} notes ({summary['annotations']} annotations) "
-            f"into {project.store_url}" + (" [de-identified]" if deidentified else "")
+            f"into {project.store_url}"
+            + (" [de-identified]" if deidentified else "")
+            + (
+                f"; dropped {summary['dropped_spans']} spans of labels outside the schema"
+                if summary["dropped_spans"]
+                else ""
+            )
         )

@@ -8,13 +8,14 @@ never from options.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
 
+from clinical_nlp.config import current_actor
+
 _PROJECT_HELP = "Doccano project name (default: doccano.project of the project's clinical-nlp.yaml)."
-_DIR_HELP = "clinical-nlp project folder (default: found from cwd, else ./.clinical-nlp)."
+_DIR_HELP = "clinical-nlp project folder (default: found from the working directory and its parents)."
 
 
 def _context(project_dir: Path | None, name: str | None):
@@ -77,7 +78,9 @@ def register(app: typer.Typer) -> None:
         allow_phi: bool = typer.Option(
             False, "--allow-phi", help="Push notes not marked de-identified (needs --actor; audited)."
         ),
-        actor: str = typer.Option(None, help="Who runs the push (default: $CLINICAL_NLP_ACTOR)."),
+        actor: str | None = typer.Option(
+            None, help="Who runs this (audit; default $CLINICAL_NLP_ACTOR, else OS user)."
+        ),
     ) -> None:
         """Send notes, each assigned annotator getting their own copy of the pre-annotations.
 
@@ -103,7 +106,7 @@ def register(app: typer.Typer) -> None:
                 creds=creds,
                 require_deid=proj.config.require_deid,
                 allow_phi=allow_phi,
-                actor=actor or os.environ.get("CLINICAL_NLP_ACTOR"),
+                actor=current_actor(actor),
                 progress=bar.update,
             )
         typer.echo(
@@ -115,6 +118,8 @@ def register(app: typer.Typer) -> None:
                     "imported": report.imported,
                     "spans_created": report.spans_created,
                     "already_pushed": report.skipped_already_pushed,
+                    "stale_links_reimported": report.stale_links,
+                    "touched_left_alone": report.touched_left_alone,
                     "assigned": {a: len(v) for a, v in report.assignments.items()},
                     "seconds": round(report.seconds, 2),
                 },
@@ -128,7 +133,9 @@ def register(app: typer.Typer) -> None:
         project: str = typer.Option(None, "--project", help=_PROJECT_HELP),
         project_dir: Path = typer.Option(None, "--project-dir", help=_DIR_HELP),
         annotators: str = typer.Option("", help="Only these annotators (default: everyone assigned by push)."),
-        actor: str = typer.Option(None, help="Who runs the pull (default: $CLINICAL_NLP_ACTOR)."),
+        actor: str | None = typer.Option(
+            None, help="Who runs this (audit; default $CLINICAL_NLP_ACTOR, else OS user)."
+        ),
     ) -> None:
         """Fetch each annotator's labels on the notes they marked done and store them.
 
@@ -137,13 +144,18 @@ def register(app: typer.Typer) -> None:
         deleted, added, changed_label, changed_boundary, changed_attributes, total),
         guideline_version, model_version, timestamp.
         """
-        from clinical_nlp.doccano import pull, write_pull
+        from clinical_nlp.doccano import pull, pull_problems, write_pull
 
         proj, store, creds, name = _context(project_dir, project)
         names = [a.strip() for a in annotators.split(",") if a.strip()] or None
-        rows = pull(store, proj.guideline(), name, annotators=names, creds=creds, actor=actor)
+        rows = pull(store, proj.guideline(), name, annotators=names, creds=creds, actor=current_actor(actor))
         n = write_pull(rows, output)
         typer.echo(f"wrote {n} annotation(s) to {output}")
+        problems = pull_problems(store, name)
+        for p in problems:
+            typer.echo(f"not pulled: note {p['note']!r}, annotator {p['annotator']!r}: {p['problem']}", err=True)
+        if problems:
+            typer.echo(f"{len(problems)} note/annotator pair(s) need fixing in Doccano, then pull again", err=True)
 
     @sub.command("status")
     def status_cmd(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from clinical_nlp.config import current_actor
 from clinical_nlp.errors import InputFormatError
 
 
@@ -52,7 +53,7 @@ def register(app: typer.Typer) -> None:
             doccano_project=doccano_project or project.config.doccano.project,
             seed=seed,
         )
-        info = start_round(project, settings, progress=True)
+        info = start_round(project, settings, actor=current_actor(), progress=True)
         typer.echo(
             f"round {info['number']}: pushed {len(info['batch'])} notes ({info['strategy']}) to "
             f"Doccano project {settings.doccano_project!r}"
@@ -100,5 +101,11 @@ def register(app: typer.Typer) -> None:
                 )
             return given[note.id]
 
-        info = finish_round(resolve_project(project_dir), expert_decision=decide, dev=read_jsonl(dev), progress=True)
+        info = finish_round(
+            resolve_project(project_dir),
+            expert_decision=decide,
+            dev=read_jsonl(dev),
+            actor=current_actor(),
+            progress=True,
+        )
         typer.echo(f"round {info['number']} done: report {info['report']}")

@@ -53,25 +53,46 @@ def register(app: typer.Typer) -> None:
         project_dir: Path | None = typer.Option(
             None, "--project-dir", help="Export the gold annotations of this project."
         ),
-        input: Path | None = typer.Option(None, "--input", "-i", help="Export a gold JSONL file instead of the store."),
+        input: Path | None = typer.Option(
+            None, "--input", "-i", help="Export a gold file instead of the store (under the project's gates)."
+        ),
         dev_fraction: float = typer.Option(0.2, help="Share of patients in the dev split (0: train only)."),
         seed: int = typer.Option(13, help="Split seed."),
-        actor: str = typer.Option("cli", help="Who exports (audit log)."),
+        actor: str | None = typer.Option(
+            None, help="Who runs this (audit; default $CLINICAL_NLP_ACTOR, else OS user)."
+        ),
+        override: str | None = typer.Option(
+            None, help="Export despite open adjudications or QA reviews; the reason is kept in the audit log."
+        ),
     ) -> None:
         """Export a training corpus (train/dev split by patient) with manifest.json.
 
-        The manifest has counts per label, guideline and model versions, sha256 of every file,
-        split sizes and what the format dropped. Store exports pass the QA gate first and are
-        recorded in the audit log.
+        One document per note (adjudicated > consensus > imported > single annotator). The manifest
+        has counts per label, guideline and model versions, sha256 of every file, split sizes, what
+        the format dropped, the notes excluded and the audit head hash. Every export, --input too,
+        runs in a project: it is refused while its notes await adjudication or QA review, the audit
+        trail is verified first, and the export is recorded in it.
         """
+        from clinical_nlp.config import current_actor
         from clinical_nlp.export import export_from_file, export_from_store
+        from clinical_nlp.project import resolve_project
 
+        actor = current_actor(actor)
+
+        project = resolve_project(project_dir)
         if input is not None:
-            manifest = export_from_file(input, output, format, dev_fraction=dev_fraction, seed=seed)
+            manifest = export_from_file(
+                input,
+                output,
+                format,
+                project=project,
+                actor=actor,
+                override=override,
+                dev_fraction=dev_fraction,
+                seed=seed,
+            )
         else:
-            from clinical_nlp.project import resolve_project
-
             manifest = export_from_store(
-                resolve_project(project_dir), output, format, actor=actor, dev_fraction=dev_fraction, seed=seed
+                project, output, format, actor=actor, dev_fraction=dev_fraction, seed=seed, override=override
             )
         typer.echo(json.dumps({k: manifest[k] for k in ("format", "documents", "spans", "splits", "content_hash")}))

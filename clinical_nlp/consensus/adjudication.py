@@ -58,8 +58,11 @@ class QueueEntry:
 
 
 def queue_reasons(candidate: QueueCandidate, thresholds: AgreementThresholds, safety_critical: set[str]) -> list[str]:
-    """Why a candidate needs adjudication (empty list: it does not)."""
+    """Why a candidate needs adjudication (empty list: it does not); one annotator only is always a reason."""
     reasons = []
+    annotators = candidate.scores.get("annotators")
+    if annotators is not None and annotators < 2:
+        reasons.append("only one annotator: no agreement to measure")
     for name, value in candidate.scores.items():
         attr = THRESHOLD_FOR.get(name)
         if attr is None:

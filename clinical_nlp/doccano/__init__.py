@@ -51,14 +51,13 @@ from clinical_nlp.doccano.codec import (
 )
 from clinical_nlp.doccano.credentials import DEFAULT_URL, DoccanoCredentials
 from clinical_nlp.doccano.http import DoccanoHttp
+from clinical_nlp.doccano.pull import pull, pull_problems, write_pull
 from clinical_nlp.doccano.sync import (
     PushReport,
     assign,
-    pull,
     push,
     read_preannotations,
     status,
-    write_pull,
 )
 from clinical_nlp.errors import DoccanoError
 from clinical_nlp.types import ATTRIBUTE_DEFAULTS
@@ -79,6 +78,7 @@ __all__ = [
     "decode_triples",
     "encode_spans",
     "pull",
+    "pull_problems",
     "push",
     "read_preannotations",
     "status",

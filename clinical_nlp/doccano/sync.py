@@ -15,13 +15,13 @@ from sqlalchemy import select
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import Guideline, LabelSchema
 from clinical_nlp.doccano.client import AnnotatorSession, DoccanoServer
-from clinical_nlp.doccano.codec import decode_triples, encode_spans
+from clinical_nlp.doccano.codec import encode_spans
 from clinical_nlp.doccano.credentials import DoccanoCredentials
-from clinical_nlp.edits import edit_summary
 from clinical_nlp.errors import DoccanoError, InputFormatError, PolicyError
-from clinical_nlp.io.jsonl import iter_json_rows, row_to_annotated, write_rows
+from clinical_nlp.faults import crash_point
+from clinical_nlp.io.jsonl import iter_json_rows, row_to_annotated
 from clinical_nlp.store import DoccanoLinkRow, Store
-from clinical_nlp.types import ATTRIBUTE_DEFAULTS, ATTRIBUTE_VALUES, AnnotatedNote, Annotation
+from clinical_nlp.types import ATTRIBUTE_VALUES, AnnotatedNote, Annotation
 
 PushRows = Sequence[tuple[AnnotatedNote, Mapping[str, Any]]]
 FLUSH_EVERY = 100
@@ -36,6 +36,10 @@ class PushReport:
     skipped_already_pushed: int = 0
     spans_created: int = 0
     import_seconds: float = 0.0
+    #: links of the store whose example the server no longer holds (reset or other server): re-imported
+    stale_links: int = 0
+    #: (note, annotator) pairs an interrupted push left partial that the annotator edited since: not changed
+    touched_left_alone: int = 0
     assignments: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -63,6 +67,15 @@ def _links(store: Store, project: str) -> dict[str, DoccanoLinkRow]:
         return {r.note_id: r for r in s.scalars(select(DoccanoLinkRow).where(DoccanoLinkRow.project == project))}
 
 
+def _drop_links(store: Store, project: str, note_ids: Sequence[str]) -> None:
+    """Forget links whose example is not on the server any more (their notes are imported again)."""
+    with store.session() as s:
+        for row in s.scalars(
+            select(DoccanoLinkRow).where(DoccanoLinkRow.project == project, DoccanoLinkRow.note_id.in_(list(note_ids)))
+        ):
+            s.delete(row)
+
+
 def _save_link(store: Store, project: str, note_id: str, example_id: int, state: dict[str, Any]) -> None:
     with store.session() as s:
         row = s.scalars(
@@ -75,10 +88,14 @@ def _save_link(store: Store, project: str, note_id: str, example_id: int, state:
 
 
 def read_preannotations(path: Path | str) -> list[tuple[AnnotatedNote, dict[str, Any]]]:
-    """Rows of ``clinical-nlp preannotate`` output, spans verified against the text."""
+    """Rows of ``clinical-nlp preannotate`` output, spans verified against the text; a repeated id is an error."""
     out = []
+    seen: dict[str, int] = {}
     for line, row in iter_json_rows(path):
         doc = row_to_annotated(row, source=str(path), line=line).verified()
+        first = seen.setdefault(doc.id, line)
+        if first != line:
+            raise InputFormatError(f"duplicate id {doc.id!r} (first on line {first})", source=str(path), line=line)
         out.append((doc, row))
     if not out:
         raise InputFormatError("no notes in the file", source=str(path))
@@ -154,11 +171,13 @@ def push(
         sessions=sessions,
         progress=progress,
         model_versions={d.id: (row.get("model_version") or _model_version(d)) for d, row in rows},
+        actor=actor or creds.admin_user,
     )
     jobs = placer.jobs(annotators, report)
     order = {d.id: i for i, d in enumerate(docs)}
     jobs.sort(key=lambda j: (order[j[1]], j[0]))  # interleave annotators so both advance together
     report.spans_created += placer.run(jobs, max(1, threads_per_annotator * len(annotators)))
+    report.touched_left_alone = placer.touched
     report.seconds = time.perf_counter() - t0
     audit.append(
         "doccano.push",
@@ -169,6 +188,8 @@ def push(
             "url": creds.url,
             "notes": len(docs),
             "imported": report.imported,
+            "stale_links": report.stale_links,
+            "touched_left_alone": report.touched_left_alone,
             "spans_created": report.spans_created,
             "annotators": annotators,
             "overlap": overlap,
@@ -228,13 +249,19 @@ def _import_missing(
     interrupted before linking is recovered by matching ``meta.note_id`` on the server.
     """
     links = _links(store, project_name)
+    on_server = server.examples_by_note(pid)
+    stale = [nid for nid, link in links.items() if on_server.get(nid) != link.example_id]
+    if stale:  # the server was reset, or this is another server: what the store says is not there
+        _drop_links(store, project_name, stale)
+        report.stale_links = len(stale)
+        links = _links(store, project_name)
     missing = [d for d in docs if d.id not in links]
     if not missing:
         return links, set()
-    on_server = server.examples_by_note(pid)
     to_import = [d for d in missing if d.id not in on_server]
     t_import = time.perf_counter()
     server.import_texts(pid, [(d.id, d.text, ()) for d in to_import])
+    crash_point("push.imported")
     report.import_seconds = time.perf_counter() - t_import
     report.imported = len(to_import)
     if to_import:
@@ -243,6 +270,7 @@ def _import_missing(
         if d.id not in on_server:
             raise DoccanoError(f"note {d.id!r} was imported into Doccano project {project_name!r} but is not listed")
         _save_link(store, project_name, d.id, on_server[d.id], {"assigned": plan[d.id], "pre": {}})
+    crash_point("push.linked")
     return _links(store, project_name), {d.id for d in to_import}
 
 
@@ -259,8 +287,10 @@ class _PreannotationPlacer:
     fresh: set[str]  # examples created by this run: nobody's spans on them yet
     sessions: Mapping[str, AnnotatorSession]
     model_versions: Mapping[str, str | None]
+    actor: str
     progress: Callable[[int], None] | None = None
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    touched: int = 0
 
     def jobs(self, annotators: Sequence[str], report: PushReport) -> list[tuple[str, str]]:
         """(annotator, note) pairs whose pre-annotations are not recorded as in place."""
@@ -276,23 +306,35 @@ class _PreannotationPlacer:
         return jobs
 
     def place(self, job: tuple[str, str]) -> tuple[str, str, int]:
+        """Create the spans still missing; ``-1`` spans: the annotator has touched the example (left alone).
+
+        Never deletes. On an example imported by an earlier (interrupted) run the spans are created
+        in a fixed order, so an untouched example holds a prefix of that list: the rest is added. An
+        example marked done, or holding anything but such a prefix, has been edited by its annotator.
+        """
         annotator, nid = job
         session = self.sessions[annotator]
         eid = self.links[nid].example_id
-        if nid not in self.fresh:  # may hold a partial set from an interrupted push: start clean
-            for sp in session.spans(eid):
-                session.delete_span(eid, int(sp["id"]))
-        n = 0
-        for start, end, label in encode_spans(self.docs[nid].spans):
+        wanted = encode_spans(self.docs[nid].spans)
+        if nid not in self.fresh:
+            names = session.label_names()
+            current = sorted(session.spans(eid), key=lambda sp: int(sp["id"]))
+            have = [(sp["start_offset"], sp["end_offset"], names.get(sp["label"])) for sp in current]
+            if have != wanted[: len(have)] or session.is_done(eid):
+                return annotator, nid, -1
+            wanted = wanted[len(have) :]
+        for start, end, label in wanted:
             session.add_span(eid, start, end, label)
-            n += 1
-        return annotator, nid, n
+            crash_point("push.span")
+        crash_point("push.placed")
+        return annotator, nid, len(wanted)
 
     def flush(self, batch: Sequence[tuple[str, str, int]]) -> None:
         """The pre-annotation records first, then the "in place" flags (a crash in between only redoes work)."""
+        written: dict[str, str] = {}
         for annotator, nid, _ in batch:
             version = self.model_versions[nid]
-            self.store.save_annotation(
+            written |= self.store.save_annotation(
                 Annotation(
                     item=nid,
                     annotator=annotator,
@@ -303,6 +345,12 @@ class _PreannotationPlacer:
                 ),
                 kind="pre",
             )
+        AuditLog(self.store).append(
+            "doccano.push",
+            actor=self.actor,
+            details={"project": self.project_name, "step": "pre-annotations placed", "pairs": len(batch)},
+            rows=written,
+        )
         with self.store.session() as s:
             rows_by_note = {
                 r.note_id: r
@@ -313,11 +361,14 @@ class _PreannotationPlacer:
                     )
                 )
             }
-            for annotator, nid, _ in batch:
+            for annotator, nid, n in batch:
                 st = self.states[nid]
                 st.setdefault("assigned", self.plan[nid])
                 st["pre"] = {**st.get("pre", {}), annotator: True}
+                if n < 0:
+                    st["touched"] = sorted({*st.get("touched", []), annotator})
                 rows_by_note[nid].state = dict(st)
+        crash_point("push.flushed")
         if self.progress:
             self.progress(len(batch))
 
@@ -327,7 +378,9 @@ class _PreannotationPlacer:
         batch: list[tuple[str, str, int]] = []
         with ThreadPoolExecutor(max_workers=threads) as pool:
             for result in pool.map(self.place, jobs):
-                created += result[2]
+                if result[2] < 0:
+                    self.touched += 1
+                created += max(0, result[2])
                 batch.append(result)
                 if len(batch) >= FLUSH_EVERY:
                     self.flush(batch)
@@ -350,9 +403,13 @@ def _dedupe_spans(doc: AnnotatedNote) -> AnnotatedNote:
 
 
 def _validate_labels(rows: PushRows, schema: LabelSchema) -> None:
-    """Every span label and attribute value must exist in the schema (they become Doccano labels)."""
+    """Note ids are unique; every span label and attribute value exists in the schema (they become Doccano labels)."""
     names = set(schema.label_names)
+    seen: set[str] = set()
     for doc, _ in rows:
+        if doc.id in seen:
+            raise InputFormatError(f"note {doc.id!r} appears twice in the push; note ids must be unique")
+        seen.add(doc.id)
         for sp in doc.spans:
             if sp.fragments is not None:
                 raise InputFormatError(
@@ -376,102 +433,6 @@ def _validate_labels(rows: PushRows, schema: LabelSchema) -> None:
 def _model_version(doc: AnnotatedNote) -> str | None:
     sources = sorted({s.source for s in doc.spans if s.source})
     return ",".join(sources) or None
-
-
-def pull(
-    store: Store,
-    guideline: Guideline,
-    project_name: str,
-    *,
-    annotators: Sequence[str] | None = None,
-    creds: DoccanoCredentials | None = None,
-    actor: str | None = None,
-    threads: int = 4,
-) -> list[dict[str, Any]]:
-    """Fetch each annotator's labels on notes they marked done; store and return rows.
-
-    One row per (note, annotator): ``id``, ``annotator``, ``text``, ``spans``
-    (flat attribute keys), ``edits``, ``guideline_version``, ``model_version``,
-    ``timestamp``. Offsets are verified against the store's copy of the text.
-    """
-    creds = creds or DoccanoCredentials.from_env()
-    server = DoccanoServer(creds)
-    proj = server.find_project(project_name)
-    if proj is None:
-        raise DoccanoError(f"Doccano project {project_name!r} does not exist at {creds.url}")
-    pid = int(proj["id"])
-    links = _links(store, project_name)
-    by_example = {r.example_id: r for r in links.values()}
-    if annotators is None:
-        annotators = sorted({a for r in links.values() for a in (r.state or {}).get("assigned", [])})
-    rows: list[dict[str, Any]] = []
-    for annotator in annotators:
-        session = AnnotatorSession(creds.url, annotator, creds.password(annotator), pid)
-        session.label_ids()
-        done = [ex for ex in session.examples(confirmed=True) if int(ex["id"]) in by_example]
-        with ThreadPoolExecutor(max_workers=threads) as pool:  # reads only: safe to parallelise
-            fetched = list(pool.map(lambda ex, _s=session: _s.triples(int(ex["id"])), done))
-        for ex, triples in zip(done, fetched, strict=True):
-            link = by_example[int(ex["id"])]
-            note = store.get_note(link.note_id)
-            if ex.get("text") != note.text:
-                raise DoccanoError(
-                    f"Doccano example {ex['id']} (note {link.note_id!r}) text differs from the store's copy"
-                )
-            try:
-                spans = decode_triples(note.text, triples)
-                for sp in spans:
-                    if sp.end > len(note.text):
-                        raise DoccanoError(f"span {sp.label!r} [{sp.start}, {sp.end}) ends beyond the text")
-            except DoccanoError as exc:
-                raise DoccanoError(f"note {link.note_id!r}, annotator {annotator!r}: {exc}") from None
-            pre = store.annotations(kind="pre", item=link.note_id, annotator=annotator)
-            pre_spans = pre[0].spans if pre else ()
-            model_version = pre[0].model_version if pre else None
-            edits = edit_summary(pre_spans, spans)
-            ann = Annotation(
-                item=link.note_id,
-                annotator=annotator,
-                payload=spans,
-                source="human",
-                guideline_version=guideline.version,
-                model_version=model_version,
-                edits=edits,
-            )
-            store.save_annotation(ann, kind="human")
-            rows.append(
-                {
-                    "id": link.note_id,
-                    "annotator": annotator,
-                    "text": note.text,
-                    "spans": [
-                        {
-                            "start": s.start,
-                            "end": s.end,
-                            "label": s.label,
-                            "text": s.text,
-                            **{k: s.attributes.get(k, ATTRIBUTE_DEFAULTS[k]) for k in ATTRIBUTE_DEFAULTS},
-                        }
-                        for s in spans
-                    ],
-                    "edits": edits,
-                    "guideline_version": guideline.version,
-                    "model_version": model_version,
-                    "timestamp": ann.timestamp,
-                    "doccano_example_id": int(ex["id"]),
-                }
-            )
-    AuditLog(store).append(
-        "doccano.pull",
-        actor=actor or os.environ.get("CLINICAL_NLP_ACTOR") or creds.admin_user,
-        details={"project": project_name, "url": creds.url, "rows": len(rows), "annotators": list(annotators)},
-    )
-    return rows
-
-
-def write_pull(rows: Sequence[Mapping[str, Any]], path: Path | str) -> int:
-    """Write pull rows atomically (no partial file on error)."""
-    return write_rows(path, rows)
 
 
 def status(store: Store, project_name: str, *, creds: DoccanoCredentials | None = None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from clinical_nlp.errors import InputFormatError
 
 #: longest note text accepted by any reader (characters)
-MAX_TEXT_CHARS = 20_000_000
+MAX_TEXT_CHARS = 1_000_000  # spaCy's default max_length: a longer "note" cannot be pre-annotated
 
 
 def read_utf8(path: Path | str) -> str:

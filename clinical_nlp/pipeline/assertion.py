@@ -28,6 +28,7 @@ from typing import Any
 
 from clinical_nlp.config import default_guidelines_dir
 from clinical_nlp.errors import ConfigError, InputFormatError, OffsetMismatchError
+from clinical_nlp.io._common import MAX_TEXT_CHARS  # one limit for every reader and the pipeline
 
 ATTRIBUTES = ("negation", "temporality", "experiencer")
 MODEL_FILE = "assertion_linear.json"
@@ -36,8 +37,6 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "asse
 WINDOW_CHARS = 240
 LEFT_TOKENS = 10
 RIGHT_TOKENS = 8
-#: Largest note accepted by :func:`classify_assertions` (characters).
-MAX_TEXT_CHARS = 1_000_000  # spaCy's default max_length; a 10 MB note is an input error
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 _SENT_BREAK = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9])|\n\s*\n|\n(?=[A-Z][A-Za-z /]{2,40}:)")

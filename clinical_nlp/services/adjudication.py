@@ -1,8 +1,10 @@
 """Adjudication queue persisted in the store: low-agreement or safety-critical items go to an expert.
 
-API: :func:`build_queue`, :func:`pending`, :func:`decide`. A decision becomes gold
-(``Store.save_annotation(..., kind="gold")``) and is recorded with who and why, plus an
-``adjudicate`` audit entry. Which items qualify is decided by the store-free
+API: :func:`build_queue`, :func:`pending`, :func:`decide`, :func:`decisions`. A decision is
+validated (spans against the note and the schema, the expert against the registry), becomes
+gold (``Store.save_annotation(..., kind="gold")``) and is recorded with who and why, plus an
+``adjudicate`` audit entry carrying the gold row's content hash. A later decision amends it.
+Which items qualify is decided by the store-free
 :func:`clinical_nlp.consensus.adjudication.queue_reasons`.
 
 Example:
@@ -23,17 +25,29 @@ from typing import Any
 from sqlalchemy import select
 
 from clinical_nlp.audit import AuditLog
-from clinical_nlp.config import load_label_schema
+from clinical_nlp.config import LabelSchema, load_guideline, load_label_schema
 from clinical_nlp.consensus.adjudication import (
     AdjudicationError,
     QueueCandidate,
     QueueEntry,
     queue_reasons,
 )
-from clinical_nlp.store import AdjudicationRow, Store
-from clinical_nlp.types import Annotation, Span
+from clinical_nlp.errors import InputFormatError, StoreError
+from clinical_nlp.services.validation import check_spans, coerce_spans, require_person
+from clinical_nlp.store import AdjudicationDecisionRow, AdjudicationRow, Store
+from clinical_nlp.types import Annotation, Note
 
-__all__ = ["AdjudicationError", "QueueCandidate", "QueueEntry", "build_queue", "decide", "entries", "pending"]
+__all__ = [
+    "AdjudicationError",
+    "QueueCandidate",
+    "add_missing_notes",
+    "QueueEntry",
+    "build_queue",
+    "decide",
+    "decisions",
+    "entries",
+    "pending",
+]
 
 
 def _now() -> str:
@@ -131,42 +145,73 @@ def decide(
     *,
     round: int = 0,
     guideline_version: str | None = None,
+    schema: LabelSchema | None = None,
 ) -> QueueEntry:
     """Record the expert's decision: it becomes gold, with who and why, and an audit entry.
 
-    ``decision`` is the gold payload: a list of :class:`Span` (or span dicts) for text, any JSON
-    value for other modalities.
+    ``decision`` is the gold payload: for a text item a list of :class:`Span` (or span dicts),
+    checked against the note (offsets, text, labels and attributes of the schema); any JSON
+    value for other modalities. ``expert`` must be a registered expert. A decision on an
+    entry already decided amends it: the new one is used, the earlier one is kept in
+    ``adjudication_decisions`` and both are audited. Nothing is written when a check fails.
     """
     if not expert or not reason or not reason.strip():
         raise AdjudicationError(f"a decision on {item!r}/{unit!r} needs an expert and a reason")
-    if (
-        isinstance(decision, (list, tuple))
-        and all(isinstance(d, (Span, Mapping)) for d in decision)
-        and decision
-        and any(isinstance(d, Span) or "start" in d for d in decision)
-    ):
-        payload: Any = tuple(d if isinstance(d, Span) else Span.from_dict(d) for d in decision)
-    else:
-        payload = decision
+    guideline = load_guideline()
+    schema = schema or guideline.schema
+    guideline_version = guideline_version or guideline.version
     with store.session() as s:
         row = s.scalars(
             select(AdjudicationRow).where(AdjudicationRow.item == item, AdjudicationRow.unit == unit)
         ).first()
         if row is None:
             raise AdjudicationError(f"item {item!r} unit {unit!r} is not in the adjudication queue")
-        if row.status != "pending":
-            raise AdjudicationError(f"item {item!r} unit {unit!r} was already decided by {row.decided_by!r}")
         if row.expert and row.expert != expert:
             raise AdjudicationError(f"item {item!r} unit {unit!r} is assigned to {row.expert!r}, not {expert!r}")
-        stored = [d.to_dict() for d in payload] if isinstance(payload, tuple) else payload
-        row.status, row.decision, row.decided_by, row.reason, row.decided_at = (
-            "decided",
-            json.loads(json.dumps(stored, default=str)),
-            expert,
-            reason,
-            _now(),
+        modality = row.modality
+    payload: Any = decision
+    labels: list[str] = []
+    if modality == "text":
+        note = _note_or_refuse(store, item)
+        spans = coerce_spans(decision, where=f"decision on {item!r}")
+        payload = check_spans(note, spans, schema, who=f"decision by {expert!r}")
+        labels = sorted({sp.label for sp in payload})
+    require_person(
+        store,
+        expert,
+        action=f"decision on {item!r}",
+        expert=True,
+        labels=labels,
+        schema=schema,
+        guideline_version=guideline_version,
+    )
+    stored = [d.to_dict() for d in payload] if isinstance(payload, tuple) else payload
+    stored = json.loads(json.dumps(stored, default=str))
+    with store.session() as s:
+        row = s.scalars(select(AdjudicationRow).where(AdjudicationRow.item == item, AdjudicationRow.unit == unit)).one()
+        previous = s.scalars(
+            select(AdjudicationDecisionRow)
+            .where(AdjudicationDecisionRow.queue_id == row.id)
+            .order_by(AdjudicationDecisionRow.id.desc())
+            .limit(1)
+        ).first()
+        now = _now()
+        history = AdjudicationDecisionRow(
+            queue_id=row.id,
+            item=item,
+            unit=unit,
+            decision=stored,
+            expert=expert,
+            reason=reason,
+            guideline_version=guideline_version,
+            supersedes=None if previous is None else previous.id,
+            decided_at=now,
         )
-        entry = _entry(row)
+        s.add(history)
+        row.status, row.decision, row.decided_by, row.reason, row.decided_at = "decided", stored, expert, reason, now
+        s.flush()
+        entry, decision_id = _entry(row), history.id
+        supersedes = history.supersedes
     gold_payload = payload if isinstance(payload, (tuple, Mapping)) else {"decision": payload}
     ann = Annotation(
         item=item if unit == "*" else f"{item}#{unit}",
@@ -175,10 +220,64 @@ def decide(
         source="adjudication",
         round=round,
         guideline_version=guideline_version,
-        edits=dict[str, Any](reason=reason, queue_id=entry.id),
+        edits=dict[str, Any](reason=reason, queue_id=entry.id, decision_id=decision_id, supersedes=supersedes),
     )
-    store.save_annotation(ann, kind="gold")
+    written = store.save_annotation(ann, kind="gold", supersede_source=True)
     AuditLog(store).append(
-        "adjudicate", actor=expert, details={"item": item, "unit": unit, "reason": reason, "queue_id": entry.id}
+        "adjudicate",
+        actor=expert,
+        details={
+            "item": item,
+            "unit": unit,
+            "reason": reason,
+            "queue_id": entry.id,
+            "decision_id": decision_id,
+            "supersedes": supersedes,
+            "guideline_version": guideline_version,
+        },
+        rows=written,
     )
     return entry
+
+
+def decisions(store: Store, item: str | None = None) -> list[dict[str, Any]]:
+    """Every decision ever recorded (amended ones included), oldest first."""
+    with store.session() as s:
+        stmt = select(AdjudicationDecisionRow).order_by(AdjudicationDecisionRow.id)
+        if item is not None:
+            stmt = stmt.where(AdjudicationDecisionRow.item == item)
+        return [
+            {
+                "id": r.id,
+                "queue_id": r.queue_id,
+                "item": r.item,
+                "unit": r.unit,
+                "decision": r.decision,
+                "expert": r.expert,
+                "reason": r.reason,
+                "guideline_version": r.guideline_version,
+                "supersedes": r.supersedes,
+                "decided_at": r.decided_at,
+            }
+            for r in s.scalars(stmt)
+        ]
+
+
+def add_missing_notes(store: Store, texts: Mapping[str, str], *, source: str) -> int:
+    """Store the notes of a labels file that the store lacks (so decisions can be checked against them);
+    refuses, changing nothing, when a note's text differs from the stored one. Returns how many were added."""
+    stored = {n.id: n.text for n in store.notes(list(texts))}
+    for nid, text in texts.items():
+        if nid in stored and stored[nid] != text:
+            raise InputFormatError(f"note {nid!r}: the text differs from the note in the store", source=source)
+    missing = [Note(nid, text) for nid, text in texts.items() if nid not in stored]
+    return store.add_notes(missing) if missing else 0
+
+
+def _note_or_refuse(store: Store, item: str) -> Note:
+    try:
+        return store.get_note(item)
+    except StoreError:
+        raise InputFormatError(
+            f"decision on {item!r}: the note is not in the store, so its spans cannot be checked"
+        ) from None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from clinical_nlp.audit import AuditLog
+from clinical_nlp.config import LabelSchema
 from clinical_nlp.errors import InputFormatError
 from clinical_nlp.io.registry import detect_format, read_corpus
+from clinical_nlp.services.validation import require_person, span_problems
 from clinical_nlp.store import Store
-from clinical_nlp.types import Annotation
+from clinical_nlp.types import AnnotatedNote, Annotation
 
 
 def ingest_corpus(
@@ -24,19 +27,33 @@ def ingest_corpus(
     allow_empty: bool = False,
     progress: bool = False,
     batch_size: int = 500,
+    unknown_labels: str = "refuse",
 ) -> dict[str, int]:
     """Load a corpus's notes (and optionally its spans) into ``project``'s store.
 
     Returns ``{"notes": n, "annotations": m}``. Records an ``ingest`` audit entry.
     ``annotator`` stores each document's spans as an :class:`Annotation` of that
-    annotator with ``kind`` (``gold``, ``human`` or ``pre``).
+    annotator with ``kind`` (``gold``, ``human`` or ``pre``), after the validation gate: spans
+    inside and matching the text, labels and attributes in the schema (``unknown_labels="drop"``
+    drops spans of labels outside it instead of refusing), a registered annotator for ``human``.
+    Nothing is stored when a check fails.
     """
     if kind not in {"gold", "human", "pre"}:
         raise InputFormatError(f"annotation kind must be gold, human or pre, not {kind!r}")
+    if unknown_labels not in ("refuse", "drop"):
+        raise InputFormatError(f"unknown_labels must be 'refuse' or 'drop', not {unknown_labels!r}")
     docs = read_corpus(input, fmt, allow_empty=allow_empty)
+    if not docs:
+        raise InputFormatError("no documents to ingest (empty input)", source=str(input))
     store = Store(project.store_url)
-    guideline = project.guideline().version
+    guideline = project.guideline()
+    dropped = 0
+    if annotator:
+        if kind == "human":
+            require_person(store, annotator, action="ingest of human annotations", schema=guideline.schema)
+        docs, dropped = _checked(docs, guideline.schema, unknown_labels, source=str(input))
     n_notes = n_ann = 0
+    rows: dict[str, str] = {}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -48,8 +65,14 @@ def ingest_corpus(
             n_notes += store.add_notes([d.note for d in batch], deidentified=deidentified)
             if annotator:
                 for d in batch:
-                    store.save_annotation(
-                        Annotation(d.id, annotator, tuple(d.spans), source="human", guideline_version=guideline),
+                    rows |= store.save_annotation(
+                        Annotation(
+                            d.id,
+                            annotator,
+                            tuple(d.spans),
+                            source="human" if kind == "human" else f"import:{Path(input).name}",
+                            guideline_version=guideline.version,
+                        ),
                         kind=kind,
                     )
                     n_ann += 1
@@ -66,7 +89,31 @@ def ingest_corpus(
             "format": fmt or detect_format(input),
             "notes": n_notes,
             "annotations": n_ann,
+            "dropped_unknown_label_spans": dropped,
             "deidentified": deidentified,
         },
+        rows=rows,
     )
-    return {"notes": n_notes, "annotations": n_ann}
+    return {"notes": n_notes, "annotations": n_ann, "dropped_spans": dropped}
+
+
+def _checked(
+    docs: list[AnnotatedNote], schema: LabelSchema, unknown_labels: str, *, source: str
+) -> tuple[list[AnnotatedNote], int]:
+    """Every document's spans through the validation gate (all problems named, before anything is written);
+    with ``unknown_labels="drop"`` spans whose label is not in the schema are dropped and counted."""
+    known = set(schema.label_names)
+    out, dropped, problems = [], 0, []
+    for d in docs:
+        spans = list(d.spans)
+        if unknown_labels == "drop":
+            kept = [sp for sp in spans if sp.label in known]
+            dropped += len(spans) - len(kept)
+            spans = kept
+        good, bad = span_problems(d.note, spans, schema)
+        problems += [f"document {d.id!r}: {b}" for b in bad]
+        out.append(replace(d, spans=tuple(good)))
+    if problems:
+        shown = "; ".join(problems[:10]) + (f" … (+{len(problems) - 10} more)" if len(problems) > 10 else "")
+        raise InputFormatError(f"{len(problems)} invalid span(s), nothing ingested: {shown}", source=source)
+    return out, dropped

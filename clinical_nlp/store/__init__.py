@@ -3,8 +3,9 @@
 ``tables`` declares every table on one ``Base``; ``store`` is the access layer.
 """
 
-from clinical_nlp.store.store import Store, spans_from_json, spans_to_json
+from clinical_nlp.store.store import Store, annotation_key, row_hash, spans_from_json, spans_to_json
 from clinical_nlp.store.tables import (
+    AdjudicationDecisionRow,
     AdjudicationRow,
     AnnotationRow,
     AnnotatorRow,
@@ -13,12 +14,15 @@ from clinical_nlp.store.tables import (
     DoccanoLinkRow,
     DocumentRow,
     ModelVersionRow,
+    PullProblemRow,
+    QAReviewEventRow,
     QAReviewRow,
     RoundRow,
     utcnow,
 )
 
 __all__ = [
+    "AdjudicationDecisionRow",
     "AdjudicationRow",
     "AnnotationRow",
     "AnnotatorRow",
@@ -27,9 +31,13 @@ __all__ = [
     "DoccanoLinkRow",
     "DocumentRow",
     "ModelVersionRow",
+    "PullProblemRow",
+    "QAReviewEventRow",
     "QAReviewRow",
     "RoundRow",
     "Store",
+    "annotation_key",
+    "row_hash",
     "spans_from_json",
     "spans_to_json",
     "utcnow",

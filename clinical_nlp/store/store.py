@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, delete, event, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +23,29 @@ def spans_to_json(spans: Iterable[Span]) -> list[dict[str, Any]]:
 
 def spans_from_json(rows: Iterable[dict[str, Any]]) -> tuple[Span, ...]:
     return tuple(Span.from_dict(r) for r in rows)
+
+
+def annotation_key(item: str, annotator: str, round: int, kind: str) -> str:
+    """The identity of one annotation row, as the audit log names it."""
+    return f"{kind}|{round}|{annotator}|{item}"
+
+
+def row_hash(row: AnnotationRow) -> str:
+    """SHA-256 of an annotation row's content (everything but its surrogate id)."""
+    content = {
+        "item": row.item,
+        "annotator": row.annotator,
+        "kind": row.kind,
+        "round": row.round,
+        "payload": row.payload,
+        "source": row.source,
+        "model_version": row.model_version,
+        "guideline_version": row.guideline_version,
+        "edits": row.edits,
+        "timestamp": row.timestamp,
+    }
+    blob = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 class Store:
@@ -107,15 +131,35 @@ class Store:
                     row.deidentified = True
 
     # annotations ---------------------------------------------------------------
-    def save_annotation(self, annotation: Annotation, *, kind: str = "human") -> None:
-        """Insert or replace the annotation of (item, annotator, round, kind)."""
+    def save_annotation(
+        self, annotation: Annotation, *, kind: str = "human", supersede_source: bool = False
+    ) -> dict[str, str]:
+        """Insert or replace the annotation of (item, annotator, round, kind); returns ``{key: content hash}``
+        of the rows written and removed (removed rows map to ``""``) for the audit log.
+
+        ``supersede_source``: also remove the item's other rows of this kind and source (an amended
+        adjudication by another expert or in another round replaces the earlier one).
+        """
         payload: Any = (
             spans_to_json(annotation.payload)
             if isinstance(annotation.payload, tuple)
             else json.loads(json.dumps(annotation.payload, default=str))
         )
         rnd = annotation.round or 0
+        changed: dict[str, str] = {}
         with self.session() as s:
+            if supersede_source:
+                stale = s.scalars(
+                    select(AnnotationRow).where(
+                        AnnotationRow.item == annotation.item,
+                        AnnotationRow.kind == kind,
+                        AnnotationRow.source == annotation.source,
+                    )
+                ).all()
+                for old in stale:
+                    if (old.annotator, old.round) != (annotation.annotator, rnd):
+                        changed[annotation_key(old.item, old.annotator, old.round, old.kind)] = ""
+                        s.execute(delete(AnnotationRow).where(AnnotationRow.id == old.id))
             row = s.scalars(
                 select(AnnotationRow).where(
                     AnnotationRow.item == annotation.item,
@@ -133,6 +177,16 @@ class Store:
             row.guideline_version = annotation.guideline_version
             row.edits = dict(annotation.edits) if annotation.edits is not None else None
             row.timestamp = annotation.timestamp
+            changed[annotation_key(row.item, row.annotator, rnd, kind)] = row_hash(row)
+        return changed
+
+    def annotation_hashes(self) -> dict[str, str]:
+        """``{key: content hash}`` of every annotation row (what ``audit verify`` compares with the log)."""
+        with self.session() as s:
+            return {
+                annotation_key(r.item, r.annotator, r.round, r.kind): row_hash(r)
+                for r in s.scalars(select(AnnotationRow))
+            }
 
     def annotations(
         self,

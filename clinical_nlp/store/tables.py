@@ -2,7 +2,9 @@
 
 Tables: documents, annotations (with provenance), rounds, Doccano links
 (Doccano example id per note and project), model versions, the audit log,
-the annotator registry, QA reviews and the adjudication queue.
+the annotator registry, QA reviews (latest per item and label, plus every review
+ever recorded) and the adjudication queue (latest decision per entry, plus every
+decision ever recorded, so that an amended decision keeps the one it supersedes).
 """
 
 from __future__ import annotations
@@ -72,6 +74,20 @@ class DoccanoLinkRow(Base):
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class PullProblemRow(Base):
+    """A problem found in one annotator's work on one note at pull (that row was not pulled; the rest were)."""
+
+    __tablename__ = "pull_problems"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    note_id: Mapped[str] = mapped_column(String(200))
+    annotator: Mapped[str] = mapped_column(String(200))
+    problem: Mapped[str] = mapped_column(Text)
+    found_at: Mapped[str] = mapped_column(String(40))
+    #: "open" until a later pull of the same note and annotator succeeds ("resolved")
+    status: Mapped[str] = mapped_column(String(20), default="open")
+
+
 class ModelVersionRow(Base):
     __tablename__ = "model_versions"
     version: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -112,6 +128,31 @@ class QAReviewRow(_ItemKeyed, Base):
     label: Mapped[str] = mapped_column(String(100))
     expert: Mapped[str] = mapped_column(String(200))
     timestamp: Mapped[str] = mapped_column(String(40))
+
+
+class QAReviewEventRow(_ItemKeyed, Base):
+    """Every QA review recorded, in order; the newest per (item, label) is the one in ``qa_reviews``."""
+
+    __tablename__ = "qa_review_events"
+    label: Mapped[str] = mapped_column(String(100))
+    expert: Mapped[str] = mapped_column(String(200))
+    verdict: Mapped[str] = mapped_column(String(20), default="confirmed")
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    timestamp: Mapped[str] = mapped_column(String(40))
+
+
+class AdjudicationDecisionRow(_ItemKeyed, Base):
+    """Every adjudication decision recorded; ``supersedes`` names the decision it amended."""
+
+    __tablename__ = "adjudication_decisions"
+    queue_id: Mapped[int] = mapped_column(Integer, index=True)
+    unit: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[Any] = mapped_column(JSON, nullable=True)
+    expert: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    guideline_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    supersedes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    decided_at: Mapped[str] = mapped_column(String(40))
 
 
 class AdjudicationRow(_ItemKeyed, Base):

@@ -8,7 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from clinical_nlp.cli.app import app
+from clinical_nlp.config import load_project
 from clinical_nlp.io.jsonl import iter_json_rows
+from clinical_nlp.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +100,26 @@ def test_agree_bad_input_exit_2_and_no_output(tmp_path):
     assert not out.exists()
 
 
-def test_adjudicate_queue_list_decide(labels_file, tmp_path):
+def _decide(cli, project, item, decision, *, expert="dr_x", reason="clear negation"):
+    return cli(
+        [
+            "adjudicate",
+            "decide",
+            "--item",
+            item,
+            "--expert",
+            expert,
+            "--reason",
+            reason,
+            "--decision",
+            decision,
+            "--project",
+            str(project),
+        ],
+    )
+
+
+def test_adjudicate_queue_list_decide(labels_file, tmp_path, cli):
     project = tmp_path / "proj"
     runner = CliRunner()
     assert runner.invoke(app, ["init", str(project)]).exit_code == 0
@@ -110,23 +131,51 @@ def test_adjudicate_queue_list_decide(labels_file, tmp_path):
     items = json.loads(res.output)
     assert items and all(i["expert"] == "dr_x" for i in items)
     first = items[0]["item"]
-    res = runner.invoke(
-        app,
-        [
-            "adjudicate",
-            "decide",
-            "--item",
-            first,
-            "--expert",
-            "dr_x",
-            "--reason",
-            "clear negation",
-            "--decision",
-            '[{"start": 0, "end": 1, "label": "Condition"}]',
-            "--project",
-            str(project),
-        ],
-    )
-    assert res.exit_code == 0, res.output
+    store = Store(load_project(project).store_url)
+    text = store.get_note(first).text
+    # an unregistered expert is refused, as qa review refuses one
+    res = _decide(cli, project, first, '[{"start": 0, "end": 1, "label": "Condition"}]')
+    assert res.exit_code == 2 and "'dr_x' is not registered" in res.output
+    reg = ["annotators", "add", "dr_x", "--role", "expert", "--license-id", "MD-1", "--project-dir", str(project)]
+    assert runner.invoke(app, reg).exit_code == 0
+    before = _store_dump(store)
+    bad = [
+        ('[{"start": 5000, "end": 5010, "label": "Condition"}]', "ends beyond the text"),
+        ('[{"start": 4, "end": 2, "label": "Condition"}]', "invalid offsets [4, 2)"),
+        ('[{"start": 0, "end": 1, "label": "Tumour"}]', "'Tumour' is not in the label schema"),
+        ('[{"start": 0, "end": 1, "label": "Condition", "negation": "maybe"}]', "negation='maybe' is not one of"),
+        ('[{"start": 0, "end": 1, "label": "Value", "negation": "negated"}]', "'negation' is not allowed on 'Value'"),
+        ('[{"start": 0, "end": 1, "label": "Condition", "text": "zzz"}]', "but claims 'zzz'"),
+        ('{"start": 0}', "expected a list of spans"),
+        ('[{"start": 0, "end": 1, "label": "Condition"', "not valid JSON"),
+    ]
+    for decision, message in bad:
+        res = _decide(cli, project, first, decision)
+        assert res.exit_code == 2 and message in res.output, (decision, res.output)
+    assert _store_dump(store) == before  # a refused decision changes nothing
+    assert _decide(cli, project, first, '[{"start": 0, "end": 1, "label": "Condition"}]').exit_code == 0
     res = runner.invoke(app, ["adjudicate", "list", "--json", "--project", str(project)])
     assert first not in {i["item"] for i in json.loads(res.output)}
+    gold = store.annotations(kind="gold", item=first)
+    assert len(gold) == 1 and gold[0].spans[0].text == text[0:1]
+    assert gold[0].guideline_version == load_project(project).guideline().version
+    # a second decision amends the first: the newer is gold, both are kept and audited
+    res = _decide(cli, project, first, '[{"start": 0, "end": 2, "label": "Condition"}]', reason="wider span")
+    assert res.exit_code == 0, res.output
+    gold = store.annotations(kind="gold", item=first)
+    assert len(gold) == 1 and (gold[0].spans[0].start, gold[0].spans[0].end) == (0, 2)
+    res = runner.invoke(app, ["adjudicate", "history", "--item", first, "--project", str(project)])
+    history = [json.loads(line) for line in res.output.splitlines()]
+    assert [h["reason"] for h in history] == ["clear negation", "wider span"]
+    assert history[1]["supersedes"] == history[0]["id"]
+    res = runner.invoke(app, ["audit", "verify", "--project-dir", str(project)])
+    assert res.exit_code == 0, res.output
+
+
+def _store_dump(store):
+    """Every row of every table, for before/after comparisons."""
+    from sqlalchemy import text as sql
+
+    with store.engine.connect() as conn:
+        names = [r[0] for r in conn.execute(sql("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"))]
+        return {n: sorted(map(tuple, conn.execute(sql(f'SELECT * FROM "{n}"')))) for n in names}

@@ -34,17 +34,39 @@ def test_interrupted_push_resumes_without_duplicates(tmp_path, creds, corpora_di
     bob = dc.AnnotatorSession(creds.url, BOB, PASSWORD, first.project_id)
     eid = next(e["id"] for e in bob.examples() if e["meta"]["note_id"] == doc.id)
     spans = bob.spans(eid)
-    bob.delete_span(eid, spans[0]["id"])  # partial set
-    bob.add_span(eid, 0, 3, "Condition")  # plus a stray one
+    bob.delete_span(eid, spans[0]["id"])  # bob's own edits since: never undone by a re-run
+    bob.add_span(eid, 0, 3, "Condition")
+    bobs = sorted(bob.triples(eid))
 
     again = dc.push(store, guideline, name, rows, [ALICE, BOB], creds=creds)
     assert again.imported == 0  # examples found again by meta.note_id
     assert len(bob.examples()) == 3
     want = sorted(dc.encode_spans(doc.spans))
-    assert sorted(bob.triples(eid)) == want
+    assert sorted(bob.triples(eid)) == bobs and again.touched_left_alone == 1
     alice = dc.AnnotatorSession(creds.url, ALICE, PASSWORD, first.project_id)
     assert sorted(alice.triples(eid)) == want
     assert again.skipped_already_pushed == 1  # alice on that note
+    # the other notes' links were lost: their untouched examples are found and hold one copy each
+    for ex in alice.examples():
+        d = next(d for d, _ in rows if d.id == ex["meta"]["note_id"])
+        assert sorted(alice.triples(ex["id"])) == sorted(dc.encode_spans(d.spans))
+
+
+def test_links_of_a_reset_server_are_reconciled(tmp_path, creds, corpora_dir):  # noqa: F811
+    """The store's links point at examples the server no longer holds: push re-imports, pull refuses."""
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    name = f"cnlp-reset-{uuid.uuid4().hex[:10]}"
+    guideline = load_guideline()
+    rows = _rows(corpora_dir)
+    dc.push(store, guideline, name, rows, [ALICE, BOB], creds=creds)
+    with store.session() as s:  # as after a Doccano database reset: the recorded ids are gone
+        for row in s.query(DoccanoLinkRow).filter_by(project=name):
+            row.example_id += 10_000_000
+    with pytest.raises(dc.DoccanoError, match="3 of 3 notes .* run 'doccano push' to reconcile"):
+        dc.pull(store, guideline, name, annotators=[ALICE, BOB], creds=creds)
+    again = dc.push(store, guideline, name, rows, [ALICE, BOB], creds=creds)
+    assert again.stale_links == 3 and again.imported == 0  # found on the server by meta.note_id
+    assert dc.pull(store, guideline, name, annotators=[ALICE, BOB], creds=creds) == []  # nothing done yet
 
 
 def test_cli_push_status_pull(tmp_path, creds, corpora_dir, monkeypatch):  # noqa: F811

@@ -273,3 +273,37 @@ def test_phi_override_defaults_to_registry(tmp_path, corpora_dir, creds):
         )
     overrides = [e for e in AuditLog(store).entries() if e.action == "override"]
     assert len(overrides) == 1 and overrides[0].actor == "dr-phi"
+
+
+def test_one_annotators_slip_does_not_block_the_pull(tmp_path, creds, corpora_dir):
+    """Bob deletes an entity but not its attribute label: his note is reported, everyone else's is pulled."""
+    store = Store(f"sqlite:///{tmp_path}/state.db")
+    name = f"cnlp-slip-{uuid.uuid4().hex[:10]}"
+    guideline = load_guideline()
+    rows = _rows(corpora_dir)
+    report = dc.push(store, guideline, name, rows, [ALICE, BOB], overlap=2, creds=creds)
+    alice = dc.AnnotatorSession(creds.url, ALICE, PASSWORD, report.project_id)
+    bob = dc.AnnotatorSession(creds.url, BOB, PASSWORD, report.project_id)
+    ex_by_note = {e["meta"]["note_id"]: e["id"] for e in bob.examples()}
+    chia_doc = rows[2][0]
+    hist = next(s for s in chia_doc.spans if s.temporality == "historical")
+    eid = ex_by_note[chia_doc.id]
+    bob.delete_span(eid, bob.find_span(eid, hist.start, hist.end, hist.label))  # the attribute label stays
+    for e in ex_by_note.values():
+        alice.mark_done(e)
+        bob.mark_done(e)
+    pulled = dc.pull(store, guideline, name, annotators=[ALICE, BOB], creds=creds)
+    assert {(r["id"], r["annotator"]) for r in pulled} == {(d.id, a) for d, _ in rows for a in (ALICE, BOB)} - {
+        (chia_doc.id, BOB)
+    }
+    problems = dc.pull_problems(store, name)
+    assert [(p["note"], p["annotator"]) for p in problems] == [(chia_doc.id, BOB)]
+    assert "temporality" in problems[0]["problem"] and "no entity span" in problems[0]["problem"]
+    assert AuditLog(store).entries("doccano.pull")[-1].details["problems"][0]["annotator"] == BOB
+    # bob removes the stray attribute label too: the next pull takes his note and closes the problem
+    bob.delete_span(eid, bob.find_span(eid, hist.start, hist.end, "temporality:historical"))
+    pulled = dc.pull(store, guideline, name, annotators=[ALICE, BOB], creds=creds)
+    assert (chia_doc.id, BOB) in {(r["id"], r["annotator"]) for r in pulled}
+    assert dc.pull_problems(store, name) == []
+    AuditLog(store).verify()
+    assert AuditLog(store).verify_rows() == len(store.annotations())

@@ -171,8 +171,13 @@ def test_cli_convert_and_ingest(corpora_dir, tmp_path, monkeypatch):
         app, ["ingest", "--input", str(corpora_dir / "fhir"), "--project-dir", "proj", "--deidentified"]
     )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["ingest", "-i", src, "--project-dir", "proj", "--annotator", "chia", "--allow-empty"])
+    args = ["ingest", "-i", src, "--project-dir", "proj", "--annotator", "chia", "--allow-empty"]
+    res = runner.invoke(app, args)
+    assert res.exit_code != 0 and "not in the label schema" in str(res.exception)  # Chia has 'Person', 'Mood', ...
+    assert Store(f"sqlite:///{tmp_path / 'proj' / 'state.db'}").annotations() == []  # refused: nothing stored
+    res = runner.invoke(app, [*args, "--unknown-labels", "drop"])
     assert res.exit_code == 0, res.output
+    assert "dropped" in res.output
     store = Store(f"sqlite:///{tmp_path / 'proj' / 'state.db'}")
     assert len(store.notes()) == 32 + 30
     assert store.is_deidentified("cc015824-05e9-69b1-ec0d-2e3d5c588efc")

@@ -74,7 +74,11 @@ def test_report_contents(tmp_path):
     assert data["qa_coverage"]["labels"]["Drug"]["met"] is True
     assert data["model_versions"][0]["version"] == "ner-v1"
     assert data["deidentification"]["token_recall"] > 0.5
+    # the fixture wrote annotation rows straight into the store, past the audit trail: the report says so
+    assert data["audit"]["ok"] is False and "not recorded in the audit trail" in data["audit"]["error"]
+    assert re.fullmatch(r"[0-9a-f]{64}", data["audit"]["head"])
     page = (tmp_path / "rep" / "report.html").read_text()
+    assert data["audit"]["head"] in page
     assert "data:image/png;base64," in page and not re.search(r"(src|href)=['\"]https?:", page)
 
 

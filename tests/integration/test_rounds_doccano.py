@@ -8,7 +8,7 @@ import time
 import pytest
 
 from clinical_nlp.audit import AuditLog
-from clinical_nlp.demo import SCHEMA_LABELS, doccano_ready_gold, simulate_annotators
+from clinical_nlp.demo import SCHEMA_LABELS, doccano_ready_gold, register_demo_team, simulate_annotators
 from clinical_nlp.io.jsonl import read_jsonl
 from clinical_nlp.project import init_project
 from clinical_nlp.rounds import RoundError, RoundSettings, _save, finish_round, rounds, start_round
@@ -27,6 +27,7 @@ def demo_env(tmp_path, corpora_dir, monkeypatch):
     pool = doccano_ready_gold(read_jsonl(corpora_dir / "chia" / "train.jsonl"))[:20]
     dev = doccano_ready_gold(read_jsonl(corpora_dir / "chia" / "dev.jsonl"))[:8]
     store.add_notes([Note(d.id, d.text) for d in pool], deidentified=True)
+    register_demo_team(store, ("ann-a", "ann-b"), "boss", project.guideline().version)
     settings = RoundSettings(
         strategy="entropy",
         batch=4,
@@ -83,3 +84,63 @@ def test_two_rounds_resume_and_report(demo_env):
     actions = [e.action for e in AuditLog(store).entries()]
     assert "train" in actions and "adjudicate" in actions or "round" in actions
     assert AuditLog(store).verify() == len(actions)
+    assert AuditLog(store).verify_rows() == len(store.annotations())  # every row written is audited
+    assert final["promotion"]["previous"] == done["model_version"] and "dev strict F1" in final["promotion"]["why"]
+
+
+FINISH_SCRIPT = """
+import json, sys
+from clinical_nlp.config import load_project
+from clinical_nlp.io.jsonl import read_jsonl
+from clinical_nlp.rounds import finish_round
+project = load_project(sys.argv[1])
+gold = {d.id: d for d in read_jsonl(sys.argv[2], allow_empty=True)}
+dev = read_jsonl(sys.argv[3], allow_empty=True)
+def oracle(note, _by, reasons):
+    return gold[note.id].spans, "oracle: " + "; ".join(reasons)
+info = finish_round(project, expert_decision=oracle, dev=dev)
+print(json.dumps({"state": info["state"]}))
+"""
+
+
+@pytest.mark.parametrize("point", ["round.pulled", "round.consensus"])
+def test_round_finish_killed_then_resumed(demo_env, tmp_path, monkeypatch, point):
+    """``round finish`` killed after the pull or after consensus: the re-run finishes, nothing twice."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from clinical_nlp.io.jsonl import write_jsonl
+    from clinical_nlp.services.adjudication import decisions, entries
+
+    project, store, gold, dev, settings = demo_env
+    sims = {"ann-a": SimulatedAnnotator("ann-a"), "ann-b": SimulatedAnnotator("ann-b", AnnotatorSkill(miss_rate=0.3))}
+    info = start_round(project, settings)
+    simulate_annotators(project, store, 1, sims, gold, SCHEMA_LABELS)
+    write_jsonl(tmp_path / "gold.jsonl", list(gold.values()))
+    write_jsonl(tmp_path / "dev.jsonl", list(dev))
+    cmd = [
+        sys.executable,
+        "-c",
+        FINISH_SCRIPT,
+        str(project.root),
+        str(tmp_path / "gold.jsonl"),
+        str(tmp_path / "dev.jsonl"),
+    ]
+    killed = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "CLINICAL_NLP_CRASH_AT": point}
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert rounds(store)[-1]["state"] == point.split(".")[1]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert rounds(store)[-1]["state"] == "done"
+    batch = set(info["batch"])
+    gold_rows = [a for a in store.annotations(kind="gold") if a.item in batch]
+    assert sorted(a.item for a in gold_rows) == sorted(batch)  # one gold row per note
+    decided = [e for e in entries(store) if e.item in batch]
+    assert len(decisions(store)) == len(decided)  # each queued note decided once, not again on resume
+    assert len(store.annotations(kind="human")) == 2 * len(batch)
+    AuditLog(store).verify()
+    assert AuditLog(store).verify_rows() == len(store.annotations())

@@ -50,10 +50,10 @@ def test_removed_entry_detected(log):
 def test_removed_last_entry_and_rehashed_forgery(log):
     entries = log.entries()
     # dropping the tail keeps a valid prefix: the count tells the caller
-    assert verify_chain(entries[:-1]) == 3
+    assert verify_chain(entries[:-1], key=log.key) == 3
     swapped = [entries[0], entries[2], entries[1], entries[3]]
     with pytest.raises(AuditIntegrityError):
-        verify_chain(swapped)
+        verify_chain(swapped, key=log.key)
 
 
 def test_reordered_rows_detected(log):

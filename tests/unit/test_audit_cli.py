@@ -46,11 +46,11 @@ def test_export_and_verify_file(tmp_path):
     assert res.exit_code == 0
     head = res.output.strip()
     assert json.loads(out.read_text().splitlines()[-1])["head"] == head
-    ok = runner.invoke(app, ["audit", "verify", "--file", str(out), "--head", head])
+    ok = runner.invoke(app, ["audit", "verify", "--file", str(out), "--head", head, "--project-dir", str(project.root)])
     assert ok.exit_code == 0
     lines = out.read_text().splitlines()
     out.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
-    bad = runner.invoke(app, ["audit", "verify", "--file", str(out)])
+    bad = runner.invoke(app, ["audit", "verify", "--file", str(out), "--project-dir", str(project.root)])
     assert bad.exit_code != 0
     shown = runner.invoke(app, ["audit", "show", "--json", "--project-dir", str(project.root)])
     assert len(shown.output.strip().splitlines()) == 3

@@ -123,9 +123,19 @@ def test_init_and_resolve_project(tmp_path, monkeypatch):
     assert resolve_project().root == (tmp_path / "p").resolve()  # found in a parent
     elsewhere = tmp_path / "loose"
     elsewhere.mkdir()
-    scratch = resolve_project(elsewhere)
-    assert scratch.root == (elsewhere / SCRATCH_DIR).resolve() and scratch.config.require_deid is False
+    with pytest.raises(ConfigError, match="no clinical-nlp project in .*loose"):
+        resolve_project(elsewhere)  # no silent ./.clinical-nlp any more
+    assert not (elsewhere / SCRATCH_DIR).exists()
+    legacy = init_project(elsewhere / SCRATCH_DIR, name="scratch")  # made by an earlier version: still opened
+    assert resolve_project(elsewhere).root == legacy.root
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "clinical-nlp.yaml").write_text("name: x\nbogus: 1\n")
     with pytest.raises(ConfigError, match="invalid project file"):
         resolve_project(tmp_path / "broken")
+
+
+def test_each_project_gets_its_own_doccano_project(tmp_path):
+    a = init_project(tmp_path / "a", name="roundtest")
+    b = init_project(tmp_path / "b", name="Cardiology pilot #2")
+    assert a.config.doccano.project == "clinical-nlp-roundtest"
+    assert b.config.doccano.project == "clinical-nlp-Cardiology-pilot-2"

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clinical_nlp.annotators import Annotator, Registry
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.consensus import aggregate, validate_frame
 from clinical_nlp.consensus.adapters.text import (
@@ -18,8 +19,8 @@ from clinical_nlp.consensus.adapters.text import (
 )
 from clinical_nlp.consensus.adjudication import AdjudicationError
 from clinical_nlp.consensus.agreement import ConsensusError
-from clinical_nlp.errors import InputFormatError, OffsetMismatchError
-from clinical_nlp.services.adjudication import build_queue, decide, entries, pending
+from clinical_nlp.errors import InputFormatError, OffsetMismatchError, PolicyError
+from clinical_nlp.services.adjudication import add_missing_notes, build_queue, decide, decisions, entries, pending
 from clinical_nlp.store import Store
 
 TEXT = "No fever. Cough since 2 days. Mother has asthma."
@@ -169,6 +170,7 @@ def test_adjudication_queue_roundtrip():
         row("b", [S(0, 7, "Drug")], "n3", "Aspirin."),
     ]
     labels = load_rows(rows)
+    add_missing_notes(store, labels.texts, source="rows")
     n = build_queue(store, text_candidates(labels), expert="dr_x")
     queued = {e.item: e for e in pending(store)}
     assert n == 2 and set(queued) == {"n1", "n3"}  # n2 agrees and is not safety-critical
@@ -178,14 +180,29 @@ def test_adjudication_queue_roundtrip():
         decide(store, "n1", "*", [S(3, 8, negation="negated")], "someone_else", "why")
     with pytest.raises(AdjudicationError, match="reason"):
         decide(store, "n1", "*", [], "dr_x", "  ")
-    decide(store, "n1", "*", [S(3, 8, negation="negated")], "dr_x", "guideline 4.1: 'No' negates")
+    with pytest.raises(PolicyError, match="'dr_x' is not registered"):
+        decide(store, "n1", "*", [S(3, 8, negation="negated")], "dr_x", "why")
+    Registry(store).add(Annotator("dr_x", "expert", license_id="MD-1", guideline_version="g1"))
+    with pytest.raises(PolicyError, match="lacks qualifications for Condition: guideline_training"):
+        decide(store, "n1", "*", [S(3, 8)], "dr_x", "why", guideline_version="g2")
+    with pytest.raises(InputFormatError, match="ends beyond the text"):
+        decide(store, "n1", "*", [S(3, 800)], "dr_x", "why", guideline_version="g1")
+    assert pending(store)[0].item == "n1"  # refused decisions change nothing
+    decide(
+        store, "n1", "*", [S(3, 8, negation="negated")], "dr_x", "guideline 4.1: 'No' negates", guideline_version="g1"
+    )
     gold = store.annotations(kind="gold", item="n1")
     assert len(gold) == 1 and gold[0].annotator == "dr_x" and gold[0].spans[0].negation == "negated"
     assert gold[0].edits["reason"].startswith("guideline")
     assert [e.item for e in pending(store)] == ["n3"]
     assert next(e for e in entries(store) if e.item == "n1").decided_by == "dr_x"
-    with pytest.raises(AdjudicationError, match="already decided"):
-        decide(store, "n1", "*", [], "dr_x", "again")
+    assert gold[0].spans[0].text == TEXT[3:8] and gold[0].guideline_version == "g1"
+    decide(store, "n1", "*", [], "dr_x", "on reflection: no finding", guideline_version="g1")  # amends
+    gold = store.annotations(kind="gold", item="n1")
+    assert len(gold) == 1 and gold[0].spans == ()
+    history = decisions(store, "n1")
+    assert [h["reason"] for h in history] == ["guideline 4.1: 'No' negates", "on reflection: no finding"]
+    assert history[1]["supersedes"] == history[0]["id"]
     with pytest.raises(AdjudicationError, match="not in the adjudication queue"):
         decide(store, "zzz", "*", [], "dr_x", "x")
     log = AuditLog(store)

@@ -3,15 +3,23 @@ from __future__ import annotations
 import pytest
 
 from clinical_nlp.annotators import Annotator, Registry
-from clinical_nlp.errors import PolicyError
-from clinical_nlp.qa import check_qa_coverage, guideline_drift, record_review, require_qa_coverage, sampled
+from clinical_nlp.audit import AuditLog
+from clinical_nlp.errors import InputFormatError, PolicyError
+from clinical_nlp.qa import (
+    check_qa_coverage,
+    guideline_drift,
+    record_review,
+    require_qa_coverage,
+    review_history,
+    sampled,
+)
 from clinical_nlp.store import Store
 from clinical_nlp.types import Annotation, Span
 
 
 def _store():
     store = Store("sqlite:///:memory:")
-    Registry(store).add(Annotator("doc", role="expert", license_id="L"))
+    Registry(store).add(Annotator("doc", role="expert", license_id="L", guideline_version="1.0.0+cur"))
     Registry(store).add(Annotator("ann"))
     for i in range(40):
         store.save_annotation(
@@ -32,8 +40,36 @@ def test_safety_critical_needs_full_review_and_lists_items():
     for i in range(40):
         record_review(store, f"n{i}", "Drug", "doc")
     assert require_qa_coverage(store, labels=["Drug"]).met
-    with pytest.raises(PolicyError, match="not a registered expert"):
+    with pytest.raises(PolicyError, match="'ann' is registered as 'annotator', not as an expert"):
         record_review(store, "n1", "Drug", "ann")
+
+
+@pytest.mark.parametrize(
+    ("item", "label", "expert", "kw", "error", "message"),
+    [
+        ("nope", "Drug", "doc", {}, InputFormatError, "item 'nope' is not in the store"),
+        ("n1", "Tumour", "doc", {}, InputFormatError, "'Tumour' is not in the label schema"),
+        ("n1", "Device", "doc", {}, InputFormatError, "no annotation of the item carries 'Device'"),
+        ("n1", "Drug", "ghost", {}, PolicyError, "'ghost' is not registered"),
+        ("n1", "Drug", "doc", {"verdict": "meh"}, InputFormatError, "verdict 'meh'"),
+        ("n1", "Drug", "doc", {"guideline_version": "2.0"}, PolicyError, "lacks qualifications for Drug"),
+    ],
+)
+def test_bad_review_is_refused_and_writes_nothing(item, label, expert, kw, error, message):
+    store = _store()
+    entries = len(AuditLog(store).entries())
+    with pytest.raises(error, match=message):
+        record_review(store, item, label, expert, **kw)
+    assert review_history(store) == [] and len(AuditLog(store).entries()) == entries
+
+
+def test_a_later_review_supersedes_and_both_are_kept():
+    store = _store()
+    record_review(store, "n1", "Drug", "doc")
+    record_review(store, "n1", "Drug", "doc", verdict="corrected", comment="dose is not a drug")
+    assert [h["verdict"] for h in review_history(store, "n1")] == ["confirmed", "corrected"]
+    last = AuditLog(store).entries("qa_review")[-1]
+    assert last.details["supersedes"]["expert"] == "doc" and last.details["verdict"] == "corrected"
 
 
 def test_sampling_is_deterministic_and_near_rate():

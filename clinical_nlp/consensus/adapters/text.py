@@ -357,7 +357,7 @@ def text_candidates(labels: TextLabels):
 
     for nid in sorted(labels.spans):
         if len(labels.spans[nid]) < 2:
-            scores: dict[str, float | None] = {"span_f1": 0.0}
+            scores: dict[str, float | None] = {"annotators": float(len(labels.spans[nid]))}
         else:
             scores = item_agreement(labels, nid)
         used = {s.label for ss in labels.spans[nid].values() for s in ss}
