@@ -8,13 +8,11 @@ the consensus step queues; the fast entity model is retrained each round.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
 
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import load_label_schema, repo_root
@@ -22,7 +20,7 @@ from clinical_nlp.io.jsonl import read_jsonl
 from clinical_nlp.project import init_project
 from clinical_nlp.rounds import RoundSettings, finish_round, rounds, start_round
 from clinical_nlp.simulate import AnnotatorSkill, SimulatedAnnotator
-from clinical_nlp.store import DoccanoLinkRow, Store
+from clinical_nlp.store import Store
 from clinical_nlp.types import AnnotatedNote, Note, Span
 
 #: the labels the demo annotates and trains: the schema's pre-annotated labels
@@ -97,24 +95,24 @@ def simulate_annotators(
     annotators: Mapping[str, SimulatedAnnotator],
     gold: Mapping[str, AnnotatedNote],
     labels: Sequence[str],
+    logins: Mapping[str, str],
 ) -> dict[str, int]:
-    """Each simulated annotator corrects its assigned examples through the REST API as itself."""
-    from clinical_nlp.doccano import AnnotatorSession, DoccanoCredentials
+    """Each simulated annotator corrects her examples in her own Doccano project, logged in as herself.
+
+    ``logins`` are the simulated people's own passwords (what each types into her browser);
+    the engine never sees them.
+    """
+    from clinical_nlp.doccano import AnnotatorSession, DoccanoCredentials, example_links
 
     creds = DoccanoCredentials.from_env()
     info = next(r for r in rounds(store) if r["number"] == number)
-    with store.session() as s:
-        links = {
-            r.note_id: r.example_id
-            for r in s.scalars(
-                select(DoccanoLinkRow).where(DoccanoLinkRow.project == info["settings"]["doccano_project"])
-            )
-        }
+    links = example_links(store, info["settings"]["doccano_project"])
     done: dict[str, int] = {}
     for name, sim in annotators.items():
-        session = AnnotatorSession(creds.url, name, creds.password(name), int(info["doccano_project_id"]))
+        pid = int(info["doccano_project_ids"][name])
+        session = AnnotatorSession(creds.url, name, logins[name], pid)
         for nid in info["assignments"].get(name, []):
-            example = links[nid]
+            example = links[(name, nid)].example_id
             note = store.get_note(nid)
             pre = session.read(example, note.text)
             final = sim.annotate(gold[nid], pre, labels=list(labels))
@@ -122,6 +120,15 @@ def simulate_annotators(
             act_in_doccano(session, example, note.text, final)
             done[name] = done.get(name, 0) + 1
     return done
+
+
+def create_demo_accounts(logins: Mapping[str, str]) -> None:
+    """The simulated people create their own Doccano accounts (as a person would on the admin page)."""
+    from clinical_nlp.doccano import DoccanoCredentials, DoccanoServer
+
+    server = DoccanoServer(DoccanoCredentials.from_env())
+    for name in server.missing_users(list(logins)):
+        server.create_user(name, logins[name])
 
 
 def run_demo(
@@ -163,8 +170,9 @@ def run_demo(
 
     names = ("annotator1", "annotator2")
     register_demo_team(store, names, "expert", project.guideline().version)
-    passwords = {n: f"Demo-{i}-Xq7pw!{seed}" for i, n in enumerate((*names, "expert"))}
-    os.environ["DOCCANO_USER_PASSWORDS"] = ",".join(f"{k}:{v}" for k, v in passwords.items())
+    # the simulated people's own logins (their browsers'), never given to the engine
+    logins = {n: f"Demo-{i}-Xq7pw!{seed}" for i, n in enumerate((*names, "expert"))}
+    create_demo_accounts(logins)
     annotators = {
         "annotator1": SimulatedAnnotator("annotator1", AnnotatorSkill(boundary_error=0.05, miss_rate=0.05), seed),
         "annotator2": SimulatedAnnotator(
@@ -189,7 +197,7 @@ def run_demo(
     for _ in range(rounds_n):
         t0 = time.perf_counter()
         info = start_round(project, settings, actor="demo")
-        simulate_annotators(project, store, info["number"], annotators, gold, SCHEMA_LABELS)
+        simulate_annotators(project, store, info["number"], annotators, gold, SCHEMA_LABELS, logins)
         info = finish_round(project, expert_decision=expert, dev=dev, actor="demo", progress=False)
         timings.append(time.perf_counter() - t0)
         f1 = ((info.get("metrics") or {}).get("strict") or {}).get("micro", {}).get("f1")

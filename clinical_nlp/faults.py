@@ -1,13 +1,14 @@
 """Named crash points for fault-injection tests (a no-op unless ``CLINICAL_NLP_CRASH_AT`` names one).
 
-``CLINICAL_NLP_CRASH_AT=push.placed:3`` kills the process with SIGKILL the third time the push
-reaches ``push.placed``, as a power cut or an OOM kill would: no ``finally``, no flush. The tests
+``CLINICAL_NLP_CRASH_AT=push.linked:2`` kills the process with SIGKILL the second time the push
+reaches ``push.linked``, as a power cut or an OOM kill would: no ``finally``, no flush. The tests
 in ``tests/integration/test_faults.py`` kill push, pull, round finish and export at every point
 below, let an annotator edit in Doccano, re-run, and check that nothing was lost or duplicated.
 
-Points: ``push.imported`` (texts on the server, links not saved), ``push.linked``,
-``push.placed`` (after each (note, annotator) placement), ``push.flushed`` (after each store
-flush), ``pull.saved`` (after each row stored), ``round.pulled``, ``round.consensus``,
+Points (each push point is reached once per annotator): ``push.import_started`` (the import
+task recorded, running on the server), ``push.imported`` (finished, nothing linked),
+``push.pre_saved`` (pre-annotation rows stored, links not), ``push.linked``, ``pull.saved``
+(after each annotator's rows are stored, before the audit entry), ``round.pulled``, ``round.consensus``,
 ``export.written`` (files written, folder not renamed) and ``export.renamed`` (not audited yet).
 """
 

@@ -210,7 +210,7 @@ def start_round(
     )
     info["assignments"] = report.assignments
     info["push_seconds"] = report.seconds
-    info["doccano_project_id"] = report.project_id
+    info["doccano_project_ids"] = report.project_ids
     _save(store, number, "pushed", info)
     AuditLog(store).append(
         "round",

@@ -6,6 +6,8 @@ their gold spans as "pre-annotations", ConText attributes on the negex spans),
 cycled with unique ids up to ``--notes``. Timed phases: push (import + every
 annotator's pre-annotations in place), marking done as the annotators (not
 counted in the target), pull. Needs the local server (scripts/doccano.sh start).
+The engine logs in as itself only; the two benchmark people create their own accounts
+(person side, like the demo) and mark their examples done with their own logins.
 
 Usage: .venv/bin/python scripts/bench_doccano.py [--notes 1000] [--output artifacts/bench_doccano.json]
 """
@@ -76,7 +78,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--notes", type=int, default=1000)
     ap.add_argument("--output", default="artifacts/bench_doccano.json")
-    ap.add_argument("--threads", type=int, default=4, help="HTTP sessions per annotator")
+    ap.add_argument("--threads", type=int, default=4, help="HTTP threads when reading back (pull, mark done)")
     args = ap.parse_args()
 
     guideline = load_guideline()
@@ -84,17 +86,16 @@ def main() -> int:
     docs = [(row_to_annotated(r).verified(), r) for r in rows]
     tag = uuid.uuid4().hex[:8]
     annotators = ["bench_ann1", "bench_ann2"]
-    base = dc.DoccanoCredentials.from_env()
-    creds = dc.DoccanoCredentials(
-        base.url, base.admin_user, base.admin_password, {**base.users, **{a: "bench-pw-1" for a in annotators}}
-    )
+    creds = dc.DoccanoCredentials.from_env()
+    logins = {a: "bench-pw-1" for a in annotators}  # the people's own, never given to the engine
+    server = dc.DoccanoServer(creds)
+    for a in server.missing_users(annotators):
+        server.create_user(a, logins[a])
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/state.db")
         name = f"bench-{tag}"
         t0 = time.perf_counter()
-        report = dc.push(
-            store, guideline, name, docs, annotators, overlap=2, creds=creds, threads_per_annotator=args.threads
-        )
+        report = dc.push(store, guideline, name, docs, annotators, overlap=2, creds=creds)
         t_push = time.perf_counter() - t0
         print(
             json.dumps(
@@ -110,7 +111,7 @@ def main() -> int:
 
         t0 = time.perf_counter()
         for a in annotators:
-            s = dc.AnnotatorSession(creds.url, a, creds.password(a), report.project_id)
+            s = dc.AnnotatorSession(creds.url, a, logins[a], report.project_ids[a])
             ids = [e["id"] for e in s.examples()]
             with ThreadPoolExecutor(args.threads) as pool:
                 list(pool.map(s.mark_done, ids))
@@ -132,11 +133,10 @@ def main() -> int:
         "pull_seconds": round(t_pull, 2),
         "push_plus_pull_seconds": round(t_push + t_pull, 2),
         "import_seconds": round(report.import_seconds, 2),
-        "span_creations_per_second": round(report.spans_created / max(t_push - report.import_seconds, 1e-9), 1),
         "pulled_rows": len(pulled),
         "roundtrip_lossless": ok,
         "target_seconds": 60,
-        "threads_per_annotator": args.threads,
+        "pull_threads": args.threads,
     }
     result["met"] = ok and t_push + t_pull <= result["target_seconds"]
     out = Path(args.output)

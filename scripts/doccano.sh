@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Manage a local Doccano 1.8.4 server for clinical-nlp (tests, benchmarks, local annotation).
 #
-# Usage: scripts/doccano.sh start|stop|status|adduser NAME PASSWORD
+# Usage: scripts/doccano.sh start|stop|status|adduser NAME [PASSWORD]
 #
 # Everything lives under .doccano/ in the repository root (git-ignored):
 #   .doccano/venv      its own virtualenv (server dependencies conflict with ours; numpy<2)
@@ -139,7 +139,14 @@ cmd_status() {
 }
 
 cmd_adduser() {
-  local name="${1:?usage: doccano.sh adduser NAME PASSWORD}" password="${2:?usage: doccano.sh adduser NAME PASSWORD}"
+  # The person types her own password (asked twice, not echoed); a second argument is for scripts only.
+  local name="${1:?usage: doccano.sh adduser NAME [PASSWORD]}" password="${2:-}"
+  if [ -z "$password" ]; then
+    local again
+    read -r -s -p "Doccano password for $name: " password; echo >&2
+    read -r -s -p "again: " again; echo >&2
+    [ -n "$password" ] && [ "$password" = "$again" ] || { echo "passwords empty or different" >&2; exit 2; }
+  fi
   ensure_venv
   local bdir
   bdir="$(backend_dir)"
@@ -159,5 +166,5 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   adduser) shift; cmd_adduser "$@" ;;
-  *) echo "usage: $0 start|stop|status|adduser NAME PASSWORD" >&2; exit 64 ;;
+  *) echo "usage: $0 start|stop|status|adduser NAME [PASSWORD]" >&2; exit 64 ;;
 esac

@@ -1,8 +1,8 @@
 """Doccano commands: ``doccano sync|push|pull|status`` (thin wrappers over clinical_nlp.doccano).
 
-Credentials come from the environment (DOCCANO_URL, DOCCANO_ADMIN_USER,
-DOCCANO_ADMIN_PASSWORD, DOCCANO_USER_PASSWORDS) or DOCCANO_CREDENTIALS_FILE,
-never from options.
+The engine's own login comes from the environment (DOCCANO_URL, DOCCANO_ADMIN_USER,
+DOCCANO_ADMIN_PASSWORD) or DOCCANO_CREDENTIALS_FILE, never from options; no
+annotator password is read anywhere.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from clinical_nlp.config import current_actor
+from clinical_nlp.errors import InputFormatError
 
 _PROJECT_HELP = "Doccano project name (default: doccano.project of the project's clinical-nlp.yaml)."
 _DIR_HELP = "clinical-nlp project folder (default: found from the working directory and its parents)."
@@ -43,22 +44,30 @@ def register(app: typer.Typer) -> None:
         approvers: str = typer.Option("", help="Comma-separated users to add with the annotation_approver role."),
         admins: str = typer.Option("", help="Comma-separated users to add with the project_admin role."),
     ) -> None:
-        """Create or update the Doccano project from the label schema and guideline.
+        """Create or update each annotator's Doccano project from the label schema and guideline.
 
-        Creates the entity labels (schema colours), the attribute labels
-        (negation:negated, ... see the guideline), allows overlapping spans, turns
-        collaborative mode off, writes the guideline markdown into the project's
-        guideline page and adds members (users are created when missing; their
-        passwords come from DOCCANO_USER_PASSWORDS / DOCCANO_CREDENTIALS_FILE).
+        One project per annotator (<doccano.project>--<annotator>; default: every
+        annotator already pushed to): the entity labels (schema colours), the attribute
+        labels (negation:negated, ... see the guideline), overlapping spans allowed,
+        collaborative annotation on, the guideline markdown as the project's guideline
+        page; the annotator, approvers and admins as members. Accounts must exist: each
+        person creates their own (clinical-nlp holds no passwords).
         """
-        from clinical_nlp.doccano import DoccanoServer
+        from clinical_nlp.doccano import DoccanoServer, annotator_project_name, example_links
 
-        proj, _store, creds, name = _context(project_dir, project)
-        members = {}
-        for names, role in ((annotators, "annotator"), (approvers, "annotation_approver"), (admins, "project_admin")):
-            members.update({n.strip(): role for n in names.split(",") if n.strip()})
-        pid = DoccanoServer(creds).sync_project(name, proj.guideline(), members)
-        typer.echo(f"Doccano project {name!r} (id {pid}) in sync with guideline {proj.guideline().version}")
+        proj, store, creds, name = _context(project_dir, project)
+        people = [n.strip() for n in annotators.split(",") if n.strip()]
+        people = people or sorted({a for a, _ in example_links(store, name)})
+        if not people:
+            raise InputFormatError("no annotators: pass --annotators (nothing has been pushed yet)")
+        extra = {}
+        for names, role in ((approvers, "annotation_approver"), (admins, "project_admin")):
+            extra.update({n.strip(): role for n in names.split(",") if n.strip()})
+        server = DoccanoServer(creds)
+        for who in people:
+            pname = annotator_project_name(name, who)
+            pid = server.sync_project(pname, proj.guideline(), {who: "annotator", **extra})
+            typer.echo(f"Doccano project {pname!r} (id {pid}) in sync with guideline {proj.guideline().version}")
 
     @sub.command("push")
     def push_cmd(
@@ -82,11 +91,13 @@ def register(app: typer.Typer) -> None:
             None, help="Who runs this (audit; default $CLINICAL_NLP_ACTOR, else OS user)."
         ),
     ) -> None:
-        """Send notes, each assigned annotator getting their own copy of the pre-annotations.
+        """Import notes with their pre-annotations into each assigned annotator's own Doccano project.
 
         Input rows: id, text, spans (start, end, label, attributes, score, source),
-        optional model_version and deidentified. Safe to rerun: already pushed notes
-        and annotators are skipped, an interrupted push resumes. Prints a JSON report.
+        optional model_version and deidentified. Logs in only as the engine's Doccano
+        user (no annotator password). Safe to rerun: already pushed notes are skipped,
+        an interrupted push resumes, nothing already on the server is changed. Prints a
+        JSON report with each annotator's project link.
         """
         from tqdm import tqdm
 
@@ -95,7 +106,7 @@ def register(app: typer.Typer) -> None:
         proj, store, creds, name = _context(project_dir, project)
         rows = read_preannotations(input)
         names = [a.strip() for a in annotators.split(",") if a.strip()]
-        with tqdm(total=None, desc="pre-annotations placed", unit="note") as bar:
+        with tqdm(total=None, desc="examples imported", unit="example") as bar:
             report = push(
                 store,
                 proj.guideline(),
@@ -113,13 +124,16 @@ def register(app: typer.Typer) -> None:
             json.dumps(
                 {
                     "project": report.project,
-                    "doccano_project_id": report.project_id,
+                    "doccano_projects": {
+                        a: {"name": report.doccano_projects[a], "id": pid, "link": f"{creds.url}/projects/{pid}"}
+                        for a, pid in report.project_ids.items()
+                    },
                     "notes": report.notes,
                     "imported": report.imported,
+                    "recovered": report.recovered,
                     "spans_created": report.spans_created,
                     "already_pushed": report.skipped_already_pushed,
                     "stale_links_reimported": report.stale_links,
-                    "touched_left_alone": report.touched_left_alone,
                     "assigned": {a: len(v) for a, v in report.assignments.items()},
                     "seconds": round(report.seconds, 2),
                 },
@@ -142,7 +156,8 @@ def register(app: typer.Typer) -> None:
         Output rows (one per note and annotator): id, annotator, text, spans (start,
         end, label, text, negation, temporality, experiencer), edits (accepted,
         deleted, added, changed_label, changed_boundary, changed_attributes, total),
-        guideline_version, model_version, timestamp.
+        guideline_version, model_version, timestamp (when the annotator marked it done),
+        pulled_at.
         """
         from clinical_nlp.doccano import pull, pull_problems, write_pull
 

@@ -1,45 +1,42 @@
 """Doccano round trip: project sync, push of pre-annotations, pull of human labels.
 
 This package is the only code that talks to Doccano (1.8.4, REST API under ``/v1``):
-``credentials`` (URL and passwords from the environment), ``http`` (token login,
-urllib3 ``Retry``), ``codec`` (attribute labels <-> spans), ``client`` (an
-annotator's session, the admin's project sync and bulk import) and ``sync``
-(push / pull / status orchestration over the store).
+``credentials`` (URL and the engine's own login), ``http`` (token login, urllib3
+``Retry``), ``codec`` (attribute labels <-> spans), ``client`` (the server as the
+engine's user; a user's session in one project), ``links`` (the store's record of
+what is where), ``sync`` (push, status) and ``pull``.
 
-Design (measured on doccano 1.8.4, see ``scripts/bench_doccano.py``)
----------------------------------------------------------------------
-* **One example per note.** The admin uploads the note texts once through
-  Doccano's bulk import (a JSONL file through ``/v1/fp/process/`` and
-  ``/v1/projects/<id>/upload``, run by the celery worker); each example carries
-  ``meta.note_id``. Example ids are kept in the store (``DoccanoLinkRow``), and
-  an interrupted import is recovered by matching ``meta.note_id`` of the
-  examples already on the server, so nothing is imported twice.
-* **Each annotator's own pre-annotations.** The project runs with
-  collaborative annotation off, so every span belongs to the user who created
-  it and each annotator sees only their own labels. Doccano has no way for an
-  admin to create spans owned by another user, and importing once per
-  annotator would duplicate the notes, so pre-annotations are created *in the
-  annotator's name* through the REST API: one token-authenticated HTTP session
-  per annotator, several worker threads per session, against a multi-worker
-  gunicorn server. Chosen over Doccano's auto-labeling hook because the
-  auto-labeling answer only lands when the annotator opens the example (the
-  pre-annotations would not be "in place" before, their model version could
-  change between push and opening, and a loopback service would have to stay
-  up for the whole annotation period); the REST way puts every suggestion in
-  place at push time and is resumable: the link row records which annotators
-  already have their spans, and a resumed push first deletes a partial set.
+Design: no annotator password held (issue 18)
+---------------------------------------------
+* **One Doccano project per annotator** (``<doccano.project>--<annotator>``), with
+  collaborative annotation on; the annotator is its only annotating member, the
+  engine's user is its admin. Independence between annotators holds by construction:
+  nobody sees another annotator's project.
+* **One bulk import per annotator and push.** The engine uploads that annotator's
+  assigned notes *with* their pre-annotations as one JSONL file (``/v1/fp/process/``,
+  ``/v1/projects/<id>/upload``, run by Doccano's task worker). The spans belong to the
+  engine's user; in a collaborative project the annotator sees, keeps, changes or
+  deletes them like her own. Each example carries ``meta.note_id``.
+* **Never writes into an example after its import**, so no re-run can overwrite an
+  annotator's work. Resumable: the import's task id is recorded before it is awaited (a
+  killed push waits for it on the re-run instead of importing twice), examples are
+  linked by ``meta.note_id`` (``DoccanoExampleRow``, naming server and project), and a
+  link whose example is not on the server as recorded (reset server, another server)
+  is dropped and the note imported again.
+* **Pull** reads, as the engine, every example its annotator marked done (checked
+  against the example's states: ``confirmed_by`` is her user id; ``confirmed_at`` is
+  the annotation's time) and every span on it; the edit summary compares it with the
+  pre-annotation recorded at push.
 * **Attributes** (guideline, "How attributes appear in Doccano"): extra span
   labels on exactly the same offsets named ``negation:negated``,
   ``negation:possible``, ``temporality:historical``, ``temporality:hypothetical``,
-  ``experiencer:family``, ``experiencer:other``; absent = default. They are
-  created as span types, so annotators see and correct them in the UI.
-* **Assignment / overlap.** Doccano 1.8.4 has no per-example assignment; every
-  member can open every example. We assign each note to ``overlap`` annotators
-  (round robin), every note with a safety-critical label to all annotators, and
-  only the assigned annotators get pre-annotations; pull reads every note an
-  annotator marked done (Doccano's "confirmed" example state).
-* **Users.** Missing annotators are created through the admin-only
-  ``/v1/users/create`` endpoint (or ``scripts/doccano.sh adduser NAME PASSWORD``).
+  ``experiencer:family``, ``experiencer:other``; absent = default.
+* **Assignment / overlap.** Each note goes to ``overlap`` annotators (round robin),
+  every note with a safety-critical label to all; only assigned annotators' projects
+  receive it.
+* **Users.** The engine never creates annotator accounts nor knows their passwords:
+  each person creates their own (``scripts/doccano.sh adduser NAME``, which asks for the
+  password, or the Doccano admin page); a push names the missing accounts and stops.
 """
 
 from clinical_nlp.doccano.client import DOCCANO_ROLES, AnnotatorSession, DoccanoServer
@@ -51,6 +48,7 @@ from clinical_nlp.doccano.codec import (
 )
 from clinical_nlp.doccano.credentials import DEFAULT_URL, DoccanoCredentials
 from clinical_nlp.doccano.http import DoccanoHttp
+from clinical_nlp.doccano.links import annotator_project_name, example_links
 from clinical_nlp.doccano.pull import pull, pull_problems, write_pull
 from clinical_nlp.doccano.sync import (
     PushReport,
@@ -73,10 +71,12 @@ __all__ = [
     "DoccanoHttp",
     "DoccanoServer",
     "PushReport",
+    "annotator_project_name",
     "assign",
     "attribute_label_names",
     "decode_triples",
     "encode_spans",
+    "example_links",
     "pull",
     "pull_problems",
     "push",

@@ -1,18 +1,19 @@
-"""Doccano credentials: server URL and passwords, from the environment or a credentials file.
+"""The engine's Doccano login: server URL and the engine's own user, from the environment or a file.
 
 Never command-line arguments, never logged: ``DOCCANO_URL`` (default
 ``http://127.0.0.1:8000`` or the project's ``doccano.url``),
 ``DOCCANO_ADMIN_USER`` / ``DOCCANO_ADMIN_PASSWORD`` (local defaults
-admin/password), annotator passwords from ``DOCCANO_USER_PASSWORDS``
-(``alice:pw1,bob:pw2``) or a YAML/JSON file named by ``DOCCANO_CREDENTIALS_FILE``
-(``{admin_user:..., admin_password:..., users: {alice: pw1}}``).
+admin/password), or a YAML/JSON file named by ``DOCCANO_CREDENTIALS_FILE``
+(``{url: ..., admin_user: ..., admin_password: ...}``). Annotators' passwords are
+never read: each annotator has their own Doccano project, into which the engine
+imports their pre-annotations as itself (see the package docstring).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,14 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 
 @dataclass(frozen=True)
 class DoccanoCredentials:
-    """Server URL and passwords, read from the environment or a credentials file."""
+    """Server URL and the engine's login, read from the environment or a credentials file."""
 
     url: str = DEFAULT_URL
     admin_user: str = "admin"
     admin_password: str = "password"
-    users: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # never print passwords
-        return f"DoccanoCredentials(url={self.url!r}, admin_user={self.admin_user!r}, users={sorted(self.users)})"
+        return f"DoccanoCredentials(url={self.url!r}, admin_user={self.admin_user!r})"
 
     @classmethod
     def from_env(cls, url: str | None = None, env: Mapping[str, str] | None = None) -> DoccanoCredentials:
@@ -47,25 +47,18 @@ class DoccanoCredentials:
                 raise DoccanoError(f"cannot read DOCCANO_CREDENTIALS_FILE {path}: {exc}") from None
             if not isinstance(data, dict):
                 raise DoccanoError(f"{path}: credentials file must be a mapping")
-        users = {str(k): str(v) for k, v in (data.get("users") or {}).items()}
-        for item in filter(None, (env.get("DOCCANO_USER_PASSWORDS") or "").split(",")):
-            name, sep, pw = item.partition(":")
-            if not sep or not name.strip():
-                raise DoccanoError("DOCCANO_USER_PASSWORDS must look like 'alice:pw1,bob:pw2'")
-            users[name.strip()] = pw
+            if data.get("users"):
+                raise DoccanoError(
+                    f"{path}: lists annotator passwords ('users'); clinical-nlp does not hold them any more "
+                    "(each annotator has their own Doccano project): remove them from the file"
+                )
+        if env.get("DOCCANO_USER_PASSWORDS"):
+            raise DoccanoError(
+                "DOCCANO_USER_PASSWORDS is set: clinical-nlp holds no annotator passwords any more "
+                "(each annotator has their own Doccano project); unset it"
+            )
         return cls(
             url=(env.get("DOCCANO_URL") or url or data.get("url") or DEFAULT_URL).rstrip("/"),
             admin_user=env.get("DOCCANO_ADMIN_USER") or data.get("admin_user") or "admin",
             admin_password=env.get("DOCCANO_ADMIN_PASSWORD") or data.get("admin_password") or "password",
-            users=users,
         )
-
-    def password(self, user: str) -> str:
-        if user == self.admin_user:
-            return self.admin_password
-        if user not in self.users:
-            raise DoccanoError(
-                f"no Doccano password for annotator {user!r}: set DOCCANO_USER_PASSWORDS "
-                f"('{user}:...') or list it in the DOCCANO_CREDENTIALS_FILE"
-            )
-        return self.users[user]

@@ -1,4 +1,4 @@
-"""Pull: each annotator's finished work read back from Doccano, through the validation gate.
+"""Pull: each annotator's finished work read back from her Doccano project, through the validation gate.
 
 One (note, annotator) with a problem (an attribute label without its entity, an unknown
 label, a span off the text, a changed text) is recorded as a pull problem and not pulled;
@@ -17,10 +17,10 @@ from sqlalchemy import select
 
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import Guideline
-from clinical_nlp.doccano.client import AnnotatorSession, DoccanoServer
+from clinical_nlp.doccano.client import DoccanoServer
 from clinical_nlp.doccano.codec import decode_triples
 from clinical_nlp.doccano.credentials import DoccanoCredentials
-from clinical_nlp.doccano.sync import _links
+from clinical_nlp.doccano.links import ExampleLink, annotator_project_name, require_links
 from clinical_nlp.edits import edit_summary
 from clinical_nlp.errors import DoccanoError
 from clinical_nlp.faults import crash_point
@@ -40,54 +40,62 @@ def pull(
     actor: str | None = None,
     threads: int = 4,
 ) -> list[dict[str, Any]]:
-    """Fetch each annotator's labels on notes they marked done; store and return rows.
+    """Read each annotator's finished examples from her Doccano project; store and return rows.
 
-    One row per (note, annotator): ``id``, ``annotator``, ``text``, ``spans``
+    The engine reads as itself, through Doccano's dataset export of the examples marked done
+    (collaborative projects: every span on the example, whoever made it). An example counts
+    as finished when its annotator marked it done; the time she did is the annotation's
+    timestamp. One row per (note, annotator): ``id``, ``annotator``, ``text``, ``spans``
     (flat attribute keys), ``edits``, ``guideline_version``, ``model_version``,
-    ``timestamp``. Each (note, annotator) passes the validation gate (text equal to the
-    store's copy, offsets, labels and attributes of the schema, no attribute label left
-    without its entity); one that fails is not pulled but recorded as a problem
+    ``timestamp``, ``pulled_at``. Each (note, annotator) passes the validation gate (text
+    equal to the store's copy, offsets, labels and attributes of the schema, no attribute
+    label left without its entity); one that fails is not pulled but recorded as a problem
     (:func:`pull_problems`, the ``doccano.pull`` audit entry) while every other row is pulled.
     """
     creds = creds or DoccanoCredentials.from_env()
     server = DoccanoServer(creds)
-    proj = server.find_project(project_name)
-    if proj is None:
-        raise DoccanoError(f"Doccano project {project_name!r} does not exist at {creds.url}")
-    pid = int(proj["id"])
-    links = _links(store, project_name)
-    by_example = {r.example_id: r for r in links.values()}
-    on_server = server.examples_by_note(pid)
-    stale = sorted(nid for nid, link in links.items() if on_server.get(nid) != link.example_id)
-    if stale:
-        raise DoccanoError(
-            f"{len(stale)} of {len(links)} notes the store linked to Doccano project {project_name!r} are not on "
-            f"{creds.url} as recorded (first: {stale[0]!r}): the server was reset or is another one; "
-            "run 'doccano push' to reconcile before pulling"
-        )
+    links = require_links(store, project_name)
     if annotators is None:
-        annotators = sorted({a for r in links.values() for a in (r.state or {}).get("assigned", [])})
+        annotators = sorted({a for a, _ in links})
     rows: list[dict[str, Any]] = []
     problems: list[tuple[str, str, str]] = []
     pulled: set[tuple[str, str]] = set()
     written: dict[str, str] = {}
+    pulled_at = utcnow().isoformat(timespec="seconds")
     for annotator in annotators:
-        session = AnnotatorSession(creds.url, annotator, creds.password(annotator), pid)
-        session.label_ids()
-        done = [ex for ex in session.examples(confirmed=True) if int(ex["id"]) in by_example]
+        mine = {ln.example_id: ln for (a, _), ln in links.items() if a == annotator}
+        if not mine:
+            continue
+        pid = _checked_project(server, project_name, annotator, mine)
+        uid = server.user_id(annotator)
+        exported = server.export_confirmed(pid)
+        mismatched = _stale_in_export(exported, mine)
+        if mismatched:
+            raise _stale_error(annotator_project_name(project_name, annotator), server.url, len(mismatched), len(mine))
+        done = [ex for ex in exported if int(ex["id"]) in mine]
         with ThreadPoolExecutor(max_workers=threads) as pool:  # reads only: safe to parallelise
-            fetched = list(pool.map(lambda ex, _s=session: _s.triples(int(ex["id"])), done))
-        for ex, triples in zip(done, fetched, strict=True):
-            link = by_example[int(ex["id"])]
-            note = store.get_note(link.note_id)
+            states = list(pool.map(lambda ex, _p=pid: server.example_states(_p, int(ex["id"])), done))
+        batch: list[Annotation] = []
+        # one query each for the notes and her pre-annotations, not two per example
+        notes = {n.id: n for n in store.notes([mine[int(ex["id"])].note_id for ex in done])}
+        pres = {a.item: a for a in store.annotations(kind="pre", annotator=annotator) if a.item in notes}
+        for ex, ex_states in zip(done, states, strict=True):
+            link = mine[int(ex["id"])]
+            note = notes.get(link.note_id)
+            confirmed_at = [str(st["confirmed_at"]) for st in ex_states if int(st.get("confirmed_by", -1)) == uid]
+            triples = [(int(a), int(b), str(lab)) for a, b, lab in ex.get("label") or []]
             try:
+                if note is None:
+                    raise DoccanoError(f"note {link.note_id!r} of example {ex['id']} is not in the store")
+                if not confirmed_at:
+                    raise DoccanoError(f"example {ex['id']} was marked done by someone other than {annotator!r}")
                 spans = _checked_spans(note, ex, triples, guideline)
             except DoccanoError as exc:
                 problems.append((link.note_id, annotator, str(exc)))
                 continue
-            pre = store.annotations(kind="pre", item=link.note_id, annotator=annotator)
-            pre_spans = pre[0].spans if pre else ()
-            model_version = pre[0].model_version if pre else None
+            pre = pres.get(link.note_id)
+            pre_spans = pre.spans if pre else ()
+            model_version = pre.model_version if pre else None
             edits = edit_summary(pre_spans, spans)
             ann = Annotation(
                 item=link.note_id,
@@ -97,9 +105,9 @@ def pull(
                 guideline_version=guideline.version,
                 model_version=model_version,
                 edits=edits,
+                timestamp=min(confirmed_at),
             )
-            written |= store.save_annotation(ann, kind="human")
-            crash_point("pull.saved")
+            batch.append(ann)
             pulled.add((link.note_id, annotator))
             rows.append(
                 {
@@ -120,9 +128,13 @@ def pull(
                     "guideline_version": guideline.version,
                     "model_version": model_version,
                     "timestamp": ann.timestamp,
+                    "pulled_at": pulled_at,
+                    "doccano_project_id": pid,
                     "doccano_example_id": int(ex["id"]),
                 }
             )
+        written |= store.save_annotations(batch, kind="human")  # one transaction per annotator
+        crash_point("pull.saved")
     _record_problems(store, project_name, problems, pulled)
     AuditLog(store).append(
         "doccano.pull",
@@ -137,6 +149,44 @@ def pull(
         rows=written,
     )
     return rows
+
+
+def _checked_project(server: DoccanoServer, project: str, annotator: str, mine: Mapping[int, ExampleLink]) -> int:
+    """The annotator's Doccano project id, after checking the server holds the linked examples as recorded.
+
+    Fast path: the project is the recorded one and holds as many examples as the store links
+    (the examples pulled are then matched one by one, :func:`_stale_in_export`); otherwise every
+    example is listed and compared.
+    """
+    name = annotator_project_name(project, annotator)
+    found = server.find_project(name)
+    pids = {ln.doccano_project_id for ln in mine.values()}
+    servers = {ln.server for ln in mine.values()}
+    same = found is not None and pids == {int(found["id"])} and servers == {server.url}
+    if same and found is not None and server.example_count(int(found["id"])) == len(mine):
+        return int(found["id"])
+    on_server = server.examples_by_note(int(found["id"])) if same and found is not None else {}
+    stale = sorted(ln.note_id for ln in mine.values() if on_server.get(ln.note_id) != ln.example_id)
+    if not same or found is None or stale:
+        raise _stale_error(name, server.url, len(stale) or len(mine), len(mine))
+    return int(found["id"])
+
+
+def _stale_in_export(exported: Sequence[Mapping[str, Any]], mine: Mapping[int, ExampleLink]) -> list[str]:
+    """Note ids of exported examples whose id the store links to another note (another server's project)."""
+    return sorted(
+        mine[int(ex["id"])].note_id
+        for ex in exported
+        if int(ex["id"]) in mine and str(ex.get("note_id")) != mine[int(ex["id"])].note_id
+    )
+
+
+def _stale_error(name: str, url: str, stale: int, total: int) -> DoccanoError:
+    return DoccanoError(
+        f"{stale} of {total} notes the store linked to Doccano project {name!r} are not "
+        f"on {url} as recorded: the server was reset or is another one; "
+        "run 'doccano push' to reconcile before pulling"
+    )
 
 
 def _checked_spans(note: Note, example: Mapping[str, Any], triples: Any, guideline: Guideline) -> tuple[Span, ...]:

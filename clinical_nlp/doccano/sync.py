@@ -1,4 +1,13 @@
-"""Push and pull orchestration (see the package docstring for the design)."""
+"""Push and status: each annotator's notes and pre-annotations bulk-imported into her own Doccano project.
+
+The engine logs in only as its own Doccano user (see the package docstring): per annotator one
+Doccano project (``<project>--<annotator>``, collaborative annotation on, she is the only
+annotating member), into which the engine imports the texts *with* the pre-annotations in one
+bulk upload. The engine never writes into an example after its import, so a re-run can never
+overwrite an annotator's work; it only imports the notes still missing. An import task is
+recorded before it is waited on, so a killed push waits for it on the re-run instead of
+importing twice.
+"""
 
 from __future__ import annotations
 
@@ -10,36 +19,48 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import Guideline, LabelSchema
-from clinical_nlp.doccano.client import AnnotatorSession, DoccanoServer
+from clinical_nlp.doccano.client import DoccanoServer
 from clinical_nlp.doccano.codec import encode_spans
 from clinical_nlp.doccano.credentials import DoccanoCredentials
+from clinical_nlp.doccano.links import (
+    annotator_project_name,
+    close_imports,
+    drop_links,
+    example_links,
+    open_imports,
+    record_import,
+    require_links,
+    save_links,
+)
 from clinical_nlp.errors import DoccanoError, InputFormatError, PolicyError
 from clinical_nlp.faults import crash_point
 from clinical_nlp.io.jsonl import iter_json_rows, row_to_annotated
-from clinical_nlp.store import DoccanoLinkRow, Store
+from clinical_nlp.store import Store
 from clinical_nlp.types import ATTRIBUTE_VALUES, AnnotatedNote, Annotation
 
 PushRows = Sequence[tuple[AnnotatedNote, Mapping[str, Any]]]
-FLUSH_EVERY = 100
+#: seconds to wait for an import an earlier, killed push started (1,000 notes import in about 2 s)
+EARLIER_IMPORT_WAIT = 60.0
 
 
 @dataclass
 class PushReport:
     project: str
-    project_id: int
+    #: annotator → her Doccano project (name and id)
+    doccano_projects: dict[str, str] = field(default_factory=dict)
+    project_ids: dict[str, int] = field(default_factory=dict)
     notes: int = 0
+    #: examples imported now (one per assigned (note, annotator))
     imported: int = 0
+    #: examples an interrupted earlier push imported, linked now
+    recovered: int = 0
     skipped_already_pushed: int = 0
     spans_created: int = 0
     import_seconds: float = 0.0
     #: links of the store whose example the server no longer holds (reset or other server): re-imported
     stale_links: int = 0
-    #: (note, annotator) pairs an interrupted push left partial that the annotator edited since: not changed
-    touched_left_alone: int = 0
     assignments: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -60,31 +81,6 @@ def assign(
             out[doc.id] = [annotators[(n * k + j) % len(annotators)] for j in range(k)]
             n += 1
     return out
-
-
-def _links(store: Store, project: str) -> dict[str, DoccanoLinkRow]:
-    with store.session() as s:
-        return {r.note_id: r for r in s.scalars(select(DoccanoLinkRow).where(DoccanoLinkRow.project == project))}
-
-
-def _drop_links(store: Store, project: str, note_ids: Sequence[str]) -> None:
-    """Forget links whose example is not on the server any more (their notes are imported again)."""
-    with store.session() as s:
-        for row in s.scalars(
-            select(DoccanoLinkRow).where(DoccanoLinkRow.project == project, DoccanoLinkRow.note_id.in_(list(note_ids)))
-        ):
-            s.delete(row)
-
-
-def _save_link(store: Store, project: str, note_id: str, example_id: int, state: dict[str, Any]) -> None:
-    with store.session() as s:
-        row = s.scalars(
-            select(DoccanoLinkRow).where(DoccanoLinkRow.project == project, DoccanoLinkRow.note_id == note_id)
-        ).first()
-        if row is None:
-            s.add(DoccanoLinkRow(project=project, note_id=note_id, example_id=example_id, state=state))
-        else:
-            row.example_id, row.state = example_id, dict(state)
 
 
 def read_preannotations(path: Path | str) -> list[tuple[AnnotatedNote, dict[str, Any]]]:
@@ -115,16 +111,15 @@ def push(
     allow_phi: bool = False,
     actor: str | None = None,
     phi_access_check: Callable[[str], bool] | None = None,
-    threads_per_annotator: int = 4,
     progress: Callable[[int], None] | None = None,
 ) -> PushReport:
-    """Send notes with each assigned annotator's own pre-annotations to Doccano.
+    """Import each assigned annotator's notes with her pre-annotations into her own Doccano project.
 
-    Idempotent and resumable: notes already linked are not re-imported and
-    annotators whose pre-annotations are recorded as in place are skipped.
-    Raises :class:`PolicyError` for notes not de-identified (unless
-    ``allow_phi`` with an ``actor`` that passes ``phi_access_check``; by default
-    the actor must be registered with PHI access in the annotator registry).
+    Idempotent and resumable: notes already linked are skipped, an import a killed run
+    started is waited for and linked, never repeated. Raises :class:`PolicyError` for notes
+    not de-identified (unless ``allow_phi`` with an ``actor`` that passes
+    ``phi_access_check``; by default the actor must be registered with PHI access), and
+    :class:`DoccanoError` naming annotators without a Doccano account.
     """
     t0 = time.perf_counter()
     annotators = [a.strip() for a in annotators if a.strip()]
@@ -144,52 +139,52 @@ def push(
     # Doccano holds one span per (offsets, label): identical duplicates collapse there, so collapse
     # them here too, or an annotator who changes nothing would show a "deleted" edit on pull.
     rows = [(_dedupe_spans(d), row) for d, row in rows]
+    docs = {d.id: d for d, _ in rows}
+    plan = assign(list(docs.values()), annotators, overlap, guideline.schema.safety_critical)
+    names = {a: annotator_project_name(project_name, a) for a in annotators}
     creds = creds or DoccanoCredentials.from_env()
-    for a in annotators:
-        creds.password(a)  # fail before touching the server
-    # local store first: it is the source of truth, written before the server is contacted
-    deid_ids = {d.id for d, row in rows if row.get("deidentified") is True}
-    store.add_notes([d.note for d, _ in rows if d.id in deid_ids], deidentified=True)
-    store.add_notes([d.note for d, _ in rows if d.id not in deid_ids])
     server = DoccanoServer(creds)
-    pid = server.sync_project(project_name, guideline, {a: "annotator" for a in annotators})
-    docs = [d for d, _ in rows]
-    plan = assign(docs, annotators, overlap, guideline.schema.safety_critical)
-    report = PushReport(project=project_name, project_id=pid, notes=len(docs))
+    missing = server.missing_users(annotators)  # before anything is written
+    if missing:
+        raise DoccanoError(
+            f"no Doccano account for {missing} at {creds.url}: each person creates their own "
+            "(bash scripts/doccano.sh adduser NAME, or the Doccano admin page); clinical-nlp holds no passwords"
+        )
+    # local store first: it is the source of truth, written before the server is changed
+    deid_ids = {d.id for d, row in rows if row.get("deidentified") is True}
+    store.add_notes([d.note for d in docs.values() if d.id in deid_ids], deidentified=True)
+    store.add_notes([d.note for d in docs.values() if d.id not in deid_ids])
+    report = PushReport(project=project_name, notes=len(docs), doccano_projects=dict(names))
+    versions = {d.id: (row.get("model_version") or _model_version(d)) for d, row in rows}
+    importer = _Importer(store, server, guideline, project_name, docs, versions, report, actor or creds.admin_user)
+    started: dict[str, tuple[int, list[str], str | None]] = {}
     for a in annotators:
         report.assignments[a] = [nid for nid, who in plan.items() if a in who]
-    links, fresh = _import_missing(store, server, project_name, pid, docs, plan, report)
-    sessions = {a: AnnotatorSession(creds.url, a, creds.password(a), pid) for a in annotators}
-    placer = _PreannotationPlacer(
-        store=store,
-        guideline=guideline,
-        project_name=project_name,
-        plan=plan,
-        links=links,
-        docs={d.id: d for d in docs},
-        fresh=fresh,
-        sessions=sessions,
-        progress=progress,
-        model_versions={d.id: (row.get("model_version") or _model_version(d)) for d, row in rows},
-        actor=actor or creds.admin_user,
-    )
-    jobs = placer.jobs(annotators, report)
-    order = {d.id: i for i, d in enumerate(docs)}
-    jobs.sort(key=lambda j: (order[j[1]], j[0]))  # interleave annotators so both advance together
-    report.spans_created += placer.run(jobs, max(1, threads_per_annotator * len(annotators)))
-    report.touched_left_alone = placer.touched
+        pid = server.sync_project(names[a], guideline, {a: "annotator"})
+        report.project_ids[a] = pid
+        started[a] = (pid, *importer.start(a, pid, report.assignments[a]))
+    # the server imports every annotator's file meanwhile; wait and list them in parallel, link in order
+    t_wait = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
+        listed = dict(zip(started, pool.map(lambda item: importer.wait(*item), started.values()), strict=True))
+    report.import_seconds += time.perf_counter() - t_wait  # upload, server-side import, listing
+    for a, (pid, to_link, task_id) in started.items():
+        importer.finish(a, pid, to_link, task_id, listed[a])
+        if progress:
+            progress(len(to_link))
     report.seconds = time.perf_counter() - t0
     audit.append(
         "doccano.push",
         actor=actor or creds.admin_user,
         details={
             "project": project_name,
-            "doccano_project_id": pid,
+            "doccano_projects": names,
+            "doccano_project_ids": report.project_ids,
             "url": creds.url,
             "notes": len(docs),
             "imported": report.imported,
+            "recovered": report.recovered,
             "stale_links": report.stale_links,
-            "touched_left_alone": report.touched_left_alone,
             "spans_created": report.spans_created,
             "annotators": annotators,
             "overlap": overlap,
@@ -197,6 +192,121 @@ def push(
         },
     )
     return report
+
+
+@dataclass
+class _Importer:
+    """One annotator's part of a push: reconcile with the server, start the import, link what it created."""
+
+    store: Store
+    server: DoccanoServer
+    guideline: Guideline
+    project: str
+    docs: Mapping[str, AnnotatedNote]
+    versions: Mapping[str, str | None]
+    report: PushReport
+    actor: str
+
+    def start(self, annotator: str, pid: int, assigned: Sequence[str]) -> tuple[list[str], str | None]:
+        """Notes to link once the import (task id, or None) has run; imports started earlier are awaited."""
+        url = self.server.url
+        earlier = open_imports(self.store, self.project, annotator, url, pid)
+        on_server = self.server.examples_by_note(pid)
+        for task_id, note_ids in earlier.items():  # a killed push started it: never import those notes twice
+            if not all(nid in on_server for nid in note_ids):
+                self._await_earlier(pid, task_id)
+        if earlier:
+            close_imports(self.store, self.project, annotator, list(earlier))
+            on_server = self.server.examples_by_note(pid)
+        links = example_links(self.store, self.project, annotator)
+        stale = [
+            nid
+            for (_, nid), ln in links.items()
+            if (ln.server, ln.doccano_project_id) != (url, pid) or on_server.get(nid) != ln.example_id
+        ]
+        if stale:  # the server was reset, or this is another one: what the store says is not there
+            drop_links(self.store, self.project, annotator, stale)
+            self.report.stale_links += len(stale)
+        linked = {nid for (_, nid) in links} - set(stale)
+        self.report.skipped_already_pushed += sum(1 for nid in assigned if nid in linked)
+        to_link = [nid for nid in assigned if nid not in linked]
+        recovered = [nid for nid in to_link if nid in on_server]
+        if recovered:  # imported by a killed run, never linked: link them as they are (they may be edited)
+            self._link(annotator, pid, recovered, on_server)
+            self.report.recovered += len(recovered)
+        to_import = [nid for nid in to_link if nid not in on_server]
+        if not to_import:
+            return [], None
+        payload = [(nid, self.docs[nid].text, encode_spans(self.docs[nid].spans)) for nid in to_import]
+        t = time.perf_counter()
+        task_id = self.server.start_import(pid, payload)
+        record_import(self.store, self.project, annotator, url, pid, task_id, to_import)
+        crash_point("push.import_started")
+        self.report.import_seconds += time.perf_counter() - t
+        self.report.imported += len(to_import)
+        self.report.spans_created += sum(len(p[2]) for p in payload)
+        return to_import, task_id
+
+    def _await_earlier(self, pid: int, task_id: str) -> None:
+        """Wait for an import a killed run started; a task the server does not know (reset) stays pending
+        forever in Doccano's task API, so after ``EARLIER_IMPORT_WAIT`` seconds it counts as lost."""
+        try:
+            self.server.wait_import(pid, task_id, timeout=EARLIER_IMPORT_WAIT)
+        except DoccanoError as exc:
+            if "not finished" not in str(exc):
+                raise
+
+    def wait(self, pid: int, to_link: Sequence[str], task_id: str | None) -> dict[str, int]:
+        """Wait for this run's import (if any); the project's examples by note id afterwards."""
+        if task_id is None:
+            return {}
+        self.server.wait_import(pid, task_id)
+        return self.server.examples_by_note(pid)
+
+    def finish(
+        self, annotator: str, pid: int, to_link: Sequence[str], task_id: str | None, on_server: Mapping[str, int]
+    ) -> None:
+        if task_id is None:
+            return
+        crash_point("push.imported")
+        lost = [nid for nid in to_link if nid not in on_server]
+        if lost:
+            raise DoccanoError(
+                f"{len(lost)} note(s) imported into Doccano project {pid} are not listed there (first: {lost[0]!r})"
+            )
+        self._link(annotator, pid, to_link, on_server)
+        close_imports(self.store, self.project, annotator, [task_id])
+
+    def _link(self, annotator: str, pid: int, note_ids: Sequence[str], on_server: Mapping[str, int]) -> None:
+        """The pre-annotation rows first, then the links (a crash in between re-links on the re-run)."""
+        written = self.store.save_annotations(
+            [
+                Annotation(
+                    item=nid,
+                    annotator=annotator,
+                    payload=tuple(self.docs[nid].spans),
+                    source=f"model:{self.versions[nid]}",
+                    guideline_version=self.guideline.version,
+                    model_version=self.versions[nid],
+                )
+                for nid in note_ids
+            ],
+            kind="pre",
+        )
+        AuditLog(self.store).append(
+            "doccano.push",
+            actor=self.actor,
+            details={
+                "project": self.project,
+                "step": "pre-annotations imported",
+                "annotator": annotator,
+                "notes": len(note_ids),
+            },
+            rows=written,
+        )
+        crash_point("push.pre_saved")
+        save_links(self.store, self.project, annotator, self.server.url, pid, [(n, on_server[n]) for n in note_ids])
+        crash_point("push.linked")
 
 
 def _check_phi_policy(
@@ -232,162 +342,6 @@ def _check_phi_policy(
     if not phi_access_check(actor):
         raise PolicyError(f"actor {actor!r} has no PHI access; refusing to push {len(phi)} identifiable note(s)")
     audit.append("override", actor=actor, details={"rule": "require_deid", "project": project_name, "notes": phi})
-
-
-def _import_missing(
-    store: Store,
-    server: DoccanoServer,
-    project_name: str,
-    pid: int,
-    docs: Sequence[AnnotatedNote],
-    plan: Mapping[str, list[str]],
-    report: PushReport,
-) -> tuple[dict[str, DoccanoLinkRow], set[str]]:
-    """Bulk-import the texts of notes not linked yet; returns the links and the notes imported now.
-
-    Texts only, by the admin (doccano 1.8.4 answers 403 to an annotator's import). An import
-    interrupted before linking is recovered by matching ``meta.note_id`` on the server.
-    """
-    links = _links(store, project_name)
-    on_server = server.examples_by_note(pid)
-    stale = [nid for nid, link in links.items() if on_server.get(nid) != link.example_id]
-    if stale:  # the server was reset, or this is another server: what the store says is not there
-        _drop_links(store, project_name, stale)
-        report.stale_links = len(stale)
-        links = _links(store, project_name)
-    missing = [d for d in docs if d.id not in links]
-    if not missing:
-        return links, set()
-    to_import = [d for d in missing if d.id not in on_server]
-    t_import = time.perf_counter()
-    server.import_texts(pid, [(d.id, d.text, ()) for d in to_import])
-    crash_point("push.imported")
-    report.import_seconds = time.perf_counter() - t_import
-    report.imported = len(to_import)
-    if to_import:
-        on_server = server.examples_by_note(pid)
-    for d in missing:
-        if d.id not in on_server:
-            raise DoccanoError(f"note {d.id!r} was imported into Doccano project {project_name!r} but is not listed")
-        _save_link(store, project_name, d.id, on_server[d.id], {"assigned": plan[d.id], "pre": {}})
-    crash_point("push.linked")
-    return _links(store, project_name), {d.id for d in to_import}
-
-
-@dataclass
-class _PreannotationPlacer:
-    """Creates each (annotator, note)'s spans over HTTP in threads; records them in the store here."""
-
-    store: Store
-    guideline: Guideline
-    project_name: str
-    plan: Mapping[str, list[str]]
-    links: Mapping[str, DoccanoLinkRow]
-    docs: Mapping[str, AnnotatedNote]
-    fresh: set[str]  # examples created by this run: nobody's spans on them yet
-    sessions: Mapping[str, AnnotatorSession]
-    model_versions: Mapping[str, str | None]
-    actor: str
-    progress: Callable[[int], None] | None = None
-    states: dict[str, dict[str, Any]] = field(default_factory=dict)
-    touched: int = 0
-
-    def jobs(self, annotators: Sequence[str], report: PushReport) -> list[tuple[str, str]]:
-        """(annotator, note) pairs whose pre-annotations are not recorded as in place."""
-        self.states = {nid: dict(r.state or {}) for nid, r in self.links.items()}
-        jobs: list[tuple[str, str]] = []
-        for a in annotators:
-            self.sessions[a].label_ids()
-            for nid in report.assignments[a]:
-                if not self.states[nid].get("pre", {}).get(a):
-                    jobs.append((a, nid))
-                elif nid not in self.fresh:
-                    report.skipped_already_pushed += 1
-        return jobs
-
-    def place(self, job: tuple[str, str]) -> tuple[str, str, int]:
-        """Create the spans still missing; ``-1`` spans: the annotator has touched the example (left alone).
-
-        Never deletes. On an example imported by an earlier (interrupted) run the spans are created
-        in a fixed order, so an untouched example holds a prefix of that list: the rest is added. An
-        example marked done, or holding anything but such a prefix, has been edited by its annotator.
-        """
-        annotator, nid = job
-        session = self.sessions[annotator]
-        eid = self.links[nid].example_id
-        wanted = encode_spans(self.docs[nid].spans)
-        if nid not in self.fresh:
-            names = session.label_names()
-            current = sorted(session.spans(eid), key=lambda sp: int(sp["id"]))
-            have = [(sp["start_offset"], sp["end_offset"], names.get(sp["label"])) for sp in current]
-            if have != wanted[: len(have)] or session.is_done(eid):
-                return annotator, nid, -1
-            wanted = wanted[len(have) :]
-        for start, end, label in wanted:
-            session.add_span(eid, start, end, label)
-            crash_point("push.span")
-        crash_point("push.placed")
-        return annotator, nid, len(wanted)
-
-    def flush(self, batch: Sequence[tuple[str, str, int]]) -> None:
-        """The pre-annotation records first, then the "in place" flags (a crash in between only redoes work)."""
-        written: dict[str, str] = {}
-        for annotator, nid, _ in batch:
-            version = self.model_versions[nid]
-            written |= self.store.save_annotation(
-                Annotation(
-                    item=nid,
-                    annotator=annotator,
-                    payload=tuple(self.docs[nid].spans),
-                    source=f"model:{version}",
-                    guideline_version=self.guideline.version,
-                    model_version=version,
-                ),
-                kind="pre",
-            )
-        AuditLog(self.store).append(
-            "doccano.push",
-            actor=self.actor,
-            details={"project": self.project_name, "step": "pre-annotations placed", "pairs": len(batch)},
-            rows=written,
-        )
-        with self.store.session() as s:
-            rows_by_note = {
-                r.note_id: r
-                for r in s.scalars(
-                    select(DoccanoLinkRow).where(
-                        DoccanoLinkRow.project == self.project_name,
-                        DoccanoLinkRow.note_id.in_([nid for _, nid, _ in batch]),
-                    )
-                )
-            }
-            for annotator, nid, n in batch:
-                st = self.states[nid]
-                st.setdefault("assigned", self.plan[nid])
-                st["pre"] = {**st.get("pre", {}), annotator: True}
-                if n < 0:
-                    st["touched"] = sorted({*st.get("touched", []), annotator})
-                rows_by_note[nid].state = dict(st)
-        crash_point("push.flushed")
-        if self.progress:
-            self.progress(len(batch))
-
-    def run(self, jobs: Sequence[tuple[str, str]], threads: int) -> int:
-        """Place every job (HTTP in threads, store writes in this thread); returns spans created."""
-        created = 0
-        batch: list[tuple[str, str, int]] = []
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for result in pool.map(self.place, jobs):
-                if result[2] < 0:
-                    self.touched += 1
-                created += max(0, result[2])
-                batch.append(result)
-                if len(batch) >= FLUSH_EVERY:
-                    self.flush(batch)
-                    batch = []
-        if batch:
-            self.flush(batch)
-        return created
 
 
 def _dedupe_spans(doc: AnnotatedNote) -> AnnotatedNote:
@@ -436,22 +390,27 @@ def _model_version(doc: AnnotatedNote) -> str | None:
 
 
 def status(store: Store, project_name: str, *, creds: DoccanoCredentials | None = None) -> dict[str, Any]:
-    """Progress per annotator: assigned, pre-annotations in place, done (from Doccano)."""
+    """Progress per annotator, from her Doccano project: assigned, pre-annotations in place, done."""
     creds = creds or DoccanoCredentials.from_env()
     server = DoccanoServer(creds)
-    proj = server.find_project(project_name)
-    if proj is None:
-        raise DoccanoError(f"Doccano project {project_name!r} does not exist at {creds.url}")
-    links = _links(store, project_name)
-    per: dict[str, dict[str, int]] = {}
-    for r in links.values():
-        st = r.state or {}
-        for a in st.get("assigned", []):
-            d = per.setdefault(a, {"assigned": 0, "pre_in_place": 0, "done": 0})
-            d["assigned"] += 1
-            d["pre_in_place"] += 1 if st.get("pre", {}).get(a) else 0
-    for m in server.progress(int(proj["id"])):
-        name = m.get("user")
-        if name in per:
-            per[name]["done"] = int(m.get("done", 0))
-    return {"project": project_name, "doccano_project_id": int(proj["id"]), "notes": len(links), "annotators": per}
+    links = require_links(store, project_name)
+    per: dict[str, dict[str, Any]] = {}
+    for (a, _), ln in sorted(links.items()):
+        d = per.setdefault(a, {"assigned": 0, "pre_in_place": 0, "done": 0, "doccano_project_id": 0})
+        d["doccano_project_id"] = ln.doccano_project_id
+        d["assigned"] += 1
+        d["pre_in_place"] += 1  # imported together with its text: in place by construction
+    for a, d in per.items():
+        name = annotator_project_name(project_name, a)
+        found = server.find_project(name)
+        if found is None or int(found["id"]) != d["doccano_project_id"]:
+            raise DoccanoError(
+                f"Doccano project {name!r} (id {d['doccano_project_id']}) is not at {creds.url} as recorded: "
+                "the server was reset or is another one; run 'doccano push' to reconcile"
+            )
+        d["doccano_project"] = name
+        d["link"] = f"{creds.url}/projects/{d['doccano_project_id']}"
+        for m in server.progress(d["doccano_project_id"]):
+            if m.get("user") == a:
+                d["done"] = int(m.get("done", 0))
+    return {"project": project_name, "notes": len({nid for _, nid in links}), "annotators": per}

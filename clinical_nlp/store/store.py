@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -140,45 +140,68 @@ class Store:
         ``supersede_source``: also remove the item's other rows of this kind and source (an amended
         adjudication by another expert or in another round replaces the earlier one).
         """
+        return self.save_annotations([annotation], kind=kind, supersede_source=supersede_source)
+
+    def save_annotations(
+        self, annotations: Sequence[Annotation], *, kind: str = "human", supersede_source: bool = False
+    ) -> dict[str, str]:
+        """:meth:`save_annotation` for many, in one transaction (all or none are written)."""
+        changed: dict[str, str] = {}
+        with self.session() as s:
+            existing: dict[tuple[str, str, int], AnnotationRow] = {}
+            items = sorted({a.item for a in annotations})
+            for start in range(0, len(items), 500):  # one query per 500 items, not one per row
+                for row in s.scalars(
+                    select(AnnotationRow).where(
+                        AnnotationRow.kind == kind, AnnotationRow.item.in_(items[start : start + 500])
+                    )
+                ):
+                    existing[(row.item, row.annotator, row.round)] = row
+            for annotation in annotations:
+                self._save_one(s, annotation, kind, supersede_source, changed, existing)
+        return changed
+
+    @staticmethod
+    def _save_one(
+        s: Session,
+        annotation: Annotation,
+        kind: str,
+        supersede_source: bool,
+        changed: dict[str, str],
+        existing: dict[tuple[str, str, int], AnnotationRow],
+    ) -> None:
+        """Write one annotation; ``existing`` holds the rows of its kind already there, by (item, annotator, round)."""
         payload: Any = (
             spans_to_json(annotation.payload)
             if isinstance(annotation.payload, tuple)
             else json.loads(json.dumps(annotation.payload, default=str))
         )
         rnd = annotation.round or 0
-        changed: dict[str, str] = {}
-        with self.session() as s:
-            if supersede_source:
-                stale = s.scalars(
-                    select(AnnotationRow).where(
-                        AnnotationRow.item == annotation.item,
-                        AnnotationRow.kind == kind,
-                        AnnotationRow.source == annotation.source,
-                    )
-                ).all()
-                for old in stale:
-                    if (old.annotator, old.round) != (annotation.annotator, rnd):
-                        changed[annotation_key(old.item, old.annotator, old.round, old.kind)] = ""
-                        s.execute(delete(AnnotationRow).where(AnnotationRow.id == old.id))
-            row = s.scalars(
+        if supersede_source:
+            stale = s.scalars(
                 select(AnnotationRow).where(
                     AnnotationRow.item == annotation.item,
-                    AnnotationRow.annotator == annotation.annotator,
-                    AnnotationRow.round == rnd,
                     AnnotationRow.kind == kind,
+                    AnnotationRow.source == annotation.source,
                 )
-            ).first()
-            if row is None:
-                row = AnnotationRow(item=annotation.item, annotator=annotation.annotator, round=rnd, kind=kind)
-                s.add(row)
-            row.payload = payload
-            row.source = annotation.source
-            row.model_version = annotation.model_version
-            row.guideline_version = annotation.guideline_version
-            row.edits = dict(annotation.edits) if annotation.edits is not None else None
-            row.timestamp = annotation.timestamp
-            changed[annotation_key(row.item, row.annotator, rnd, kind)] = row_hash(row)
-        return changed
+            ).all()
+            for old in stale:
+                if (old.annotator, old.round) != (annotation.annotator, rnd):
+                    changed[annotation_key(old.item, old.annotator, old.round, old.kind)] = ""
+                    s.execute(delete(AnnotationRow).where(AnnotationRow.id == old.id))
+                    existing.pop((old.item, old.annotator, old.round), None)
+        row = existing.get((annotation.item, annotation.annotator, rnd))
+        if row is None:
+            row = AnnotationRow(item=annotation.item, annotator=annotation.annotator, round=rnd, kind=kind)
+            s.add(row)
+            existing[(annotation.item, annotation.annotator, rnd)] = row
+        row.payload = payload
+        row.source = annotation.source
+        row.model_version = annotation.model_version
+        row.guideline_version = annotation.guideline_version
+        row.edits = dict(annotation.edits) if annotation.edits is not None else None
+        row.timestamp = annotation.timestamp
+        changed[annotation_key(row.item, row.annotator, rnd, kind)] = row_hash(row)
 
     def annotation_hashes(self) -> dict[str, str]:
         """``{key: content hash}`` of every annotation row (what ``audit verify`` compares with the log)."""

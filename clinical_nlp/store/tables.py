@@ -1,7 +1,8 @@
 """Every table of the project store, declared on one ``Base`` (no registration at run time).
 
-Tables: documents, annotations (with provenance), rounds, Doccano links
-(Doccano example id per note and project), model versions, the audit log,
+Tables: documents, annotations (with provenance), rounds, Doccano examples
+(example id per note in each annotator's Doccano project, and the bulk imports started),
+legacy Doccano links (the shared-project push before issue 18), model versions, the audit log,
 the annotator registry, QA reviews (latest per item and label, plus every review
 ever recorded) and the adjudication queue (latest decision per entry, plus every
 decision ever recorded, so that an amended decision keeps the one it supersedes).
@@ -72,6 +73,41 @@ class DoccanoLinkRow(Base):
     example_id: Mapped[int] = mapped_column(Integer)
     #: which annotators' pre-annotations are already in place ({"alice": true})
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class DoccanoExampleRow(Base):
+    """One note in one annotator's own Doccano project, imported by the engine with her pre-annotations.
+
+    Names the server and the Doccano project, so that a reset server or another one is noticed.
+    """
+
+    __tablename__ = "doccano_examples"
+    __table_args__ = (UniqueConstraint("project", "annotator", "note_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: the engine-side Doccano project name (``doccano.project``); the annotator's project derives from it
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    annotator: Mapped[str] = mapped_column(String(200))
+    note_id: Mapped[str] = mapped_column(String(200))
+    server: Mapped[str] = mapped_column(String(300))
+    doccano_project_id: Mapped[int] = mapped_column(Integer)
+    example_id: Mapped[int] = mapped_column(Integer)
+    imported_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DoccanoImportRow(Base):
+    """A bulk import started on the server, recorded before waiting for it, so a killed push waits
+    for that task on the re-run instead of importing the same notes twice."""
+
+    __tablename__ = "doccano_imports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    annotator: Mapped[str] = mapped_column(String(200))
+    server: Mapped[str] = mapped_column(String(300))
+    doccano_project_id: Mapped[int] = mapped_column(Integer)
+    task_id: Mapped[str] = mapped_column(String(200))
+    note_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    finished: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class PullProblemRow(Base):

@@ -7,49 +7,42 @@ import uuid
 
 import pytest
 from sqlalchemy import delete
-from test_doccano_roundtrip import ALICE, BOB, PASSWORD, _rows, creds, server  # noqa: F401  (fixtures)
+from test_doccano_roundtrip import ALICE, BOB, PASSWORD, _rows, creds, person, server  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from clinical_nlp import doccano as dc
 from clinical_nlp.cli.app import app
 from clinical_nlp.config import load_guideline
 from clinical_nlp.project import init_project
-from clinical_nlp.store import DoccanoLinkRow, Store
+from clinical_nlp.store import DoccanoExampleRow, Store
 
 pytestmark = [pytest.mark.doccano, pytest.mark.integration]
 
 
-def test_interrupted_push_resumes_without_duplicates(tmp_path, creds, corpora_dir):  # noqa: F811
+def test_lost_links_are_recovered_and_edits_never_undone(tmp_path, creds, corpora_dir):  # noqa: F811
+    """A crash lost the store's links after the import; bob edited since: the re-run links, imports nothing."""
     store = Store(f"sqlite:///{tmp_path}/s.db")
     name = f"cnlp-resume-{uuid.uuid4().hex[:10]}"
     guideline = load_guideline()
     rows = _rows(corpora_dir)
     first = dc.push(store, guideline, name, rows, [ALICE, BOB], creds=creds)
     doc = rows[2][0]
-    # simulate a crash: links lost after the import, and one annotator's spans half written
     with store.session() as s:
-        s.execute(delete(DoccanoLinkRow).where(DoccanoLinkRow.project == name, DoccanoLinkRow.note_id != doc.id))
-        row = s.query(DoccanoLinkRow).filter_by(project=name, note_id=doc.id).one()
-        row.state = {"assigned": [ALICE, BOB], "pre": {ALICE: True}}
-    bob = dc.AnnotatorSession(creds.url, BOB, PASSWORD, first.project_id)
+        s.execute(delete(DoccanoExampleRow).where(DoccanoExampleRow.project == name))
+    bob = person(creds, BOB, first)
     eid = next(e["id"] for e in bob.examples() if e["meta"]["note_id"] == doc.id)
-    spans = bob.spans(eid)
-    bob.delete_span(eid, spans[0]["id"])  # bob's own edits since: never undone by a re-run
+    bob.delete_span(eid, bob.spans(eid)[0]["id"])  # bob's own edits since: never undone by a re-run
     bob.add_span(eid, 0, 3, "Condition")
     bobs = sorted(bob.triples(eid))
 
     again = dc.push(store, guideline, name, rows, [ALICE, BOB], creds=creds)
-    assert again.imported == 0  # examples found again by meta.note_id
-    assert len(bob.examples()) == 3
-    want = sorted(dc.encode_spans(doc.spans))
-    assert sorted(bob.triples(eid)) == bobs and again.touched_left_alone == 1
-    alice = dc.AnnotatorSession(creds.url, ALICE, PASSWORD, first.project_id)
-    assert sorted(alice.triples(eid)) == want
-    assert again.skipped_already_pushed == 1  # alice on that note
-    # the other notes' links were lost: their untouched examples are found and hold one copy each
+    assert again.imported == 0 and again.recovered == 6  # examples found again by meta.note_id
+    assert len(bob.examples()) == 3 and sorted(bob.triples(eid)) == bobs
+    alice = person(creds, ALICE, first)
     for ex in alice.examples():
         d = next(d for d, _ in rows if d.id == ex["meta"]["note_id"])
         assert sorted(alice.triples(ex["id"])) == sorted(dc.encode_spans(d.spans))
+    assert len(dc.example_links(store, name)) == 6
 
 
 def test_links_of_a_reset_server_are_reconciled(tmp_path, creds, corpora_dir):  # noqa: F811
@@ -58,14 +51,18 @@ def test_links_of_a_reset_server_are_reconciled(tmp_path, creds, corpora_dir):  
     name = f"cnlp-reset-{uuid.uuid4().hex[:10]}"
     guideline = load_guideline()
     rows = _rows(corpora_dir)
-    dc.push(store, guideline, name, rows, [ALICE, BOB], creds=creds)
-    with store.session() as s:  # as after a Doccano database reset: the recorded ids are gone
-        for row in s.query(DoccanoLinkRow).filter_by(project=name):
-            row.example_id += 10_000_000
+    first = dc.push(store, guideline, name, rows, [ALICE, BOB], creds=creds)
+    engine = dc.DoccanoServer(creds)
+    # as after a Doccano database reset: alice's project and everything in it are gone
+    engine.http.request("DELETE", f"/v1/projects/{first.project_ids[ALICE]}")
     with pytest.raises(dc.DoccanoError, match="3 of 3 notes .* run 'doccano push' to reconcile"):
         dc.pull(store, guideline, name, annotators=[ALICE, BOB], creds=creds)
+    with pytest.raises(dc.DoccanoError, match="not at .* as recorded"):
+        dc.status(store, name, creds=creds)
     again = dc.push(store, guideline, name, rows, [ALICE, BOB], creds=creds)
-    assert again.stale_links == 3 and again.imported == 0  # found on the server by meta.note_id
+    assert again.stale_links == 3 and again.imported == 3 and again.skipped_already_pushed == 3
+    assert again.project_ids[ALICE] != first.project_ids[ALICE]
+    assert len(person(creds, ALICE, again).examples()) == 3
     assert dc.pull(store, guideline, name, annotators=[ALICE, BOB], creds=creds) == []  # nothing done yet
 
 
@@ -76,7 +73,7 @@ def test_cli_push_status_pull(tmp_path, creds, corpora_dir, monkeypatch):  # noq
     monkeypatch.setenv("DOCCANO_URL", creds.url)
     monkeypatch.setenv("DOCCANO_ADMIN_USER", creds.admin_user)
     monkeypatch.setenv("DOCCANO_ADMIN_PASSWORD", creds.admin_password)
-    monkeypatch.setenv("DOCCANO_USER_PASSWORDS", f"{ALICE}:{PASSWORD},{BOB}:{PASSWORD}")
+    monkeypatch.delenv("DOCCANO_USER_PASSWORDS", raising=False)  # the engine's login only
     name = f"cnlp-cli-{uuid.uuid4().hex[:10]}"
     runner = CliRunner()
     common = ["--project", name, "--project-dir", str(project.root)]
@@ -88,24 +85,38 @@ def test_cli_push_status_pull(tmp_path, creds, corpora_dir, monkeypatch):  # noq
     assert report["imported"] == 2 and report["assigned"] == {ALICE: 1, BOB: 1}
     assert PASSWORD not in res.output
 
-    alice = dc.AnnotatorSession(creds.url, ALICE, PASSWORD, report["doccano_project_id"])
+    projects = report["doccano_projects"]
+    assert projects[ALICE]["name"] == f"{name}--{ALICE}" and projects[ALICE]["link"].startswith(creds.url)
+    alice = person(creds, ALICE, projects[ALICE]["id"])
+    assert len(alice.examples()) == 1  # only her assigned note is in her project
     for e in alice.examples():
         alice.mark_done(e["id"])
     res = runner.invoke(app, ["doccano", "status", *common])
     assert res.exit_code == 0, res.output
     st = json.loads(res.output)
-    assert st["annotators"][ALICE] == {"assigned": 1, "pre_in_place": 1, "done": 2}
+    assert {k: st["annotators"][ALICE][k] for k in ("assigned", "pre_in_place", "done")} == {
+        "assigned": 1,
+        "pre_in_place": 1,
+        "done": 1,
+    }
+    assert st["annotators"][BOB]["done"] == 0
 
     out = tmp_path / "labels.jsonl"
     res = runner.invoke(app, ["doccano", "pull", "--output", str(out), *common])
     assert res.exit_code == 0, res.output
     got = [json.loads(x) for x in out.read_text().splitlines()]
-    # alice confirmed both notes (Doccano shows every note to every member); bob confirmed none
-    assert sorted(r["annotator"] for r in got) == [ALICE, ALICE]
-    assert all(r["edits"]["total"] == 0 for r in got)
-    assigned = [r for r in got if r["edits"]["accepted"] > 0]
-    assert len(assigned) == 1 and assigned[0]["model_version"] == "ctx@1"
+    # alice confirmed her note; bob confirmed none
+    assert [r["annotator"] for r in got] == [ALICE]
+    assert got[0]["edits"]["total"] == 0 and got[0]["edits"]["accepted"] > 0 and got[0]["model_version"] == "ctx@1"
     assert Store(project.store_url).annotations(kind="human", annotator=ALICE)
+
+
+def test_cli_refuses_annotator_passwords_in_the_environment(tmp_path, monkeypatch):
+    project = init_project(tmp_path / "p3", name="x")
+    monkeypatch.setenv("DOCCANO_USER_PASSWORDS", f"{ALICE}:{PASSWORD}")
+    res = CliRunner().invoke(app, ["doccano", "status", "--project-dir", str(project.root)])
+    assert isinstance(res.exception, dc.DoccanoError) and "holds no annotator passwords" in str(res.exception)
+    assert PASSWORD not in res.output
 
 
 def test_cli_wrong_port_exits_2_naming_url(tmp_path, corpora_dir, monkeypatch):
@@ -113,7 +124,7 @@ def test_cli_wrong_port_exits_2_naming_url(tmp_path, corpora_dir, monkeypatch):
     pre = tmp_path / "pre.jsonl"
     pre.write_text("".join(json.dumps(r) + "\n" for _, r in _rows(corpora_dir)[:1]))
     monkeypatch.setenv("DOCCANO_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("DOCCANO_USER_PASSWORDS", f"{ALICE}:{PASSWORD}")
+    monkeypatch.delenv("DOCCANO_USER_PASSWORDS", raising=False)
     res = CliRunner().invoke(
         app, ["doccano", "push", "--input", str(pre), "--annotators", ALICE, "--project-dir", str(project.root)]
     )

@@ -46,12 +46,22 @@ def server() -> str:
 
 @pytest.fixture(scope="module")
 def creds(server: str) -> dc.DoccanoCredentials:
-    return dc.DoccanoCredentials(
+    """The engine's login only; the test people create their own accounts (as a person would)."""
+    engine = dc.DoccanoCredentials(
         url=server,
         admin_user=os.environ.get("DOCCANO_ADMIN_USER", "admin"),
         admin_password=os.environ.get("DOCCANO_ADMIN_PASSWORD", "password"),
-        users={ALICE: PASSWORD, BOB: PASSWORD},
     )
+    admin = dc.DoccanoServer(engine)
+    for who in admin.missing_users([ALICE, BOB]):
+        admin.create_user(who, PASSWORD)
+    return engine
+
+
+def person(creds: dc.DoccanoCredentials, who: str, report_or_pid) -> dc.AnnotatorSession:
+    """``who`` logged in with her own password in her own project (what her browser does)."""
+    pid = report_or_pid if isinstance(report_or_pid, int) else report_or_pid.project_ids[who]
+    return dc.AnnotatorSession(creds.url, who, PASSWORD, pid)
 
 
 def _rows(corpora_dir: Path):
@@ -98,9 +108,9 @@ def pushed(tmp_path_factory, creds, corpora_dir):
 
 def test_push_gives_each_annotator_own_preannotations(pushed, creds):
     store, guideline, name, rows, report = pushed
-    assert report.imported == 3 and report.notes == 3
+    assert report.imported == 6 and report.notes == 3  # one example per (note, annotator)
     for who in (ALICE, BOB):
-        s = dc.AnnotatorSession(creds.url, who, PASSWORD, report.project_id)
+        s = person(creds, who, report)
         examples = s.examples()
         assert len(examples) == 3
         by_note = {e["meta"]["note_id"]: e for e in examples}
@@ -113,7 +123,7 @@ def test_push_gives_each_annotator_own_preannotations(pushed, creds):
             }
             assert {(x.start, x.end): dict(x.attributes) for x in got} == want
     # attribute labels exist as span types with the guideline's names
-    labels = dc.AnnotatorSession(creds.url, ALICE, PASSWORD, report.project_id).label_ids()
+    labels = person(creds, ALICE, report).label_ids()
     for lab in (
         "negation:negated",
         "negation:possible",
@@ -130,8 +140,9 @@ def test_push_gives_each_annotator_own_preannotations(pushed, creds):
 def test_second_push_duplicates_nothing(pushed, creds):
     store, guideline, name, rows, report = pushed
     again = dc.push(store, guideline, name, rows, [ALICE, BOB], overlap=2, creds=creds)
-    assert again.imported == 0 and again.spans_created == 0
-    s = dc.AnnotatorSession(creds.url, BOB, PASSWORD, report.project_id)
+    assert again.imported == 0 and again.spans_created == 0 and again.skipped_already_pushed == 6
+    assert again.project_ids == report.project_ids
+    s = person(creds, BOB, report)
     assert len(s.examples()) == 3
     ex = s.examples()[0]
     doc = {d.id: d for d, _ in rows}[ex["meta"]["note_id"]]
@@ -140,14 +151,13 @@ def test_second_push_duplicates_nothing(pushed, creds):
 
 def test_correct_and_pull_roundtrip(pushed, creds, tmp_path):
     store, guideline, name, rows, report = pushed
-    pid = report.project_id
-    alice = dc.AnnotatorSession(creds.url, ALICE, PASSWORD, pid)
-    bob = dc.AnnotatorSession(creds.url, BOB, PASSWORD, pid)
-    ex_by_note = {e["meta"]["note_id"]: e["id"] for e in alice.examples()}
+    alice, bob = person(creds, ALICE, report), person(creds, BOB, report)
+    ex_alice = {e["meta"]["note_id"]: e["id"] for e in alice.examples()}
+    ex_by_note = {e["meta"]["note_id"]: e["id"] for e in bob.examples()}
     negex_doc = rows[0][0]  # "No ABDOMINAL PAIN." style, negated Condition
     chia_doc = rows[2][0]
     # alice accepts everything
-    for eid in ex_by_note.values():
+    for eid in ex_alice.values():
         alice.mark_done(eid)
     # bob deletes one chia span, flips negation on the negex note, confirms both
     victim = chia_doc.spans[-1]
@@ -220,7 +230,7 @@ def test_correct_and_pull_roundtrip(pushed, creds, tmp_path):
 
 def test_push_to_stopped_server_fails_cleanly(tmp_path, corpora_dir):
     store = Store(f"sqlite:///{tmp_path}/s.db")
-    bad = dc.DoccanoCredentials(url="http://127.0.0.1:9", users={ALICE: PASSWORD})
+    bad = dc.DoccanoCredentials(url="http://127.0.0.1:9")
     with pytest.raises(DoccanoError, match=r"http://127\.0\.0\.1:9"):
         dc.push(store, load_guideline(), "x", _rows(corpora_dir)[:1], [ALICE], creds=bad)
 
@@ -265,7 +275,7 @@ def test_phi_override_defaults_to_registry(tmp_path, corpora_dir, creds):
             actor="stranger",
         )
     Registry(store).add(Annotator(name="dr-phi", role="admin", phi_access=True))
-    bad = dc.DoccanoCredentials(url="http://127.0.0.1:9", users={ALICE: PASSWORD})
+    bad = dc.DoccanoCredentials(url="http://127.0.0.1:9")
     # the gate lets dr-phi through (the unreachable server then fails cleanly) and the override is audited
     with pytest.raises(DoccanoError):
         dc.push(
@@ -282,15 +292,15 @@ def test_one_annotators_slip_does_not_block_the_pull(tmp_path, creds, corpora_di
     guideline = load_guideline()
     rows = _rows(corpora_dir)
     report = dc.push(store, guideline, name, rows, [ALICE, BOB], overlap=2, creds=creds)
-    alice = dc.AnnotatorSession(creds.url, ALICE, PASSWORD, report.project_id)
-    bob = dc.AnnotatorSession(creds.url, BOB, PASSWORD, report.project_id)
+    alice, bob = person(creds, ALICE, report), person(creds, BOB, report)
     ex_by_note = {e["meta"]["note_id"]: e["id"] for e in bob.examples()}
     chia_doc = rows[2][0]
     hist = next(s for s in chia_doc.spans if s.temporality == "historical")
     eid = ex_by_note[chia_doc.id]
     bob.delete_span(eid, bob.find_span(eid, hist.start, hist.end, hist.label))  # the attribute label stays
+    for e in alice.examples():
+        alice.mark_done(e["id"])
     for e in ex_by_note.values():
-        alice.mark_done(e)
         bob.mark_done(e)
     pulled = dc.pull(store, guideline, name, annotators=[ALICE, BOB], creds=creds)
     assert {(r["id"], r["annotator"]) for r in pulled} == {(d.id, a) for d, _ in rows for a in (ALICE, BOB)} - {
@@ -307,3 +317,58 @@ def test_one_annotators_slip_does_not_block_the_pull(tmp_path, creds, corpora_di
     assert dc.pull_problems(store, name) == []
     AuditLog(store).verify()
     assert AuditLog(store).verify_rows() == len(store.annotations())
+
+
+def test_engine_holds_no_annotator_password(pushed, creds, monkeypatch):
+    """The push above ran with the engine's login only; a password in the environment is refused."""
+    assert not hasattr(creds, "users") and "password" not in repr(creds).lower()
+    monkeypatch.setenv("DOCCANO_USER_PASSWORDS", f"{ALICE}:{PASSWORD}")
+    with pytest.raises(DoccanoError, match="holds no annotator passwords"):
+        dc.DoccanoCredentials.from_env()
+
+
+def test_each_annotator_sees_only_her_own_project(pushed, creds):
+    """Independence by construction: bob is no member of alice's project and cannot read it."""
+    _store, _g, name, _rows, report = pushed
+    assert report.doccano_projects == {w: dc.annotator_project_name(name, w) for w in (ALICE, BOB)}
+    assert report.project_ids[ALICE] != report.project_ids[BOB]
+    with pytest.raises(DoccanoError, match="403"):
+        person(creds, BOB, report.project_ids[ALICE]).examples()
+    # and the imported suggestions belong to the engine's user, not to the annotator
+    engine = dc.DoccanoServer(creds)
+    admin_id = engine.user_id(creds.admin_user)
+    ex = person(creds, ALICE, report).examples()[0]
+    assert {sp["user"] for sp in person(creds, ALICE, report).spans(ex["id"])} == {admin_id}
+
+
+def test_push_names_missing_accounts_and_changes_nothing(tmp_path, creds, corpora_dir):
+    store = Store(f"sqlite:///{tmp_path}/s.db")
+    stranger = f"nobody-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(DoccanoError, match=f"no Doccano account for \\['{stranger}'\\]"):
+        dc.push(store, load_guideline(), f"cnlp-miss-{uuid.uuid4().hex[:8]}", _rows(corpora_dir), [ALICE, stranger],
+                creds=creds)  # fmt: skip
+    assert store.notes() == [] and AuditLog(store).entries() == []
+    assert dc.DoccanoServer(creds).missing_users([stranger]) == [stranger]  # no account was created
+
+
+def test_pull_takes_the_annotation_time_and_refuses_done_by_someone_else(tmp_path, creds, corpora_dir):
+    import datetime as dt
+
+    store = Store(f"sqlite:///{tmp_path}/state.db")
+    name = f"cnlp-time-{uuid.uuid4().hex[:10]}"
+    guideline = load_guideline()
+    rows = _rows(corpora_dir)[:2]
+    report = dc.push(store, guideline, name, rows, [ALICE], overlap=1, creds=creds)
+    alice = person(creds, ALICE, report)
+    first, second = alice.examples()
+    alice.mark_done(first["id"])
+    marked = dt.datetime.now(dt.UTC)
+    # the engine's user marks the other example done: that is not the annotator's work
+    dc.DoccanoServer(creds).session(report.project_ids[ALICE]).mark_done(second["id"])
+    pulled = dc.pull(store, guideline, name, creds=creds)
+    assert [r["doccano_example_id"] for r in pulled] == [first["id"]]
+    stamp = dt.datetime.fromisoformat(pulled[0]["timestamp"].replace("Z", "+00:00"))
+    assert abs((stamp - marked).total_seconds()) < 30 and pulled[0]["pulled_at"] >= pulled[0]["timestamp"][:19]
+    assert store.annotations(kind="human")[0].timestamp == pulled[0]["timestamp"]
+    problems = dc.pull_problems(store, name)
+    assert len(problems) == 1 and "marked done by someone other than" in problems[0]["problem"]

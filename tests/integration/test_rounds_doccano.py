@@ -8,7 +8,13 @@ import time
 import pytest
 
 from clinical_nlp.audit import AuditLog
-from clinical_nlp.demo import SCHEMA_LABELS, doccano_ready_gold, register_demo_team, simulate_annotators
+from clinical_nlp.demo import (
+    SCHEMA_LABELS,
+    create_demo_accounts,
+    doccano_ready_gold,
+    register_demo_team,
+    simulate_annotators,
+)
 from clinical_nlp.io.jsonl import read_jsonl
 from clinical_nlp.project import init_project
 from clinical_nlp.rounds import RoundError, RoundSettings, _save, finish_round, rounds, start_round
@@ -17,11 +23,12 @@ from clinical_nlp.store import Store
 from clinical_nlp.types import Note
 
 pytestmark = [pytest.mark.doccano, pytest.mark.integration, pytest.mark.slow]
+LOGINS = {"ann-a": "Rt7-qpw!x1", "ann-b": "Rt7-qpw!x2", "boss": "Rt7-qpw!x3"}
 
 
 @pytest.fixture()
 def demo_env(tmp_path, corpora_dir, monkeypatch):
-    monkeypatch.setenv("DOCCANO_USER_PASSWORDS", "ann-a:Rt7-qpw!x1,ann-b:Rt7-qpw!x2,boss:Rt7-qpw!x3")
+    create_demo_accounts(LOGINS)  # the people create their own accounts; the engine never sees LOGINS
     project = init_project(tmp_path / "proj", name="rounds-test")
     store = Store(project.store_url)
     pool = doccano_ready_gold(read_jsonl(corpora_dir / "chia" / "train.jsonl"))[:20]
@@ -57,7 +64,7 @@ def test_two_rounds_resume_and_report(demo_env):
         finish_round(project, expert_decision=_expert(gold), dev=dev)
     assert rounds(store)[-1]["state"] == "pushed"
 
-    simulate_annotators(project, store, 1, sims, gold, SCHEMA_LABELS)
+    simulate_annotators(project, store, 1, sims, gold, SCHEMA_LABELS, LOGINS)
     done = finish_round(project, expert_decision=_expert(gold), dev=dev)
     assert done["state"] == "done"
     gold_items = {a.item for a in store.annotations(kind="gold")}
@@ -75,7 +82,7 @@ def test_two_rounds_resume_and_report(demo_env):
     assert again["batch"] == batch2 and again["state"] == "pushed"
     assert again["strategy"] == "entropy"  # a model exists after round 1
 
-    simulate_annotators(project, store, 2, sims, gold, SCHEMA_LABELS)
+    simulate_annotators(project, store, 2, sims, gold, SCHEMA_LABELS, LOGINS)
     final = finish_round(project, expert_decision=_expert(gold), dev=dev)
     report = json.loads(open(final["report"]).read())
     assert [p["n_docs"] for p in report["learning_curve"]] == [4, 8]
@@ -117,7 +124,7 @@ def test_round_finish_killed_then_resumed(demo_env, tmp_path, monkeypatch, point
     project, store, gold, dev, settings = demo_env
     sims = {"ann-a": SimulatedAnnotator("ann-a"), "ann-b": SimulatedAnnotator("ann-b", AnnotatorSkill(miss_rate=0.3))}
     info = start_round(project, settings)
-    simulate_annotators(project, store, 1, sims, gold, SCHEMA_LABELS)
+    simulate_annotators(project, store, 1, sims, gold, SCHEMA_LABELS, LOGINS)
     write_jsonl(tmp_path / "gold.jsonl", list(gold.values()))
     write_jsonl(tmp_path / "dev.jsonl", list(dev))
     cmd = [

@@ -148,15 +148,21 @@ def test_assignment_overlap_and_safety_critical():
     assert sum("a" in v for v in plan.values()) == 5  # round robin spreads the load
 
 
-def test_credentials_from_env_never_show_passwords(tmp_path):
+def test_credentials_hold_only_the_engines_login(tmp_path):
     f = tmp_path / "c.yaml"
-    f.write_text("admin_user: root\nadmin_password: s3cret\nusers: {carol: pw3}\n")
-    c = dc.DoccanoCredentials.from_env(
-        env={"DOCCANO_CREDENTIALS_FILE": str(f), "DOCCANO_USER_PASSWORDS": "alice:pw1,bob:pw2"}
-    )
-    assert c.password("alice") == "pw1" and c.password("carol") == "pw3" and c.password("root") == "s3cret"
-    assert "s3cret" not in repr(c) and "pw1" not in repr(c)
-    with pytest.raises(DoccanoError, match="DOCCANO_USER_PASSWORDS"):
-        c.password("dave")
-    with pytest.raises(DoccanoError):
-        dc.DoccanoCredentials.from_env(env={"DOCCANO_USER_PASSWORDS": "nocolon"})
+    f.write_text("admin_user: root\nadmin_password: s3cret\nurl: http://h:1/\n")
+    c = dc.DoccanoCredentials.from_env(env={"DOCCANO_CREDENTIALS_FILE": str(f)})
+    assert (c.admin_user, c.admin_password, c.url) == ("root", "s3cret", "http://h:1")
+    assert "s3cret" not in repr(c)
+    # annotator passwords are refused, from the environment and from the file
+    with pytest.raises(DoccanoError, match="DOCCANO_USER_PASSWORDS is set"):
+        dc.DoccanoCredentials.from_env(env={"DOCCANO_USER_PASSWORDS": "alice:pw1"})
+    f.write_text("admin_user: root\nusers: {carol: pw3}\n")
+    with pytest.raises(DoccanoError, match="lists annotator passwords"):
+        dc.DoccanoCredentials.from_env(env={"DOCCANO_CREDENTIALS_FILE": str(f)})
+
+
+def test_annotator_project_names():
+    assert dc.annotator_project_name("clinical-nlp-demo", "alice") == "clinical-nlp-demo--alice"
+    with pytest.raises(DoccanoError, match="longer than 100"):
+        dc.annotator_project_name("p" * 90, "annotator-with-long-name")
