@@ -23,7 +23,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from clinical_nlp.types import ATTRIBUTE_DEFAULTS, Span
 
@@ -92,3 +93,27 @@ def add_summaries(summaries: Sequence[dict[str, int]]) -> dict[str, int]:
         for k in out:
             out[k] += int(s.get(k, 0))
     return out
+
+
+def unchanged_suggestions(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Notes read by two or more annotators on which every one accepted the pre-annotations unchanged.
+
+    Agreement on those notes measures the suggestions, not the annotators: a high kappa there
+    says nothing about independent judgement. ``rows``: pull rows (``id``, ``annotator``,
+    ``edits``). Returns ``notes`` (ids), ``share`` of the multiply read notes, and ``warning``
+    (None when no such note).
+    """
+    totals: dict[str, list[int]] = {}
+    for r in rows:
+        totals.setdefault(str(r["id"]), []).append(int((r.get("edits") or {}).get("total", 0)))
+    multi = {nid: t for nid, t in totals.items() if len(t) >= 2}
+    unchanged = sorted(nid for nid, t in multi.items() if all(x == 0 for x in t))
+    share = len(unchanged) / len(multi) if multi else 0.0
+    warning = (
+        f"on {len(unchanged)} of {len(multi)} notes read by two or more annotators ({share:.0%}) every "
+        "annotator accepted the pre-annotations unchanged: agreement there measures the suggestions, "
+        "not the annotators"
+        if unchanged
+        else None
+    )
+    return {"notes": unchanged, "share": share, "warning": warning}

@@ -78,6 +78,8 @@ def write_round_report(project: Project, info: Mapping[str, Any], round_infos: S
         "strategy": info.get("strategy"),
         "batch": info.get("batch"),
         "agreement": info.get("agreement"),
+        #: notes where every annotator accepted the suggestions unchanged (agreement there measures them)
+        "unchanged_suggestions": info.get("unchanged_suggestions"),
         "edits": info.get("edits"),
         "edits_per_note": info.get("edits_per_note"),
         "adjudicated": info.get("adjudicated"),

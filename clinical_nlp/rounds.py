@@ -242,7 +242,7 @@ def finish_round(
     """Pull, reach consensus (adjudicating what needs it), retrain, evaluate and report."""
     from clinical_nlp import doccano
     from clinical_nlp.consensus.adapters import text as text_adapter
-    from clinical_nlp.edits import add_summaries
+    from clinical_nlp.edits import add_summaries, unchanged_suggestions
     from clinical_nlp.models.entities import TrainConfig, evaluate_entity_model, train_entity_model
     from clinical_nlp.services import adjudication
 
@@ -298,6 +298,7 @@ def finish_round(
                 fh.write(json.dumps(r) + "\n")
         info["edits"] = edits
         info["edits_per_note"] = edits.get("total", 0) / max(1, len(batch))
+        info["unchanged_suggestions"] = unchanged_suggestions(rows)
         _save(store, number, "pulled", info)
         crash_point("round.pulled")
 

@@ -109,3 +109,6 @@ def register(app: typer.Typer) -> None:
             progress=True,
         )
         typer.echo(f"round {info['number']} done: report {info['report']}")
+        warning = (info.get("unchanged_suggestions") or {}).get("warning")
+        if warning:
+            typer.echo(f"warning: {warning}", err=True)

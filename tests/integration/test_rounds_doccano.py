@@ -72,6 +72,15 @@ def test_two_rounds_resume_and_report(demo_env):
     # annotator b misses spans, so agreement is imperfect and the edits are counted
     assert done["edits"]["total"] > 0
     assert 0.0 <= done["agreement"]["overall"]["span_f1_exact"] < 1.0
+    # the suggestion check names exactly the notes both annotators left unchanged
+    labels = [json.loads(x) for x in open(done["labels_path"], encoding="utf-8")]
+    both_unchanged = {
+        nid
+        for nid in done["batch"]
+        if len([r for r in labels if r["id"] == nid]) >= 2
+        and all(r["edits"]["total"] == 0 for r in labels if r["id"] == nid)
+    }
+    assert set(done["unchanged_suggestions"]["notes"]) == both_unchanged
 
     # crash after selection of round 2: the rerun resumes the same batch and pushes it once
     info2 = start_round(project, settings)

@@ -166,3 +166,19 @@ def test_annotator_project_names():
     assert dc.annotator_project_name("clinical-nlp-demo", "alice") == "clinical-nlp-demo--alice"
     with pytest.raises(DoccanoError, match="longer than 100"):
         dc.annotator_project_name("p" * 90, "annotator-with-long-name")
+
+
+def test_unchanged_suggestions_are_flagged_only_when_every_reader_accepted():
+    from clinical_nlp.edits import unchanged_suggestions
+
+    rows = [
+        {"id": "n1", "annotator": "a", "edits": {"total": 0}},
+        {"id": "n1", "annotator": "b", "edits": {"total": 0}},  # both accepted: flagged
+        {"id": "n2", "annotator": "a", "edits": {"total": 0}},
+        {"id": "n2", "annotator": "b", "edits": {"total": 2}},  # one corrected: not flagged
+        {"id": "n3", "annotator": "a", "edits": {"total": 0}},  # read once: not counted
+    ]
+    got = unchanged_suggestions(rows)
+    assert got["notes"] == ["n1"] and got["share"] == 0.5
+    assert "1 of 2 notes" in got["warning"] and "measures the suggestions" in got["warning"]
+    assert unchanged_suggestions(rows[2:])["warning"] is None
