@@ -103,21 +103,7 @@ def record_review(
 
 def review_history(store: Store, item: str | None = None) -> list[dict[str, Any]]:
     """Every QA review recorded (superseded ones included), oldest first."""
-    with store.session() as s:
-        stmt = select(QAReviewEventRow).order_by(QAReviewEventRow.id)
-        if item is not None:
-            stmt = stmt.where(QAReviewEventRow.item == item)
-        return [
-            {
-                "item": r.item,
-                "label": r.label,
-                "expert": r.expert,
-                "verdict": r.verdict,
-                "comment": r.comment,
-                "timestamp": r.timestamp,
-            }
-            for r in s.scalars(stmt)
-        ]
+    return store.history(QAReviewEventRow, ("item", "label", "expert", "verdict", "comment", "timestamp"), item=item)
 
 
 @dataclass

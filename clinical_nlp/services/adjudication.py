@@ -242,25 +242,22 @@ def decide(
 
 def decisions(store: Store, item: str | None = None) -> list[dict[str, Any]]:
     """Every decision ever recorded (amended ones included), oldest first."""
-    with store.session() as s:
-        stmt = select(AdjudicationDecisionRow).order_by(AdjudicationDecisionRow.id)
-        if item is not None:
-            stmt = stmt.where(AdjudicationDecisionRow.item == item)
-        return [
-            {
-                "id": r.id,
-                "queue_id": r.queue_id,
-                "item": r.item,
-                "unit": r.unit,
-                "decision": r.decision,
-                "expert": r.expert,
-                "reason": r.reason,
-                "guideline_version": r.guideline_version,
-                "supersedes": r.supersedes,
-                "decided_at": r.decided_at,
-            }
-            for r in s.scalars(stmt)
-        ]
+    return store.history(
+        AdjudicationDecisionRow,
+        (
+            "id",
+            "queue_id",
+            "item",
+            "unit",
+            "decision",
+            "expert",
+            "reason",
+            "guideline_version",
+            "supersedes",
+            "decided_at",
+        ),
+        item=item,
+    )
 
 
 def add_missing_notes(store: Store, texts: Mapping[str, str], *, source: str) -> int:

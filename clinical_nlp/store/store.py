@@ -203,6 +203,14 @@ class Store:
         row.timestamp = annotation.timestamp
         changed[annotation_key(row.item, row.annotator, rnd, kind)] = row_hash(row)
 
+    def history(self, table: type[Any], columns: Sequence[str], *, item: str | None = None) -> list[dict[str, Any]]:
+        """Rows of an append-only event table (``id`` order, optionally of one ``item``) as dicts of ``columns``."""
+        with self.session() as s:
+            stmt = select(table).order_by(table.id)
+            if item is not None:
+                stmt = stmt.where(table.item == item)
+            return [{c: getattr(r, c) for c in columns} for r in s.scalars(stmt)]
+
     def annotation_hashes(self) -> dict[str, str]:
         """``{key: content hash}`` of every annotation row (what ``audit verify`` compares with the log)."""
         with self.session() as s:

@@ -75,7 +75,18 @@ class DoccanoLinkRow(Base):
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-class DoccanoExampleRow(Base):
+class _InAnnotatorProject:
+    """Columns of the rows about one annotator's Doccano project: which one, on which server."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: the engine-side Doccano project name (``doccano.project``); the annotator's project derives from it
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    annotator: Mapped[str] = mapped_column(String(200))
+    server: Mapped[str] = mapped_column(String(300))
+    doccano_project_id: Mapped[int] = mapped_column(Integer)
+
+
+class DoccanoExampleRow(_InAnnotatorProject, Base):
     """One note in one annotator's own Doccano project, imported by the engine with her pre-annotations.
 
     Names the server and the Doccano project, so that a reset server or another one is noticed.
@@ -83,27 +94,16 @@ class DoccanoExampleRow(Base):
 
     __tablename__ = "doccano_examples"
     __table_args__ = (UniqueConstraint("project", "annotator", "note_id"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    #: the engine-side Doccano project name (``doccano.project``); the annotator's project derives from it
-    project: Mapped[str] = mapped_column(String(200), index=True)
-    annotator: Mapped[str] = mapped_column(String(200))
     note_id: Mapped[str] = mapped_column(String(200))
-    server: Mapped[str] = mapped_column(String(300))
-    doccano_project_id: Mapped[int] = mapped_column(Integer)
     example_id: Mapped[int] = mapped_column(Integer)
     imported_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class DoccanoImportRow(Base):
+class DoccanoImportRow(_InAnnotatorProject, Base):
     """A bulk import started on the server, recorded before waiting for it, so a killed push waits
     for that task on the re-run instead of importing the same notes twice."""
 
     __tablename__ = "doccano_imports"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    project: Mapped[str] = mapped_column(String(200), index=True)
-    annotator: Mapped[str] = mapped_column(String(200))
-    server: Mapped[str] = mapped_column(String(300))
-    doccano_project_id: Mapped[int] = mapped_column(Integer)
     task_id: Mapped[str] = mapped_column(String(200))
     note_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     finished: Mapped[bool] = mapped_column(Boolean, default=False)
