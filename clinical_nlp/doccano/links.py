@@ -37,7 +37,6 @@ class ExampleLink:
     server: str
     doccano_project_id: int
     example_id: int
-    imported_at: str
 
 
 def example_links(store: Store, project: str, annotator: str | None = None) -> dict[tuple[str, str], ExampleLink]:
@@ -53,7 +52,6 @@ def example_links(store: Store, project: str, annotator: str | None = None) -> d
                 r.server,
                 r.doccano_project_id,
                 r.example_id,
-                r.imported_at.isoformat(timespec="seconds") if r.imported_at else "",
             )
             for r in s.scalars(query)
         }

@@ -62,8 +62,8 @@ def test_an_exported_example_linked_to_another_note_is_stale():
     from clinical_nlp.doccano.pull import _stale_in_export
 
     mine = {
-        11: ExampleLink("alice", "n1", "http://a:1", 7, 11, ""),
-        12: ExampleLink("alice", "n2", "http://a:1", 7, 12, ""),
+        11: ExampleLink("alice", "n1", "http://a:1", 7, 11),
+        12: ExampleLink("alice", "n2", "http://a:1", 7, 12),
     }
     assert _stale_in_export([{"id": 11, "note_id": "n1"}, {"id": 12, "note_id": "n2"}, {"id": 99}], mine) == []
     # the same example ids on a re-created server hold other notes: both are stale
