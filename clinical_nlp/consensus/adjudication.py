@@ -63,6 +63,9 @@ def queue_reasons(candidate: QueueCandidate, thresholds: AgreementThresholds, sa
     annotators = candidate.scores.get("annotators")
     if annotators is not None and annotators < 2:
         reasons.append("only one annotator: no agreement to measure")
+    ties = candidate.scores.get("tied_units")
+    if ties:
+        reasons.append(f"{int(ties)} unit(s) without a majority (label, boundaries or attribute tie)")
     for name, value in candidate.scores.items():
         attr = THRESHOLD_FOR.get(name)
         if attr is None:

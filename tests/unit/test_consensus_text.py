@@ -16,6 +16,7 @@ from clinical_nlp.consensus.adapters.text import (
     load_rows,
     read_labels,
     text_candidates,
+    tied_units,
 )
 from clinical_nlp.consensus.adjudication import AdjudicationError
 from clinical_nlp.consensus.agreement import ConsensusError
@@ -210,3 +211,47 @@ def test_adjudication_queue_roundtrip():
     # rebuilding keeps decided entries decided
     build_queue(store, text_candidates(labels), expert="dr_x")
     assert [e.item for e in pending(store)] == ["n3"]
+
+
+LONG = " ".join(f"finding{i}" for i in range(12))
+
+
+def _many(n_spans, label="Condition"):
+    return [S(i * 9, i * 9 + 8, label) for i in range(n_spans)]
+
+
+def test_two_annotators_who_differ_on_one_unit_go_to_the_expert():
+    """Ten agreed spans and one that only one annotator marked: span F1 0.95 passes the bar, consensus
+    drops the span (1 of 2 votes), so the tie itself must queue the note."""
+    a, b = _many(11), _many(10)
+    labels = load_rows([row("a", a, "n1", LONG), row("b", b, "n1", LONG)])
+    (cand,) = list(text_candidates(labels))
+    assert cand.scores["span_f1"] > 0.8 and cand.scores["tied_units"] == 1.0
+    assert tied_units(labels, "n1") == ["90-98"]
+    assert len(consensus_spans(labels)["n1"]) == 10  # what the queue protects against
+    store = Store("sqlite:///:memory:")
+    add_missing_notes(store, labels.texts, source="rows")
+    build_queue(store, text_candidates(labels))
+    (entry,) = pending(store)
+    assert any("without a majority" in r for r in entry.reasons)
+
+
+@pytest.mark.parametrize(
+    ("span_b", "why"),
+    [
+        (S(0, 8, "Procedure"), "label"),
+        (S(0, 7), "boundaries"),
+        (S(0, 8, negation="negated"), "attribute"),
+        (S(0, 8, experiencer="family"), "attribute"),
+    ],
+)
+def test_ties_on_label_boundaries_and_attributes(span_b, why):
+    labels = load_rows([row("a", [S(0, 8)], "n1", LONG), row("b", [span_b], "n1", LONG)])
+    assert tied_units(labels, "n1") == ["0-8"], why
+
+
+def test_a_strict_majority_is_not_a_tie():
+    three = [row(x, [S(0, 8)], "n1", LONG) for x in ("a", "b")] + [row("c", [S(0, 8, negation="negated")], "n1", LONG)]
+    assert tied_units(load_rows(three), "n1") == []
+    agreed = load_rows([row(x, [S(0, 8)], "n1", LONG) for x in ("a", "b")])
+    assert tied_units(agreed, "n1") == [] and next(iter(text_candidates(agreed))).scores["tied_units"] == 0.0

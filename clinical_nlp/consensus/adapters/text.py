@@ -330,6 +330,34 @@ def item_agreement(labels: TextLabels, note_id: str) -> dict[str, float | None]:
     return {"span_f1": min(f1s) if f1s else None, "attribute_kappa": min(kappas) if kappas else None}
 
 
+def _tied(values: Iterable[Any]) -> bool:
+    """True when the most common value shares its count with another value."""
+    top = Counter(values).most_common(2)
+    return len(top) == 2 and top[0][1] == top[1][1]
+
+
+def tied_units(labels: TextLabels, note_id: str) -> list[str]:
+    """The units of a note on which no strict majority decides: the label (an annotator who marked nothing
+    votes for no span), the boundaries or an attribute. Two annotators who differ always tie; consensus
+    would pick one side silently, so these units need an expert."""
+    by = labels.spans[note_id]
+    if len(by) < 2:
+        return []
+    sub = TextLabels({note_id: labels.texts[note_id]}, {note_id: by})
+    out = []
+    for u in align_units(sub):
+        first = {a: (u["members"][a][0] if u["members"].get(a) else None) for a in by}
+        votes = [s.label if s is not None else NO_SPAN for s in first.values()]
+        chosen = [s for s in first.values() if s is not None and s.label == Counter(votes).most_common(1)[0][0]]
+        if (
+            _tied(votes)
+            or _tied((s.start, s.end) for s in chosen)
+            or any(_tied(s.attributes.get(a, ATTRIBUTE_DEFAULTS[a]) for s in chosen) for a in ATTRIBUTES)
+        ):
+            out.append(u["unit"])
+    return out
+
+
 def labels_frame(labels: TextLabels) -> pd.DataFrame:
     """Long frame used for aggregation (aligned units, ``label`` column)."""
     return units_frame(labels)
@@ -346,6 +374,7 @@ __all__ = [
     "load_rows",
     "read_labels",
     "same_boundary_frame",
+    "tied_units",
     "units_frame",
 ]
 _ = Sequence
@@ -359,6 +388,6 @@ def text_candidates(labels: TextLabels):
         if len(labels.spans[nid]) < 2:
             scores: dict[str, float | None] = {"annotators": float(len(labels.spans[nid]))}
         else:
-            scores = item_agreement(labels, nid)
+            scores = {**item_agreement(labels, nid), "tied_units": float(len(tied_units(labels, nid)))}
         used = {s.label for ss in labels.spans[nid].values() for s in ss}
         yield QueueCandidate(nid, "text", scores, sorted(used))
