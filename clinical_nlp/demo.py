@@ -71,6 +71,10 @@ def act_in_doccano(session, example_id: int, text: str, final: Sequence[Span]) -
     Returns the number of REST edits made.
     """
     from clinical_nlp.doccano import encode_spans
+    from clinical_nlp.io.attribute_labels import parse_attribute_label
+
+    def is_attribute(label: str) -> bool:
+        return parse_attribute_label(label) is not None
 
     names = session.label_names()
     current = {(s["start_offset"], s["end_offset"], names.get(s["label"])): s["id"] for s in session.spans(example_id)}
@@ -81,7 +85,7 @@ def act_in_doccano(session, example_id: int, text: str, final: Sequence[Span]) -
             session.delete_span(example_id, span_id)
             edits += 1
     # entity spans before their attribute labels
-    for start, end, label in sorted(wanted - set(current), key=lambda t: (":" in t[2], t[0], t[1])):
+    for start, end, label in sorted(wanted - set(current), key=lambda t: (is_attribute(t[2]), t[0], t[1])):
         session.add_span(example_id, start, end, label)
         edits += 1
     session.mark_done(example_id)

@@ -5,11 +5,13 @@ reaches ``push.linked``, as a power cut or an OOM kill would: no ``finally``, no
 in ``tests/integration/test_faults.py`` kill push, pull, round finish and export at every point
 below, let an annotator edit in Doccano, re-run, and check that nothing was lost or duplicated.
 
-Points (each push point is reached once per annotator): ``push.import_started`` (the import
+Points (each push point is reached once per annotator): ``push.upload_accepted`` (the server
+started the import, its task id not stored yet), ``push.import_started`` (the import
 task recorded, running on the server), ``push.imported`` (finished, nothing linked),
 ``push.pre_saved`` (pre-annotation rows stored, links not), ``push.linked``, ``pull.saved``
 (after each annotator's rows are stored, before the audit entry), ``round.pulled``, ``round.consensus``,
-``export.written`` (files written, folder not renamed) and ``export.renamed`` (not audited yet).
+``export.written`` (files written, folder not renamed), ``export.renamed`` (not audited yet) and
+``adjudication.import_started`` (the expert's import recorded, running on the server).
 """
 
 from __future__ import annotations

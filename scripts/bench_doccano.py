@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from clinical_nlp import doccano as dc
+from clinical_nlp.annotators import Annotator, Registry
 from clinical_nlp.config import load_guideline, repo_root
 from clinical_nlp.io.jsonl import row_to_annotated
 from clinical_nlp.store import Store
@@ -93,6 +94,8 @@ def main() -> int:
         server.create_user(a, logins[a])
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/state.db")
+        for a in annotators:  # push assigns registered, qualified annotators only
+            Registry(store).add(Annotator(a, license_id=f"BENCH-{a}", guideline_version=guideline.version))
         name = f"bench-{tag}"
         t0 = time.perf_counter()
         report = dc.push(store, guideline, name, docs, annotators, overlap=2, creds=creds)

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
 
         One project per annotator (<doccano.project>--<annotator>; default: every
         annotator already pushed to): the entity labels (schema colours), the attribute
-        labels (negation:negated, ... see the guideline), overlapping spans allowed,
+        labels (NEG, POSS, HIST, HYPO, FAM, OTHER; their legend heads the guideline page), overlapping spans allowed,
         collaborative annotation on, the guideline markdown as the project's guideline
         page; the annotator, approvers and admins as members. Accounts must exist: each
         person creates their own (clinical-nlp holds no passwords).

@@ -28,9 +28,11 @@ Design: no annotator password held (issue 18)
   the annotation's time) and every span on it; the edit summary compares it with the
   pre-annotation recorded at push.
 * **Attributes** (guideline, "How attributes appear in Doccano"): extra span
-  labels on exactly the same offsets named ``negation:negated``,
-  ``negation:possible``, ``temporality:historical``, ``temporality:hypothetical``,
-  ``experiencer:family``, ``experiencer:other``; absent = default.
+  labels on exactly the same offsets, short enough for the label chip: ``NEG``
+  (negated), ``POSS`` (possible), ``HIST`` (historical), ``HYPO`` (hypothetical),
+  ``FAM`` (family), ``OTHER`` (experiencer other); absent = default. The project's
+  guideline page starts with their legend; the long form ``negation:negated`` of older
+  projects is still read.
 * **Assignment / overlap.** Each note goes to ``overlap`` annotators (round robin),
   every note with a safety-critical label to all; only assigned annotators' projects
   receive it.
@@ -41,7 +43,6 @@ Design: no annotator password held (issue 18)
 
 from clinical_nlp.doccano.client import DOCCANO_ROLES, AnnotatorSession, DoccanoServer
 from clinical_nlp.doccano.codec import (
-    ATTRIBUTE_LABEL_SEP,
     attribute_label_names,
     decode_triples,
     encode_spans,
@@ -62,7 +63,6 @@ from clinical_nlp.types import ATTRIBUTE_DEFAULTS
 
 __all__ = [
     "ATTRIBUTE_DEFAULTS",
-    "ATTRIBUTE_LABEL_SEP",
     "DEFAULT_URL",
     "DOCCANO_ROLES",
     "AnnotatorSession",

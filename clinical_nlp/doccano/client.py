@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from clinical_nlp.config import Guideline, LabelSchema
-from clinical_nlp.doccano.codec import ATTRIBUTE_LABEL_SEP, attribute_label_names, decode_triples
+from clinical_nlp.doccano.codec import attribute_label_names, attribute_pairs, decode_triples
 from clinical_nlp.doccano.credentials import DoccanoCredentials
 from clinical_nlp.doccano.http import DoccanoHttp
 from clinical_nlp.errors import DoccanoError
+from clinical_nlp.io.attribute_labels import attribute_label, legend_markdown
 from clinical_nlp.types import Span
 
 DOCCANO_ROLES = ("annotator", "annotation_approver", "project_admin")
@@ -90,6 +91,10 @@ class AnnotatorSession:
                 return int(s["id"])
         return None
 
+    def add_comment(self, example_id: int, text: str) -> None:
+        """Comment on an example as this user (Doccano's export carries it as ``Comments``)."""
+        self.http.request("POST", f"{self._p}/comments", params={"example": example_id}, json={"text": text})
+
     def is_done(self, example_id: int) -> bool:
         ex = self.http.request("GET", f"{self._p}/examples/{example_id}")
         return bool(ex.get("is_confirmed"))
@@ -134,7 +139,8 @@ class DoccanoServer:
         body = {
             "name": name,
             "description": f"clinical-nlp project {name} (guideline {guideline.version})",
-            "guideline": f"<!-- guideline version {guideline.version} -->\n\n{guideline.text}",
+            "guideline": f"<!-- guideline version {guideline.version} -->\n\n"
+            f"{legend_markdown(attribute_pairs(guideline.schema))}\n{guideline.text}",
             "project_type": "SequenceLabeling",
             "resourcetype": "SequenceLabelingProject",
             "allow_overlapping": True,
@@ -156,11 +162,11 @@ class DoccanoServer:
 
     def _sync_labels(self, pid: int, schema: LabelSchema) -> None:
         have = {t["text"]: t for t in self.http.get_all(f"/v1/projects/{pid}/span-types")}
+        attribute_label_names(schema)  # refuses entity labels that clash with attribute labels
         wanted = [(lab.name, lab.color) for lab in schema.labels]
-        for name in attribute_label_names(schema):
-            attr = name.split(ATTRIBUTE_LABEL_SEP)[0]
+        for attr, value in attribute_pairs(schema):  # one colour per attribute: its values read as a group
             color = schema.attributes[attr].color if attr in schema.attributes else "#888888"
-            wanted.append((name, color))
+            wanted.append((attribute_label(attr, value), color))
         for text, color in wanted:
             body = {"text": text, "background_color": color, "text_color": "#ffffff"}
             if text not in have:
@@ -234,23 +240,40 @@ class DoccanoServer:
                 out.setdefault(str(nid), int(ex["id"]))
         return out
 
+    def wait_for_notes(self, pid: int, note_ids: Sequence[str], *, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until every note is listed in project ``pid``; whether they are."""
+        deadline = time.monotonic() + timeout
+        while True:
+            listed = self.examples_by_note(pid)
+            if all(nid in listed for nid in note_ids):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(1.0)
+
     def example_count(self, pid: int) -> int:
         """How many examples project ``pid`` holds (one request)."""
         data = self.http.request("GET", f"/v1/projects/{pid}/examples", params={"limit": 1})
         return int(data["count"]) if isinstance(data, dict) else len(data or [])
 
-    def start_import(self, pid: int, notes: Sequence[tuple[str, str, Sequence[tuple[int, int, str]]]]) -> str:
+    def start_import(
+        self,
+        pid: int,
+        notes: Sequence[tuple[str, str, Sequence[tuple[int, int, str]]]],
+        *,
+        meta: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> str:
         """Upload ``(note_id, text, labels)`` as one JSONL file and start Doccano's import task; its id.
 
         The labels become spans owned by the engine's user (in a collaborative project the
-        annotator sees, keeps, changes or deletes them); ``meta.note_id`` names the note.
+        annotator sees, keeps, changes or deletes them); ``meta.note_id`` names the note, and
+        ``meta[note_id]`` adds fields to the example's metadata (shown beside the text).
         """
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8", delete=False) as fh:
             for nid, text, labels in notes:
-                fh.write(
-                    json.dumps({"text": text, "label": [list(t) for t in labels], "note_id": nid}, ensure_ascii=False)
-                    + "\n"
-                )
+                extra = {k: v for k, v in (meta or {}).get(nid, {}).items() if k not in ("text", "label", "note_id")}
+                row = {"text": text, "label": [list(t) for t in labels], **extra, "note_id": nid}
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             tmp = fh.name
         try:
             with open(tmp, "rb") as fh:

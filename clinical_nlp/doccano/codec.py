@@ -1,8 +1,9 @@
 """Assertion attributes as Doccano span labels: our spans <-> Doccano (start, end, label) triples.
 
-Attributes are extra span labels on exactly the entity's offsets
-(``negation:negated``, ``temporality:historical``, ``experiencer:family`` …;
-absent = the default value), so annotators see and correct them in the UI.
+Attributes are extra span labels on exactly the entity's offsets, with the short names of
+:mod:`clinical_nlp.io.attribute_labels` (``NEG``, ``POSS``, ``HIST``, ``HYPO``, ``FAM``,
+``OTHER``; absent = the default value), so annotators see and correct them in the UI. The long
+form (``negation:negated``) of projects created before is read too.
 """
 
 from __future__ import annotations
@@ -10,20 +11,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from clinical_nlp.config import LabelSchema
-from clinical_nlp.errors import DoccanoError
+from clinical_nlp.errors import ConfigError, DoccanoError
+from clinical_nlp.io.attribute_labels import attribute_label, parse_attribute_label
 from clinical_nlp.types import ATTRIBUTE_DEFAULTS, ATTRIBUTE_VALUES, Span
 
-ATTRIBUTE_LABEL_SEP = ":"
 
-
-def attribute_label_names(schema: LabelSchema | None = None) -> list[str]:
-    """``negation:negated`` … : one span label per non-default attribute value."""
-    names = []
+def attribute_pairs(schema: LabelSchema | None = None) -> list[tuple[str, str]]:
+    """``(attribute, value)`` for every non-default attribute value of the schema, in schema order."""
+    pairs = []
     attrs = schema.attributes if schema is not None and schema.attributes else None
     for attr, values in ATTRIBUTE_VALUES.items():
         allowed = attrs[attr].values if attrs and attr in attrs else values
         default = attrs[attr].default if attrs and attr in attrs else ATTRIBUTE_DEFAULTS[attr]
-        names += [f"{attr}{ATTRIBUTE_LABEL_SEP}{v}" for v in allowed if v != default]
+        pairs += [(attr, v) for v in allowed if v != default]
+    return pairs
+
+
+def attribute_label_names(schema: LabelSchema | None = None) -> list[str]:
+    """``NEG``, ``POSS`` … : one span label per non-default attribute value. ConfigError when an entity
+    label of the schema has the same name (it would read as an attribute)."""
+    names = [attribute_label(a, v) for a, v in attribute_pairs(schema)]
+    clash = sorted(set(names) & set(schema.label_names)) if schema is not None else []
+    if clash:
+        raise ConfigError(f"label schema: entity label(s) {clash} clash with attribute label names")
     return names
 
 
@@ -35,7 +45,7 @@ def encode_spans(spans: Iterable[Span]) -> list[tuple[int, int, str]]:
         triples = [(s.start, s.end, s.label)]
         for attr, value in sorted(s.attributes.items()):
             if attr in ATTRIBUTE_DEFAULTS and value != ATTRIBUTE_DEFAULTS[attr]:
-                triples.append((s.start, s.end, f"{attr}{ATTRIBUTE_LABEL_SEP}{value}"))
+                triples.append((s.start, s.end, attribute_label(attr, value)))
         for t in triples:
             if t not in seen:
                 seen.add(t)
@@ -52,9 +62,9 @@ def decode_triples(text: str, triples: Iterable[tuple[int, int, str]]) -> tuple[
     entities: list[tuple[int, int, str]] = []
     attrs: dict[tuple[int, int], dict[str, str]] = {}
     for start, end, label in triples:
-        name, sep, value = label.partition(ATTRIBUTE_LABEL_SEP)
-        if sep and name in ATTRIBUTE_VALUES:
-            attrs.setdefault((start, end), {})[name] = value
+        pair = parse_attribute_label(label)
+        if pair is not None:
+            attrs.setdefault((start, end), {})[pair[0]] = pair[1]
         else:
             entities.append((start, end, label))
     covered = {(a, b) for a, b, _ in entities}

@@ -90,6 +90,23 @@ def drop_links(store: Store, project: str, annotator: str, note_ids: Sequence[st
         )
 
 
+#: task id recorded before the upload is sent, replaced by the server's once it answers
+UPLOADING = "uploading:"
+
+
+def set_import_task(store: Store, project: str, annotator: str, marker: str, task_id: str) -> None:
+    """Replace the ``UPLOADING`` marker of an import with the task id the server answered."""
+    with store.session() as s:
+        for r in s.scalars(
+            select(DoccanoImportRow).where(
+                DoccanoImportRow.project == project,
+                DoccanoImportRow.annotator == annotator,
+                DoccanoImportRow.task_id == marker,
+            )
+        ):
+            r.task_id = task_id
+
+
 def record_import(
     store: Store, project: str, annotator: str, server: str, pid: int, task_id: str, note_ids: Sequence[str]
 ) -> None:

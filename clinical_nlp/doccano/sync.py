@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,7 @@ from clinical_nlp.doccano.client import DoccanoServer
 from clinical_nlp.doccano.codec import encode_spans
 from clinical_nlp.doccano.credentials import DoccanoCredentials
 from clinical_nlp.doccano.links import (
+    UPLOADING,
     annotator_project_name,
     close_imports,
     drop_links,
@@ -33,6 +35,7 @@ from clinical_nlp.doccano.links import (
     record_import,
     require_links,
     save_links,
+    set_import_task,
 )
 from clinical_nlp.errors import DoccanoError, InputFormatError, PolicyError
 from clinical_nlp.faults import crash_point
@@ -136,6 +139,7 @@ def push(
         phi_access_check=phi_access_check,
     )
     _validate_labels(rows, guideline.schema)
+    _check_qualified(store, annotators, guideline)
     # Doccano holds one span per (offsets, label): identical duplicates collapse there, so collapse
     # them here too, or an annotator who changes nothing would show a "deleted" edit on pull.
     rows = [(_dedupe_spans(d), row) for d, row in rows]
@@ -194,6 +198,21 @@ def push(
     return report
 
 
+def await_earlier_import(server: DoccanoServer, pid: int, task_id: str, note_ids: Sequence[str]) -> None:
+    """Wait for an import a killed run started. One killed before its task id was stored (an ``UPLOADING``
+    marker) may still be importing: wait until its notes are listed. A task the server does not know
+    (reset) stays pending forever in Doccano's task API. Either way, after ``EARLIER_IMPORT_WAIT``
+    seconds it counts as lost and what is missing is imported again."""
+    if task_id.startswith(UPLOADING):
+        server.wait_for_notes(pid, note_ids, timeout=EARLIER_IMPORT_WAIT)
+        return
+    try:
+        server.wait_import(pid, task_id, timeout=EARLIER_IMPORT_WAIT)
+    except DoccanoError as exc:
+        if "not finished" not in str(exc):
+            raise
+
+
 @dataclass
 class _Importer:
     """One annotator's part of a push: reconcile with the server, start the import, link what it created."""
@@ -214,7 +233,7 @@ class _Importer:
         on_server = self.server.examples_by_note(pid)
         for task_id, note_ids in earlier.items():  # a killed push started it: never import those notes twice
             if not all(nid in on_server for nid in note_ids):
-                self._await_earlier(pid, task_id)
+                await_earlier_import(self.server, pid, task_id, note_ids)
         if earlier:
             close_imports(self.store, self.project, annotator, list(earlier))
             on_server = self.server.examples_by_note(pid)
@@ -239,22 +258,18 @@ class _Importer:
             return [], None
         payload = [(nid, self.docs[nid].text, encode_spans(self.docs[nid].spans)) for nid in to_import]
         t = time.perf_counter()
+        # recorded before the upload: a push killed after the server accepted it, before its task id
+        # was stored, finds the marker and waits for the notes instead of importing them twice
+        marker = f"{UPLOADING}{uuid.uuid4().hex}"
+        record_import(self.store, self.project, annotator, url, pid, marker, to_import)
         task_id = self.server.start_import(pid, payload)
-        record_import(self.store, self.project, annotator, url, pid, task_id, to_import)
+        crash_point("push.upload_accepted")
+        set_import_task(self.store, self.project, annotator, marker, task_id)
         crash_point("push.import_started")
         self.report.import_seconds += time.perf_counter() - t
         self.report.imported += len(to_import)
         self.report.spans_created += sum(len(p[2]) for p in payload)
         return to_import, task_id
-
-    def _await_earlier(self, pid: int, task_id: str) -> None:
-        """Wait for an import a killed run started; a task the server does not know (reset) stays pending
-        forever in Doccano's task API, so after ``EARLIER_IMPORT_WAIT`` seconds it counts as lost."""
-        try:
-            self.server.wait_import(pid, task_id, timeout=EARLIER_IMPORT_WAIT)
-        except DoccanoError as exc:
-            if "not finished" not in str(exc):
-                raise
 
     def wait(self, pid: int, to_link: Sequence[str], task_id: str | None) -> dict[str, int]:
         """Wait for this run's import (if any); the project's examples by note id afterwards."""
@@ -307,6 +322,26 @@ class _Importer:
         crash_point("push.pre_saved")
         save_links(self.store, self.project, annotator, self.server.url, pid, [(n, on_server[n]) for n in note_ids])
         crash_point("push.linked")
+
+
+def _check_qualified(store: Store, annotators: Sequence[str], guideline: Guideline) -> None:
+    """Refuse annotators not registered or lacking a qualification that a schema label ``requires``
+    (on this guideline version): her Doccano project offers every label of the schema."""
+    from clinical_nlp.annotators import Registry, check_assignment
+
+    registry, problems = Registry(store), []
+    for a in annotators:
+        try:
+            check_assignment(
+                registry, a, guideline.schema.label_names, guideline.schema, guideline_version=guideline.version
+            )
+        except PolicyError as e:
+            problems.append(str(e))
+    if problems:
+        raise PolicyError(
+            "push refused, nothing sent: " + "; ".join(problems) + f" (guideline version {guideline.version}; "
+            "register or update each with: clinical-nlp annotators add NAME --license-id ... [--update])"
+        )
 
 
 def _check_phi_policy(

@@ -7,9 +7,10 @@ keys as example metadata; its own integer ``id`` is ignored on read when a
 ``note_id`` is present) together with the note metadata.
 
 Attributes follow guidelines/annotation_guideline.md: each non-default value
-is an extra label on exactly the same offsets, named ``negation:negated``,
-``temporality:historical``, ``experiencer:family`` … Values outside the
-guideline's lists (e.g. NegEx's ``temporality:not particular``) are kept. On read each attribute
+is an extra label on exactly the same offsets, with the short names of
+:mod:`clinical_nlp.io.attribute_labels` (``NEG``, ``HIST``, ``FAM`` …; the long form
+``negation:negated`` is read too). Values outside the guideline's lists (e.g. NegEx's
+``temporality:not particular``) are kept in the long form. On read each attribute
 label is attached to every entity span with those offsets; one without such a
 span is an error naming the document and the offsets.
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
+from clinical_nlp.io.attribute_labels import attribute_label, parse_attribute_label
 from clinical_nlp.io.jsonl import read_unique_docs, row_to_note, write_rows
 from clinical_nlp.types import (
     ATTRIBUTE_DEFAULTS,
@@ -36,19 +38,6 @@ from clinical_nlp.types import (
 
 #: keys of a Doccano row that are structure, not metadata
 _STRUCTURE = frozenset({"id", "note_id", "text", "label", "labels", "entities", "relations", "Comments", "comments"})
-
-
-def attribute_label(name: str, value: str) -> str:
-    """The Doccano label encoding an attribute value (``negation:negated``)."""
-    return f"{name}:{value}"
-
-
-def parse_attribute_label(label: str) -> tuple[str, str] | None:
-    """``("negation", "negated")`` for an attribute label, else ``None``."""
-    name, sep, value = label.partition(":")
-    if sep and name in ATTRIBUTE_VALUES:
-        return name, value
-    return None
 
 
 def document_to_doccano(doc: AnnotatedNote) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from sqlalchemy import delete
-from test_doccano_roundtrip import ALICE, BOB, PASSWORD, _rows, creds, person, server  # noqa: F401  (fixtures)
+from test_doccano_roundtrip import ALICE, BOB, PASSWORD, _rows, creds, person, register, server  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from clinical_nlp import doccano as dc
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.doccano, pytest.mark.integration]
 
 def test_lost_links_are_recovered_and_edits_never_undone(tmp_path, creds, corpora_dir):  # noqa: F811
     """A crash lost the store's links after the import; bob edited since: the re-run links, imports nothing."""
-    store = Store(f"sqlite:///{tmp_path}/s.db")
+    store = register(Store(f"sqlite:///{tmp_path}/s.db"))
     name = f"cnlp-resume-{uuid.uuid4().hex[:10]}"
     guideline = load_guideline()
     rows = _rows(corpora_dir)
@@ -47,7 +47,7 @@ def test_lost_links_are_recovered_and_edits_never_undone(tmp_path, creds, corpor
 
 def test_links_of_a_reset_server_are_reconciled(tmp_path, creds, corpora_dir):  # noqa: F811
     """The store's links point at examples the server no longer holds: push re-imports, pull refuses."""
-    store = Store(f"sqlite:///{tmp_path}/s.db")
+    store = register(Store(f"sqlite:///{tmp_path}/s.db"))
     name = f"cnlp-reset-{uuid.uuid4().hex[:10]}"
     guideline = load_guideline()
     rows = _rows(corpora_dir)
@@ -68,6 +68,7 @@ def test_links_of_a_reset_server_are_reconciled(tmp_path, creds, corpora_dir):  
 
 def test_cli_push_status_pull(tmp_path, creds, corpora_dir, monkeypatch):  # noqa: F811
     project = init_project(tmp_path / "proj", name="cli-test")
+    register(Store(project.store_url))
     pre = tmp_path / "pre.jsonl"
     pre.write_text("".join(json.dumps(r) + "\n" for _, r in _rows(corpora_dir)[:2]))
     monkeypatch.setenv("DOCCANO_URL", creds.url)
@@ -121,6 +122,7 @@ def test_cli_refuses_annotator_passwords_in_the_environment(tmp_path, monkeypatc
 
 def test_cli_wrong_port_exits_2_naming_url(tmp_path, corpora_dir, monkeypatch):
     project = init_project(tmp_path / "p2", name="x")
+    register(Store(project.store_url))
     pre = tmp_path / "pre.jsonl"
     pre.write_text("".join(json.dumps(r) + "\n" for _, r in _rows(corpora_dir)[:1]))
     monkeypatch.setenv("DOCCANO_URL", "http://127.0.0.1:9")

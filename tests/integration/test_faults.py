@@ -13,11 +13,12 @@ import time
 import uuid
 
 import pytest
-from test_doccano_roundtrip import ALICE, BOB, creds, person, server  # noqa: F401  (fixtures)
+from test_doccano_roundtrip import ALICE, BOB, creds, person, register, server  # noqa: F401  (fixtures)
 
 from clinical_nlp import doccano as dc
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.doccano.sync import _dedupe_spans
+from clinical_nlp.io.attribute_labels import parse_attribute_label
 from clinical_nlp.io.jsonl import row_to_annotated
 from clinical_nlp.project import init_project
 from clinical_nlp.services.validation import span_problems
@@ -51,6 +52,7 @@ def _notes(corpora_dir, n_negex=6, n_chia=4):
 def setup(tmp_path, creds, corpora_dir):  # noqa: F811
     name = f"cnlp-fault-{uuid.uuid4().hex[:10]}"
     project = init_project(tmp_path / "proj", name=name)
+    register(Store(project.store_url))
     rows = _notes(corpora_dir)
     pre = tmp_path / "pre.jsonl"
     pre.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -149,7 +151,9 @@ def _assert_integrity(project, creds, name, rows, edited):  # noqa: F811
 
 
 #: each point twice: in the first annotator's part of the push and (":2") in the second's
-PUSH_POINTS = [f"push.{p}{n}" for p in ("import_started", "imported", "pre_saved", "linked") for n in ("", ":2")]
+PUSH_POINTS = [
+    f"push.{p}{n}" for p in ("upload_accepted", "import_started", "imported", "pre_saved", "linked") for n in ("", ":2")
+]
 
 
 @pytest.mark.parametrize("edit", [True, False], ids=["annotator-edits", "no-edit"])
@@ -203,7 +207,7 @@ def test_pull_killed_then_resumed(setup, creds, tmp_path, point, edit_between): 
         nid = next(e["meta"]["note_id"] for e in sessions[who].examples() if e["id"] == eid)
         row = next(r for r in got if r["id"] == nid and r["annotator"] == who)
         assert sorted((s["start"], s["end"], s["label"]) for s in row["spans"]) == sorted(
-            t for t in state if ":" not in t[2]
+            t for t in state if parse_attribute_label(t[2]) is None
         )
     AuditLog(store).verify()
     assert AuditLog(store).verify_rows() == len(store.annotations())

@@ -39,3 +39,29 @@ def test_phi_access_and_validation(store):
         Annotator("x", hipaa_training="yesterday")
     with pytest.raises(ConfigError, match="already exists"):
         reg.add(Annotator("q"))
+
+
+def test_push_refuses_unregistered_or_unqualified_annotators_before_anything_is_sent(store):
+    """The qualification gate runs before the server is contacted (the URL is unreachable on purpose)."""
+    from clinical_nlp import doccano as dc
+    from clinical_nlp.config import load_guideline
+    from clinical_nlp.types import AnnotatedNote, Note, Span
+
+    guideline = load_guideline()
+    doc = AnnotatedNote(Note("n1", "No fever."), (Span(3, 8, "Condition", "fever"),))
+    rows = [(doc, {"deidentified": True})]
+    nowhere = dc.DoccanoCredentials(url="http://127.0.0.1:9")
+    reg = Registry(store)
+    reg.add(Annotator("rn", guideline_version=guideline.version))  # no licence: may not annotate Drug
+    reg.add(Annotator("old", license_id="RN-2", guideline_version="0.9.0+old"))
+    before = [e.action for e in AuditLog(store).entries()]
+    with pytest.raises(PolicyError) as err:
+        dc.push(store, guideline, "p", rows, ["rn", "old", "ghost"], creds=nowhere)
+    msg = str(err.value)
+    assert "'rn' lacks qualifications for Drug: clinical_license" in msg
+    assert "'old' lacks qualifications for" in msg and "guideline_training" in msg
+    assert "'ghost' is not registered" in msg and "nothing sent" in msg
+    assert store.notes() == [] and [e.action for e in AuditLog(store).entries()] == before
+    reg.add(Annotator("rn", license_id="RN-1", guideline_version=guideline.version), replace=True)
+    with pytest.raises(dc.DoccanoError, match=r"127\.0\.0\.1:9"):  # qualified: the push goes on to the server
+        dc.push(store, guideline, "p", rows, ["rn"], creds=nowhere)

@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clinical_nlp import doccano as dc
+from clinical_nlp.config import load_label_schema
 from clinical_nlp.edits import EDIT_KEYS, add_summaries, edit_summary
-from clinical_nlp.errors import DoccanoError
+from clinical_nlp.errors import ConfigError, DoccanoError
 from clinical_nlp.types import Span
 
 A = Span(0, 5, "Condition")
@@ -120,20 +121,40 @@ def test_encode_uses_guideline_label_names():
     triples = dc.encode_spans(
         [Span(3, 8, "Condition", attributes={"negation": "negated", "experiencer": "family", "temporality": "recent"})]
     )
-    assert triples == [(3, 8, "Condition"), (3, 8, "experiencer:family"), (3, 8, "negation:negated")]
-    assert set(dc.attribute_label_names()) == {
-        "negation:negated",
-        "negation:possible",
-        "temporality:historical",
-        "temporality:hypothetical",
-        "experiencer:family",
-        "experiencer:other",
-    }
+    assert triples == [(3, 8, "Condition"), (3, 8, "FAM"), (3, 8, "NEG")]
+    names = dc.attribute_label_names(load_label_schema())
+    assert names == ["NEG", "POSS", "HIST", "HYPO", "FAM", "OTHER"]
+    assert max(map(len, names)) <= 5  # read whole on Doccano's label chip (the long form was cut off)
+
+
+def test_long_form_attribute_labels_of_older_projects_still_decode():
+    (span,) = dc.decode_triples(TEXT, [(3, 8, "Condition"), (3, 8, "negation:negated"), (3, 8, "HIST")])
+    assert (span.negation, span.temporality) == ("negated", "historical")
+    # a value without a short name keeps the long form both ways
+    odd = dc.encode_spans([Span(3, 8, "Condition", attributes={"temporality": "not particular"})])
+    assert odd[1] == (3, 8, "temporality:not particular")
+    assert dc.decode_triples(TEXT, odd)[0].temporality == "not particular"
+
+
+def test_entity_label_that_clashes_with_an_attribute_label_is_refused():
+    schema = load_label_schema()
+    clash = schema.copy(update={"labels": [*schema.labels, schema.labels[0].copy(update={"name": "NEG"})]})
+    with pytest.raises(ConfigError, match=r"\['NEG'\] clash"):
+        dc.attribute_label_names(clash)
+
+
+def test_guideline_legend_names_every_attribute_label():
+    from clinical_nlp.doccano.codec import attribute_pairs
+    from clinical_nlp.io.attribute_labels import legend_markdown
+
+    legend = legend_markdown(attribute_pairs(load_label_schema()))
+    for short, attr in [("NEG", "negation"), ("POSS", "negation"), ("HYPO", "temporality"), ("FAM", "experiencer")]:
+        assert f"| `{short}` | {attr} |" in legend
 
 
 def test_orphan_attribute_label_is_an_error():
     with pytest.raises(DoccanoError, match=r"\[3, 8\)"):
-        dc.decode_triples(TEXT, [(3, 8, "negation:negated")])
+        dc.decode_triples(TEXT, [(3, 8, "NEG")])
 
 
 def test_assignment_overlap_and_safety_critical():
