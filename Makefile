@@ -19,12 +19,12 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[all]'
 	touch $(STAMP)
 
-## Headless Chromium for the report rendering test (Debian package).
+## Headless Chromium and its WebDriver (Debian packages) for the report and the Doccano browser tests.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian chromium for the report test"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "warning: could not install chromium"; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium and chromium-driver for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "warning: could not install chromium / chromium-driver"; }
 
 doccano-start:
 	bash scripts/doccano.sh start

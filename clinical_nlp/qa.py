@@ -239,6 +239,24 @@ def unreviewed(
     return out
 
 
+def qa_todo(
+    store: Store, schema: LabelSchema | None = None, *, labels: Iterable[str] | None = None, seed: str = DEFAULT_SEED
+) -> list[dict[str, Any]]:
+    """Every (item, label) review the policy requires and nobody has done, item by item: ``item``,
+    ``label``, ``safety_critical``, ``review_rate`` and ``why`` (all of a safety-critical label's items,
+    or the item is in the label's deterministic sample)."""
+    report = check_qa_coverage(store, schema, labels=labels, seed=seed)
+    out = []
+    for name, cov in report.labels.items():
+        why = "safety-critical: every item" if cov.safety_critical else f"in the {cov.review_rate:.0%} review sample"
+        out += [
+            {"item": i, "label": name, "safety_critical": cov.safety_critical, "review_rate": cov.review_rate,
+             "why": why}
+            for i in cov.missing
+        ]  # fmt: skip
+    return sorted(out, key=lambda r: (r["item"], r["label"]))
+
+
 def raise_unmet(unmet: dict[str, list[str]]) -> None:
     """Raise :class:`PolicyError` listing the items still to review per label (nothing when ``unmet`` is empty)."""
     if not unmet:

@@ -245,6 +245,59 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
             typer.echo(f"{name}\t{len(cov.reviewed)}/{len(cov.required)} reviewed (rate {cov.review_rate})")
         typer.echo("QA policy met")
 
+    @qa.command("todo")
+    def qa_todo_cmd(
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+        label: list[str] = typer.Option([], "--label", help="Only these labels."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON (a list of {item, label, why, ...})."),
+    ) -> None:
+        """Everything the QA policy still requires an expert to review, none left out: item, label, why."""
+        from clinical_nlp.qa import qa_todo
+
+        project, store = _store(project_dir)
+        todo = qa_todo(store, project.guideline().schema, labels=label or None)
+        if as_json:
+            typer.echo(json.dumps(todo, indent=2))
+            return
+        for row in todo:
+            typer.echo(f"{row['item']}\t{row['label']}\t{row['why']}")
+        typer.echo(f"{len(todo)} review(s) open" + ("" if todo else ": QA policy met"))
+
+    @qa.command("push")
+    def qa_push(
+        reviewer: str = typer.Option(..., help="Registered expert who reviews (with her own Doccano account)."),
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+    ) -> None:
+        """Put every note with an open QA review into REVIEWER's Doccano QA project (idempotent)."""
+        from clinical_nlp.doccano import DoccanoCredentials
+        from clinical_nlp.doccano.qa_review import push_qa_review
+
+        project, store = _store(project_dir)
+        creds = DoccanoCredentials.from_env(url=project.config.doccano.url)
+        rep = push_qa_review(store, project.guideline(), project.config.doccano.project, reviewer, creds=creds)
+        typer.echo(json.dumps(rep.__dict__, indent=2))
+        typer.echo(
+            f"{reviewer}: open {rep.link}; per note, check the labels named under 'review', correct what is wrong, "
+            "optionally comment, mark it done; then run 'clinical-nlp qa pull'"
+        )
+
+    @qa.command("pull")
+    def qa_pull(
+        reviewer: str = typer.Option(..., help="The reviewer whose Doccano QA project is read."),
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+    ) -> None:
+        """Record a review (confirmed / corrected) of every required label on each note REVIEWER marked done;
+        a correction becomes gold as her decision. Exit 2 if a note had a problem."""
+        from clinical_nlp.doccano import DoccanoCredentials
+        from clinical_nlp.doccano.qa_review import pull_qa_review
+
+        project, store = _store(project_dir)
+        creds = DoccanoCredentials.from_env(url=project.config.doccano.url)
+        rep = pull_qa_review(store, project.guideline(), project.config.doccano.project, reviewer, creds=creds)
+        typer.echo(json.dumps(rep.__dict__, indent=2))
+        if rep.problems:
+            raise typer.Exit(2)
+
     @qa.command("review")
     def qa_review(
         item: str,

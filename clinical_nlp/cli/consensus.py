@@ -169,6 +169,50 @@ def register(app: typer.Typer) -> None:
         )
         typer.echo(f"decided {entry.item}/{entry.unit} by {expert}: stored as gold")
 
+    @adj.command("push")
+    def adj_push(
+        expert: str = typer.Option(..., help="Registered expert (with her own Doccano account)."),
+        project: Path | None = typer.Option(None, help="Project folder (default: found from the working directory)."),
+    ) -> None:
+        """Put the notes queued for EXPERT into her Doccano adjudication project: the annotators' spans as
+        suggestions, who proposed what and why the note is queued in the example's metadata (idempotent)."""
+        from clinical_nlp.doccano import DoccanoCredentials
+        from clinical_nlp.doccano.adjudication import push_adjudication
+        from clinical_nlp.project import resolve_project
+        from clinical_nlp.store import Store
+
+        proj = resolve_project(project)
+        creds = DoccanoCredentials.from_env(url=proj.config.doccano.url)
+        rep = push_adjudication(
+            Store(proj.store_url), proj.guideline(), proj.config.doccano.project, expert, creds=creds
+        )
+        typer.echo(json.dumps(rep.__dict__, indent=2))
+        typer.echo(
+            f"{expert}: open {rep.link}, for each note delete the wrong suggestions, add what is missing, "
+            "optionally comment why, and mark it done; then run 'clinical-nlp adjudicate pull'"
+        )
+
+    @adj.command("pull")
+    def adj_pull(
+        expert: str = typer.Option(..., help="The expert whose Doccano adjudication project is read."),
+        project: Path | None = typer.Option(None, help="Project folder (default: found from the working directory)."),
+    ) -> None:
+        """Record each note EXPERT marked done in her adjudication project as her decision (checked, audited;
+        a changed one amends the earlier decision); exit 2 if a note had a problem."""
+        from clinical_nlp.doccano import DoccanoCredentials
+        from clinical_nlp.doccano.adjudication import pull_adjudication
+        from clinical_nlp.project import resolve_project
+        from clinical_nlp.store import Store
+
+        proj = resolve_project(project)
+        creds = DoccanoCredentials.from_env(url=proj.config.doccano.url)
+        rep = pull_adjudication(
+            Store(proj.store_url), proj.guideline(), proj.config.doccano.project, expert, creds=creds
+        )
+        typer.echo(json.dumps(rep.__dict__, indent=2))
+        if rep.problems:
+            raise typer.Exit(2)
+
     @adj.command("history")
     def adj_history(
         item: str | None = typer.Option(None, help="Only this item."),

@@ -45,6 +45,7 @@ __all__ = [
     "build_queue",
     "decide",
     "decisions",
+    "ensure_queued",
     "entries",
     "pending",
 ]
@@ -100,6 +101,28 @@ def build_queue(
     if queued:
         AuditLog(store).append("adjudicate", actor=actor, details={"queued": queued, "expert": expert})
     return queued
+
+
+def ensure_queued(store: Store, item: str, reason: str, *, expert: str, modality: str = "text") -> None:
+    """Queue ``item`` (whole item) for ``expert`` with ``reason`` unless it is queued already (a QA correction
+    becomes gold through a decision on that entry, like any other expert's)."""
+    with store.session() as s:
+        row = s.scalars(
+            select(AdjudicationRow).where(AdjudicationRow.item == item, AdjudicationRow.unit == "*")
+        ).first()
+        if row is None:
+            s.add(
+                AdjudicationRow(
+                    item=item,
+                    unit="*",
+                    modality=modality,
+                    reasons=[reason],
+                    scores={},
+                    expert=expert,
+                    status="pending",
+                    created_at=_now(),
+                )
+            )
 
 
 def _entry(r: AdjudicationRow) -> QueueEntry:

@@ -146,6 +146,8 @@ def test_push_gives_each_annotator_own_preannotations(pushed, creds):
         "Drug",
     ):
         assert lab in labels
+    page = dc.DoccanoServer(creds).find_project(report.doccano_projects[ALICE])["guideline"]
+    assert "| `NEG` | negation | negated" in page and "| `FAM` | experiencer |" in page  # the legend heads it
 
 
 def test_second_push_duplicates_nothing(pushed, creds):

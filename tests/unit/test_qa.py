@@ -8,6 +8,7 @@ from clinical_nlp.errors import InputFormatError, PolicyError
 from clinical_nlp.qa import (
     check_qa_coverage,
     guideline_drift,
+    qa_todo,
     record_review,
     require_qa_coverage,
     review_history,
@@ -91,3 +92,37 @@ def test_expert_gold_annotation_counts_as_review():
 def test_guideline_drift_reports_other_versions():
     rep = guideline_drift(_store(), "1.0.0+cur")
     assert rep.drifted and len(rep.stale) == 3 and rep.by_version == {"1.0.0+old": 3, "1.0.0+cur": 37}
+
+
+def test_qa_todo_lists_every_open_review_with_why():
+    store = _store()
+    todo = qa_todo(store, labels=["Drug", "Condition"])
+    drug = [r for r in todo if r["label"] == "Drug"]
+    assert len(drug) == 40 and all(r["safety_critical"] and r["why"] == "safety-critical: every item" for r in drug)
+    cond = [r["item"] for r in todo if r["label"] == "Condition"]
+    assert cond == sorted(i for i in (f"n{k}" for k in range(40)) if sampled(i, "Condition", 0.2)), "nothing cut off"
+    for r in todo:
+        if r["label"] == "Condition":
+            assert r["why"] == "in the 20% review sample"
+    record_review(store, "n7", "Drug", "doc")
+    assert ("n7", "Drug") not in {(r["item"], r["label"]) for r in qa_todo(store, labels=["Drug"])}
+
+
+def test_cli_qa_todo_json(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from clinical_nlp.cli.app import app
+    from clinical_nlp.project import init_project
+
+    project = init_project(tmp_path / "p", name="qa-todo")
+    store = Store(project.store_url)
+    for i in range(30):
+        store.save_annotation(Annotation(f"n{i}", "ann", (Span(0, 3, "Drug"),)))
+    res = CliRunner().invoke(app, ["qa", "todo", "--json", "--project-dir", str(project.root)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert len(rows) == 30 and {r["label"] for r in rows} == {"Drug"}  # all of them, no "(+N more)"
+    text = CliRunner().invoke(app, ["qa", "todo", "--project-dir", str(project.root)])
+    assert text.output.strip().endswith("30 review(s) open") and "n29\tDrug" in text.output

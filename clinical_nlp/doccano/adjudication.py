@@ -1,0 +1,165 @@
+"""Adjudication in Doccano: the expert decides in her own project, the engine records the decision on pull.
+
+Push (:func:`push_adjudication`) imports every text note queued for the expert into
+``<doccano.project>--adjudication--<expert>`` (collaborative, she is its only annotator): the
+union of the annotators' spans as suggestions, and in the example's metadata who proposed
+what (``by <annotator>``), which suggestions not everyone made (``disputed``) and why the note
+is queued (``reasons``). She deletes what is wrong, adds what is missing, optionally writes
+the reason as a comment, and marks the example done. Pull (:func:`pull_adjudication`) reads her
+finished examples (marked done by *her*), checks them through the validation gate and records
+each as her decision (:func:`clinical_nlp.services.adjudication.decide`: gold, amendable,
+audited); an unchanged re-pull records nothing, a changed one amends. Resumable as the
+annotators' push: the import task is recorded before it is awaited, links name server and project.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from clinical_nlp.audit import AuditLog
+from clinical_nlp.config import Guideline
+from clinical_nlp.doccano.client import DoccanoServer
+from clinical_nlp.doccano.credentials import DoccanoCredentials
+from clinical_nlp.doccano.tasks import (
+    DoneExample,
+    TaskItem,
+    TaskProject,
+    identity,
+    import_items,
+    open_task_project,
+    read_done,
+    same_spans,
+)
+from clinical_nlp.io.attribute_labels import attribute_label
+from clinical_nlp.services.adjudication import decide, entries, pending
+from clinical_nlp.services.validation import require_person
+from clinical_nlp.store import Store
+from clinical_nlp.types import ATTRIBUTE_DEFAULTS, Span
+
+TASK = "adjudication"
+
+
+def adjudication_project_name(project: str, expert: str) -> str:
+    """``<project>--adjudication--<expert>``."""
+    return TaskProject(project, TASK, expert).name
+
+
+@dataclass
+class AdjudicationPush:
+    doccano_project: str
+    project_id: int
+    queued: int = 0
+    imported: int = 0
+    skipped_already_pushed: int = 0
+    link: str = ""
+
+
+@dataclass
+class AdjudicationPull:
+    doccano_project: str
+    decided: list[str] = field(default_factory=list)
+    amended: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)
+    still_open: int = 0
+
+
+def _versions(store: Store, note_id: str) -> dict[str, tuple[Span, ...]]:
+    """Each annotator's latest human annotation of the note."""
+    out: dict[str, tuple[Span, ...]] = {}
+    for ann in store.annotations(kind="human", item=note_id):
+        out[ann.annotator] = ann.spans
+    return out
+
+
+def describe(span: Span) -> str:
+    """``Condition [3,8) 'fever' NEG``: a span as the expert reads it in the metadata panel."""
+    attrs = "".join(
+        f" {attribute_label(k, v)}" for k, v in sorted(span.attributes.items()) if v != ATTRIBUTE_DEFAULTS.get(k, v)
+    )
+    return f"{span.label} [{span.start},{span.end}) {span.text!r}{attrs}"
+
+
+def suggestion(store: Store, note_id: str, reasons: Sequence[str]) -> TaskItem:
+    """The union of the annotators' spans (deduplicated) and the example metadata that says who proposed what."""
+    versions = _versions(store, note_id)
+    union: dict[tuple[Any, ...], Span] = {}
+    proposers: dict[tuple[Any, ...], list[str]] = {}
+    for who, spans in sorted(versions.items()):
+        for s in spans:
+            key = identity(s)
+            union.setdefault(key, s)
+            proposers.setdefault(key, []).append(who)
+    meta: dict[str, Any] = {"reasons": "; ".join(reasons), "annotators": ", ".join(sorted(versions))}
+    for who, spans in sorted(versions.items()):
+        meta[f"by {who}"] = "; ".join(describe(s) for s in sorted(spans, key=Span.key)) or "(no spans)"
+    disputed = [f"{describe(union[k])}: only {', '.join(w)}" for k, w in proposers.items() if len(w) < len(versions)]
+    meta["disputed"] = "; ".join(disputed) or "(none: the annotators differ in attributes only)"
+    return TaskItem(note_id, tuple(sorted(union.values(), key=Span.key)), meta)
+
+
+def push_adjudication(
+    store: Store,
+    guideline: Guideline,
+    project_name: str,
+    expert: str,
+    *,
+    creds: DoccanoCredentials | None = None,
+) -> AdjudicationPush:
+    """Import the text notes queued for ``expert`` (or for no one) that her project lacks; idempotent."""
+    require_person(
+        store,
+        expert,
+        action="adjudication in Doccano",
+        expert=True,
+        labels=guideline.schema.label_names,
+        schema=guideline.schema,
+        guideline_version=guideline.version,
+    )
+    queue = [e for e in pending(store, modality="text") if e.unit == "*" and e.expert in (None, expert)]
+    server = DoccanoServer(creds or DoccanoCredentials.from_env())
+    where = TaskProject(project_name, TASK, expert)
+    pid = open_task_project(server, guideline, where)
+    imported, already = import_items(store, server, where, pid, [suggestion(store, e.item, e.reasons) for e in queue])
+    return AdjudicationPush(where.name, pid, len(queue), imported, already, f"{server.url}/projects/{pid}")
+
+
+def pull_adjudication(
+    store: Store,
+    guideline: Guideline,
+    project_name: str,
+    expert: str,
+    *,
+    creds: DoccanoCredentials | None = None,
+) -> AdjudicationPull:
+    """Record each example the expert marked done as her decision (amending an earlier, different one);
+    her comment on the example is the decision's reason."""
+    creds = creds or DoccanoCredentials.from_env()
+    server = DoccanoServer(creds)
+    where = TaskProject(project_name, TASK, expert)
+    report = AdjudicationPull(where.name)
+    current = {e.item: e for e in entries(store) if e.unit == "*"}
+    for done in read_done(store, server, guideline, where, command=f"clinical-nlp adjudicate push --expert {expert}"):
+        if not isinstance(done, DoneExample):
+            report.problems.append({"note": done[0], "problem": done[1]})
+            continue
+        nid = done.note.id
+        before = current.get(nid)
+        was_decided = before is not None and before.status == "decided"
+        if before is not None and was_decided and same_spans(before.decision, done.spans):
+            report.unchanged.append(nid)
+            continue
+        reason = done.comment or f"decided in Doccano project {where.name!r}, example {done.example_id}"
+        decide(store, nid, "*", list(done.spans), expert, reason, guideline_version=guideline.version)
+        (report.amended if was_decided else report.decided).append(nid)
+    report.still_open = len([e for e in pending(store, modality="text") if e.expert in (None, expert)])
+    AuditLog(store).append(
+        "doccano.pull",
+        actor=os.environ.get("CLINICAL_NLP_ACTOR") or creds.admin_user,
+        details={"project": where.key, "expert": expert, "decided": report.decided, "amended": report.amended,
+                 "problems": report.problems},
+    )  # fmt: skip
+    return report
