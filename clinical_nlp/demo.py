@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import load_label_schema, repo_root
 from clinical_nlp.io.jsonl import read_jsonl
 from clinical_nlp.project import init_project
-from clinical_nlp.rounds import RoundSettings, finish_round, rounds, start_round
+from clinical_nlp.rounds import RoundError, RoundSettings, finish_round, rounds, start_round
 from clinical_nlp.simulate import AnnotatorSkill, SimulatedAnnotator
 from clinical_nlp.store import Store
 from clinical_nlp.types import AnnotatedNote, Note, Span
@@ -65,8 +65,9 @@ def register_demo_team(store: Store, annotators: Sequence[str], expert: str, gui
     )
 
 
-def act_in_doccano(session, example_id: int, text: str, final: Sequence[Span]) -> int:
-    """Turn this user's current spans on an example into ``final`` (delete / add), then mark it done.
+def act_in_doccano(session, example_id: int, text: str, final: Sequence[Span], *, comment: str | None = None) -> int:
+    """Turn this user's current spans on an example into ``final`` (delete / add), comment (optional), then
+    mark it done.
 
     Returns the number of REST edits made.
     """
@@ -88,6 +89,8 @@ def act_in_doccano(session, example_id: int, text: str, final: Sequence[Span]) -
     for start, end, label in sorted(wanted - set(current), key=lambda t: (is_attribute(t[2]), t[0], t[1])):
         session.add_span(example_id, start, end, label)
         edits += 1
+    if comment:
+        session.add_comment(example_id, comment)
     session.mark_done(example_id)
     return edits
 
@@ -124,6 +127,59 @@ def simulate_annotators(
             act_in_doccano(session, example, note.text, final)
             done[name] = done.get(name, 0) + 1
     return done
+
+
+def simulate_expert_in_doccano(
+    store: Store,
+    project_name: str,
+    task: str,
+    expert: str,
+    login: str,
+    decide: Callable[[Note], tuple[Sequence[Span], str]],
+) -> int:
+    """The simulated expert works through her Doccano task project (``task``: adjudication or qa), logged in
+    as herself: on each example not yet done she turns the suggestions into her spans, comments why and
+    marks it done (the REST calls her browser makes). Returns how many examples she finished."""
+    from clinical_nlp.doccano import AnnotatorSession, DoccanoCredentials, DoccanoServer
+    from clinical_nlp.doccano.tasks import TaskProject
+
+    creds = DoccanoCredentials.from_env()
+    found = DoccanoServer(creds).find_project(TaskProject(project_name, task, expert).name)
+    if found is None:
+        return 0
+    session = AnnotatorSession(creds.url, expert, login, int(found["id"]))
+    n = 0
+    for ex in session.examples(confirmed=False):
+        note = store.get_note(str(ex["meta"]["note_id"]))
+        spans, reason = decide(note)
+        act_in_doccano(session, int(ex["id"]), note.text, [s for s in spans if s.fragments is None], comment=reason)
+        n += 1
+    return n
+
+
+def review_qa_in_doccano(store: Store, project, doccano_project: str, login: str, oracle: Callable):
+    """Every review the QA policy requires goes to the expert's Doccano QA project; she confirms or corrects."""
+    from clinical_nlp.doccano.qa_review import pull_qa_review, push_qa_review
+
+    guideline = project.guideline()
+    push_qa_review(store, guideline, doccano_project, "expert")
+    simulate_expert_in_doccano(store, doccano_project, "qa", "expert", login, oracle)
+    return pull_qa_review(store, guideline, doccano_project, "expert")
+
+
+#: what the people of a real team click, printed at the end of the demo (the demo's simulated people
+#: make exactly these REST calls)
+CLICKS = """
+What a real team does in Doccano (the demo's simulated people made the same calls):
+  annotators  log in, open their project <project>--<name>, 'Start Annotation'; per note: right-click a
+              wrong suggestion to delete it, select text and pick a label to add one, put NEG/POSS/HIST/
+              HYPO/FAM/OTHER on the same text for attributes, press Enter (done)
+  expert      after 'round finish' names her adjudication project <project>--adjudication--expert: per
+              note read who proposed what in the metadata panel, delete the wrong suggestions, add what
+              is missing, comment why, press Enter; then 'round finish' again
+  reviewer    after 'qa push --reviewer NAME': per note check the labels named under 'review', correct
+              if needed, comment, press Enter; then 'qa pull --reviewer NAME'
+"""
 
 
 def create_demo_accounts(logins: Mapping[str, str]) -> None:
@@ -194,15 +250,24 @@ def run_demo(
         epochs=epochs,
     )
 
-    def expert(note: Note, by_annotator, reasons):
-        return gold[note.id].spans, "expert oracle: " + "; ".join(reasons)
+    def in_doccano(note: Note, by_annotator, reasons):
+        return None  # the expert decides in her Doccano adjudication project
+
+    def oracle(note: Note) -> tuple[Sequence[Span], str]:
+        return gold[note.id].spans, "expert oracle: the corpus gold of this note"
 
     timings = []
     for _ in range(rounds_n):
         t0 = time.perf_counter()
         info = start_round(project, settings, actor="demo")
         simulate_annotators(project, store, info["number"], annotators, gold, SCHEMA_LABELS, logins)
-        info = finish_round(project, expert_decision=expert, dev=dev, actor="demo", progress=False)
+        try:
+            info = finish_round(project, expert_decision=in_doccano, dev=dev, actor="demo", progress=False)
+        except RoundError as waiting:  # what a real round prints; the expert then works in Doccano
+            print(f"  {waiting}", flush=True)
+            simulate_expert_in_doccano(store, settings.doccano_project, "adjudication", "expert", logins["expert"],
+                                       oracle)  # fmt: skip
+            info = finish_round(project, expert_decision=in_doccano, dev=dev, actor="demo", progress=False)
         timings.append(time.perf_counter() - t0)
         f1 = ((info.get("metrics") or {}).get("strict") or {}).get("micro", {}).get("f1")
         agreement = (info.get("agreement") or {}).get("overall", {})
@@ -213,6 +278,10 @@ def run_demo(
             f"dev strict F1 {f1 if f1 is None else round(f1, 3)}, {timings[-1]:.0f} s",
             flush=True,
         )
+    qa = review_qa_in_doccano(store, project, settings.doccano_project, logins["expert"], oracle)
+    print(f"QA review in Doccano: {len(qa.confirmed)} confirmed, {len(qa.corrected)} corrected, "
+          f"{qa.still_open} open", flush=True)  # fmt: skip
+    print(CLICKS, flush=True)
     last = rounds(store)[-1]
     AuditLog(store).verify()
     AuditLog(store).verify_rows()  # every annotation row matches its audited hash

@@ -38,7 +38,9 @@ logger = logging.getLogger(__name__)
 STEPS = ("selected", "preannotated", "pushed", "pulled", "consensus", "trained", "evaluated", "done")
 
 #: Decides an adjudication item: (note, per-annotator spans, reasons) -> (gold spans, reason).
-ExpertDecision = Callable[[Note, Mapping[str, Sequence[Span]], Sequence[str]], tuple[Sequence[Span], str]]
+#: the expert's decision on a queued note given outside Doccano (spans, reason), or None: she decides in her
+#: Doccano adjudication project (finish pushes it there and stops until she has marked it done)
+ExpertDecision = Callable[[Note, Mapping[str, Sequence[Span]], Sequence[str]], tuple[Sequence[Span], str] | None]
 
 
 class RoundError(ClinicalNLPError):
@@ -311,11 +313,17 @@ def finish_round(
             store, text_adapter.text_candidates(labels), expert=settings.expert, schema=guideline.schema, actor=actor
         )
         pending = {e.item: e for e in adjudication.pending(store, expert=settings.expert) if e.item in batch}
+        decided = {e.item for e in adjudication.entries(store) if e.item in batch and e.status == "decided"}
         written: dict[str, str] = {}
+        in_doccano: list[str] = []
         for nid in sorted(batch):
             note = store.get_note(nid)
             if nid in pending:
-                spans, reason = expert_decision(note, labels.spans.get(nid, {}), pending[nid].reasons)
+                given = expert_decision(note, labels.spans.get(nid, {}), pending[nid].reasons)
+                if given is None:
+                    in_doccano.append(nid)
+                    continue
+                spans, reason = given
                 adjudication.decide(
                     store,
                     nid,
@@ -326,7 +334,7 @@ def finish_round(
                     round=number,
                     guideline_version=guideline.version,
                 )
-            else:
+            elif nid not in decided:  # decided in Doccano on an earlier run of finish: her decision stands
                 written |= store.save_annotation(
                     Annotation(
                         item=nid,
@@ -339,10 +347,13 @@ def finish_round(
                     ),
                     kind="gold",
                 )
-        AuditLog(store).append(
-            "round", actor=actor, details={"round": number, "step": "consensus", "notes": len(batch)}, rows=written
-        )
-        info["adjudicated"] = len(pending)
+        if written:
+            AuditLog(store).append(
+                "round", actor=actor, details={"round": number, "step": "consensus", "notes": len(batch)}, rows=written
+            )
+        if in_doccano:
+            _adjudicate_in_doccano(store, guideline, settings, number, in_doccano, info)
+        info["adjudicated"] = len(pending) + len(decided)
         info["queued"] = queued
         _save(store, number, "consensus", info)
         crash_point("round.consensus")
@@ -376,6 +387,12 @@ def finish_round(
         info["promotion"] = _promotion(store, number, strict_f1(metrics), dev, settings)
         _save(store, number, "evaluated", info)
 
+    from clinical_nlp.qa import qa_todo
+
+    info["open"] = {
+        "qa_reviews": len(qa_todo(store, guideline.schema)),
+        "adjudications": len(adjudication.pending(store)),
+    }
     info["report"] = write_round_report(project, info, rounds(store))
     info["finished_at"] = utcnow().isoformat()
     _save(store, number, "done", info)
@@ -383,6 +400,28 @@ def finish_round(
         "round", actor=actor, details={"round": number, "step": "done", "model": info.get("model_version")}
     )
     return _load(store, number)
+
+
+def _adjudicate_in_doccano(
+    store: Store, guideline: Any, settings: RoundSettings, number: int, notes: Sequence[str], info: dict[str, Any]
+) -> None:
+    """Push the queued notes to the expert's Doccano project, record what she has decided there; RoundError
+    naming what she still has to do (the re-run of finish continues from here)."""
+    from clinical_nlp.doccano.adjudication import pull_adjudication, push_adjudication
+    from clinical_nlp.services import adjudication
+
+    pushed = push_adjudication(store, guideline, settings.doccano_project, settings.expert)
+    pull_adjudication(store, guideline, settings.doccano_project, settings.expert, round=number)
+    open_items = {e.item for e in adjudication.pending(store)}
+    waiting = [n for n in notes if n in open_items]
+    info["adjudication_link"] = pushed.link
+    _save(store, number, "pulled", info)
+    if waiting:
+        raise RoundError(
+            f"round {number}: {len(waiting)} note(s) wait for {settings.expert}'s adjudication in Doccano "
+            f"({pushed.doccano_project}, {pushed.link}; first: {waiting[0]!r}): she corrects the suggestions "
+            "and marks each done; then run 'clinical-nlp round finish' again"
+        )
 
 
 def _promotion(
@@ -428,5 +467,5 @@ def round_status(project: Project) -> dict[str, Any]:
     }
     if all_rounds and all_rounds[-1]["state"] == "pushed":
         settings = all_rounds[-1]["settings"]
-        out["doccano"] = doccano.status(store, settings["doccano_project"])
+        out["doccano"] = doccano.status(store, settings["doccano_project"], activity=True)
     return out

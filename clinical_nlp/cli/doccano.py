@@ -176,9 +176,10 @@ def register(app: typer.Typer) -> None:
     def status_cmd(
         project: str = typer.Option(None, "--project", help=_PROJECT_HELP),
         project_dir: Path = typer.Option(None, "--project-dir", help=_DIR_HELP),
+        activity: bool = typer.Option(False, "--activity", help="Also each annotator's last activity (slower)."),
     ) -> None:
-        """Progress per annotator (assigned, pre-annotations in place, done) as JSON."""
+        """Progress per annotator (assigned, pre-annotations in place, done[, last activity]) as JSON."""
         from clinical_nlp.doccano import status
 
         _proj, store, creds, name = _context(project_dir, project)
-        typer.echo(json.dumps(status(store, name, creds=creds), indent=2))
+        typer.echo(json.dumps(status(store, name, creds=creds, activity=activity), indent=2))

@@ -53,27 +53,59 @@ def register(app: typer.Typer) -> None:
             doccano_project=doccano_project or project.config.doccano.project,
             seed=seed,
         )
+        from clinical_nlp.doccano import DoccanoCredentials, annotator_project_name
+
         info = start_round(project, settings, actor=current_actor(), progress=True)
+        url = DoccanoCredentials.from_env().url
         typer.echo(
-            f"round {info['number']}: pushed {len(info['batch'])} notes ({info['strategy']}) to "
-            f"Doccano project {settings.doccano_project!r}"
+            f"round {info['number']}: {len(info['batch'])} de-identified notes selected ({info['strategy']}), "
+            f"pre-annotated ({info.get('pre_spans', 0)} suggestions) and pushed to Doccano"
+        )
+        typer.echo("what each person does now:")
+        for who, pid in sorted(info["doccano_project_ids"].items()):
+            n = len(info["assignments"].get(who, []))
+            typer.echo(
+                f"  {who}: open {url}/projects/{pid} ({annotator_project_name(settings.doccano_project, who)}), "
+                f"{n} note(s): 'Start Annotation', correct the suggestions (right-click a wrong one to delete it, "
+                "select text to add one, NEG/POSS/HIST/HYPO/FAM/OTHER on the same text for attributes), "
+                "then mark each done (Enter)"
+            )
+        typer.echo(
+            "then: 'clinical-nlp round status' shows each person's progress; "
+            "'clinical-nlp round finish --dev DEV.jsonl' pulls, agrees and routes what needs the expert"
         )
 
     @rounds_app.command("status")
-    def status_cmd(project_dir: Path | None = typer.Option(None, "--project-dir")) -> None:
-        """Rounds so far (state, notes, strategy, dev F1) and Doccano progress of the open round (JSON)."""
+    def status_cmd(
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Rounds so far (state, notes, strategy, dev F1) and, for the open round, each annotator's progress
+        read from Doccano: done / assigned and last activity."""
         from clinical_nlp.project import resolve_project
         from clinical_nlp.rounds import round_status
 
-        typer.echo(json.dumps(round_status(resolve_project(project_dir)), indent=2, default=str))
+        st = round_status(resolve_project(project_dir))
+        if as_json:
+            typer.echo(json.dumps(st, indent=2, default=str))
+            return
+        for r in st["rounds"]:
+            f1 = "" if r["f1"] is None else f", dev strict F1 {r['f1']:.3f}"
+            typer.echo(f"round {r['number']}: {r['state']}, {r['notes']} notes ({r['strategy']}){f1}")
+        for who, d in sorted(((st.get("doccano") or {}).get("annotators") or {}).items()):
+            last = d.get("last_activity") or "no activity yet"
+            typer.echo(f"  {who}: {d['done']}/{d['assigned']} done, last activity {last}, {d['link']}")
+        if not st["rounds"]:
+            typer.echo("no round yet: clinical-nlp round start --annotators A,B")
 
     @rounds_app.command("finish")
     def finish_cmd(
         dev: Path = typer.Option(..., help="Fixed evaluation set (JSONL with gold spans)."),
         decisions: Path | None = typer.Option(
             None,
-            help="JSONL of expert decisions for queued notes: {id, spans, reason}. Without it, "
-            "the round stops at the adjudication step if any note is queued.",
+            help="JSONL of expert decisions for queued notes: {id, spans, reason}. Without it (or for notes "
+            "it lacks), queued notes go to the expert's Doccano adjudication project and the round stops "
+            "until she has marked them done there; run finish again.",
         ),
         project_dir: Path | None = typer.Option(None, "--project-dir"),
     ) -> None:
@@ -81,7 +113,7 @@ def register(app: typer.Typer) -> None:
         retrain the fast model, evaluate on DEV and write reports/round-NNN/report.json + plot."""
         from clinical_nlp.io.jsonl import iter_json_rows, read_jsonl
         from clinical_nlp.project import resolve_project
-        from clinical_nlp.rounds import RoundError, finish_round
+        from clinical_nlp.rounds import finish_round
         from clinical_nlp.types import Span
 
         given: dict[str, tuple[list[Span], str]] = {}
@@ -94,12 +126,7 @@ def register(app: typer.Typer) -> None:
                 given[str(row["id"])] = ([Span.from_dict(s) for s in row.get("spans", [])], str(row["reason"]))
 
         def decide(note, _by_annotator, reasons):
-            if note.id not in given:
-                raise RoundError(
-                    f"note {note.id!r} is queued for adjudication ({'; '.join(reasons)}); "
-                    "give its decision with --decisions"
-                )
-            return given[note.id]
+            return given.get(note.id)  # None: she decides in her Doccano adjudication project
 
         info = finish_round(
             resolve_project(project_dir),
@@ -112,3 +139,14 @@ def register(app: typer.Typer) -> None:
         warning = (info.get("unchanged_suggestions") or {}).get("warning")
         if warning:
             typer.echo(f"warning: {warning}", err=True)
+        still = info.get("open") or {}
+        expert = info["settings"]["expert"]
+        if still.get("qa_reviews"):
+            typer.echo(
+                f"still open: {still['qa_reviews']} QA review(s) (clinical-nlp qa todo); send them to the reviewer "
+                f"with 'clinical-nlp qa push --reviewer {expert}', then 'clinical-nlp qa pull --reviewer {expert}'"
+            )
+        if still.get("adjudications"):
+            typer.echo(f"still open: {still['adjudications']} adjudication(s) (clinical-nlp adjudicate list)")
+        if not any(still.values()):
+            typer.echo("nothing open: export is allowed (clinical-nlp export)")

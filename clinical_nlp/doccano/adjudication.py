@@ -134,6 +134,7 @@ def pull_adjudication(
     expert: str,
     *,
     creds: DoccanoCredentials | None = None,
+    round: int = 0,
 ) -> AdjudicationPull:
     """Record each example the expert marked done as her decision (amending an earlier, different one);
     her comment on the example is the decision's reason."""
@@ -153,7 +154,7 @@ def pull_adjudication(
             report.unchanged.append(nid)
             continue
         reason = done.comment or f"decided in Doccano project {where.name!r}, example {done.example_id}"
-        decide(store, nid, "*", list(done.spans), expert, reason, guideline_version=guideline.version)
+        decide(store, nid, "*", list(done.spans), expert, reason, round=round, guideline_version=guideline.version)
         (report.amended if was_decided else report.decided).append(nid)
     report.still_open = len([e for e in pending(store, modality="text") if e.expert in (None, expert)])
     AuditLog(store).append(

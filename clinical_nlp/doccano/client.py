@@ -349,6 +349,22 @@ class DoccanoServer:
         """Who marked the example done and when (``confirmed_by`` user id, ``confirmed_at``)."""
         return list(self.http.get_all(f"/v1/projects/{pid}/examples/{example_id}/states"))
 
+    def last_activity(self, pid: int, uid: int, example_ids: Sequence[int], *, threads: int = 4) -> str | None:
+        """The latest time user ``uid`` made or changed a span on, or marked done, one of the examples."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def latest(eid: int) -> str:
+            base = f"/v1/projects/{pid}/examples/{eid}"
+            times = [str(s.get("updated_at") or "") for s in self.http.request("GET", f"{base}/spans") or []
+                     if s.get("user") == uid]  # fmt: skip
+            times += [str(st.get("confirmed_at") or "") for st in self.example_states(pid, eid)
+                      if st.get("confirmed_by") == uid]  # fmt: skip
+            return max(times, default="")
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            found = max(pool.map(latest, example_ids), default="")
+        return found or None
+
     def session(self, pid: int) -> AnnotatorSession:
         """The engine's own view of project ``pid`` (collaborative: every member's spans)."""
         return AnnotatorSession(self.url, self.creds.admin_user, "", pid, http=self.http)

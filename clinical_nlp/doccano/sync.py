@@ -424,8 +424,12 @@ def _model_version(doc: AnnotatedNote) -> str | None:
     return ",".join(sources) or None
 
 
-def status(store: Store, project_name: str, *, creds: DoccanoCredentials | None = None) -> dict[str, Any]:
-    """Progress per annotator, from her Doccano project: assigned, pre-annotations in place, done."""
+def status(
+    store: Store, project_name: str, *, creds: DoccanoCredentials | None = None, activity: bool = False
+) -> dict[str, Any]:
+    """Progress per annotator, from her Doccano project: assigned, pre-annotations in place, done and (with
+    ``activity``; two reads per example) ``last_activity``, the latest span she made or changed or example
+    she marked done (a deletion leaves no time in Doccano)."""
     creds = creds or DoccanoCredentials.from_env()
     server = DoccanoServer(creds)
     links = require_links(store, project_name)
@@ -448,4 +452,7 @@ def status(store: Store, project_name: str, *, creds: DoccanoCredentials | None 
         for m in server.progress(d["doccano_project_id"]):
             if m.get("user") == a:
                 d["done"] = int(m.get("done", 0))
+        if activity:
+            examples = [ln.example_id for (who, _), ln in links.items() if who == a]
+            d["last_activity"] = server.last_activity(d["doccano_project_id"], server.user_id(a), examples)
     return {"project": project_name, "notes": len({nid for _, nid in links}), "annotators": per}

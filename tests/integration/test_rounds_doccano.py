@@ -160,3 +160,40 @@ def test_round_finish_killed_then_resumed(demo_env, tmp_path, monkeypatch, point
     assert len(store.annotations(kind="human")) == 2 * len(batch)
     AuditLog(store).verify()
     assert AuditLog(store).verify_rows() == len(store.annotations())
+
+
+def test_round_routes_adjudication_through_the_experts_doccano_project(demo_env, capsys):
+    """Without a decision given, finish pushes the queued notes to the expert's Doccano project and stops
+    naming it; she decides there; finish again records her decisions and completes the round."""
+    from clinical_nlp.demo import simulate_expert_in_doccano
+    from clinical_nlp.rounds import round_status
+    from clinical_nlp.services.adjudication import pending
+
+    project, store, gold, dev, settings = demo_env
+    sims = {"ann-a": SimulatedAnnotator("ann-a"), "ann-b": SimulatedAnnotator("ann-b", AnnotatorSkill(miss_rate=0.5))}
+    info = start_round(project, settings)
+    before = round_status(project)["doccano"]["annotators"]
+    assert before["ann-a"]["done"] == 0 and before["ann-a"]["last_activity"] is None
+    simulate_annotators(project, store, 1, sims, gold, SCHEMA_LABELS, LOGINS)
+    after = round_status(project)["doccano"]["annotators"]
+    assert after["ann-a"]["done"] == after["ann-a"]["assigned"] == 4 and after["ann-a"]["last_activity"]
+
+    def in_doccano(note, _by, reasons):
+        return None
+
+    with pytest.raises(RoundError, match=r"wait for boss's adjudication in Doccano .*--adjudication--boss"):
+        finish_round(project, expert_decision=in_doccano, dev=dev)
+    queued = {e.item for e in pending(store)}
+    assert queued and queued <= set(info["batch"]) and rounds(store)[-1]["state"] == "pulled"
+    n = simulate_expert_in_doccano(
+        store, settings.doccano_project, "adjudication", "boss", LOGINS["boss"],
+        lambda note: (gold[note.id].spans, "oracle"),
+    )  # fmt: skip
+    assert n == len(queued)
+    done = finish_round(project, expert_decision=in_doccano, dev=dev)
+    assert done["state"] == "done" and pending(store) == []
+    by_note = {a.item: a for a in store.annotations(kind="gold")}
+    for nid in queued:  # her decision is the gold, recorded in this round
+        assert by_note[nid].annotator == "boss" and by_note[nid].source == "adjudication" and by_note[nid].round == 1
+    assert set(info["batch"]) <= set(by_note)
+    assert AuditLog(store).verify_rows() == len(store.annotations())
