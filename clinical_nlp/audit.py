@@ -42,6 +42,7 @@ _PROCESS_KEY = secrets.token_bytes(32)  # in-memory stores only: they do not out
 ACTIONS: dict[str, str] = {
     "ingest": "notes (and spans) loaded into the store",
     "deidentify": "notes de-identified before annotation",
+    "privacy_review": "a privacy officer's verdict on an item of the de-identification review queue",
     "doccano.push": "notes and pre-annotations sent to Doccano",
     "doccano.pull": "annotators' labels read back from Doccano",
     "override": "a policy rule bypassed by a named actor (e.g. pushing identifiable notes)",

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from clinical_nlp.consensus.agreement import kappa_of_arrays
+from clinical_nlp.services.privacy import queue_summary
 from clinical_nlp.store import Store
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -33,10 +34,9 @@ def _deid_metrics() -> dict[str, Any]:
     if not path.exists():
         return {}
     data = json.loads(path.read_text(encoding="utf-8"))
-    return {
-        k: data.get(k)
-        for k in ("method", "corpus", "evaluation", "token_recall", "token_precision", "patient_name_recall")
-    }
+    keys = ("method", "corpus", "evaluation", "token_recall", "token_precision", "patient_name_recall",
+            "token_recall_without_review_queue", "review_items_per_100_notes")  # fmt: skip
+    return {k: data.get(k) for k in keys}
 
 
 def _spans_by(store: Store) -> dict[str, dict[str, list]]:
@@ -217,6 +217,10 @@ def collect(store: Store, guideline: Any) -> dict[str, Any]:
         "adjudications": _adjudications(store),
         "model_versions": _model_versions(store),
         "deidentification": _deid_metrics(),
+        "deidentification_here": {
+            "methods": store.deid_methods(),
+            "privacy_review_queue": queue_summary(store, deid_count or 0),
+        },
         "audit": audit_ok,
     }
 
@@ -356,9 +360,15 @@ def render_html(data: dict[str, Any]) -> str:
     parts.append(
         _table(
             [data["deidentification"]] if data["deidentification"] else [],
-            ["method", "evaluation", "token_recall", "token_precision", "patient_name_recall"],
+            ["method", "evaluation", "token_recall", "token_recall_without_review_queue", "token_precision",
+             "patient_name_recall", "review_items_per_100_notes"],
         )
-    )
+    )  # fmt: skip
+    here = data["deidentification_here"]
+    parts.append("<p>In this project, notes per de-identification method (texts still matching their record):</p>")
+    parts.append(_table([{"method": k, "notes": v} for k, v in here["methods"].items()], ["method", "notes"]))
+    parts.append("<p>Privacy review queue of this project:</p>")
+    parts.append(_table([here["privacy_review_queue"]], ["items", "open", "confirmed", "rejected", "per_100_notes"]))
     audit = data["audit"]
     audit_txt = (
         f"<span class='ok'>verified, {audit['entries']} entries, {audit['annotation_rows_verified']} annotation rows "

@@ -218,7 +218,13 @@ def run_demo(
     dev = doccano_ready_gold([d for d in read_jsonl(corpora / "dev.jsonl", allow_empty=True) if d.text.strip()])
     gold = {d.id: d for d in pool}
     # Chia criteria are public ClinicalTrials.gov text without PHI: attested, and audited as such.
-    store.add_notes([Note(d.id, d.text, {"patient": d.note.metadata.get("trial")}) for d in pool], deidentified=True)
+    attested = "source-attested: public ClinicalTrials.gov eligibility criteria, no PHI"
+    store.add_notes(
+        [Note(d.id, d.text, {"patient": d.note.metadata.get("trial")}) for d in pool],
+        deidentified=True,
+        method=attested,
+        actor="demo",
+    )
     AuditLog(store).append(
         "deidentify",
         actor="demo",

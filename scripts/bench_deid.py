@@ -1,4 +1,9 @@
-"""Patient-grouped cross-validation of the de-identifier on the shared PhysioNet deid half.
+"""The de-identifier on the shared PhysioNet deid half, split by patient (``splits/deid_physionet.json``).
+
+``--part dev`` (default): patient-grouped cross-validation within the development patients; the
+only part whose individual misses may be read (``--show-misses``). ``--part locked``: the tagger
+trained on the development notes, scored once on the locked patients; aggregate figures only, no
+script prints a locked miss. Rules, lexicons and thresholds are chosen on the development part.
 
 Token-level scoring: a token (word/number) is PHI when it overlaps a gold span;
 recall = PHI tokens detected / PHI tokens; precision over predicted tokens.
@@ -7,7 +12,8 @@ so names found in one note are propagated to the patient's other notes.
 With --save, trains on the whole shared half and writes the packaged model and
 the measured metrics (clinical_nlp/resources/deid/{tagger.npz,metrics.json}).
 
-Usage: python scripts/bench_deid.py [--folds 5] [--threshold 0.98] [--kind crf|lr] [--save] [--output out.json]
+Usage: python scripts/bench_deid.py [--part dev|locked] [--folds 5] [--threshold 0.98] [--kind crf|lr]
+       [--show-misses] [--save] [--output out.json]
 """
 
 from __future__ import annotations
@@ -25,15 +31,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from targets import Target, check_targets  # noqa: E402
 
 from clinical_nlp.config import shared_corpora_dir  # noqa: E402
-from clinical_nlp.deid.core import DEFAULT_THRESHOLD, METHOD, Detector  # noqa: E402
+from clinical_nlp.deid.core import DEFAULT_REVIEW_BELOW, DEFAULT_THRESHOLD, METHOD, Detector  # noqa: E402
 from clinical_nlp.deid.model import DEFAULT_MODEL, tokenize, train_tagger  # noqa: E402
+from clinical_nlp.deid.review import is_near_miss  # noqa: E402
 
 
 def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def score(docs: list[dict], detector: Detector, counts: dict) -> None:
+SPLIT = Path(__file__).resolve().parent.parent / "splits" / "deid_physionet.json"
+
+
+def split_docs(docs: list[dict], part: str) -> list[dict]:
+    """The notes of the development or the locked patients."""
+    patients = set(json.loads(SPLIT.read_text(encoding="utf-8"))["development" if part == "dev" else "locked"])
+    return [d for d in docs if str(d["patient"]) in patients]
+
+
+def score(docs: list[dict], detector: Detector, counts: dict, misses: list | None = None) -> None:
     by_patient: dict[str, list[dict]] = defaultdict(list)
     for d in docs:
         by_patient[str(d["patient"])].append(d)
@@ -44,15 +60,22 @@ def score(docs: list[dict], detector: Detector, counts: dict) -> None:
     for d in docs:
         text = d["text"]
         pred = preds[d["id"]]
+        counts["_queue"]["notes"] += 1
+        counts["_queue"]["items"] += sum(1 for s in pred if s.review)
+        counts["_queue"]["near_misses"] += sum(1 for s in pred if is_near_miss(s))
         for a, b in tokenize(text):
             if not text[a:b].isalnum():
                 continue
             g = next((s["label"] for s in d["spans"] if a < s["end"] and s["start"] < b), None)
             p = any(a < s.end and s.start < b for s in pred)
+            p_alone = any(a < s.end and s.start < b for s in pred if not is_near_miss(s))  # without the queue
             key = g or "O"
             if g:
                 counts[key]["gold"] += 1
                 counts[key]["tp"] += int(p)
+                counts[key]["tp_alone"] += int(p_alone)
+                if not p and misses is not None:
+                    misses.append((d["id"], g, text[max(0, a - 40) : b + 40].replace("\n", " "), text[a:b]))
             if p:
                 counts["_all"]["pred"] += 1
                 counts["_all"]["tp_pred"] += int(g is not None)
@@ -66,38 +89,67 @@ def main() -> int:
     ap.add_argument("--kind", choices=("crf", "lr"), default="crf", help="tagger model (default: crf)")
     ap.add_argument("--save", action="store_true", help="train on all notes and write the packaged model/metrics")
     ap.add_argument("--output", type=Path, default=None)
+    ap.add_argument("--part", choices=("dev", "locked"), default="dev", help="which part of the split to score")
+    ap.add_argument("--review-below", type=float, default=DEFAULT_REVIEW_BELOW,
+                    help="privacy review queue: flag words with P(not PHI) under this (0: no queue)")  # fmt: skip
+    ap.add_argument("--show-misses", action="store_true", help="print each missed PHI token (development only)")
     args = ap.parse_args()
-    docs = load(args.corpus)
-    patients = sorted(
-        {str(d["patient"]) for d in docs}, key=lambda p: __import__("hashlib").sha1(p.encode()).hexdigest()
-    )
-    fold_of = {p: i % args.folds for i, p in enumerate(patients)}
+    if args.show_misses and args.part == "locked":
+        print("refused: the locked part's individual misses are never printed", file=sys.stderr)
+        return 2
+    review = args.review_below or None
+    every = load(args.corpus)
+    dev_docs = split_docs(every, "dev")
     counts: dict = defaultdict(lambda: defaultdict(int))
+    misses: list | None = [] if args.show_misses else None
     t0 = time.perf_counter()
-    for k in range(args.folds):
-        train = [d for d in docs if fold_of[str(d["patient"])] != k]
-        test = [d for d in docs if fold_of[str(d["patient"])] == k]
-        det = Detector(train_tagger(train, kind=args.kind), threshold=args.threshold)
-        score(test, det, counts)
-        print(f"fold {k + 1}/{args.folds} done", file=sys.stderr)
-    gold = sum(v["gold"] for k, v in counts.items() if k != "_all")
-    tp = sum(v["tp"] for k, v in counts.items() if k != "_all")
+    if args.part == "locked":
+        det = Detector(train_tagger(dev_docs, kind=args.kind), threshold=args.threshold, review_below=review)
+        docs = split_docs(every, "locked")
+        score(docs, det, counts)
+    else:
+        docs = dev_docs
+        patients = sorted(
+            {str(d["patient"]) for d in docs}, key=lambda p: __import__("hashlib").sha1(p.encode()).hexdigest()
+        )
+        fold_of = {p: i % args.folds for i, p in enumerate(patients)}
+        for k in range(args.folds):
+            train = [d for d in docs if fold_of[str(d["patient"])] != k]
+            test = [d for d in docs if fold_of[str(d["patient"])] == k]
+            det = Detector(train_tagger(train, kind=args.kind), threshold=args.threshold, review_below=review)
+            score(test, det, counts, misses)
+            print(f"fold {k + 1}/{args.folds} done", file=sys.stderr)
+    for m in misses or []:
+        print("miss", json.dumps(m), file=sys.stderr)
+    gold = sum(v["gold"] for k, v in counts.items() if not k.startswith("_"))
+    tp = sum(v["tp"] for k, v in counts.items() if not k.startswith("_"))
+    tp_alone = sum(v["tp_alone"] for k, v in counts.items() if not k.startswith("_"))
+    queue = counts["_queue"]
     name_labels = ("PTName", "PTNameInitial")
     name_gold = sum(counts[k]["gold"] for k in name_labels)
     name_tp = sum(counts[k]["tp"] for k in name_labels)
     result = {
         "method": METHOD,
-        "corpus": "PhysioNet deid gold standard, shared half (1,248 notes, 81 patients)",
-        "evaluation": f"{args.folds}-fold patient-grouped cross-validation, token level",
+        "corpus": f"PhysioNet deid gold standard, shared half, {args.part} part ({len(docs)} notes, "
+        f"{len({str(d['patient']) for d in docs})} patients; splits/deid_physionet.json)",
+        "evaluation": (
+            f"{args.folds}-fold patient-grouped cross-validation within the development patients, token level"
+            if args.part == "dev"
+            else "tagger trained on the development patients, scored once on the locked ones, token level"
+        ),
         "threshold": args.threshold,
         "tagger": args.kind,
         "token_recall": tp / gold if gold else None,
+        "review_below": review,
+        "token_recall_without_review_queue": tp_alone / gold if gold else None,
+        "review_items_per_100_notes": round(100 * queue["items"] / max(1, queue["notes"]), 1),
+        "near_misses_per_100_notes": round(100 * queue["near_misses"] / max(1, queue["notes"]), 1),
         "token_precision": counts["_all"]["tp_pred"] / counts["_all"]["pred"] if counts["_all"]["pred"] else None,
         "patient_name_recall": name_tp / name_gold if name_gold else None,
         "per_label_recall": {
             k: {"recall": v["tp"] / v["gold"], "tokens": v["gold"]}
             for k, v in sorted(counts.items())
-            if k != "_all" and v["gold"]
+            if not k.startswith("_") and v["gold"]
         },
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -105,7 +157,7 @@ def main() -> int:
     if args.output:
         args.output.write_text(json.dumps(result, indent=2), encoding="utf-8")
     if args.save:
-        train_tagger(docs, kind=args.kind).save(DEFAULT_MODEL)
+        train_tagger(every, kind=args.kind).save(DEFAULT_MODEL)
         (DEFAULT_MODEL.parent / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"saved {DEFAULT_MODEL}", file=sys.stderr)
     return check_targets(

@@ -96,6 +96,7 @@ def main() -> int:
         store = Store(f"sqlite:///{tmp}/state.db")
         for a in annotators:  # push assigns registered, qualified annotators only
             Registry(store).add(Annotator(a, license_id=f"BENCH-{a}", guideline_version=guideline.version))
+        store.add_notes([d.note for d, _ in docs], deidentified=True, method="bench: public Chia criteria")
         name = f"bench-{tag}"
         t0 = time.perf_counter()
         report = dc.push(store, guideline, name, docs, annotators, overlap=2, creds=creds)

@@ -79,12 +79,12 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
 
             store = _project_store(project_dir)
             rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines() if line.strip()]
-            notes = [
-                Note(r["id"], r["text"], {k: v for k, v in r.items() if k not in ("id", "text", "offset_map")})
-                for r in rows
-            ]
-            store.add_notes(notes, deidentified=True)
-            store.mark_deidentified([n.id for n in notes])
+            from clinical_nlp.services.privacy import record_items
+
+            skip = ("id", "text", "offset_map", "privacy_review")
+            notes = [Note(r["id"], r["text"], {k: v for k, v in r.items() if k not in skip}) for r in rows]
+            store.add_notes(notes, deidentified=True, method=summary.method, actor=_actor(actor))
+            queued = sum(record_items(store, r["id"], r.get("privacy_review") or []) for r in rows)
             AuditLog(store).append(
                 "deidentify",
                 actor=_actor(actor),
@@ -95,12 +95,58 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
                     "phi_spans": summary.phi_spans,
                     "labels": summary.labels,
                     "method": summary.method,
+                    "privacy_review_items": queued,
                 },
             )
+            if queued:
+                typer.echo(
+                    f"{queued} possible identifier(s) await a privacy officer (redacted meanwhile; notes with open "
+                    "items are not pushed): clinical-nlp deid-review list / decide"
+                )
         typer.echo(
             f"de-identified {summary.notes} notes, {summary.phi_spans} PHI spans "
             f"({', '.join(f'{k} {v}' for k, v in sorted(summary.labels.items()))}) -> {output}"
         )
+
+    # privacy review queue ------------------------------------------------------
+    priv = typer.Typer(help="Privacy review queue: possible identifiers deid was unsure of.", no_args_is_help=True)
+    app.add_typer(priv, name="deid-review")
+
+    @priv.command("list")
+    def priv_list(
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+        status: str = typer.Option("open", help="open | confirmed | rejected | all."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Queue items: id, note, offsets in the de-identified text, label, why it was flagged."""
+        from clinical_nlp.services.privacy import items
+
+        rows = items(_project_store(project_dir), status=None if status == "all" else status)
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            typer.echo(f"{r['id']}\t{r['note_id']}\t[{r['start']}, {r['end']})\t{r['label']}\t{r['reason']}")
+        typer.echo(f"{len(rows)} item(s) {status}")
+
+    @priv.command("decide")
+    def priv_decide(
+        item: list[int] = typer.Argument(..., help="Queue item id(s)."),
+        verdict: str = typer.Option(..., help="confirmed (it is an identifier) | rejected (it is not)."),
+        reviewer: str = typer.Option(..., help="Privacy officer (registered with PHI access)."),
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+    ) -> None:
+        """Record the officer's verdict on each item (audited); the surrogate stays in the note either way."""
+        from clinical_nlp.errors import InputFormatError
+        from clinical_nlp.services.privacy import decide, items, open_items
+
+        store = _project_store(project_dir)
+        unknown = sorted(set(item) - {r["id"] for r in items(store)})
+        if unknown:  # checked before any verdict is written
+            raise InputFormatError(f"deid-review decide: no queue item(s) {unknown}")
+        for i in item:
+            decide(store, i, verdict, reviewer)
+        typer.echo(f"{len(item)} item(s) {verdict} by {reviewer}; {len(open_items(store))} open")
 
     # annotators -------------------------------------------------------------
     ann = typer.Typer(help="Annotator registry: roles, credentials, qualifications.", no_args_is_help=True)

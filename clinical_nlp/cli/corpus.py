@@ -55,7 +55,10 @@ def register(app: typer.Typer) -> None:
             None, "--project-dir", help="Project folder (default: found from the working directory)."
         ),
         deidentified: bool = typer.Option(
-            False, "--deidentified", help="Mark the notes as de-identified (allowed to be pushed to Doccano)."
+            False,
+            "--deidentified",
+            help="Attest that these texts hold no PHI (recorded with their hashes and your name, audited; "
+            "allowed to be pushed to Doccano). Otherwise run 'clinical-nlp deid --project-dir'.",
         ),
         annotator: str | None = typer.Option(
             None, help="Also store the corpus spans as this annotator's annotations (default: notes only)."

@@ -15,7 +15,9 @@ from clinical_nlp.deid.gazetteer import warm as warm_lexicons
 from clinical_nlp.deid.gazetteer import zipf
 from clinical_nlp.deid.lexicons import CITIES, FIRST_NAMES, HOSPITALS, LAST_NAMES
 from clinical_nlp.deid.model import CRFTagger, Tagger, load_tagger, tokenize
+from clinical_nlp.deid.review import flag_for_review
 from clinical_nlp.deid.rules import find_rule_spans
+from clinical_nlp.deid.shield import digit_names, shielded
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 
 METHOD = (
@@ -48,9 +50,14 @@ class PHISpan:
     start: int
     end: int
     label: str
+    #: why a privacy officer must look at it (None: a confident detection)
+    review: str | None = None
 
     def to_dict(self) -> dict:
-        return {"start": self.start, "end": self.end, "label": self.label}
+        out = {"start": self.start, "end": self.end, "label": self.label}
+        if self.review:
+            out["review"] = self.review
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,8 @@ class DeidResult:
 
 #: P(O) below which a word is tagged PHI (chosen by patient-grouped cross-validation, see bench_deid.py).
 DEFAULT_THRESHOLD = 0.98
+#: P(not PHI) under which a word the tagger leaves goes to the privacy review queue (development part)
+DEFAULT_REVIEW_BELOW = 0.99
 
 
 class Detector:
@@ -101,6 +110,7 @@ class Detector:
         context_seed: float = 0.9,
         propagate_veto: float = 1.0,
         pair_veto: float = 0.9999,
+        review_below: float | None = DEFAULT_REVIEW_BELOW,
     ):
         self.tagger = tagger or load_tagger()
         warm_lexicons()
@@ -111,6 +121,7 @@ class Detector:
         self.context_seed = context_seed
         self.propagate_veto = propagate_veto
         self.pair_veto = pair_veto
+        self.review_below = review_below
 
     def detect(self, text: str) -> list[PHISpan]:
         return self.detect_group([text])[0]
@@ -120,38 +131,50 @@ class Detector:
         found = [self._marks(t) for t in texts]
         if self.propagate:
             seeds: dict[str, dict[str, int]] = {}
-            for _, s, _ in found:
+            for _, s, _, _ in found:
                 for word, lab in s:
                     seeds.setdefault(word, {}).setdefault(lab, 0)
                     seeds[word][lab] += 1
             phrases = {
-                ph for text, (marks, _, _) in zip(texts, found, strict=True) for ph in _place_phrases(text, marks)
+                ph for text, (marks, _, _, _) in zip(texts, found, strict=True) for ph in _place_phrases(text, marks)
             }
             for ph in sorted(phrases):  # multi-word places ("Sacred Heart") recur in the patient's notes
                 pattern = re.compile(r"\b" + r"[\s-]+".join(re.escape(w) for w in ph) + r"\b", re.I)
-                for text, (marks, _, _) in zip(texts, found, strict=True):
+                for text, (marks, _, _, _) in zip(texts, found, strict=True):
                     for m in pattern.finditer(text):
                         marks.append((m.start(), m.end(), "Location", 0))
             if seeds:
                 best: dict[str, str] = {w: max(c.items(), key=lambda kv: kv[1])[0] for w, c in seeds.items()}
-                for text, (marks, _, p_o) in zip(texts, found, strict=True):
+                for text, (marks, _, p_o, _) in zip(texts, found, strict=True):
                     for m in _WORD.finditer(text):
                         seed_label = best.get(m.group().lower())
                         if seed_label is not None and (
                             self.propagate_veto >= 1.0 or p_o.get(m.start(), 0.0) < self.propagate_veto
                         ):
                             marks.append((m.start(), m.end(), seed_label, 0))
-        return [_resolve(marks) for marks, _, _ in found]
+        # the clinical-vocabulary shield has the last word: headers and clinical words are never PHI
+        out = []
+        for text, (marks, _, p_o, words) in zip(texts, found, strict=True):
+            spans = [s for s in _resolve(marks) if s.label in _UNSHIELDED or not shielded(text[s.start : s.end])]
+            if self.review_below is not None:  # the privacy review queue: flagged, redacted until reviewed
+                spans = flag_for_review(text, spans, p_o, words, self.threshold, self.review_below)
+            out.append(spans)
+        return out
 
-    def _marks(self, text: str) -> tuple[list[tuple[int, int, str, int]], list[tuple[str, str]], dict[int, float]]:
+    def _marks(
+        self, text: str
+    ) -> tuple[list[tuple[int, int, str, int]], list[tuple[str, str]], dict[int, float], dict]:
         marks: list[tuple[int, int, str, int]] = []  # start, end, label, priority
         seeds: list[tuple[str, str]] = []
         for a, b, lab in find_rule_spans(text):
             marks.append((a, b, lab, 2))
+        for a, b in digit_names(text):  # synthetic-name format ("Bob965"): a name whatever the tagger says
+            marks.append((a, b, "PTName", 2))
         toks = tokenize(text)
         # dates, phones and numbers come from the rules: the tagger only looks at words
         words = [i for i, (a, b) in enumerate(toks) if text[a].isalpha()]
         p_o: dict[int, float] = {}
+        words_at: dict[int, tuple[int, str]] = {}  # start -> (end, the tagger's most likely PHI label)
         tagger_label: dict[int, str] = {}
         if words:
             proba = self.tagger.proba(text, toks, words)
@@ -163,6 +186,7 @@ class Detector:
             for i, po, best in zip(words, proba[:, o].tolist(), best_of, strict=True):
                 a, b = toks[i]
                 p_o[a] = po
+                words_at[a] = (b, labels[best])
                 if po < 0.9999:
                     tagger_label[a] = labels[best]
                 if po < self.threshold and labels[best] not in ("Date", "DateYear"):
@@ -185,7 +209,7 @@ class Detector:
                 marks.append((a, b, lab, 1))
                 if po < self.context_seed:
                     _seed(seeds, text[a:b], lab)
-        return marks, seeds, p_o
+        return marks, seeds, p_o, words_at
 
 
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
@@ -209,6 +233,9 @@ def _place_phrases(text: str, marks: list[tuple[int, int, str, int]]) -> list[tu
     return out
 
 
+#: labels the shield never drops (dates, numbers and identifiers are not vocabulary)
+_UNSHIELDED = frozenset({"Date", "DateYear", "Phone", "Age", "ID", "Email", "URL", "IP"})
+
 _PT_INITIAL = re.compile(r"\b(?:mr|mrs|ms|miss)\.?\s+([A-Z])\.(?=\s)", re.I)
 _SEED_LABELS = NAME_LABELS | {"Location"}
 
@@ -218,6 +245,8 @@ def _seed(seeds: list[tuple[str, str]], surface: str, label: str) -> None:
     # a patient's own name is propagated even when it is a fairly common word (Smith, Brown: Zipf < 5.2;
     # "will", "may", "young" stay out): over-redacting "brown" in that patient's notes is the safer error
     limit = 3.5 if label == "Location" else 5.2 if label in ("PTName", "PTNameInitial") else 4.6
+    if shielded(w):
+        return
     if label in _SEED_LABELS and len(w) >= 3 and w.isalpha() and w not in _NOT_NAMES and zipf(w) < limit:
         seeds.append((w, "PTName" if label == "PTNameInitial" else label))
 
@@ -256,6 +285,10 @@ class SurrogateMaker:
     def _h(self, *parts: str) -> int:
         msg = "\x1f".join(parts).encode("utf-8")
         return int.from_bytes(hmac.new(self.key, msg, hashlib.sha256).digest()[:8], "big")
+
+    def pseudonym(self, kind: str, value: str) -> str:
+        """``<kind>-<12 hex>``: a keyed, stable stand-in for an identifier (patient id, file name, reference)."""
+        return f"{kind}-{self._h('pseudonym', kind, value):016x}"[: len(kind) + 13]
 
     def date_shift(self, patient: str) -> int:
         """Days to shift this patient's dates by (-365..-30; intervals are preserved)."""

@@ -9,7 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clinical_nlp.deid.core import METHOD, DeidResult, Detector, PHISpan, Replacement, deidentify_rows
+from clinical_nlp.deid.core import (
+    METHOD,
+    DeidResult,
+    Detector,
+    PHISpan,
+    Replacement,
+    SurrogateMaker,
+    apply_replacements,
+    deidentify_rows,
+    map_span_to_deid,
+)
+from clinical_nlp.deid.metadata import deidentify_metadata
 from clinical_nlp.errors import InputFormatError
 from clinical_nlp.io.jsonl import atomic_writer
 
@@ -71,10 +82,11 @@ def deidentify_file(
     """De-identify a JSONL file of notes.
 
     Writes OUT rows (``id``, ``patient``, de-identified ``text``, ``deidentified: true``,
-    ``deid_method``, ``offset_map``), PHI rows (``id``, ``spans`` with offsets into the
-    ORIGINAL text) if ``phi_output`` is given, and the surrogate map (PHI!) only when
-    ``map_output`` is given. All files are written atomically. ``key`` (bytes) makes
-    surrogates and date shifts reproducible across runs; by default a random key is used.
+    ``deid_method``, ``offset_map``, ``privacy_review``: the items a privacy officer must decide, offsets
+    into the de-identified text; metadata de-identified, see ``deid/metadata.py``), PHI rows (``id``,
+    ``spans`` with offsets into the ORIGINAL text, review items included) if ``phi_output`` is given,
+    and the surrogate map (PHI!) only when ``map_output`` is given. All files are written atomically.
+    ``key`` (bytes) makes surrogates and date shifts reproducible across runs; by default a random key is used.
     ``workers=N`` runs detection on a Dask ``LocalCluster`` of N processes
     (``clinical_nlp.scale.run_partitioned``), each task holding whole patients
     (``partition_patients`` per partition), so the output equals the in-process one.
@@ -94,18 +106,19 @@ def deidentify_file(
             if progress:
                 progress(1)
     by_id = {str(r["id"]): r for r in rows}
+    metadata = _MetadataDeid(SurrogateMaker(key), detector)
     with atomic_writer(output_path) as out:
         for res in results:
             src = by_id[res.id]
-            row = {k: v for k, v in src.items() if k not in {"text", "spans", "relations"}}
+            row = metadata(src, res)
             row.update(
                 {
                     "id": res.id,
-                    "patient": src.get("patient"),
                     "text": res.text,
                     "deidentified": True,
                     "deid_method": METHOD,
                     "offset_map": [[r.orig_start, r.orig_end, r.deid_start, r.deid_end] for r in res.offset_map],
+                    "privacy_review": review_items(res),
                 }
             )
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -131,6 +144,42 @@ def deidentify_file(
         labels,
     )
     return summary, results
+
+
+def review_items(res: DeidResult) -> list[dict[str, Any]]:
+    """The note's privacy review items with offsets into its DE-IDENTIFIED text (where the surrogate is)."""
+    out = []
+    for s in res.spans:
+        if s.review:
+            a, b = map_span_to_deid(s.start, s.end, res.offset_map)
+            out.append({"start": a, "end": b, "label": s.label, "reason": s.review})
+    return out
+
+
+@dataclass
+class _MetadataDeid:
+    """De-identifies each row's metadata with the run's key (the detector is loaded only if needed)."""
+
+    maker: SurrogateMaker
+    detector: Detector | None
+
+    def __call__(self, src: dict[str, Any], res: Any) -> dict[str, Any]:
+        patient = res.patient if res.patient is not None else f"note:{res.id}"
+
+        def detect(value: str) -> str:
+            if self.detector is None:
+                self.detector = Detector()
+            new, _, _ = apply_replacements(value, self.detector.detect(value), patient, self.maker)
+            return new
+
+        return deidentify_metadata(
+            src,
+            patient=patient,
+            pseudonym=self.maker.pseudonym,
+            shift_days=self.maker.date_shift(patient),
+            surrogates=res.surrogates,
+            detect=detect,
+        )
 
 
 # ------------------------------------------------------------------ Dask (--workers)
@@ -218,7 +267,7 @@ def _deidentify_dask(
                         r["id"],
                         r["patient"],
                         r["text"],
-                        [PHISpan(s["start"], s["end"], s["label"]) for s in r["spans"]],
+                        [PHISpan(s["start"], s["end"], s["label"], s.get("review")) for s in r["spans"]],
                         [Replacement(*m) for m in r["offset_map"]],
                         r["surrogates"],
                     )

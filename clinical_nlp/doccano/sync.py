@@ -128,23 +128,24 @@ def push(
     annotators = [a.strip() for a in annotators if a.strip()]
     audit = AuditLog(store)
     actor = actor or os.environ.get("CLINICAL_NLP_ACTOR")
-    _check_phi_policy(
-        store,
-        audit,
-        project_name,
-        rows,
-        require_deid=require_deid,
-        allow_phi=allow_phi,
-        actor=actor,
-        phi_access_check=phi_access_check,
-    )
     _validate_labels(rows, guideline.schema)
-    _check_qualified(store, annotators, guideline)
     # Doccano holds one span per (offsets, label): identical duplicates collapse there, so collapse
     # them here too, or an annotator who changes nothing would show a "deleted" edit on pull.
     rows = [(_dedupe_spans(d), row) for d, row in rows]
     docs = {d.id: d for d, _ in rows}
     plan = assign(list(docs.values()), annotators, overlap, guideline.schema.safety_critical)
+    _check_phi_policy(
+        store,
+        audit,
+        project_name,
+        rows,
+        plan,
+        require_deid=require_deid,
+        allow_phi=allow_phi,
+        actor=actor,
+        phi_access_check=phi_access_check,
+    )
+    _check_qualified(store, annotators, guideline)
     names = {a: annotator_project_name(project_name, a) for a in annotators}
     creds = creds or DoccanoCredentials.from_env()
     server = DoccanoServer(creds)
@@ -154,10 +155,9 @@ def push(
             f"no Doccano account for {missing} at {creds.url}: each person creates their own "
             "(bash scripts/doccano.sh adduser NAME, or the Doccano admin page); clinical-nlp holds no passwords"
         )
-    # local store first: it is the source of truth, written before the server is changed
-    deid_ids = {d.id for d, row in rows if row.get("deidentified") is True}
-    store.add_notes([d.note for d in docs.values() if d.id in deid_ids], deidentified=True)
-    store.add_notes([d.note for d in docs.values() if d.id not in deid_ids])
+    # local store first: it is the source of truth, written before the server is changed (an input
+    # file's "deidentified" field is no record: only the store's de-identification records count)
+    store.add_notes([d.note for d in docs.values()])
     report = PushReport(project=project_name, notes=len(docs), doccano_projects=dict(names))
     versions = {d.id: (row.get("model_version") or _model_version(d)) for d, row in rows}
     importer = _Importer(store, server, guideline, project_name, docs, versions, report, actor or creds.admin_user)
@@ -349,22 +349,33 @@ def _check_phi_policy(
     audit: AuditLog,
     project_name: str,
     rows: PushRows,
+    plan: Mapping[str, Sequence[str]],
     *,
     require_deid: bool,
     allow_phi: bool,
     actor: str | None,
     phi_access_check: Callable[[str], bool] | None,
 ) -> None:
-    """Refuse notes not de-identified unless an actor with PHI access overrides (audited)."""
-    phi = [
-        d.id for d, row in rows if require_deid and not (row.get("deidentified") is True or store.is_deidentified(d.id))
-    ]
+    """Refuse notes without a de-identification record for exactly the text pushed (an input field saying
+    "deidentified" does not count) unless an actor with PHI access overrides and every annotator who
+    would receive one of those notes has PHI access too (audited with their names)."""
+    if require_deid:
+        from clinical_nlp.services.privacy import open_items
+
+        waiting = sorted({it["note_id"] for it in open_items(store, [d.id for d, _ in rows])})
+        if waiting:
+            raise PolicyError(
+                f"{len(waiting)} note(s) have possible identifiers awaiting the privacy officer (first: "
+                f"{waiting[:3]}): clinical-nlp deid-review list, then deid-review decide"
+            )
+    phi = [d.id for d, _ in rows if require_deid and not store.is_deidentified(d.id, d.text)]
     if not phi:
         return
     if not allow_phi:
         raise PolicyError(
-            f"{len(phi)} note(s) are not marked de-identified (first: {phi[:3]}); de-identify them, "
-            "or pass --allow-phi with --actor (a user with PHI access)"
+            f"{len(phi)} note(s) have no de-identification record for this text (first: {phi[:3]}): run "
+            "'clinical-nlp deid --project-dir ...' on them (an input field 'deidentified' is not a record), "
+            "or pass --allow-phi with --actor (a user with PHI access; every receiving annotator needs it too)"
         )
     if not actor:
         raise PolicyError("--allow-phi needs an actor name (--actor or CLINICAL_NLP_ACTOR)")
@@ -376,7 +387,18 @@ def _check_phi_policy(
 
     if not phi_access_check(actor):
         raise PolicyError(f"actor {actor!r} has no PHI access; refusing to push {len(phi)} identifiable note(s)")
-    audit.append("override", actor=actor, details={"rule": "require_deid", "project": project_name, "notes": phi})
+    receivers = sorted({a for nid in phi for a in plan.get(nid, ())})
+    without = [a for a in receivers if not phi_access_check(a)]
+    if without:
+        raise PolicyError(
+            f"annotator(s) {without} have no PHI access and would receive identifiable notes; refusing "
+            f"{len(phi)} note(s) (register their PHI access, or de-identify the notes)"
+        )
+    audit.append(
+        "override",
+        actor=actor,
+        details={"rule": "require_deid", "project": project_name, "notes": phi, "receivers": receivers},
+    )
 
 
 def _dedupe_spans(doc: AnnotatedNote) -> AnnotatedNote:

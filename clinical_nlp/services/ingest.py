@@ -62,7 +62,12 @@ def ingest_corpus(
     try:
         for i in range(0, len(docs), batch_size):
             batch = docs[i : i + batch_size]
-            n_notes += store.add_notes([d.note for d in batch], deidentified=deidentified)
+            n_notes += store.add_notes(
+                [d.note for d in batch],
+                deidentified=deidentified,
+                method=f"attested free of PHI at ingest by {actor} (--deidentified)",
+                actor=actor,
+            )
             if annotator:
                 for d in batch:
                     rows |= store.save_annotation(

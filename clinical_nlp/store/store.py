@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinical_nlp.errors import StoreError
-from clinical_nlp.store.tables import AnnotationRow, Base, DocumentRow
+from clinical_nlp.store.tables import AnnotationRow, Base, DeidRecordRow, DocumentRow, utcnow
 from clinical_nlp.types import Annotation, Note, Span
 
 
@@ -89,8 +89,16 @@ class Store:
             session.close()
 
     # documents ---------------------------------------------------------------
-    def add_notes(self, notes: Iterable[Note], *, deidentified: bool = False) -> int:
-        """Insert or update notes; returns how many were written."""
+    def add_notes(
+        self,
+        notes: Iterable[Note],
+        *,
+        deidentified: bool = False,
+        method: str = "attested free of PHI by the caller",
+        actor: str | None = None,
+    ) -> int:
+        """Insert or update notes; returns how many were written. ``deidentified``: also record each text's
+        hash as de-identified by ``method`` (the ``deid`` command's method, or an attestation)."""
         count = 0
         with self.session() as s:
             for note in notes:
@@ -100,7 +108,8 @@ class Store:
                     s.add(DocumentRow(id=note.id, text=note.text, meta=meta, deidentified=deidentified))
                 else:
                     row.text, row.meta = note.text, meta
-                    row.deidentified = deidentified or row.deidentified
+                if deidentified:
+                    _record_deid(s, note.id, note.text, method, actor)
                 count += 1
         return count
 
@@ -118,17 +127,39 @@ class Store:
                 stmt = stmt.where(DocumentRow.id.in_(list(ids)))
             return [Note(r.id, r.text, dict(r.meta or {})) for r in s.scalars(stmt)]
 
-    def is_deidentified(self, note_id: str) -> bool:
+    def is_deidentified(self, note_id: str, text: str | None = None) -> bool:
+        """Whether a de-identification record holds the hash of exactly ``text`` (default: the stored text)."""
         with self.session() as s:
-            row = s.get(DocumentRow, note_id)
-            return bool(row and row.deidentified)
+            record = s.get(DeidRecordRow, note_id)
+            if record is None:
+                return False
+            if text is None:
+                row = s.get(DocumentRow, note_id)
+                if row is None:
+                    return False
+                text = row.text
+            return record.text_sha256 == _sha256(text)
 
-    def mark_deidentified(self, note_ids: Iterable[str]) -> None:
+    def mark_deidentified(
+        self, note_ids: Iterable[str], *, method: str = "attested free of PHI by the caller", actor: str | None = None
+    ) -> None:
+        """Record the stored texts of these notes as de-identified."""
         with self.session() as s:
             for nid in note_ids:
                 row = s.get(DocumentRow, nid)
                 if row is not None:
-                    row.deidentified = True
+                    _record_deid(s, nid, row.text, method, actor)
+
+    def deid_methods(self) -> dict[str, int]:
+        """How many notes each de-identification method (or attestation) covers, for still-matching texts."""
+        out: dict[str, int] = {}
+        with self.session() as s:
+            for record, doc in s.execute(
+                select(DeidRecordRow, DocumentRow).join(DocumentRow, DocumentRow.id == DeidRecordRow.note_id)
+            ):
+                if record.text_sha256 == _sha256(doc.text):
+                    out[record.method] = out.get(record.method, 0) + 1
+        return out
 
     # annotations ---------------------------------------------------------------
     def save_annotation(
@@ -264,3 +295,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _record_deid(s: Any, note_id: str, text: str, method: str, actor: str | None) -> None:
+    record = s.get(DeidRecordRow, note_id)
+    if record is None:
+        s.add(DeidRecordRow(note_id=note_id, text_sha256=_sha256(text), method=method, actor=actor))
+    else:
+        record.text_sha256, record.method, record.actor, record.recorded_at = _sha256(text), method, actor, utcnow()

@@ -41,6 +41,35 @@ class DocumentRow(Base):
     created_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class DeidRecordRow(Base):
+    """What was de-identified: the sha256 of exactly the text a note holds after de-identification (or that
+    a person attested free of PHI), how and by whom. A note counts as de-identified only while its text
+    still has this hash: a claim in an input file, or a text changed since, does not count."""
+
+    __tablename__ = "deid_records"
+    note_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    recorded_at: Mapped[_dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PrivacyReviewRow(Base):
+    """An item of the privacy review queue: a possible identifier the detector was unsure of, already
+    replaced in the note (offsets into the de-identified text); open until a privacy officer decides."""
+
+    __tablename__ = "privacy_reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    note_id: Mapped[str] = mapped_column(String(200), index=True)
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | confirmed | rejected
+    reviewer: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
 class AnnotationRow(_ItemKeyed, Base):
     __tablename__ = "annotations"
     __table_args__ = (UniqueConstraint("item", "annotator", "round", "kind"),)

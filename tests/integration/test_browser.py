@@ -9,7 +9,7 @@ import uuid
 import pytest
 from browser import DoccanoBrowser, binaries
 from test_doccano_adjudication import EXPERT, TEXTS, queued  # noqa: F401  (fixture)
-from test_doccano_roundtrip import ALICE, PASSWORD, creds, register, server  # noqa: F401  (fixtures)
+from test_doccano_roundtrip import ALICE, PASSWORD, attest, creds, register, server  # noqa: F401  (fixtures)
 
 from clinical_nlp import doccano as dc
 from clinical_nlp.config import load_guideline
@@ -40,7 +40,8 @@ def test_annotator_corrects_in_the_browser_and_pull_shows_exactly_her_edits(tmp_
            "spans": [{"start": row["start"], "end": row["end"], "label": "Condition"}]}  # fmt: skip
     store = register(Store(f"sqlite:///{tmp_path}/s.db"))
     guideline, name = load_guideline(), f"cnlp-ui-{uuid.uuid4().hex[:8]}"
-    report = dc.push(store, guideline, name, [(row_to_annotated(pre).verified(), pre)], [ALICE], overlap=1, creds=creds)
+    rows = attest(store, [(row_to_annotated(pre).verified(), pre)])
+    report = dc.push(store, guideline, name, rows, [ALICE], overlap=1, creds=creds)
 
     browser.login(ALICE, PASSWORD)
     browser.open_example(report.project_ids[ALICE])

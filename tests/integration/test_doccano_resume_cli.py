@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from sqlalchemy import delete
-from test_doccano_roundtrip import ALICE, BOB, PASSWORD, _rows, creds, person, register, server  # noqa: F401  (fixtures)
+from test_doccano_roundtrip import ALICE, BOB, PASSWORD, _rows, attest, creds, person, register, server  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from clinical_nlp import doccano as dc
@@ -24,7 +24,7 @@ def test_lost_links_are_recovered_and_edits_never_undone(tmp_path, creds, corpor
     store = register(Store(f"sqlite:///{tmp_path}/s.db"))
     name = f"cnlp-resume-{uuid.uuid4().hex[:10]}"
     guideline = load_guideline()
-    rows = _rows(corpora_dir)
+    rows = attest(store, _rows(corpora_dir))
     first = dc.push(store, guideline, name, rows, [ALICE, BOB], creds=creds)
     doc = rows[2][0]
     with store.session() as s:
@@ -50,7 +50,7 @@ def test_links_of_a_reset_server_are_reconciled(tmp_path, creds, corpora_dir):  
     store = register(Store(f"sqlite:///{tmp_path}/s.db"))
     name = f"cnlp-reset-{uuid.uuid4().hex[:10]}"
     guideline = load_guideline()
-    rows = _rows(corpora_dir)
+    rows = attest(store, _rows(corpora_dir))
     first = dc.push(store, guideline, name, rows, [ALICE, BOB], creds=creds)
     engine = dc.DoccanoServer(creds)
     # as after a Doccano database reset: alice's project and everything in it are gone
@@ -68,9 +68,9 @@ def test_links_of_a_reset_server_are_reconciled(tmp_path, creds, corpora_dir):  
 
 def test_cli_push_status_pull(tmp_path, creds, corpora_dir, monkeypatch):  # noqa: F811
     project = init_project(tmp_path / "proj", name="cli-test")
-    register(Store(project.store_url))
+    rows = attest(register(Store(project.store_url)), _rows(corpora_dir)[:2])
     pre = tmp_path / "pre.jsonl"
-    pre.write_text("".join(json.dumps(r) + "\n" for _, r in _rows(corpora_dir)[:2]))
+    pre.write_text("".join(json.dumps(r) + "\n" for _, r in rows))
     monkeypatch.setenv("DOCCANO_URL", creds.url)
     monkeypatch.setenv("DOCCANO_ADMIN_USER", creds.admin_user)
     monkeypatch.setenv("DOCCANO_ADMIN_PASSWORD", creds.admin_password)
@@ -122,9 +122,9 @@ def test_cli_refuses_annotator_passwords_in_the_environment(tmp_path, monkeypatc
 
 def test_cli_wrong_port_exits_2_naming_url(tmp_path, corpora_dir, monkeypatch):
     project = init_project(tmp_path / "p2", name="x")
-    register(Store(project.store_url))
+    rows = attest(register(Store(project.store_url)), _rows(corpora_dir)[:1])
     pre = tmp_path / "pre.jsonl"
-    pre.write_text("".join(json.dumps(r) + "\n" for _, r in _rows(corpora_dir)[:1]))
+    pre.write_text("".join(json.dumps(r) + "\n" for _, r in rows))
     monkeypatch.setenv("DOCCANO_URL", "http://127.0.0.1:9")
     monkeypatch.delenv("DOCCANO_USER_PASSWORDS", raising=False)
     res = CliRunner().invoke(

@@ -75,6 +75,12 @@ def register(store: Store, *names: str) -> Store:
     return store
 
 
+def attest(store: Store, rows):
+    """Record the rows' texts as de-identified in the store (the push gate trusts no input field)."""
+    store.add_notes([d.note for d, _ in rows], deidentified=True, method="test: public sample text", actor="test")
+    return rows
+
+
 def _rows(corpora_dir: Path):
     """Two real negex/ConText notes and one Chia note with a (safety-critical) Drug span."""
     rows = []
@@ -112,7 +118,7 @@ def pushed(tmp_path_factory, creds, corpora_dir):
     store = register(Store(f"sqlite:///{tmp_path_factory.mktemp('dc')}/state.db"))
     name = f"cnlp-test-{uuid.uuid4().hex[:10]}"
     guideline = load_guideline()
-    rows = _rows(corpora_dir)
+    rows = attest(store, _rows(corpora_dir))
     report = dc.push(store, guideline, name, rows, [ALICE, BOB], overlap=2, creds=creds)
     return store, guideline, name, rows, report
 
@@ -245,14 +251,14 @@ def test_push_to_stopped_server_fails_cleanly(tmp_path, corpora_dir):
     store = register(Store(f"sqlite:///{tmp_path}/s.db"))
     bad = dc.DoccanoCredentials(url="http://127.0.0.1:9")
     with pytest.raises(DoccanoError, match=r"http://127\.0\.0\.1:9"):
-        dc.push(store, load_guideline(), "x", _rows(corpora_dir)[:1], [ALICE], creds=bad)
+        dc.push(store, load_guideline(), "x", attest(store, _rows(corpora_dir)[:1]), [ALICE], creds=bad)
 
 
 def test_push_refuses_phi_without_override(tmp_path, corpora_dir, creds):
     store = Store(f"sqlite:///{tmp_path}/s.db")
     doc, row = _rows(corpora_dir)[0]
     row = {**row, "deidentified": False}
-    with pytest.raises(PolicyError, match="de-identified"):
+    with pytest.raises(PolicyError, match="no de-identification record"):
         dc.push(store, load_guideline(), "never-created", [(doc, row)], [ALICE], creds=creds)
     with pytest.raises(PolicyError, match="no PHI access"):
         dc.push(
@@ -289,13 +295,19 @@ def test_phi_override_defaults_to_registry(tmp_path, corpora_dir, creds):
         )
     Registry(store).add(Annotator(name="dr-phi", role="admin", phi_access=True))
     bad = dc.DoccanoCredentials(url="http://127.0.0.1:9")
+    with pytest.raises(PolicyError, match=f"annotator\\(s\\) \\['{ALICE}'\\] have no PHI access"):
+        dc.push(
+            store, load_guideline(), "never-created", [(doc, row)], [ALICE], creds=bad, allow_phi=True, actor="dr-phi"
+        )
+    version = load_guideline().version
+    Registry(store).add(Annotator(ALICE, license_id="RN-a", guideline_version=version, phi_access=True), replace=True)
     # the gate lets dr-phi through (the unreachable server then fails cleanly) and the override is audited
     with pytest.raises(DoccanoError):
         dc.push(
             store, load_guideline(), "never-created", [(doc, row)], [ALICE], creds=bad, allow_phi=True, actor="dr-phi"
         )
     overrides = [e for e in AuditLog(store).entries() if e.action == "override"]
-    assert len(overrides) == 1 and overrides[0].actor == "dr-phi"
+    assert len(overrides) == 1 and overrides[0].actor == "dr-phi" and overrides[0].details["receivers"] == [ALICE]
 
 
 def test_one_annotators_slip_does_not_block_the_pull(tmp_path, creds, corpora_dir):
@@ -303,7 +315,7 @@ def test_one_annotators_slip_does_not_block_the_pull(tmp_path, creds, corpora_di
     store = register(Store(f"sqlite:///{tmp_path}/state.db"))
     name = f"cnlp-slip-{uuid.uuid4().hex[:10]}"
     guideline = load_guideline()
-    rows = _rows(corpora_dir)
+    rows = attest(store, _rows(corpora_dir))
     report = dc.push(store, guideline, name, rows, [ALICE, BOB], overlap=2, creds=creds)
     alice, bob = person(creds, ALICE, report), person(creds, BOB, report)
     ex_by_note = {e["meta"]["note_id"]: e["id"] for e in bob.examples()}
@@ -357,10 +369,12 @@ def test_each_annotator_sees_only_her_own_project(pushed, creds):
 def test_push_names_missing_accounts_and_changes_nothing(tmp_path, creds, corpora_dir):
     stranger = f"nobody-{uuid.uuid4().hex[:8]}"
     store = register(Store(f"sqlite:///{tmp_path}/s.db"), ALICE, stranger)
+    rows = attest(store, _rows(corpora_dir))
+    before = [(n.id, n.text, n.metadata) for n in store.notes()]
     with pytest.raises(DoccanoError, match=f"no Doccano account for \\['{stranger}'\\]"):
-        dc.push(store, load_guideline(), f"cnlp-miss-{uuid.uuid4().hex[:8]}", _rows(corpora_dir), [ALICE, stranger],
-                creds=creds)  # fmt: skip
-    assert store.notes() == [] and [e.action for e in AuditLog(store).entries()] == ["annotator", "annotator"]
+        dc.push(store, load_guideline(), f"cnlp-miss-{uuid.uuid4().hex[:8]}", rows, [ALICE, stranger], creds=creds)
+    assert [(n.id, n.text, n.metadata) for n in store.notes()] == before
+    assert [e.action for e in AuditLog(store).entries()] == ["annotator", "annotator"]
     assert dc.DoccanoServer(creds).missing_users([stranger]) == [stranger]  # no account was created
 
 
@@ -370,7 +384,7 @@ def test_pull_takes_the_annotation_time_and_refuses_done_by_someone_else(tmp_pat
     store = register(Store(f"sqlite:///{tmp_path}/state.db"))
     name = f"cnlp-time-{uuid.uuid4().hex[:10]}"
     guideline = load_guideline()
-    rows = _rows(corpora_dir)[:2]
+    rows = attest(store, _rows(corpora_dir)[:2])
     report = dc.push(store, guideline, name, rows, [ALICE], overlap=1, creds=creds)
     alice = person(creds, ALICE, report)
     first, second = alice.examples()

@@ -23,6 +23,7 @@ from clinical_nlp.io.jsonl import row_to_annotated
 from clinical_nlp.project import init_project
 from clinical_nlp.services.validation import span_problems
 from clinical_nlp.store import Store
+from clinical_nlp.types import Note
 
 pytestmark = [pytest.mark.doccano, pytest.mark.integration]
 
@@ -52,8 +53,10 @@ def _notes(corpora_dir, n_negex=6, n_chia=4):
 def setup(tmp_path, creds, corpora_dir):  # noqa: F811
     name = f"cnlp-fault-{uuid.uuid4().hex[:10]}"
     project = init_project(tmp_path / "proj", name=name)
-    register(Store(project.store_url))
     rows = _notes(corpora_dir)
+    register(Store(project.store_url)).add_notes(
+        [Note(r["id"], r["text"]) for r in rows], deidentified=True, method="test: public sample text"
+    )
     pre = tmp_path / "pre.jsonl"
     pre.write_text("".join(json.dumps(r) + "\n" for r in rows))
     env = {**os.environ, "DOCCANO_URL": creds.url}  # the engine's login only: no annotator password

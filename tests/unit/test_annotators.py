@@ -49,7 +49,8 @@ def test_push_refuses_unregistered_or_unqualified_annotators_before_anything_is_
 
     guideline = load_guideline()
     doc = AnnotatedNote(Note("n1", "No fever."), (Span(3, 8, "Condition", "fever"),))
-    rows = [(doc, {"deidentified": True})]
+    rows = [(doc, {})]
+    store.add_notes([doc.note], deidentified=True, method="test")
     nowhere = dc.DoccanoCredentials(url="http://127.0.0.1:9")
     reg = Registry(store)
     reg.add(Annotator("rn", guideline_version=guideline.version))  # no licence: may not annotate Drug
@@ -61,7 +62,57 @@ def test_push_refuses_unregistered_or_unqualified_annotators_before_anything_is_
     assert "'rn' lacks qualifications for Drug: clinical_license" in msg
     assert "'old' lacks qualifications for" in msg and "guideline_training" in msg
     assert "'ghost' is not registered" in msg and "nothing sent" in msg
-    assert store.notes() == [] and [e.action for e in AuditLog(store).entries()] == before
+    assert [e.action for e in AuditLog(store).entries()] == before
     reg.add(Annotator("rn", license_id="RN-1", guideline_version=guideline.version), replace=True)
     with pytest.raises(dc.DoccanoError, match=r"127\.0\.0\.1:9"):  # qualified: the push goes on to the server
         dc.push(store, guideline, "p", rows, ["rn"], creds=nowhere)
+
+
+def _phi_push(store, rows, annotators, **kw):
+    from clinical_nlp import doccano as dc
+    from clinical_nlp.config import load_guideline
+
+    return dc.push(store, load_guideline(), "p", rows, annotators, creds=dc.DoccanoCredentials(url="http://127.0.0.1:9"),
+                   **kw)  # fmt: skip
+
+
+def test_push_gate_trusts_the_store_record_of_exactly_this_text_not_an_input_field(store):
+    from clinical_nlp import doccano as dc
+    from clinical_nlp.types import AnnotatedNote, Note
+
+    reg = Registry(store)
+    from clinical_nlp.config import load_guideline
+
+    reg.add(Annotator("rn", license_id="RN-1", guideline_version=load_guideline().version))
+    raw = AnnotatedNote(Note("n1", "Seen by Dr. Smith today."), ())
+    with pytest.raises(PolicyError, match="no de-identification record"):  # the claim in the file is ignored
+        _phi_push(store, [(raw, {"deidentified": True})], ["rn"])
+    assert store.notes() == [] and not store.is_deidentified("n1")  # and not recorded as de-identified
+    store.add_notes([Note("n1", "Seen by Dr. Xavier today.")], deidentified=True, method="deid")
+    with pytest.raises(PolicyError, match="no de-identification record"):  # another text than the one recorded
+        _phi_push(store, [(raw, {})], ["rn"])
+    ok = AnnotatedNote(Note("n1", "Seen by Dr. Xavier today."), ())
+    with pytest.raises(dc.DoccanoError):  # the recorded text passes the gate (then the server is unreachable)
+        _phi_push(store, [(ok, {})], ["rn"])
+    store.add_notes([Note("n1", "Seen by Dr. Smith today.")])  # the stored text changed since: no longer
+    assert not store.is_deidentified("n1")
+
+
+def test_phi_override_needs_every_receiving_annotator_to_have_phi_access(store):
+    from clinical_nlp import doccano as dc
+    from clinical_nlp.config import load_guideline
+    from clinical_nlp.types import AnnotatedNote, Note
+
+    version = load_guideline().version
+    reg = Registry(store)
+    reg.add(Annotator("officer", role="admin", phi_access=True))
+    reg.add(Annotator("rn", license_id="RN-1", guideline_version=version))
+    reg.add(Annotator("md", license_id="MD-1", guideline_version=version, phi_access=True))
+    raw = AnnotatedNote(Note("n1", "Seen by Dr. Smith today."), ())
+    with pytest.raises(PolicyError, match=r"annotator\(s\) \['rn'\] have no PHI access"):
+        _phi_push(store, [(raw, {})], ["rn", "md"], allow_phi=True, actor="officer")
+    assert [e.action for e in AuditLog(store).entries()] == ["annotator"] * 3
+    with pytest.raises(dc.DoccanoError):  # only md receives it: allowed, audited with her name
+        _phi_push(store, [(raw, {})], ["md"], allow_phi=True, actor="officer")
+    (override,) = [e for e in AuditLog(store).entries() if e.action == "override"]
+    assert override.actor == "officer" and override.details["receivers"] == ["md"]

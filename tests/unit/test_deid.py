@@ -101,7 +101,10 @@ def test_deidentify_file_contract(tmp_path):
     out, phi = tmp_path / "out.jsonl", tmp_path / "phi.jsonl"
     summary, _ = deidentify_file(inp, out, phi, key=b"k")
     row = json.loads(out.read_text())
-    assert row["deidentified"] is True and row["deid_method"] and row["id"] == "n1" and row["patient"] == 7
+    assert row["deidentified"] is True and row["deid_method"] and row["id"] == "n1"
+    assert row["patient"].startswith("pt-") and "7" != row["patient"]  # a keyed pseudonym, not the patient id
+    deidentify_file(inp, tmp_path / "again.jsonl", key=b"k")
+    assert json.loads((tmp_path / "again.jsonl").read_text())["patient"] == row["patient"]  # stable per key
     assert "410-322-1419" not in row["text"]
     spans = json.loads(phi.read_text())["spans"]
     assert any(TEXT[s["start"] : s["end"]] == "8/25/2019" and s["label"] == "Date" for s in spans)
@@ -212,3 +215,44 @@ def test_patient_surname_propagates_to_a_bare_mention_in_another_note():
     assert any(texts[1][s.start : s.end] == "Smith" and s.label == "PTName" for s in second)
     alone = Detector().detect_group(texts[1:])[0]  # without the first note nothing says Smith is a name
     assert not any(texts[1][s.start : s.end] == "Smith" for s in alone)
+
+
+def test_clinical_vocabulary_is_shielded_and_synthetic_names_are_caught():
+    from clinical_nlp.deid import Detector
+
+    text = (
+        "# History of Present Illness\nBob965\n is a 40 year-old male. IMPRESSION: stable.\n"
+        "# Assessment and Plan\nKeeling57 family history of asthma. Mg2 replaced, Covid19 negative."
+    )
+    spans = Detector().detect(text)
+    found = {text[s.start : s.end] for s in spans}
+    assert {"Bob965", "Keeling57"} <= found
+    assert not found & {"Illness", "IMPRESSION", "Assessment", "Plan", "History", "Mg2"}
+
+
+def test_metadata_is_deidentified_with_the_text(tmp_path):
+    """File names (holding the patient's name) become pseudonyms, dates shift with the text, identifiers
+    and names in free-text fields are replaced; the input's own 'deidentified' claim is dropped."""
+    inp = tmp_path / "in.jsonl"
+    row = {
+        "id": "n1",
+        "patient": "3f6fd0bb-6cd3-eb3f-4401-cd38ace25f2b",
+        "source": "Bob965_Keeling57_3f6fd0bb-6cd3-eb3f-4401-cd38ace25f2b.json",
+        "date": "1991-07-08T01:39:26.097+00:00",
+        "encounter": "urn:uuid:dcac858b-5fe7-36bc-773d-77b8458f89d0",
+        "author": "Dr. Lucas404 Block661",
+        "note_type": "History and physical note",
+        "deidentified": True,
+        "text": "1991-07-08\nBob965 Keeling57 is seen today.",
+    }
+    inp.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    deidentify_file(inp, out, key=b"k")
+    got = json.loads(out.read_text())
+    flat = json.dumps(got)
+    for secret in ("Bob965", "Keeling57", "Lucas404", "Block661", "3f6fd0bb", "dcac858b", "1991-07-08"):
+        assert secret not in flat, secret
+    assert got["source"].startswith("src-") and got["encounter"].startswith("ref-")
+    shifted = got["text"].splitlines()[0]
+    assert got["date"].startswith(shifted + "T01:39:26")  # the same shift as the text's date
+    assert got["note_type"] == "History and physical note" and got["author"].startswith("person-")

@@ -1,0 +1,100 @@
+"""The privacy review queue in the store: items ``clinical-nlp deid`` was unsure of, decided by a privacy
+officer (a registered person with PHI access), audited. A note with open items is not pushed to Doccano.
+
+Example:
+    >>> from clinical_nlp.store import Store
+    >>> store = Store("sqlite:///:memory:")
+    >>> record_items(store, "n1", [{"start": 0, "end": 4, "label": "PTName", "reason": "possible PTName"}])
+    1
+    >>> [i["note_id"] for i in open_items(store)]
+    ['n1']
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from clinical_nlp.errors import InputFormatError, PolicyError
+from clinical_nlp.store import PrivacyReviewRow, Store
+
+VERDICTS = ("confirmed", "rejected")
+_FIELDS = ("id", "note_id", "start", "end", "label", "reason", "status", "reviewer", "decided_at")
+
+
+def record_items(store: Store, note_id: str, items: Sequence[Mapping[str, Any]]) -> int:
+    """Replace the note's open items with ``items`` (``start``/``end`` in the de-identified text, ``label``,
+    ``reason``): a new de-identification of the note brings its own. Returns how many were recorded."""
+    with store.session() as s:
+        s.execute(
+            delete(PrivacyReviewRow).where(PrivacyReviewRow.note_id == note_id, PrivacyReviewRow.status == "open")
+        )
+        for it in items:
+            s.add(
+                PrivacyReviewRow(
+                    note_id=note_id, start=int(it["start"]), end=int(it["end"]), label=str(it["label"]),
+                    reason=str(it["reason"])[:300],
+                )
+            )  # fmt: skip
+    return len(items)
+
+
+def _row(r: PrivacyReviewRow) -> dict[str, Any]:
+    return {k: getattr(r, k) for k in _FIELDS}
+
+
+def items(store: Store, *, status: str | None = None, note_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Queue items (optionally of one status or of some notes), in note and offset order."""
+    with store.session() as s:
+        stmt = select(PrivacyReviewRow).order_by(PrivacyReviewRow.note_id, PrivacyReviewRow.start)
+        if status is not None:
+            stmt = stmt.where(PrivacyReviewRow.status == status)
+        if note_ids is not None:
+            stmt = stmt.where(PrivacyReviewRow.note_id.in_(list(note_ids)))
+        return [_row(r) for r in s.scalars(stmt)]
+
+
+def open_items(store: Store, note_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    return items(store, status="open", note_ids=note_ids)
+
+
+def decide(store: Store, item_id: int, verdict: str, reviewer: str, *, actor: str | None = None) -> dict[str, Any]:
+    """Record the officer's verdict (``confirmed``: it is PHI; ``rejected``: it is not; the surrogate stays
+    either way); a later verdict on the same item supersedes (both audited)."""
+    from clinical_nlp.annotators import Registry
+    from clinical_nlp.audit import AuditLog
+
+    if verdict not in VERDICTS:
+        raise InputFormatError(f"privacy review verdict {verdict!r} is not one of {VERDICTS}")
+    person = Registry(store).find(reviewer)
+    if person is None or not person.phi_access:
+        raise PolicyError(
+            f"privacy review: {reviewer!r} is not registered with PHI access (clinical-nlp annotators add "
+            f"{reviewer} --phi-access ...)"
+        )
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    with store.session() as s:
+        row = s.get(PrivacyReviewRow, int(item_id))
+        if row is None:
+            raise InputFormatError(f"privacy review: no queue item {item_id}")
+        previous = row.status
+        row.status, row.reviewer, row.decided_at = verdict, reviewer, now
+        out = _row(row)
+    AuditLog(store).append(
+        "privacy_review",
+        actor=actor or reviewer,
+        details={"item": int(item_id), "note": out["note_id"], "verdict": verdict, "previous": previous},
+    )
+    return out
+
+
+def queue_summary(store: Store, notes: int) -> dict[str, Any]:
+    """Items per status and per 100 de-identified notes (for the dataset documentation)."""
+    counts = {"open": 0, "confirmed": 0, "rejected": 0}
+    for it in items(store):
+        counts[it["status"]] = counts.get(it["status"], 0) + 1
+    total = sum(counts.values())
+    return {**counts, "items": total, "per_100_notes": round(100 * total / notes, 1) if notes else None}
