@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from targets import Target, check_targets  # noqa: E402
 
 from clinical_nlp.config import shared_corpora_dir  # noqa: E402
+from clinical_nlp.deid.augment import augment  # noqa: E402
 from clinical_nlp.deid.core import DEFAULT_REVIEW_BELOW, DEFAULT_THRESHOLD, METHOD, Detector  # noqa: E402
 from clinical_nlp.deid.model import DEFAULT_MODEL, tokenize, train_tagger  # noqa: E402
 from clinical_nlp.deid.review import is_near_miss  # noqa: E402
@@ -92,19 +93,25 @@ def main() -> int:
     ap.add_argument("--part", choices=("dev", "locked"), default="dev", help="which part of the split to score")
     ap.add_argument("--review-below", type=float, default=DEFAULT_REVIEW_BELOW,
                     help="privacy review queue: flag words with P(not PHI) under this (0: no queue)")  # fmt: skip
+    ap.add_argument("--augment", type=int, default=0, help="surrogate copies of each training note with PHI")
     ap.add_argument("--show-misses", action="store_true", help="print each missed PHI token (development only)")
     args = ap.parse_args()
     if args.show_misses and args.part == "locked":
         print("refused: the locked part's individual misses are never printed", file=sys.stderr)
         return 2
     review = args.review_below or None
+
+    def with_copies(train: list[dict]) -> list[dict]:
+        return train + augment(train, copies=args.augment, seed=0) if args.augment else train
+
     every = load(args.corpus)
     dev_docs = split_docs(every, "dev")
     counts: dict = defaultdict(lambda: defaultdict(int))
     misses: list | None = [] if args.show_misses else None
     t0 = time.perf_counter()
     if args.part == "locked":
-        det = Detector(train_tagger(dev_docs, kind=args.kind), threshold=args.threshold, review_below=review)
+        det = Detector(train_tagger(with_copies(dev_docs), kind=args.kind), threshold=args.threshold,
+                       review_below=review)  # fmt: skip
         docs = split_docs(every, "locked")
         score(docs, det, counts)
     else:
@@ -116,7 +123,8 @@ def main() -> int:
         for k in range(args.folds):
             train = [d for d in docs if fold_of[str(d["patient"])] != k]
             test = [d for d in docs if fold_of[str(d["patient"])] == k]
-            det = Detector(train_tagger(train, kind=args.kind), threshold=args.threshold, review_below=review)
+            det = Detector(train_tagger(with_copies(train), kind=args.kind), threshold=args.threshold,
+                           review_below=review)  # fmt: skip
             score(test, det, counts, misses)
             print(f"fold {k + 1}/{args.folds} done", file=sys.stderr)
     for m in misses or []:
@@ -139,6 +147,7 @@ def main() -> int:
         ),
         "threshold": args.threshold,
         "tagger": args.kind,
+        "augment": args.augment,
         "token_recall": tp / gold if gold else None,
         "review_below": review,
         "token_recall_without_review_queue": tp_alone / gold if gold else None,

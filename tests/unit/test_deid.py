@@ -117,17 +117,23 @@ def test_deidentify_file_contract(tmp_path):
         (b"", "empty"),
         (b"{not json}\n", "in.jsonl:1: invalid JSON"),
         (b'{"id": "a"}\n', "text"),
-        (b"\xff\xfe\x00bad", "UTF-8"),
-        (b'{"id":"a","text":"x"}\n{"id":"a","text":"y"}\n', "duplicate"),
+        (b"\xff\xfe\x00bad", "in.jsonl:1: not UTF-8"),
+        (b'{"id":"a","text":"ok"}\n{"id":"b","text":"caf\xe9"}\n', "in.jsonl:2: not UTF-8"),
+        (b'{"id":"a","text":"x"}\n{"id":"a","text":"y"}\n', "in.jsonl:2: duplicate id 'a'"),
+        (b'{"id":"a","text":"x"}\n{"id":"e","text":"  "}\n', "in.jsonl:2: note 'e' has an empty text"),
+        (b'{"id":"big","text":"' + b"word " * 1_000_000 + b'"}\n', "note 'big' has 5,000,000 characters"),
     ],
+    ids=["empty-file", "bad-json", "no-text", "not-utf8", "not-utf8-line-2", "duplicate", "empty-text", "5MB"],
 )
 def test_bad_input_is_refused_without_output(tmp_path, content, needle):
     inp = tmp_path / "in.jsonl"
     inp.write_bytes(content)
     out = tmp_path / "out.jsonl"
+    out.write_text("an earlier run's output\n")  # nothing already written is lost
     with pytest.raises(InputFormatError, match=needle):
         deidentify_file(inp, out, tmp_path / "phi.jsonl")
-    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    assert out.read_text() == "an earlier run's output\n" and not (tmp_path / "phi.jsonl").exists()
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_lexicons_come_from_installed_packages():
@@ -256,3 +262,20 @@ def test_metadata_is_deidentified_with_the_text(tmp_path):
     shifted = got["text"].splitlines()[0]
     assert got["date"].startswith(shifted + "T01:39:26")  # the same shift as the text's date
     assert got["note_type"] == "History and physical note" and got["author"].startswith("person-")
+
+
+def test_surrogate_augmentation_keeps_offsets_labels_and_case():
+    from clinical_nlp.deid.augment import augment
+
+    doc = {"id": "n1", "text": "SEEN BY DR SMITH ON 3/4 AT MERCY. call 410-555-1212", "spans": [
+        {"start": 11, "end": 16, "label": "HCPName"}, {"start": 20, "end": 23, "label": "Date"},
+        {"start": 27, "end": 32, "label": "Location"}, {"start": 39, "end": 51, "label": "Phone"}]}  # fmt: skip
+    copies = augment([doc, {"id": "n2", "text": "no phi", "spans": []}], copies=3, seed=1)
+    assert [c["id"] for c in copies] == ["n1~aug0", "n1~aug1", "n1~aug2"]  # notes without PHI are not copied
+    for c in copies:
+        assert [s["label"] for s in c["spans"]] == ["HCPName", "Date", "Location", "Phone"]
+        for s in c["spans"]:
+            assert c["text"][s["start"] : s["end"]] == s["text"]
+        assert c["spans"][0]["text"].isupper() and c["spans"][2]["text"].isupper()  # the note's case is kept
+        assert c["text"].startswith("SEEN BY DR ") and " call " in c["text"]
+    assert len({c["text"] for c in copies}) == 3
