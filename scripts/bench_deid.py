@@ -1,4 +1,4 @@
-"""The de-identifier on the shared PhysioNet deid half, split by patient (``splits/deid_physionet.json``).
+"""The de-identifier on the shared PhysioNet deid half, split by patient (``splits/deid-patients.json``).
 
 ``--part dev`` (default): patient-grouped cross-validation within the development patients; the
 only part whose individual misses may be read (``--show-misses``). ``--part locked``: the tagger
@@ -41,7 +41,7 @@ def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-SPLIT = Path(__file__).resolve().parent.parent / "splits" / "deid_physionet.json"
+SPLIT = Path(__file__).resolve().parent.parent / "splits" / "deid-patients.json"
 
 
 def split_docs(docs: list[dict], part: str) -> list[dict]:
@@ -139,7 +139,7 @@ def main() -> int:
     result = {
         "method": METHOD,
         "corpus": f"PhysioNet deid gold standard, shared half, {args.part} part ({len(docs)} notes, "
-        f"{len({str(d['patient']) for d in docs})} patients; splits/deid_physionet.json)",
+        f"{len({str(d['patient']) for d in docs})} patients; splits/deid-patients.json)",
         "evaluation": (
             f"{args.folds}-fold patient-grouped cross-validation within the development patients, token level"
             if args.part == "dev"

@@ -22,9 +22,8 @@ from clinical_nlp.deid.core import (
 )
 from clinical_nlp.deid.metadata import deidentify_metadata
 from clinical_nlp.errors import InputFormatError
-from clinical_nlp.io.jsonl import atomic_writer
+from clinical_nlp.io.jsonl import atomic_writer, iter_json_rows
 
-MAX_LINE_BYTES = 10_000_000
 #: longer texts are refused: a clinical note of a million characters is a concatenation or an error
 MAX_NOTE_CHARS = 1_000_000
 
@@ -40,42 +39,25 @@ class DeidSummary:
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     """The input rows, checked: every problem names the file, the line and, once known, the note id."""
-    if not path.exists():
-        raise InputFormatError("input file not found", source=str(path))
     rows = []
     seen: set[str] = set()
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if len(raw) > MAX_LINE_BYTES:
-                raise InputFormatError(f"line longer than {MAX_LINE_BYTES} bytes", source=str(path), line=number)
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputFormatError(
-                    f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line)", source=str(path), line=number
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputFormatError(f"invalid JSON: {exc.msg}", source=str(path), line=number) from None
-            if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("text"), str):
-                raise InputFormatError("row needs an 'id' and a string 'text'", source=str(path), line=number)
-            nid = str(row["id"])
-            if nid in seen:
-                raise InputFormatError(f"duplicate id {row['id']!r}", source=str(path), line=number)
-            if not row["text"].strip():
-                raise InputFormatError(f"note {nid!r} has an empty text", source=str(path), line=number)
-            if len(row["text"]) > MAX_NOTE_CHARS:
-                raise InputFormatError(
-                    f"note {nid!r} has {len(row['text']):,} characters, more than {MAX_NOTE_CHARS:,} "
-                    "(split it, or it is not a note)",
-                    source=str(path),
-                    line=number,
-                )
-            seen.add(nid)
-            rows.append(row)
+    for number, row in iter_json_rows(path):  # bad UTF-8 or JSON: named by file and line there
+        if "id" not in row or not isinstance(row.get("text"), str):
+            raise InputFormatError("row needs an 'id' and a string 'text'", source=str(path), line=number)
+        nid = str(row["id"])
+        if nid in seen:
+            raise InputFormatError(f"duplicate id {row['id']!r}", source=str(path), line=number)
+        if not row["text"].strip():
+            raise InputFormatError(f"note {nid!r} has an empty text", source=str(path), line=number)
+        if len(row["text"]) > MAX_NOTE_CHARS:
+            raise InputFormatError(
+                f"note {nid!r} has {len(row['text']):,} characters, more than {MAX_NOTE_CHARS:,} "
+                "(split it, or it is not a note)",
+                source=str(path),
+                line=number,
+            )
+        seen.add(nid)
+        rows.append(row)
     if not rows:
         raise InputFormatError("no notes in input (empty file)", source=str(path))
     return rows
