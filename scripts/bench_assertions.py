@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """Assertion benchmark: our classifier vs medspaCy's default ConText, same run, same data.
 
-Data: the NegEx/ConText dev half (``<shared corpora>/negex_context/dev.jsonl``).
-Accuracy: per-class F1 (class vs rest) for negated, possible, historical,
-hypothetical and family. For our trained model the numbers are 5-fold
-cross-validated grouped by report (train on 4/5 of the reports, predict the
-rest), never train-on-test. Rules-only mode and medspaCy need no training.
+Data: the NegEx/ConText dev half (``<shared corpora>/negex_context/dev.jsonl``), split by report
+(``splits/negex-reports.json``). ``--part locked`` (default): our model trained on the development
+reports with the shipped regularisation, scored on the locked reports, aggregates only; medspaCy and
+rules-only on the same locked rows. ``--part dev``: 5-fold CV grouped by report within the
+development reports. Accuracy: per-class F1 (class vs rest) for negated, possible, historical,
+hypothetical and family. Caveat: the cue rules were written, in earlier sessions, while reading
+errors on the whole dev half (locked reports included), so the locked figures may be optimistic.
 Speed: rows/s of each system over all rows (best of ``--repeat`` runs),
 including tokenisation for medspaCy and the shipped model for ours.
 
@@ -26,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from targets import Target, check_targets
-from train_assertion_model import cascade_preds, class_f1s, cross_validate, featurize, load_rows
+from train_assertion_model import cascade_preds, class_f1s, cross_validate, featurize, load_rows, split_rows, train
 
 from clinical_nlp.config import shared_corpora_dir
 from clinical_nlp.io.jsonl import atomic_writer
@@ -91,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, default=Path("artifacts"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--part", choices=("dev", "locked"), default="locked")
     args = ap.parse_args(argv)
-    rows = load_rows(args.data)
+    every = load_rows(args.data)
+    dev_rows = split_rows(every, "dev")
+    rows = split_rows(every, args.part)
     n = len(rows)
     results: dict[str, dict] = {}
 
@@ -104,14 +109,25 @@ def main(argv: list[str] | None = None) -> int:
     from clinical_nlp.pipeline.assertion import load_model
 
     C = float(load_model(None).meta.get("C", 3.0))
-    cv = cross_validate(featurize(rows), rows, C, args.folds)
-    results["ours_default_cv"] = {
-        "f1": class_f1s(rows, cascade_preds(rows, {a: cv[a]["pred"] for a in ATTRIBUTES})),
+    if args.part == "dev":
+        cv = cross_validate(featurize(rows), rows, C, args.folds)
+        preds = {a: cv[a]["pred"] for a in ATTRIBUTES}
+        how = f"{args.folds}-fold CV grouped by report within the development reports (C={C})"
+    else:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = train(dev_rows, C).save(Path(tmp))
+            out = classify_assertions([(r["text"], r["start"], r["end"]) for r in rows], model=path)
+        preds = {a: [o[a] for o in out] for a in ATTRIBUTES}
+        how = f"trained on the {len(dev_rows)} development rows (C={C}), scored on the {n} locked rows"
+    results["ours_default"] = {
+        "f1": class_f1s(rows, cascade_preds(rows, preds) if args.part == "dev" else preds),
         "rows_per_s": round(df_rps, 1),
-        "note": f"F1 from {args.folds}-fold CV grouped by report (C={C}); speed of the shipped model",
+        "note": f"F1: {how}; speed of the shipped model",
     }
     summary = {
-        "data": "negex_context/dev.jsonl",
+        "data": f"negex_context/dev.jsonl, {args.part} part of splits/negex-reports.json",
         "rows": n,
         "speed_ratio_default_vs_medspacy": round(df_rps / ms_rps, 2),
         "speed_ratio_rules_only_vs_medspacy": round(ro_rps / ms_rps, 2),
@@ -144,12 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_writer(png, "wb") as fh:
         fig.savefig(fh, format="png", dpi=100)
     print(f"wrote {args.output / 'bench_assertions.json'} and {png}")
-    f1 = results["ours_default_cv"]["f1"]
+    f1 = results["ours_default"]["f1"]
     return check_targets(
         [
-            Target("negated F1 (default, report-grouped CV)", f1.get("negated"), ">=", 0.97),
-            Target("historical F1 (default, report-grouped CV)", f1.get("historical"), ">=", 0.70),
-            Target("hypothetical F1 (default, report-grouped CV)", f1.get("hypothetical"), ">=", 0.90),
+            Target(f"negated F1 (default, {args.part})", f1.get("negated"), ">=", 0.97),
+            Target(f"historical F1 (default, {args.part})", f1.get("historical"), ">=", 0.70),
+            Target(f"hypothetical F1 (default, {args.part})", f1.get("hypothetical"), ">=", 0.90),
             Target("default rows/s vs medspaCy ConText", summary["speed_ratio_default_vs_medspacy"], ">=", 1.0),
         ]
     )

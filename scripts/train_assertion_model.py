@@ -3,7 +3,9 @@
 
 Reads the NegEx/ConText dev half (``<shared corpora>/negex_context/dev.jsonl``),
 chooses the regularisation strength by 5-fold cross-validation grouped by
-report, prints the cross-validated per-class F1, and writes the model to
+report within its development reports (``splits/negex-reports.json``; the locked
+reports play no part in the choice), prints the cross-validated per-class F1,
+trains on every row with that strength and writes the model to
 ``clinical_nlp/resources/assertion/assertion_linear.json`` (or ``--output``).
 
 Usage: python scripts/train_assertion_model.py [--data FILE] [--output DIR] [--folds 5]
@@ -38,6 +40,15 @@ CLASSES = {
     "experiencer": ["patient", "family", "other"],
 }
 C_GRID = (0.3, 1.0, 3.0, 10.0)
+
+
+SPLIT = Path(__file__).resolve().parent.parent / "splits" / "negex-reports.json"
+
+
+def split_rows(rows: list[dict], part: str) -> list[dict]:
+    """The rows of the development or the locked reports (``splits/negex-reports.json``)."""
+    groups = set(json.loads(SPLIT.read_text(encoding="utf-8"))["development" if part == "dev" else "locked"])
+    return [r for r in rows if r["group"] in groups]
 
 
 def load_rows(path: Path) -> list[dict]:
@@ -170,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--C", type=float, default=None, help="skip the CV search and use this C")
     args = ap.parse_args(argv)
-    rows = load_rows(args.data)
+    every = load_rows(args.data)
+    rows = split_rows(every, "dev")  # C is chosen on the development reports only
     feats = featurize(rows)
     report = {}
     grid = (args.C,) if args.C else C_GRID
@@ -183,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"C={C}: grouped {args.folds}-fold CV F1 {scores}")
         if obj > best_score:
             best, best_score = C, obj
-    model = train(rows, best)
+    model = train(every, best)  # the shipped model learns from every row of the dev half
     model.meta["cv"] = report
+    model.meta["cv_on"] = "development reports of splits/negex-reports.json"
     path = model.save(args.output)
     print(f"chose C={best}; wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
     print(json.dumps(report[str(best)]))
