@@ -105,11 +105,11 @@ def _raw_input_rows(path: Path, batch_rows: int) -> Iterator[tuple[int, Row]]:
                 number += 1
                 if isinstance(row.get("spans"), str):
                     row["spans"] = json.loads(row["spans"])
-                row_to_note(row, source=str(path), line=number)
+                row_to_note(row, source=str(path), line=number, allow_empty=True)
                 yield number, row
         return
     for number, row in iter_json_rows(path):
-        row_to_note(row, source=str(path), line=number)
+        row_to_note(row, source=str(path), line=number, allow_empty=True)
         yield number, row
 
 
@@ -205,7 +205,7 @@ class PreannotateFn:
 
         nlp = get_pipeline(self.entity_model, self.assertion_model, self.rules_only)
         version = pipeline_version(nlp)
-        notes = [row_to_note(r) for r in rows]
+        notes = [row_to_note(r, allow_empty=True) for r in rows]  # an empty note gets no spans
         return [output_row(d, version) for d in preannotate(notes, nlp, batch_size=self.batch_size)]
 
 

@@ -330,9 +330,13 @@ def preannotate(
     """Pre-annotate notes: entity spans with attributes, score and source, plus Temporal spans.
 
     The note's ``date`` metadata is the reference date for temporal
-    normalisation. Empty notes are an :class:`InputFormatError` naming the note.
+    normalisation. A note whose text is empty (an empty criteria section is a real note) gets no
+    spans; one that is not a string or is too long is an :class:`InputFormatError` naming it.
+    Spans inside section headers (``MEDICATIONS:``, ``# Allergies``) are never suggested
+    (:mod:`clinical_nlp.pipeline.structure`).
     """
     from clinical_nlp.pipeline import assertion as A
+    from clinical_nlp.pipeline.structure import header_ranges, in_header
 
     nlp = nlp or build_pipeline()
     version = pipeline_version(nlp)
@@ -354,8 +358,8 @@ def preannotate(
     def batches() -> Iterator[list[Note]]:
         batch: list[Note] = []
         for note in notes:
-            if not isinstance(note.text, str) or not note.text.strip():
-                raise InputFormatError(f"note {note.id!r}: empty text")
+            if not isinstance(note.text, str):
+                raise InputFormatError(f"note {note.id!r}: text is not a string")
             if len(note.text) > A.MAX_TEXT_CHARS:
                 raise InputFormatError(
                     f"note {note.id!r}: text of {len(note.text):,} characters exceeds {A.MAX_TEXT_CHARS:,}"
@@ -368,15 +372,17 @@ def preannotate(
             yield batch
 
     try:
-        for batch in batches():
+        for whole in batches():
+            batch = [n for n in whole if n.text.strip()]  # empty notes: no spans, in their place
             docs = []
             for note in batch:
                 d = nlp.make_doc(note.text)
                 d._.cn_reference_date = note.date
                 docs.append(d)
             model_spans: Sequence[tuple[Span, ...]] = (
-                entity_model.predict(batch) if entity_model is not None else [()] * len(batch)
+                entity_model.predict(batch) if entity_model is not None and batch else [()] * len(batch)
             )
+            done: dict[int, AnnotatedNote] = {}
             for note, doc, extra in zip(batch, nlp.pipe(docs, batch_size=batch_size), model_spans, strict=True):
                 spans = _doc_spans(doc, note, version)
                 if extra:
@@ -401,8 +407,12 @@ def preannotate(
                     spans = merged + [
                         r for r in spans if r.label == "Temporal" or not any(_overlaps(r, m) for m in merged)
                     ]
+                headers = list(header_ranges(note.text))
+                spans = [s for s in spans if s.label == "Temporal" or not in_header(s.start, s.end, headers)]
                 spans.sort(key=lambda s: (s.start, s.end, s.label))
-                yield AnnotatedNote(note, tuple(spans))
+                done[id(note)] = AnnotatedNote(note, tuple(spans))
+            for note in whole:
+                yield done.get(id(note)) or AnnotatedNote(note, ())
                 if bar is not None:
                     bar.update(1)
     finally:

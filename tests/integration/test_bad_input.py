@@ -92,7 +92,6 @@ FILE_CASES = [
     ("convert-duplicates", _rows(GOOD, GOOD), "convert", r"duplicate id 'a'"),
     ("convert-span-off", _rows(SPAN_OFF), "convert", r"beyond the text"),
     ("preannotate-duplicates", _rows(GOOD, GOOD), "preannotate", r"duplicate id 'a'"),
-    ("preannotate-empty-text", _rows({"id": "a", "text": ""}), "preannotate", r"empty text"),
     ("preannotate-huge", _rows(HUGE), "preannotate", r"exceeds the limit"),
     ("preannotate-non-utf8", b'{"id": "a", "text": "\xff"}\n', "preannotate", r"not valid UTF-8"),
     ("deid-truncated", '{"id": "a", "text": "Mr Smith"', "deid", r"invalid JSON"),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from clinical_nlp.config import default_guidelines_dir
-from clinical_nlp.errors import ConfigError, InputFormatError
+from clinical_nlp.errors import ConfigError
 from clinical_nlp.pipeline import build_pipeline, pipeline_version, preannotate
 from clinical_nlp.types import Note
 
@@ -92,9 +92,21 @@ def test_rules_only_source_names_rule_ids(nlp_rules) -> None:
     assert "medspacy-en-" in _by_text(doc)["pain"].source
 
 
-def test_empty_note_is_an_error(nlp) -> None:
-    with pytest.raises(InputFormatError, match="'e1': empty text"):
-        list(preannotate([Note("e1", "   ")], nlp))
+def test_empty_note_gets_no_spans_in_its_place(nlp) -> None:
+    """An empty exclusion-criteria section is a real note: zero spans, the run goes on, order kept."""
+    got = list(preannotate([Note("a", "Pain in chest."), Note("e1", "   "), Note("b", "No fever.")], nlp))
+    assert [d.id for d in got] == ["a", "e1", "b"] and got[1].spans == () and got[0].spans
+
+
+def test_section_headers_are_never_suggested(nlp) -> None:
+    text = "MEDICATIONS: aspirin daily.\nALLERGIES: none.\n# Medications\nFAMILY HISTORY\nMother had asthma."
+    (doc,) = list(preannotate([Note("h", text)], nlp))
+    from clinical_nlp.pipeline.structure import header_ranges
+
+    headers = list(header_ranges(text))
+    assert len(headers) == 4
+    assert not [s for s in doc.spans if s.label != "Temporal" and any(a <= s.start and s.end <= b for a, b in headers)]
+    assert any(s.text == "asthma" for s in doc.spans)  # the finding under the header stays
 
 
 def test_batches_keep_order(nlp) -> None:
