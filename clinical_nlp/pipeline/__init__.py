@@ -242,6 +242,8 @@ def build_pipeline(
     gdir = Path(guidelines_dir) if guidelines_dir else default_guidelines_dir()
     context_rules = gdir / "context_rules.json"
     entity_rules = gdir / "entity_rules.jsonl"
+    sections = gdir / "section_context.yaml"
+    rule_files = [context_rules, entity_rules] + ([sections] if sections.exists() else [])
     nlp = spacy.blank("en")
     nlp.add_pipe("medspacy_pyrush" if context == "medspacy" else "clinical_nlp_sentences_v1")
     matcher: Any = nlp.add_pipe("medspacy_target_matcher")
@@ -265,13 +267,43 @@ def build_pipeline(
     assert_id = "rules" if comp.model is None else comp.model.name
     nlp.meta["clinical_nlp"] = {
         "version": PIPELINE_VERSION,
-        "rules": _file_hash(context_rules) + "." + _file_hash(entity_rules),
+        "rules": ".".join(_file_hash(p) for p in rule_files),
+        "section_context": load_section_context(sections),
         "assertion": assert_id,
         "entity_model": str(entity_model) if entity_model else None,
         "rules_only": rules_only,
         "context": context,
     }
     return nlp
+
+
+def load_section_context(path: Path) -> dict[str, dict[str, str]]:
+    """``{section category: {attribute: value}}`` (``guidelines/section_context.yaml``; empty if absent)."""
+    if not path.exists():
+        return {}
+    import yaml
+
+    from clinical_nlp.types import ATTRIBUTE_VALUES
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of section categories")
+    for section, attrs in data.items():
+        for attr, value in (attrs or {}).items():
+            if attr not in ATTRIBUTE_VALUES or value not in ATTRIBUTE_VALUES[attr]:
+                raise ConfigError(f"{path}: {section}: {attr}={value!r} is not an attribute value")
+    return {str(k): dict(v or {}) for k, v in data.items()}
+
+
+def _in_section(attrs: dict[str, str], section: str | None, context: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The attributes with the section's implied values where they are at their default (no cue said else)."""
+    from clinical_nlp.types import ATTRIBUTE_DEFAULTS
+
+    implied = context.get(section or "", {})
+    return {
+        **attrs,
+        **{a: v for a, v in implied.items() if attrs.get(a, ATTRIBUTE_DEFAULTS[a]) == ATTRIBUTE_DEFAULTS[a]},
+    }
 
 
 def pipeline_version(nlp: spacy.Language) -> str:
@@ -291,7 +323,12 @@ def _overlaps(a: Span, b: Span) -> bool:
     return a.start < b.end and b.start < a.end
 
 
-def _doc_spans(doc, note: Note, version: str) -> list[Span]:
+def _section_of(doc, start: int, end: int) -> str | None:
+    span = doc.char_span(start, end, alignment_mode="expand")
+    return None if span is None else getattr(span._, "section_category", None)
+
+
+def _doc_spans(doc, note: Note, version: str, context: dict[str, dict[str, str]]) -> list[Span]:
     spans = []
     for ent in doc.ents:
         rule_id = None
@@ -305,11 +342,15 @@ def _doc_spans(doc, note: Note, version: str) -> list[Span]:
                 ent.end_char,
                 ent.label_,
                 ent.text,
-                {
-                    "negation": ent._.cn_negation,
-                    "temporality": ent._.cn_temporality,
-                    "experiencer": ent._.cn_experiencer,
-                },
+                _in_section(
+                    {
+                        "negation": ent._.cn_negation,
+                        "temporality": ent._.cn_temporality,
+                        "experiencer": ent._.cn_experiencer,
+                    },
+                    ent._.section_category,
+                    context,
+                ),
                 score=ent._.cn_score,
                 source=f"{version}|entity:rule:{rule_id}|assert:{ent._.cn_source}",
             )
@@ -349,6 +390,7 @@ def preannotate(
             raise ConfigError(f"entity model given but clinical_nlp.models.entities is unavailable ({exc})") from None
         entity_model = load_entity_model(Path(meta["entity_model"]))
     comp: Any = nlp.get_pipe("clinical_nlp_assertion_v1")
+    context = meta.get("section_context") or {}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -384,7 +426,7 @@ def preannotate(
             )
             done: dict[int, AnnotatedNote] = {}
             for note, doc, extra in zip(batch, nlp.pipe(docs, batch_size=batch_size), model_spans, strict=True):
-                spans = _doc_spans(doc, note, version)
+                spans = _doc_spans(doc, note, version, context)
                 if extra:
                     merged = []
                     for s in extra:
@@ -399,7 +441,11 @@ def preannotate(
                                 s.end,
                                 s.label,
                                 s.text or note.text[s.start : s.end],
-                                {**dict(s.attributes), **{k: res[k] for k in A.ATTRIBUTES}},
+                                _in_section(
+                                    {**dict(s.attributes), **{k: res[k] for k in A.ATTRIBUTES}},
+                                    _section_of(doc, s.start, s.end),
+                                    context,
+                                ),
                                 score=s.score if s.score is not None else res["score"],
                                 source=f"{version}|entity:{s.source or 'model'}|assert:{res['source']}",
                             )

@@ -177,3 +177,22 @@ def test_bundled_chia_real_text(nlp, corpora_dir: Path) -> None:
     cond_gold = [[s for s in d.spans if s.label == "Condition"] for d in docs]
     cond_pred = [[s for s in d.spans if s.label == "Condition"] for d in out]
     assert corpus_span_prf(cond_gold, cond_pred, mode="overlap", labels=["Condition"])["__micro__"].precision > 0.5
+
+
+def test_section_context_sets_attributes_a_cue_did_not(nlp) -> None:
+    text = "PAST MEDICAL HISTORY:\nDiabetes.\n\nFAMILY HISTORY:\nAsthma.\n\nASSESSMENT:\nAsthma."
+    (doc,) = list(preannotate([Note("s", text)], nlp))
+    by_start = {s.start: s for s in doc.spans if s.label == "Condition"}
+    pmh, fam, now = by_start[text.index("Diabetes")], by_start[text.index("Asthma")], by_start[text.rindex("Asthma")]
+    assert pmh.temporality == "historical" and pmh.experiencer == "patient"
+    assert fam.experiencer == "family"
+    assert (now.temporality, now.experiencer) == ("recent", "patient")  # the assessment section implies nothing
+
+
+def test_section_context_file_is_checked(tmp_path) -> None:
+    from clinical_nlp.pipeline import load_section_context
+
+    bad = tmp_path / "section_context.yaml"
+    bad.write_text("family_history:\n  experiencer: cousin\n")
+    with pytest.raises(ConfigError, match="experiencer='cousin'"):
+        load_section_context(bad)
