@@ -26,6 +26,9 @@ def register(app: typer.Typer) -> None:
     models_app = typer.Typer(help="The model registry: trained model versions and their metrics.", no_args_is_help=True)
     app.add_typer(train_app, name="train")
     app.add_typer(models_app, name="models")
+    from clinical_nlp.cli import relations
+
+    relations.register(app, train_app)  # train relations, relations
 
     @train_app.command("entities")
     def train_entities_cmd(

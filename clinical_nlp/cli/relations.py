@@ -1,0 +1,70 @@
+"""Relation commands: ``train relations`` and ``relations`` (predict links between given spans)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from clinical_nlp.errors import InputFormatError
+
+
+def _rows(path: Path) -> list[dict]:
+    from clinical_nlp.io.jsonl import iter_json_rows
+
+    rows, seen = [], set()
+    for line, row in iter_json_rows(path):
+        if "id" not in row or not isinstance(row.get("text"), str):
+            raise InputFormatError("row needs an 'id' and a string 'text'", source=str(path), line=line)
+        if str(row["id"]) in seen:
+            raise InputFormatError(f"duplicate id {row['id']!r}", source=str(path), line=line)
+        seen.add(str(row["id"]))
+        for s in row.get("spans") or []:
+            if not (isinstance(s, dict) and "id" in s and 0 <= int(s.get("start", -1)) <= int(s.get("end", -1))
+                    <= len(row["text"])):  # fmt: skip
+                raise InputFormatError(
+                    f"note {row['id']!r}: span {s!r} needs an 'id' and offsets inside the text", source=str(path),
+                    line=line,
+                )  # fmt: skip
+        rows.append(row)
+    if not rows:
+        raise InputFormatError("no rows (empty input)", source=str(path))
+    return rows
+
+
+def register(app: typer.Typer, train_app: typer.Typer) -> None:
+    @train_app.command("relations")
+    def train_relations_cmd(
+        train: Path = typer.Option(..., "--train", help="JSONL with spans (with ids) and relations (Chia form)."),
+        dev: Path = typer.Option(..., "--dev", help="Development JSONL: chooses C and the modifier threshold."),
+        output: Path = typer.Option(..., "--output", "-o", help="Model directory to write."),
+    ) -> None:
+        """Train the relation classifier on gold entities and relations; print the dev micro-F1."""
+        from tqdm import tqdm
+
+        from clinical_nlp.models.relations import C_GRID, train_relations
+
+        train_rows, dev_rows = _rows(train), _rows(dev)
+        with tqdm(total=len(C_GRID), desc="fit", unit="C", disable=None) as bar:
+            model, scores = train_relations(train_rows, dev_rows, progress=bar.update)
+        model.meta["data"] = {"train": train.name, "dev": dev.name}
+        path = model.save(output)
+        typer.echo(json.dumps({"model": str(path), "C": model.meta["C"], "dev_all": scores["all"],
+                               "dev_modifiers": scores["modifiers"]}, indent=2))  # fmt: skip
+
+    @app.command("relations")
+    def relations_cmd(
+        model: Path = typer.Option(..., "--model", help="Directory written by 'train relations'."),
+        input: Path = typer.Option(..., "--input", "-i", help="JSONL rows: id, text, spans (with ids)."),
+        output: Path = typer.Option(..., "--output", "-o", help="JSONL rows: id, relations (type, arg1, arg2, score)."),
+    ) -> None:
+        """Predict relations between the given spans of each row (one output row per input row, in order)."""
+        from clinical_nlp.io.jsonl import write_rows
+        from clinical_nlp.models.relations import load_relation_model
+
+        mdl = load_relation_model(model)
+        rows = _rows(input)
+        preds = mdl.predict(rows)
+        n = write_rows(output, [{"id": r["id"], "relations": p} for r, p in zip(rows, preds, strict=True)])
+        typer.echo(f"{sum(map(len, preds))} relation(s) in {n} row(s) -> {output}")

@@ -1,0 +1,333 @@
+"""Relations between given entity spans: a linear classifier over ordered span pairs.
+
+Candidates are ordered pairs of spans on the same line of the text, at most ``MAX_GAP`` characters
+apart, whose label pair occurs with some relation type in the training data. Each candidate gets a
+type or ``NONE`` from a multinomial logistic regression (scikit-learn) over features of the pair:
+both labels and their order, the distance, the words and entities between, punctuation and
+coordinators between, whether each is the other's nearest span of its label. Chia's group relations
+(``OR``/``AND`` with ``args``) are learned as links between consecutive members. Scores are the
+classifier's probabilities; the regularisation is chosen on the development file.
+
+Example:
+    >>> t1 = {"id": "T1", "start": 0, "end": 5, "label": "Measurement"}
+    >>> t2 = {"id": "T2", "start": 6, "end": 10, "label": "Value"}
+    >>> row = {"id": "n1", "text": "HbA1c > 7%", "spans": [t1, t2],
+    ...        "relations": [{"type": "Has_value", "arg1": "T1", "arg2": "T2"}]}
+    >>> gold_pairs(row)
+    {('T1', 'T2'): 'Has_value'}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clinical_nlp.errors import ConfigError, InputFormatError
+
+NONE = "NONE"
+MAX_GAP = 150
+MODIFIER_TYPES = ("Has_value", "Has_temporal", "Has_negation", "Has_qualifier", "Has_multiplier", "Has_mood")
+C_GRID = (0.3, 1.0)
+MODIFIER_THRESHOLDS = (0.1, 0.15, 0.2, 0.3, 0.4)
+_WORD = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
+
+Row = Mapping[str, Any]
+
+
+def gold_pairs(row: Row) -> dict[tuple[str, str], str]:
+    """``{(arg1 id, arg2 id): type}``; a group relation (``args``) links consecutive members."""
+    out: dict[tuple[str, str], str] = {}
+    for rel in row.get("relations") or []:
+        if "arg1" in rel and "arg2" in rel:
+            out[(str(rel["arg1"]), str(rel["arg2"]))] = str(rel["type"])
+        elif isinstance(rel.get("args"), list):
+            args = [str(a) for a in rel["args"]]
+            for a, b in zip(args, args[1:], strict=False):
+                out[(a, b)] = str(rel["type"])
+    return out
+
+
+def _spans(row: Row) -> list[dict[str, Any]]:
+    spans = []
+    for s in row.get("spans") or []:
+        if "id" not in s:
+            raise InputFormatError(f"note {row.get('id')!r}: a span has no 'id' (relations refer to span ids)")
+        spans.append({"id": str(s["id"]), "start": int(s["start"]), "end": int(s["end"]), "label": str(s["label"])})
+    return sorted(spans, key=lambda s: (s["start"], s["end"]))
+
+
+def candidates(row: Row, allowed: set[tuple[str, str]] | None) -> list[tuple[dict, dict]]:
+    """Ordered pairs of distinct spans on one line, close enough, with a label pair seen in training."""
+    text, spans = str(row["text"]), _spans(row)
+    out = []
+    for a in spans:
+        for b in spans:
+            if a is b:
+                continue
+            lo, hi = (a, b) if a["start"] <= b["start"] else (b, a)
+            gap = text[lo["end"] : hi["start"]] if hi["start"] >= lo["end"] else ""
+            if "\n" in gap or len(gap) > MAX_GAP:
+                continue
+            if allowed is not None and (a["label"], b["label"]) not in allowed:
+                continue
+            out.append((a, b))
+    return out
+
+
+def _bucket(n: int) -> str:
+    return str(n) if n < 4 else "4-7" if n < 8 else "8-15" if n < 16 else "16+"
+
+
+def features(row: Row, a: dict, b: dict, spans: Sequence[dict]) -> list[str]:
+    """Feature names of the ordered pair (a, b)."""
+    text = str(row["text"])
+    forward = a["start"] <= b["start"]
+    lo, hi = (a, b) if forward else (b, a)
+    gap = text[lo["end"] : hi["start"]] if hi["start"] >= lo["end"] else ""
+    words = [w.lower() for w in _WORD.findall(gap)]
+    between = [s for s in spans if s["start"] >= lo["end"] and s["end"] <= hi["start"]]
+    pair = f"{a['label']}>{b['label']}"
+    order = "ab" if forward else "ba"
+    feats = [f"pair={pair}", f"pair_order={pair}|{order}", f"la={a['label']}", f"lb={b['label']}", f"order={order}",
+             f"ntok={_bucket(len(words))}", f"pair_ntok={pair}|{_bucket(len(words))}",
+             f"nbetween={_bucket(len(between))}", f"pair_nbetween={pair}|{_bucket(len(between))}"]  # fmt: skip
+    feats += [f"bw={w}" for w in words[:8]]
+    feats += [f"bword={w}|{b['label']}" for w in _WORD.findall(text[b["start"] : b["end"]].lower())[:3]]
+    feats += [f"aword={w}|{a['label']}" for w in _WORD.findall(text[a["start"] : a["end"]].lower())[-2:]]
+    if words:
+        feats += [f"first={words[0]}", f"last={words[-1]}"]
+    else:
+        feats.append("adjacent")
+    feats += [f"between_label={s['label']}" for s in between[:4]]
+    if any(s["label"] == b["label"] for s in between) or any(s["label"] == a["label"] for s in between):
+        feats.append("same_label_between")
+    for w in ("or", "and", ",", "(", ")", ";", "with", "of", "for", "within", "than", "no", "without"):
+        if w in words:
+            feats.append(f"has={w}|{pair}")
+    if _nearest(a, b, spans):
+        feats.append(f"b_nearest_of_its_label|{pair}")
+    if _nearest(b, a, spans):
+        feats.append(f"a_nearest_of_its_label|{pair}")
+    return feats
+
+
+def _nearest(a: dict, b: dict, spans: Sequence[dict]) -> bool:
+    """Whether b is the span of b's label closest to a."""
+
+    def dist(s: dict) -> int:
+        return max(s["start"] - a["end"], a["start"] - s["end"], 0)
+
+    same = [s for s in spans if s["label"] == b["label"] and s is not a]
+    return bool(same) and min(same, key=dist) is b
+
+
+def _rel(kind: str, a: dict, b: dict, score: float) -> dict[str, Any]:
+    return {"type": kind, "arg1": a["id"], "arg2": b["id"], "score": round(float(score), 4)}
+
+
+@dataclass
+class RelationModel:
+    vocab: dict[str, int]
+    classes: list[str]
+    coef: np.ndarray
+    intercept: np.ndarray
+    allowed: set[tuple[str, str]]
+    meta: dict[str, Any] = field(default_factory=dict)
+    threshold: float = 0.5
+    #: a modifier's best head is kept from this probability on (it has one head, so the bar can be lower)
+    modifier_threshold: float = 0.35
+
+    def _matrix(self, rows: list[list[str]]):
+        from scipy.sparse import csr_matrix
+
+        data, indices, indptr = [], [], [0]
+        for fs in rows:
+            idx = sorted({self.vocab[f] for f in fs if f in self.vocab})
+            indices += idx
+            data += [1.0] * len(idx)
+            indptr.append(len(indices))
+        return csr_matrix((data, indices, indptr), shape=(len(rows), len(self.vocab)))
+
+    def proba(self, feats: list[list[str]]) -> np.ndarray:
+        z = self._matrix(feats) @ self.coef.T + self.intercept
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict(self, rows: Iterable[Row]) -> list[list[dict[str, Any]]]:
+        """Per row, the relations ``{type, arg1, arg2, score}`` over its span ids."""
+        out = []
+        none = self.classes.index(NONE)
+        for row in rows:
+            spans = _spans(row)
+            cands = candidates(row, self.allowed)
+            rels: list[dict[str, Any]] = []
+            best_head: dict[str, dict[str, Any]] = {}  # a modifier has one head (97% of Chia's)
+            if cands:
+                p = self.proba([features(row, a, b, spans) for a, b in cands])
+                modifier = [i for i, c in enumerate(self.classes) if c in MODIFIER_TYPES]
+                for (a, b), probs in zip(cands, p, strict=True):
+                    if modifier:  # the pair's best modifier type, even where NONE is likelier
+                        m = max(modifier, key=lambda i: probs[i])
+                        held = best_head.get(b["id"])
+                        if held is None or probs[m] > held["score"]:
+                            best_head[b["id"]] = _rel(self.classes[m], a, b, probs[m])
+                    k = int(np.argmax(probs))
+                    if k != none and self.classes[k] not in MODIFIER_TYPES and probs[k] >= self.threshold:
+                        rels.append(_rel(self.classes[k], a, b, probs[k]))
+            rels += [r for r in best_head.values() if r["score"] >= self.modifier_threshold]
+            out.append(sorted(rels, key=lambda r: (r["arg1"], r["arg2"])))
+        return out
+
+    def save(self, directory: Path | str) -> Path:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        body = {
+            "kind": "relations-linear",
+            "classes": self.classes,
+            "vocab": self.vocab,
+            "coef": np.round(self.coef, 5).tolist(),
+            "intercept": np.round(self.intercept, 5).tolist(),
+            "allowed": sorted(list(p) for p in self.allowed),
+            "threshold": self.threshold,
+            "modifier_threshold": self.modifier_threshold,
+            "meta": self.meta,
+        }
+        out = path / "relations.json"
+        out.write_text(json.dumps(body), encoding="utf-8")
+        return out
+
+
+def load_relation_model(directory: Path | str) -> RelationModel:
+    path = Path(directory)
+    path = path / "relations.json" if path.is_dir() else path
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a relation model written by 'clinical-nlp train relations' ({exc})") from None
+    if body.get("kind") != "relations-linear":
+        raise ConfigError(f"{path}: not a relation model (kind {body.get('kind')!r})")
+    return RelationModel(
+        body["vocab"], body["classes"], np.array(body["coef"]), np.array(body["intercept"]),
+        {tuple(p) for p in body["allowed"]}, body.get("meta", {}), float(body.get("threshold", 0.5)),
+        float(body.get("modifier_threshold", 0.35)),
+    )  # fmt: skip
+
+
+def _examples(rows: Sequence[Row], allowed: set[tuple[str, str]]) -> tuple[list[list[str]], list[str]]:
+    X, y = [], []
+    for row in rows:
+        gold, spans = gold_pairs(row), _spans(row)
+        for a, b in candidates(row, allowed):
+            X.append(features(row, a, b, spans))
+            y.append(gold.get((a["id"], b["id"]), NONE))
+    return X, y
+
+
+def fit(rows: Sequence[Row], C: float) -> RelationModel:
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    allowed = set()
+    for row in rows:
+        labels = {s["id"]: s["label"] for s in _spans(row)}
+        for a, b in gold_pairs(row):
+            if a in labels and b in labels:
+                allowed.add((labels[a], labels[b]))
+    X, y = _examples(rows, allowed)
+    if not X or len(set(y)) < 2:
+        raise InputFormatError("no relations to learn from in the training file")
+    vec = DictVectorizer()
+    M = vec.fit_transform([{f: 1 for f in fs} for fs in X])
+    clf = LogisticRegression(C=C, max_iter=3000)
+    clf.fit(M, y)
+    vocab = {str(f): i for i, f in enumerate(vec.get_feature_names_out())}
+    return RelationModel(vocab, [str(c) for c in clf.classes_], clf.coef_, clf.intercept_, allowed, {"C": C})
+
+
+def evaluate(model: RelationModel, rows: Sequence[Row]) -> dict[str, Any]:
+    """Directed micro P/R/F1 over all binary types, over the modifier types, and per type."""
+    tp: Counter[str] = Counter()
+    fp: Counter[str] = Counter()
+    fn: Counter[str] = Counter()
+    for row, pred in zip(rows, model.predict(rows), strict=True):
+        gold = gold_pairs(row)
+        got = {(r["arg1"], r["arg2"]): r["type"] for r in pred}
+        for key, t in got.items():
+            (tp if gold.get(key) == t else fp)[t] += 1
+        for key, t in gold.items():
+            if got.get(key) != t:
+                fn[t] += 1
+
+    def prf(types: Iterable[str]) -> dict[str, float]:
+        ts = list(types)
+        a, b, c = sum(tp[t] for t in ts), sum(fp[t] for t in ts), sum(fn[t] for t in ts)
+        p, r = (a / (a + b) if a + b else 0.0), (a / (a + c) if a + c else 0.0)
+        return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4),
+                "gold": a + c}  # fmt: skip
+
+    every = sorted(set(tp) | set(fn) | set(fp))
+    return {"all": prf(every), "modifiers": prf(MODIFIER_TYPES), "per_type": {t: prf([t]) for t in every}}
+
+
+def train_relations(
+    train: Sequence[Row], dev: Sequence[Row], *, progress: Any = None
+) -> tuple[RelationModel, dict[str, Any]]:
+    """Fit on ``train`` for each C of ``C_GRID``; choose C and the modifier threshold by micro-F1 over
+    all types on ``dev`` (development data); the dev metrics go into the model's meta."""
+    best: tuple[float, float, float, dict[str, Any]] | None = None
+    models, tried = {}, {}
+    for C in C_GRID:
+        models[C] = model = fit(train, C)
+        for th in MODIFIER_THRESHOLDS:
+            model.modifier_threshold = th
+            scores = evaluate(model, dev)
+            tried[f"C={C},modifier_threshold={th}"] = scores["all"]["f1"]
+            if best is None or scores["all"]["f1"] > best[0]:
+                best = (scores["all"]["f1"], C, th, scores)
+        if progress:
+            progress(1)
+    assert best is not None
+    _, C, th, scores = best
+    model = models[C]
+    model.modifier_threshold = th
+    model.meta.update({"C": C, "modifier_threshold": th, "dev": scores, "tried": tried,
+                       "train_rows": len(train), "dev_rows": len(dev)})  # fmt: skip
+    return model, scores
+
+
+def nearest_baseline(train: Sequence[Row], rows: Sequence[Row]) -> dict[str, Any]:
+    """Each modifier span linked from the nearest concept span on its line, with the type the training data
+    most often gives that label pair: the heuristic the issue compares against."""
+    common: dict[tuple[str, str], Counter[str]] = {}
+    for row in train:
+        labels = {s["id"]: s["label"] for s in _spans(row)}
+        for (a, b), t in gold_pairs(row).items():
+            if t in MODIFIER_TYPES and a in labels and b in labels:
+                common.setdefault((labels[a], labels[b]), Counter())[t] += 1
+    modifiers = {lab for (_, lab) in common}
+    preds = []
+    for row in rows:
+        spans, text, rels = _spans(row), str(row["text"]), []
+        for m in (s for s in spans if s["label"] in modifiers):
+            heads = [s for s in spans if (s["label"], m["label"]) in common and "\n" not in
+                     text[min(s["end"], m["end"]) : max(s["start"], m["start"])] and s is not m]  # fmt: skip
+            if heads:
+                h = min(heads, key=lambda s: abs(s["start"] - m["start"]))
+                t = common[(h["label"], m["label"])].most_common(1)[0][0]
+                rels.append({"type": t, "arg1": h["id"], "arg2": m["id"], "score": 1.0})
+        preds.append(rels)
+
+    class _Fixed(RelationModel):
+        def predict(self, rows: Iterable[Row]) -> list[list[dict[str, Any]]]:
+            return preds
+
+    fixed = _Fixed({}, [NONE], np.zeros((1, 0)), np.zeros(1), set())
+    return evaluate(fixed, rows)
