@@ -27,6 +27,8 @@ from clinical_nlp.doccano.tasks import (
     DoneExample,
     TaskItem,
     TaskProject,
+    TaskPull,
+    TaskPush,
     identity,
     import_items,
     open_task_project,
@@ -48,23 +50,14 @@ def adjudication_project_name(project: str, expert: str) -> str:
 
 
 @dataclass
-class AdjudicationPush:
-    doccano_project: str
-    project_id: int
+class AdjudicationPush(TaskPush):
     queued: int = 0
-    imported: int = 0
-    skipped_already_pushed: int = 0
-    link: str = ""
 
 
 @dataclass
-class AdjudicationPull:
-    doccano_project: str
+class AdjudicationPull(TaskPull):
     decided: list[str] = field(default_factory=list)
     amended: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    problems: list[dict[str, str]] = field(default_factory=list)
-    still_open: int = 0
 
 
 def _versions(store: Store, note_id: str) -> dict[str, tuple[Span, ...]]:
@@ -124,7 +117,10 @@ def push_adjudication(
     where = TaskProject(project_name, TASK, expert)
     pid = open_task_project(server, guideline, where)
     imported, already = import_items(store, server, where, pid, [suggestion(store, e.item, e.reasons) for e in queue])
-    return AdjudicationPush(where.name, pid, len(queue), imported, already, f"{server.url}/projects/{pid}")
+    return AdjudicationPush(
+        where.name, pid, imported=imported, skipped_already_pushed=already, link=f"{server.url}/projects/{pid}",
+        queued=len(queue),
+    )  # fmt: skip
 
 
 def pull_adjudication(

@@ -24,6 +24,8 @@ from clinical_nlp.doccano.tasks import (
     DoneExample,
     TaskItem,
     TaskProject,
+    TaskPull,
+    TaskPush,
     identity,
     import_items,
     open_task_project,
@@ -42,24 +44,15 @@ TASK = "qa"
 
 
 @dataclass
-class QAPush:
-    doccano_project: str
-    project_id: int
+class QAPush(TaskPush):
     open_reviews: int = 0
     notes: int = 0
-    imported: int = 0
-    skipped_already_pushed: int = 0
-    link: str = ""
 
 
 @dataclass
-class QAPull:
-    doccano_project: str
+class QAPull(TaskPull):
     confirmed: list[str] = field(default_factory=list)
     corrected: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    problems: list[dict[str, str]] = field(default_factory=list)
-    still_open: int = 0
 
 
 def shown_spans(store: Store, guideline: Guideline, note_id: str) -> TaskItem:
@@ -102,7 +95,10 @@ def push_qa_review(
     where = TaskProject(project_name, TASK, reviewer)
     pid = open_task_project(server, guideline, where)
     imported, already = import_items(store, server, where, pid, items)
-    return QAPush(where.name, pid, len(todo), len(items), imported, already, f"{server.url}/projects/{pid}")
+    return QAPush(
+        where.name, pid, imported=imported, skipped_already_pushed=already, link=f"{server.url}/projects/{pid}",
+        open_reviews=len(todo), notes=len(items),
+    )  # fmt: skip
 
 
 def _change(label: str, shown: tuple[Span, ...], hers: tuple[Span, ...]) -> str:

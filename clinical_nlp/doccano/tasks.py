@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from clinical_nlp.config import Guideline
@@ -52,6 +52,27 @@ class TaskProject:
     @property
     def key(self) -> str:
         return f"{self.project}#{self.task}"
+
+
+@dataclass
+class TaskPush:
+    """What a push into a task project did (the adjudication and QA reports extend it)."""
+
+    doccano_project: str
+    project_id: int
+    imported: int = 0
+    skipped_already_pushed: int = 0
+    link: str = ""
+
+
+@dataclass
+class TaskPull:
+    """What a pull from a task project found (the adjudication and QA reports extend it)."""
+
+    doccano_project: str
+    unchanged: list[str] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)
+    still_open: int = 0
 
 
 @dataclass(frozen=True)

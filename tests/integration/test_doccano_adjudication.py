@@ -30,15 +30,21 @@ def _human(nid: str, who: str, spans: list[Span]) -> Annotation:
     return Annotation(item=nid, annotator=who, payload=tuple(spans), source="human", guideline_version="g")
 
 
-@pytest.fixture()
-def queued(tmp_path, creds):  # noqa: F811
+def expert_store(tmp_path, creds, texts):  # noqa: F811
+    """A store with alice, bob and the expert registered (she has her own Doccano account) and ``texts``."""
     admin = dc.DoccanoServer(creds)
     if admin.missing_users([EXPERT]):
         admin.create_user(EXPERT, PASSWORD)
     guideline = load_guideline()
     store = register(Store(f"sqlite:///{tmp_path}/s.db"))
     Registry(store).add(Annotator(EXPERT, "expert", license_id="MD-7", guideline_version=guideline.version))
-    store.add_notes([Note(nid, t) for nid, t in TEXTS.items()], deidentified=True)
+    store.add_notes([Note(nid, t) for nid, t in texts.items()], deidentified=True)
+    return store, guideline
+
+
+@pytest.fixture()
+def queued(tmp_path, creds):  # noqa: F811
+    store, guideline = expert_store(tmp_path, creds, TEXTS)
     t1 = TEXTS["adj-1"]
     fever, asthma = (t1.index("fever"), t1.index("fever") + 5), (t1.index("asthma"), t1.index("asthma") + 6)
     written = store.save_annotations(

@@ -7,17 +7,15 @@ import json
 import uuid
 
 import pytest
-from test_doccano_adjudication import EXPERT
+from test_doccano_adjudication import EXPERT, expert_store
 from test_doccano_roundtrip import PASSWORD, creds, person, register, server  # noqa: F401  (fixtures)
 
-from clinical_nlp import doccano as dc
-from clinical_nlp.annotators import Annotator, Registry
+from clinical_nlp.annotators import Registry
 from clinical_nlp.audit import AuditLog
-from clinical_nlp.config import load_guideline
 from clinical_nlp.doccano.qa_review import pull_qa_review, push_qa_review
 from clinical_nlp.qa import qa_todo, review_history
 from clinical_nlp.store import Store
-from clinical_nlp.types import Annotation, Note, Span
+from clinical_nlp.types import Annotation, Span
 
 pytestmark = [pytest.mark.doccano, pytest.mark.integration]
 
@@ -26,13 +24,7 @@ TEXTS = {"qa-1": "Aspirin 81 mg daily.", "qa-2": "Started metformin 500 mg."}
 
 @pytest.fixture()
 def reviewed(tmp_path, creds):  # noqa: F811
-    admin = dc.DoccanoServer(creds)
-    if admin.missing_users([EXPERT]):
-        admin.create_user(EXPERT, PASSWORD)
-    guideline = load_guideline()
-    store = register(Store(f"sqlite:///{tmp_path}/s.db"))
-    Registry(store).add(Annotator(EXPERT, "expert", license_id="MD-7", guideline_version=guideline.version))
-    store.add_notes([Note(nid, t) for nid, t in TEXTS.items()], deidentified=True)
+    store, guideline = expert_store(tmp_path, creds, TEXTS)
     gold = [
         Annotation("qa-1", "consensus", (Span(0, 7, "Drug", "Aspirin"),), source="consensus:majority",
                    guideline_version=guideline.version, edits={"annotators": ["a", "b"]}),
