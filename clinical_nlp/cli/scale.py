@@ -22,6 +22,10 @@ def register(app: typer.Typer) -> None:
         rules_only: bool = typer.Option(False, "--rules-only", help="ConText rules decide the attributes."),
         partition_size: int = typer.Option(64, help="Notes per partition (memory is bounded by a few partitions)."),
         retries: int = typer.Option(2, help="Resubmissions of a failed partition before the run fails."),
+        preview: int = typer.Option(0, "--preview", min=0, help="Also write an HTML preview of N sampled notes."),
+        preview_output: Path | None = typer.Option(
+            None, "--preview-output", help="Preview page path (default: OUTPUT with .preview.html)."
+        ),
     ) -> None:
         """Pre-annotate a corpus, in-process or on Dask, one output row per input note in input order.
 
@@ -29,7 +33,11 @@ def register(app: typer.Typer) -> None:
         score, source), model_version and the input's metadata keys. Written atomically: on any
         error no output file is left.
         """
+        from clinical_nlp.errors import InputFormatError
         from clinical_nlp.scale import preannotate_file, stats_summary
+
+        if preview and output.suffix == ".parquet":
+            raise InputFormatError("--preview needs a JSONL output", source=str(output))
 
         stats = preannotate_file(
             input,
@@ -43,6 +51,11 @@ def register(app: typer.Typer) -> None:
             retries=retries,
         )
         typer.echo(json.dumps(stats_summary(stats)))
+        if preview:
+            from clinical_nlp.pipeline.preview import write_preview
+
+            page = write_preview(output, preview_output or output.with_suffix(".preview.html"), n=preview)
+            typer.echo(f"preview of {preview} note(s): {page}")
 
     @app.command("export")
     def export_cmd(

@@ -120,3 +120,27 @@ def test_report_renders_in_headless_chromium(tmp_path):
         shot.unlink()
     _chromium([f"--screenshot={shot}", html_path.as_uri()], tmp_path)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_preannotation_preview_renders_in_headless_chromium(tmp_path):
+    """`preannotate --preview N`: a displaCy page of N sampled notes with labels, attributes and scores."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from clinical_nlp.cli.app import app
+
+    notes = tmp_path / "notes.jsonl"
+    rows = [{"id": f"n{i}", "text": f"No fever today. History of asthma {i}."} for i in range(6)]
+    notes.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "pre.jsonl"
+    res = CliRunner().invoke(app, ["preannotate", "-i", str(notes), "-o", str(out), "--preview", "3"])
+    assert res.exit_code == 0, res.output
+    page = out.with_suffix(".preview.html")
+    dom = _chromium(["--dump-dom", page.as_uri()], tmp_path)
+    assert "3 of 6 notes" in dom.stdout and dom.stdout.count("<mark") >= 3
+    assert "Condition NEG" in dom.stdout and _console_errors(dom.stderr) == []
+    bad = CliRunner().invoke(
+        app, ["preannotate", "-i", str(notes), "-o", str(tmp_path / "x.parquet"), "--preview", "2"]
+    )
+    assert bad.exit_code != 0 and "needs a JSONL output" in str(bad.exception)
