@@ -53,6 +53,8 @@ class LabelSpec(_Strict):
     review_rate: float = 0.1
     #: learned by the entity models and pre-annotated (False: annotators add it by hand)
     pre_annotate: bool = True
+    #: suggestions of this label below this score are not pre-annotated (a poor suggestion costs an edit)
+    min_score: float = 0.0
 
     @validator("review_rate")
     def _rate(cls, v: float) -> float:  # noqa: N805

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,14 +199,28 @@ class PreannotateFn:
     assertion_model: str | None = None
     rules_only: bool = False
     batch_size: int = 32
+    min_score: float = 0.0
+    labels: tuple[str, ...] = ()
 
     def __call__(self, rows: list[Row]) -> list[Row]:
+        from dataclasses import replace
+
+        from clinical_nlp.config import load_label_schema
         from clinical_nlp.pipeline import pipeline_version, preannotate
 
         nlp = get_pipeline(self.entity_model, self.assertion_model, self.rules_only)
         version = pipeline_version(nlp)
+        bars = {lab.name: max(self.min_score, lab.min_score) for lab in load_label_schema().labels}
         notes = [row_to_note(r, allow_empty=True) for r in rows]  # an empty note gets no spans
-        return [output_row(d, version) for d in preannotate(notes, nlp, batch_size=self.batch_size)]
+        out = []
+        for d in preannotate(notes, nlp, batch_size=self.batch_size):
+            kept = tuple(
+                s for s in d.spans
+                if (not self.labels or s.label in self.labels)
+                and (s.score is None or s.score >= bars.get(s.label, self.min_score))
+            )  # fmt: skip
+            out.append(output_row(replace(d, spans=kept), version))
+        return out
 
 
 # ---------------------------------------------------------------- runner
@@ -383,13 +397,22 @@ def preannotate_file(
     batch_size: int = 32,
     retries: int = 2,
     progress: bool = True,
+    min_score: float = 0.0,
+    labels: Sequence[str] = (),
 ) -> ScaleStats:
     """Pre-annotate a JSONL/Parquet corpus into JSONL/Parquet (one row per note, input order).
 
     Rows: ``id``, ``text``, ``spans`` (start, end, label, text, negation,
     temporality, experiencer, score, source …), ``model_version`` and the
-    input's metadata keys. See :func:`run_partitioned` for ``workers``/``scheduler``.
+    input's metadata keys. See :func:`run_partitioned` for ``workers``/``scheduler``. Suggestion
+    controls: only ``labels`` (all when empty), and no span scored below ``min_score`` or its label's
+    ``min_score`` in the label schema.
     """
+    from clinical_nlp.config import load_label_schema
+
+    unknown = sorted(set(labels) - set(load_label_schema().label_names))
+    if unknown:
+        raise ClinicalNLPError(f"--labels: {unknown} not in the label schema")
     if model is not None and not Path(model).is_dir():
         raise ClinicalNLPError(f"{model}: entity model directory not found")
     fn = PreannotateFn(
@@ -397,6 +420,8 @@ def preannotate_file(
         str(Path(assertion_model).resolve()) if assertion_model else None,
         rules_only,
         batch_size,
+        min_score,
+        tuple(labels),
     )
     stats = run_partitioned(
         input,

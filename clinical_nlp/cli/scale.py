@@ -22,6 +22,8 @@ def register(app: typer.Typer) -> None:
         rules_only: bool = typer.Option(False, "--rules-only", help="ConText rules decide the attributes."),
         partition_size: int = typer.Option(64, help="Notes per partition (memory is bounded by a few partitions)."),
         retries: int = typer.Option(2, help="Resubmissions of a failed partition before the run fails."),
+        min_score: float = typer.Option(0.0, "--min-score", min=0.0, max=1.0, help="Drop suggestions scored below."),
+        labels: str = typer.Option("", "--labels", help="Comma-separated labels to suggest (default: all)."),
         preview: int = typer.Option(0, "--preview", min=0, help="Also write an HTML preview of N sampled notes."),
         preview_output: Path | None = typer.Option(
             None, "--preview-output", help="Preview page path (default: OUTPUT with .preview.html)."
@@ -49,6 +51,8 @@ def register(app: typer.Typer) -> None:
             rules_only=rules_only,
             partition_size=partition_size,
             retries=retries,
+            min_score=min_score,
+            labels=[lab.strip() for lab in labels.split(",") if lab.strip()],
         )
         typer.echo(json.dumps(stats_summary(stats)))
         if preview:

@@ -106,3 +106,29 @@ def test_in_process_and_parquet_round_trip(notes20, tmp_path):
     stats = run_partitioned(pq_in, out, Flaky(str(tmp_path / "m"), "none"), partition_size=6, progress=False)
     assert stats.workers == 0 and stats.notes == 20
     assert list(pd.read_parquet(out)["id"]) == _ids(notes20)
+
+
+def test_suggestion_controls_labels_and_min_score(tmp_path):
+    """--labels keeps only those labels; --min-score drops spans scored below (Temporal spans score 0.8)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from clinical_nlp.cli.app import app
+
+    notes = tmp_path / "n.jsonl"
+    notes.write_text(json.dumps({"id": "a", "text": "No fever since 2 days. Aspirin daily."}) + "\n")
+    runner = CliRunner()
+
+    def labels_of(args):
+        out = tmp_path / "o.jsonl"
+        res = runner.invoke(app, ["preannotate", "-i", str(notes), "-o", str(out), *args])
+        assert res.exit_code == 0, res.output
+        return sorted({s["label"] for s in json.loads(out.read_text())["spans"]})
+
+    everything = labels_of([])
+    assert "Temporal" in everything and "Condition" in everything
+    assert labels_of(["--labels", "Condition"]) == ["Condition"]
+    assert "Temporal" not in labels_of(["--min-score", "0.85"])
+    bad = runner.invoke(app, ["preannotate", "-i", str(notes), "-o", str(tmp_path / "x.jsonl"), "--labels", "Tumour"])
+    assert bad.exit_code != 0 and "not in the label schema" in str(bad.exception)
