@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -73,7 +74,7 @@ def test_two_rounds_resume_and_report(demo_env):
     assert done["edits"]["total"] > 0
     assert 0.0 <= done["agreement"]["overall"]["span_f1_exact"] < 1.0
     # the suggestion check names exactly the notes both annotators left unchanged
-    labels = [json.loads(x) for x in open(done["labels_path"], encoding="utf-8")]
+    labels = [json.loads(x) for x in Path(done["labels_path"]).read_text(encoding="utf-8").splitlines()]
     both_unchanged = {
         nid
         for nid in done["batch"]
@@ -93,7 +94,7 @@ def test_two_rounds_resume_and_report(demo_env):
 
     simulate_annotators(project, store, 2, sims, gold, SCHEMA_LABELS, LOGINS)
     final = finish_round(project, expert_decision=_expert(gold), dev=dev)
-    report = json.loads(open(final["report"]).read())
+    report = json.loads(Path(final["report"]).read_text(encoding="utf-8"))
     assert [p["n_docs"] for p in report["learning_curve"]] == [4, 8]
     assert report["parent_model"] == done["model_version"]
     assert (project.root / "reports" / "round-002" / "learning_curve.png").stat().st_size > 0
