@@ -42,6 +42,20 @@ def expert_store(tmp_path, creds, texts):  # noqa: F811
     return store, guideline
 
 
+def project_copy(tmp_path, store: Store, kind: str, name: str):
+    """A new project whose store holds ``store``'s team, notes and ``kind`` annotations (audited)."""
+    from clinical_nlp.project import init_project
+
+    project = init_project(tmp_path / "proj", name=f"{name}{uuid.uuid4().hex[:6]}")
+    target = Store(project.store_url)
+    for a in Registry(store).list():
+        Registry(target).add(a)
+    target.add_notes(store.notes(), deidentified=True)
+    written = target.save_annotations(store.annotations(kind=kind), kind=kind)
+    AuditLog(target).append("ingest", actor="test", details={}, rows=written)
+    return project, target
+
+
 @pytest.fixture()
 def queued(tmp_path, creds):  # noqa: F811
     store, guideline = expert_store(tmp_path, creds, TEXTS)
@@ -123,17 +137,10 @@ def test_cli_adjudicate_push_and_pull(tmp_path, queued, creds, monkeypatch):  # 
     from typer.testing import CliRunner
 
     from clinical_nlp.cli.app import app
-    from clinical_nlp.project import init_project
 
     store, _, _, _ = queued
-    project = init_project(tmp_path / "proj", name=f"adjcli{uuid.uuid4().hex[:6]}")
+    project, target = project_copy(tmp_path, store, "human", "adjcli")
     monkeypatch.setenv("DOCCANO_URL", creds.url)
-    # the project's store gets the same team, notes, annotations and queue
-    target = Store(project.store_url)
-    for a in Registry(store).list():
-        Registry(target).add(a)
-    target.add_notes(store.notes(), deidentified=True)
-    target.save_annotations(store.annotations(kind="human"), kind="human")
     build_queue(target, [QueueCandidate(n, "text", {"span_f1": 0.5}) for n in TEXTS], expert=EXPERT)
     common = ["--expert", EXPERT, "--project", str(project.root)]
     res = CliRunner().invoke(app, ["adjudicate", "push", *common])

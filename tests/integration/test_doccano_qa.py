@@ -7,14 +7,12 @@ import json
 import uuid
 
 import pytest
-from test_doccano_adjudication import EXPERT, expert_store
+from test_doccano_adjudication import EXPERT, expert_store, project_copy
 from test_doccano_roundtrip import PASSWORD, creds, person, register, server  # noqa: F401  (fixtures)
 
-from clinical_nlp.annotators import Registry
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.doccano.qa_review import pull_qa_review, push_qa_review
 from clinical_nlp.qa import qa_todo, review_history
-from clinical_nlp.store import Store
 from clinical_nlp.types import Annotation, Span
 
 pytestmark = [pytest.mark.doccano, pytest.mark.integration]
@@ -72,17 +70,10 @@ def test_cli_qa_push_pull(tmp_path, reviewed, creds, monkeypatch):  # noqa: F811
     from typer.testing import CliRunner
 
     from clinical_nlp.cli.app import app
-    from clinical_nlp.project import init_project
 
     store, _, _ = reviewed
-    project = init_project(tmp_path / "proj", name=f"qacli{uuid.uuid4().hex[:6]}")
+    project, _ = project_copy(tmp_path, store, "gold", "qacli")
     monkeypatch.setenv("DOCCANO_URL", creds.url)
-    target = Store(project.store_url)
-    for a in Registry(store).list():
-        Registry(target).add(a)
-    target.add_notes(store.notes(), deidentified=True)
-    written = target.save_annotations(store.annotations(kind="gold"), kind="gold")
-    AuditLog(target).append("ingest", actor="test", details={}, rows=written)
     common = ["--reviewer", EXPERT, "--project-dir", str(project.root)]
     res = CliRunner().invoke(app, ["qa", "push", *common])
     assert res.exit_code == 0, res.output
