@@ -132,7 +132,8 @@ def _with_attributes(note: Note, spans: Sequence[Span]) -> tuple[Span, ...]:
 
 
 def preannotate_batch(notes: Sequence[Note], model: Any | None, labels: Sequence[str]) -> list[AnnotatedNote]:
-    """Pre-annotate with the current entity model, or the rules pipeline before the first model."""
+    """Pre-annotate with the project's current entity model; before its first, the shipped default model
+    (with the rules pipeline; rules alone when the package has no model built)."""
     keep = set(labels)
     if model is not None:
         predicted = model.predict(list(notes))
@@ -142,7 +143,7 @@ def preannotate_batch(notes: Sequence[Note], model: Any | None, labels: Sequence
         ]
     from clinical_nlp.pipeline import build_pipeline, preannotate
 
-    nlp = build_pipeline()
+    nlp = build_pipeline(use_default_model=True)
     out = []
     for doc in preannotate(notes, nlp):
         out.append(AnnotatedNote(doc.note, tuple(s for s in doc.spans if s.label in keep and s.fragments is None)))

@@ -399,6 +399,7 @@ def preannotate_file(
     progress: bool = True,
     min_score: float = 0.0,
     labels: Sequence[str] = (),
+    use_default_model: bool = True,
 ) -> ScaleStats:
     """Pre-annotate a JSONL/Parquet corpus into JSONL/Parquet (one row per note, input order).
 
@@ -406,15 +407,19 @@ def preannotate_file(
     temporality, experiencer, score, source …), ``model_version`` and the
     input's metadata keys. See :func:`run_partitioned` for ``workers``/``scheduler``. Suggestion
     controls: only ``labels`` (all when empty), and no span scored below ``min_score`` or its label's
-    ``min_score`` in the label schema.
+    ``min_score`` in the label schema. With no ``model``, the entity model shipped in the package
+    is used (``use_default_model=False``: rules only).
     """
     from clinical_nlp.config import load_label_schema
+    from clinical_nlp.models.default_entities import default_entity_model_dir
 
     unknown = sorted(set(labels) - set(load_label_schema().label_names))
     if unknown:
         raise ClinicalNLPError(f"--labels: {unknown} not in the label schema")
     if model is not None and not Path(model).is_dir():
         raise ClinicalNLPError(f"{model}: entity model directory not found")
+    if model is None and use_default_model:
+        model = default_entity_model_dir()
     fn = PreannotateFn(
         str(Path(model).resolve()) if model else None,
         str(Path(assertion_model).resolve()) if assertion_model else None,

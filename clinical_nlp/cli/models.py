@@ -66,6 +66,9 @@ def register(app: typer.Typer) -> None:
             "--static-vectors/--no-static-vectors",
             help="spaCy: static word vectors from the packaged MiniLM's word-piece embeddings.",
         ),
+        vector_dims: int = typer.Option(
+            0, help="spaCy: principal components kept of the static vectors (0: all 384; 128 for a small model)."
+        ),
         seed: int = typer.Option(0, help="Random seed."),
         dropout: float | None = typer.Option(None, help="Training dropout (default: 0.2 spacy, 0.1 transformer)."),
         patience: int = typer.Option(4, help="Early stopping: epochs without dev improvement (0: off)."),
@@ -117,6 +120,7 @@ def register(app: typer.Typer) -> None:
             learning_rate=learning_rate if learning_rate is not None or kind != "transformer" else 1e-4,
             tokenizer=cast(TokenizerKind, tokenizer),
             static_vectors=static_vectors,
+            vector_dims=vector_dims,
             transformer_epochs=transformer_epochs,
         )
         train_docs = read_jsonl(train, allow_empty=True)

@@ -19,18 +19,21 @@ def run_assertions(
     rules_only: bool = False,
     progress: bool = False,
     details: bool = False,
+    mode: str | None = None,
 ) -> int:
     """Classify every concept row of ``input_path`` into ``output_path`` (atomic); returns the row count.
 
     Each input row needs ``id``, ``text``, ``start``, ``end`` (and optionally
     ``concept``, checked against the offsets). Each output row has ``id``,
     ``negation``, ``temporality``, ``experiencer`` (plus ``score``/``source``
-    with ``details``). Any bad row raises an error naming file, line and id,
+    with ``details``). ``mode``: rules, linear or accurate (default: the package's
+    ``DEFAULT_MODE``). Any bad row raises an error naming file, line and id,
     and no output file is left behind.
     """
     from clinical_nlp.io.jsonl import iter_json_rows, write_rows
-    from clinical_nlp.pipeline.assertion import ATTRIBUTES, iter_classified
+    from clinical_nlp.pipeline.assertion import ATTRIBUTES, iter_classified, resolve_mode
 
+    resolve_mode(mode, rules_only)  # an unknown mode fails before any input is read
     src = str(input_path)
     seen_line: dict[str, int] = {}
 
@@ -53,7 +56,7 @@ def run_assertions(
 
             bar = tqdm(desc="assertions", unit="row")
         try:
-            it = iter_classified(rows(), model=model, rules_only=rules_only)
+            it = iter_classified(rows(), model=model, rules_only=rules_only, mode=mode)
             while True:
                 try:
                     rid, res = next(it)
@@ -103,6 +106,12 @@ def register(app: typer.Typer) -> None:
             "scripts/train_assertion_model.py (default: the model shipped in the package).",
         ),
         rules_only: bool = typer.Option(False, "--rules-only", help="Use the ConText cue rules only (fastest)."),
+        mode: str | None = typer.Option(
+            None,
+            "--mode",
+            help="rules (cue rules only, = --rules-only), linear (rules + linear model) or accurate "
+            "(+ the MiniLM model on the rows the linear model is unsure of; slower). Default: linear.",
+        ),
         details: bool = typer.Option(False, "--details", help="Also write score and source (provenance) per row."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ) -> None:
@@ -114,5 +123,7 @@ def register(app: typer.Typer) -> None:
         Bad rows (offsets outside the text or not on the concept, empty/huge text,
         non-UTF-8) stop with an error naming the line and id; no output is left behind.
         """
-        n = run_assertions(input, output, model=model, rules_only=rules_only, progress=progress, details=details)
+        n = run_assertions(
+            input, output, model=model, rules_only=rules_only, progress=progress, details=details, mode=mode
+        )
         typer.echo(f"classified {n} rows -> {output}", err=True)

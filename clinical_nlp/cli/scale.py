@@ -17,7 +17,10 @@ def register(app: typer.Typer) -> None:
             None, "--workers", "-w", min=1, help="Run on a Dask LocalCluster of N worker processes."
         ),
         scheduler: str | None = typer.Option(None, "--scheduler", help="Existing Dask scheduler, tcp://host:port."),
-        model: Path | None = typer.Option(None, "--model", help="Entity model dir from `clinical-nlp train entities`."),
+        model: Path | None = typer.Option(
+            None, "--model", help="Entity model dir from `clinical-nlp train entities` (default: the shipped model)."
+        ),
+        no_model: bool = typer.Option(False, "--no-model", help="Rules only: no learned entity model."),
         assertion_model: Path | None = typer.Option(None, "--assertion-model", help="Assertion model dir/JSON."),
         rules_only: bool = typer.Option(False, "--rules-only", help="ConText rules decide the attributes."),
         partition_size: int = typer.Option(64, help="Notes per partition (memory is bounded by a few partitions)."),
@@ -53,6 +56,7 @@ def register(app: typer.Typer) -> None:
             retries=retries,
             min_score=min_score,
             labels=[lab.strip() for lab in labels.split(",") if lab.strip()],
+            use_default_model=not no_model,
         )
         typer.echo(json.dumps(stats_summary(stats)))
         if preview:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,6 +214,7 @@ def build_pipeline(
     rules_only: bool = False,
     guidelines_dir: Path | None = None,
     context: str = "cascade",
+    use_default_model: bool = False,
 ) -> spacy.Language:
     """Build the pre-annotation ``Language`` from the rule files in ``guidelines_dir``.
 
@@ -224,7 +225,13 @@ def build_pipeline(
     ``context``: ``"cascade"`` (default; our rule sentence splitter, assertion
     cue rules + model) or ``"medspacy"`` (PyRuSH sentences + medspaCy ConText,
     the pre-0.2 layout; slower). ``scripts/bench_assertions.py`` compares them.
+    ``use_default_model``: with no ``entity_model``, use the entity model shipped in the package
+    (``make model``; rules only when it is not built).
     """
+    if entity_model is None and use_default_model:
+        from clinical_nlp.models.default_entities import default_entity_model_dir
+
+        entity_model = default_entity_model_dir()
     if context not in CONTEXT_MODES:
         raise ConfigError(f"context={context!r}: expected one of {', '.join(CONTEXT_MODES)}")
     import spacy
@@ -315,8 +322,17 @@ def pipeline_version(nlp: spacy.Language) -> str:
     if meta.get("context", "medspacy") != "cascade":
         out += "+context:medspacy"
     if meta.get("entity_model"):
-        out += "+ner:" + hashlib.sha256(str(meta["entity_model"]).encode()).hexdigest()[:8]
+        out += "+ner:" + _entity_model_id(Path(meta["entity_model"]))
     return out
+
+
+def _entity_model_id(path: Path) -> str:
+    """The entity model's recorded version (``model.json``), else a hash of its path."""
+    try:
+        version = json.loads((path / "model.json").read_text(encoding="utf-8")).get("version")
+    except (OSError, ValueError):
+        version = None
+    return str(version) if version else hashlib.sha256(str(path).encode()).hexdigest()[:8]
 
 
 def _overlaps(a: Span, b: Span) -> bool:
@@ -366,7 +382,12 @@ def _doc_spans(doc, note: Note, version: str, context: dict[str, dict[str, str]]
 
 
 def preannotate(
-    notes: Iterable[Note], nlp: spacy.Language | None = None, *, batch_size: int = 32, progress: bool = False
+    notes: Iterable[Note],
+    nlp: spacy.Language | None = None,
+    *,
+    batch_size: int = 32,
+    progress: bool = False,
+    model_min_scores: Mapping[str, float] | None = None,
 ) -> Iterator[AnnotatedNote]:
     """Pre-annotate notes: entity spans with attributes, score and source, plus Temporal spans.
 
@@ -374,7 +395,9 @@ def preannotate(
     normalisation. A note whose text is empty (an empty criteria section is a real note) gets no
     spans; one that is not a string or is too long is an :class:`InputFormatError` naming it.
     Spans inside section headers (``MEDICATIONS:``, ``# Allergies``) are never suggested
-    (:mod:`clinical_nlp.pipeline.structure`).
+    (:mod:`clinical_nlp.pipeline.structure`). With an entity model, its spans win over the rule
+    spans they overlap, but only those scored at least their label's ``min_score``
+    (``model_min_scores``, default the label schema's): where the model is unsure, the rule spans stay.
     """
     from clinical_nlp.pipeline import assertion as A
     from clinical_nlp.pipeline.structure import header_ranges, in_header
@@ -391,6 +414,11 @@ def preannotate(
         entity_model = load_entity_model(Path(meta["entity_model"]))
     comp: Any = nlp.get_pipe("clinical_nlp_assertion_v1")
     context = meta.get("section_context") or {}
+    if model_min_scores is None and entity_model is not None:
+        from clinical_nlp.config import load_label_schema
+
+        model_min_scores = {lab.name: lab.min_score for lab in load_label_schema().labels}
+    bars = dict(model_min_scores or {})
     bar = None
     if progress:
         from tqdm import tqdm
@@ -430,7 +458,7 @@ def preannotate(
                 if extra:
                     merged = []
                     for s in extra:
-                        if s.label == "Temporal":
+                        if s.label == "Temporal" or (s.score is not None and s.score < bars.get(s.label, 0.0)):
                             continue
                         res = A.classify_one(
                             note.text, s.start, s.end, model=comp.model, rules=comp.rules, rules_id=comp.rules_id
@@ -454,7 +482,7 @@ def preannotate(
                         r for r in spans if r.label == "Temporal" or not any(_overlaps(r, m) for m in merged)
                     ]
                 headers = list(header_ranges(note.text))
-                spans = [s for s in spans if s.label == "Temporal" or not in_header(s.start, s.end, headers)]
+                spans = [s for s in spans if not in_header(s.start, s.end, headers)]  # Temporal too: "HISTORY"
                 spans.sort(key=lambda s: (s.start, s.end, s.label))
                 done[id(note)] = AnnotatedNote(note, tuple(spans))
             for note in whole:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,10 +28,18 @@ from typing import Any
 from clinical_nlp.config import default_guidelines_dir
 from clinical_nlp.errors import ConfigError, InputFormatError, OffsetMismatchError
 from clinical_nlp.io._common import MAX_TEXT_CHARS  # one limit for every reader and the pipeline
+from clinical_nlp.models.assertion_linear import (  # noqa: F401  (re-exported: the model's home is models/)
+    DEFAULT_MODEL_DIR,
+    MODEL_FILE,
+    LinearAssertionModel,
+    default_model_available,
+    load_model,
+)
 
 ATTRIBUTES = ("negation", "temporality", "experiencer")
-MODEL_FILE = "assertion_linear.json"
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "assertion"
+#: ``rules`` (cue rules), ``linear`` (rules + linear model), ``accurate`` (+ MiniLM where unsure).
+MODES = ("rules", "linear", "accurate")
+DEFAULT_MODE = "linear"
 #: Characters of context kept on each side of the concept.
 WINDOW_CHARS = 240
 LEFT_TOKENS = 10
@@ -293,82 +300,6 @@ def apply_cascade(pred: dict[str, str], decision: Mapping[str, tuple[str, list[s
     return out
 
 
-@dataclass
-class LinearAssertionModel:
-    """One multinomial logistic model per attribute over sparse binary features."""
-
-    weights: dict[str, dict[str, list[float]]]  # attr -> feature -> per-class weights
-    classes: dict[str, list[str]]
-    meta: dict[str, Any]
-    digest: str
-
-    @classmethod
-    def load(cls, path: Path | str) -> LinearAssertionModel:
-        p = Path(path)
-        if p.is_dir():
-            p = p / MODEL_FILE
-        try:
-            raw = p.read_bytes()
-            data = json.loads(raw)
-            return cls(data["weights"], data["classes"], data.get("meta", {}), hashlib.sha256(raw).hexdigest()[:12])
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: assertion model not found (run `make model`)") from None
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise ConfigError(f"{p}: not a clinical-nlp assertion model ({exc})") from None
-
-    def save(self, path: Path | str) -> Path:
-        from clinical_nlp.io.jsonl import atomic_writer
-
-        p = Path(path)
-        if p.suffix != ".json":
-            p = p / MODEL_FILE
-        with atomic_writer(p) as fh:
-            json.dump({"weights": self.weights, "classes": self.classes, "meta": self.meta}, fh, separators=(",", ":"))
-        return p
-
-    def _merged(self) -> dict[str, list[tuple[str, list[float]]]]:
-        merged = getattr(self, "_merged_table", None)
-        if merged is None:
-            merged = {}
-            for attr, table in self.weights.items():
-                for f, w in table.items():
-                    merged.setdefault(f, []).append((attr, w))
-            self._merged_table = merged
-        return merged
-
-    def predict(self, feats: Sequence[str]) -> dict[str, tuple[str, float]]:
-        out = {}
-        sums = {attr: [0.0] * len(classes) for attr, classes in self.classes.items()}
-        table = self._merged()
-        for f in set(feats):
-            for attr, w in table.get(f, ()):
-                acc = sums[attr]
-                for i, v in enumerate(w):
-                    acc[i] += v
-        for attr, classes in self.classes.items():
-            scores = sums[attr]
-            m = max(scores)
-            exps = [math.exp(v - m) for v in scores]
-            z = sum(exps)
-            best = max(range(len(classes)), key=scores.__getitem__)
-            out[attr] = (classes[best], exps[best] / z)
-        return out
-
-    @property
-    def name(self) -> str:
-        return f"{self.meta.get('name', 'assertion-linear')}@{self.meta.get('version', '0')}+{self.digest}"
-
-
-@lru_cache(maxsize=4)
-def load_model(path: str | None = None) -> LinearAssertionModel:
-    """Load an assertion model (default: the one shipped in the package)."""
-    return LinearAssertionModel.load(Path(path) if path else DEFAULT_MODEL_DIR)
-
-
-def default_model_available() -> bool:
-    return (DEFAULT_MODEL_DIR / MODEL_FILE).exists()
-
-
 # ---------------------------------------------------------------------------- API
 def check_row(text: Any, start: Any, end: Any, *, row: str, concept: str | None = None) -> None:
     """Raise :class:`InputFormatError` naming ``row`` when the concept offsets are bad."""
@@ -388,6 +319,30 @@ def check_row(text: Any, start: Any, end: Any, *, row: str, concept: str | None 
         )
 
 
+def decide(
+    probs: Mapping[str, Mapping[str, float]], decision: Mapping[str, tuple[str, list[str]]]
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Attribute values from model probabilities, with the pass-through rule decisions applied.
+
+    Returns the values (plus ``source``: the ``+rules[...]`` suffix naming overriding rules, or
+    ``""``) and the per-attribute confidence.
+    """
+    out: dict[str, Any] = {}
+    scores: dict[str, float] = {}
+    passed: list[str] = []
+    for attr in ATTRIBUTES:
+        dist = probs.get(attr)
+        value, p = max(dist.items(), key=lambda kv: kv[1]) if dist else (decision[attr][0], 0.5)
+        rule_value, rids = decision[attr]
+        if rids and rule_value in CASCADE_PASS_THROUGH.get(attr, ()) and rule_value != value:
+            value, p = rule_value, 0.9
+            passed.extend(rids)
+        out[attr] = value
+        scores[attr] = round(p, 4)
+    out["source"] = f"+rules[{','.join(sorted(set(passed)))}]" if passed else ""
+    return out, scores
+
+
 def classify_one(
     text: str, start: int, end: int, *, model: LinearAssertionModel | None, rules: Sequence[CueRule], rules_id: str
 ) -> dict[str, Any]:
@@ -404,17 +359,8 @@ def classify_one(
             ids.extend(rids)
         out["source"] = f"rules:context@{rules_id}" + (f"[{','.join(sorted(set(ids)))}]" if ids else "")
     else:
-        pred = model.predict(feats)
-        passed = []
-        for attr in ATTRIBUTES:
-            value, p = pred.get(attr, (decision[attr][0], 0.5))
-            rule_value, rids = decision[attr]
-            if rids and rule_value in CASCADE_PASS_THROUGH.get(attr, ()) and rule_value != value:
-                value, p = rule_value, 0.9
-                passed.extend(rids)
-            out[attr] = value
-            scores[attr] = round(p, 4)
-        out["source"] = f"model:{model.name}" + (f"+rules[{','.join(sorted(set(passed)))}]" if passed else "")
+        out, scores = decide(model.predict_proba(feats), decision)
+        out["source"] = f"model:{model.name}" + out.pop("source")
     out["score"] = round(min(scores.values()), 4)
     out["scores"] = scores
     return out
@@ -431,6 +377,16 @@ def _chosen_model(model: Path | None, rules_only: bool) -> LinearAssertionModel 
     return None
 
 
+def resolve_mode(mode: str | None, rules_only: bool = False) -> str:
+    """``mode`` checked (``rules``, ``linear`` or ``accurate``); ``rules_only`` means ``rules``."""
+    if rules_only:
+        return "rules"
+    chosen = mode or DEFAULT_MODE
+    if chosen not in MODES:
+        raise ConfigError(f"unknown assertion mode {chosen!r}; use one of {', '.join(MODES)}")
+    return chosen
+
+
 def classify_assertions(
     rows: Sequence[tuple[str, int, int]],
     *,
@@ -438,6 +394,8 @@ def classify_assertions(
     rules_only: bool = False,
     rules_path: Path | None = None,
     details: bool = False,
+    mode: str | None = None,
+    transformer: Path | None = None,
 ) -> list[dict[str, str]]:
     """Classify the concept ``text[start:end]`` of each row.
 
@@ -447,30 +405,68 @@ def classify_assertions(
     ``score`` (lowest per-attribute confidence), ``scores`` and ``source``
     (rule ids or model name + version). ``model`` is a directory or JSON file
     written by ``scripts/train_assertion_model.py``; by default the model
-    shipped in the package is used (rules only if it is missing).
+    shipped in the package is used (rules only if it is missing). ``mode``:
+    ``rules`` (cue rules only, as ``rules_only``), ``linear`` or ``accurate``
+    (the linear cascade plus the MiniLM model ``transformer``, default the shipped one,
+    on the rows the linear model is unsure of); default :data:`DEFAULT_MODE`.
     """
+    chosen = resolve_mode(mode, rules_only)
     rules, rid = load_cue_rules(str(rules_path) if rules_path else None)
-    mdl = _chosen_model(model, rules_only)
-    out = []
+    mdl = _chosen_model(model, chosen == "rules")
+    triples = []
     for k, row in enumerate(rows):
         try:
             text, start, end = row
         except (TypeError, ValueError):
             raise InputFormatError(f"row {k}: expected (text, start, end), got {row!r}") from None
         check_row(text, start, end, row=str(k))
-        res = classify_one(text, start, end, model=mdl, rules=rules, rules_id=rid)
-        if not details:
-            res = {a: res[a] for a in ATTRIBUTES}
-        out.append(res)
+        triples.append((text, start, end))
+    if chosen == "accurate" and mdl is not None:
+        from clinical_nlp.pipeline.assertion_accurate import classify_accurate, load_transformer
+
+        tm = load_transformer(str(transformer) if transformer else None)
+        out = classify_accurate(triples, linear=mdl, transformer=tm, rules_path=rules_path)
+    else:
+        out = [classify_one(t, s, e, model=mdl, rules=rules, rules_id=rid) for t, s, e in triples]
+    if not details:
+        out = [{a: res[a] for a in ATTRIBUTES} for res in out]
     return out
 
 
 def iter_classified(
-    rows: Iterable[tuple[str, str, int, int, str | None]], *, model: Path | None = None, rules_only: bool = False
+    rows: Iterable[tuple[str, str, int, int, str | None]],
+    *,
+    model: Path | None = None,
+    rules_only: bool = False,
+    mode: str | None = None,
+    batch_size: int = 256,
 ):
-    """Stream ``(row_id, result)`` for ``(row_id, text, start, end, concept)`` tuples (checks each row)."""
+    """Stream ``(row_id, result)`` for ``(row_id, text, start, end, concept)`` tuples (checks each row).
+
+    The accurate mode classifies ``batch_size`` rows at a time (the transformer is batched).
+    """
+    chosen = resolve_mode(mode, rules_only)
     rules, rid = load_cue_rules(None)
-    mdl = _chosen_model(model, rules_only)
+    mdl = _chosen_model(model, chosen == "rules")
+    if chosen != "accurate" or mdl is None:
+        for row_id, text, start, end, concept in rows:
+            check_row(text, start, end, row=row_id, concept=concept)
+            yield row_id, classify_one(text, start, end, model=mdl, rules=rules, rules_id=rid)
+        return
+    from clinical_nlp.pipeline.assertion_accurate import classify_accurate, load_transformer
+
+    tm = load_transformer(None)
+    batch: list[tuple[str, tuple[str, int, int]]] = []
+
+    def flush():
+        res = classify_accurate([t for _, t in batch], linear=mdl, transformer=tm)
+        yield from zip([i for i, _ in batch], res, strict=True)
+        batch.clear()
+
     for row_id, text, start, end, concept in rows:
         check_row(text, start, end, row=row_id, concept=concept)
-        yield row_id, classify_one(text, start, end, model=mdl, rules=rules, rules_id=rid)
+        batch.append((row_id, (text, start, end)))
+        if len(batch) >= batch_size:
+            yield from flush()
+    if batch:
+        yield from flush()

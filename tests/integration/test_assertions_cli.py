@@ -28,7 +28,7 @@ def _run(*args: str):
     return runner.invoke(app, ["assertions", *args, "--no-progress"])
 
 
-@pytest.mark.parametrize("extra", [[], ["--rules-only"]])
+@pytest.mark.parametrize("extra", [[], ["--rules-only"], ["--mode", "accurate"]])
 def test_contract_on_real_rows(shared_corpora: Path, tmp_path: Path, extra: list[str]) -> None:
     src = shared_corpora / "negex_context" / "dev.jsonl"
     rows = [json.loads(x) for x in src.read_text(encoding="utf-8").splitlines()[:200]]
@@ -100,3 +100,26 @@ def test_help_documents_contract() -> None:
     assert res.exit_code == 0
     for word in ("--input", "--output", "--model", "--rules-only", "negation", "temporality", "experiencer"):
         assert word in res.output
+
+
+def test_accurate_mode_names_the_transformer_where_it_joined(tmp_path: Path) -> None:
+    rows = [
+        {"id": "a", "text": "No fever today.", "start": 3, "end": 8},
+        {"id": "b", "text": "He was treated for pneumonia years ago.", "start": 19, "end": 28},
+    ]
+    out = tmp_path / "o.jsonl"
+    res = _run(
+        "--input", str(_write(tmp_path / "in.jsonl", rows)), "--output", str(out), "--mode", "accurate", "--details"
+    )
+    assert res.exit_code == 0, res.output
+    got = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [g["id"] for g in got] == ["a", "b"] and got[0]["negation"] == "negated"
+    assert all(g["source"].startswith("model:assertion-linear") for g in got)
+
+
+def test_unknown_mode_is_a_clear_error(tmp_path: Path) -> None:
+    src = _write(tmp_path / "in.jsonl", [{"id": "a", "text": "No fever.", "start": 3, "end": 8}])
+    res = _run("--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--mode", "fastest")
+    assert res.exit_code != 0  # the console script turns this ConfigError into exit code 2
+    assert "unknown assertion mode 'fastest'" in str(res.exception)
+    assert not (tmp_path / "o.jsonl").exists()

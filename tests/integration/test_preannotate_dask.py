@@ -109,7 +109,10 @@ def test_in_process_and_parquet_round_trip(notes20, tmp_path):
 
 
 def test_suggestion_controls_labels_and_min_score(tmp_path):
-    """--labels keeps only those labels; --min-score drops spans scored below (Temporal spans score 0.8)."""
+    """--labels keeps only those labels; --min-score drops spans scored below (Temporal spans score 0.8).
+
+    Rules only (``--no-model``): their spans and scores do not move when the shipped model is retrained.
+    """
     import json
 
     from typer.testing import CliRunner
@@ -122,7 +125,7 @@ def test_suggestion_controls_labels_and_min_score(tmp_path):
 
     def labels_of(args):
         out = tmp_path / "o.jsonl"
-        res = runner.invoke(app, ["preannotate", "-i", str(notes), "-o", str(out), *args])
+        res = runner.invoke(app, ["preannotate", "-i", str(notes), "-o", str(out), "--no-model", *args])
         assert res.exit_code == 0, res.output
         return sorted({s["label"] for s in json.loads(out.read_text())["spans"]})
 
@@ -132,3 +135,42 @@ def test_suggestion_controls_labels_and_min_score(tmp_path):
     assert "Temporal" not in labels_of(["--min-score", "0.85"])
     bad = runner.invoke(app, ["preannotate", "-i", str(notes), "-o", str(tmp_path / "x.jsonl"), "--labels", "Tumour"])
     assert bad.exit_code != 0 and "not in the label schema" in str(bad.exception)
+
+
+def _shipped_model():
+    from clinical_nlp.models.default_entities import default_entity_model_dir
+
+    return default_entity_model_dir()
+
+
+@pytest.mark.skipif(_shipped_model() is None, reason="run `make model` to build the shipped entity model")
+def test_shipped_entity_model_is_the_default_and_no_model_means_rules(tmp_path):
+    from typer.testing import CliRunner
+
+    from clinical_nlp.cli.app import app
+
+    text = (
+        "HISTORY OF PRESENT ILLNESS: Headache with photophobia for three days, no vomiting. "
+        "She takes Tylenol 500 mg.\nFAMILY HISTORY: Grandmother had a cerebral aneurysm.\n"
+    )
+    notes = tmp_path / "n.jsonl"
+    notes.write_text(json.dumps({"id": "a", "text": text}) + "\n" + json.dumps({"id": "b", "text": ""}) + "\n")
+    version = json.loads((_shipped_model() / "model.json").read_text())["version"]
+    runner = CliRunner()
+
+    def run(*args):
+        out = tmp_path / "o.jsonl"
+        res = runner.invoke(app, ["preannotate", "-i", str(notes), "-o", str(out), *args])
+        assert res.exit_code == 0, res.output
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    with_model = run()
+    assert [r["id"] for r in with_model] == ["a", "b"] and with_model[1]["spans"] == []
+    assert with_model[0]["model_version"].endswith(f"+ner:{version}")
+    found = {s["text"].lower(): s for s in with_model[0]["spans"]}
+    assert any("entity:" in s["source"] for s in with_model[0]["spans"])
+    assert found["cerebral aneurysm"]["experiencer"] == "family"  # the FAMILY HISTORY section
+    assert found["vomiting"]["negation"] == "negated"
+    assert not any("history" in t for t in found), sorted(found)  # nothing in the headers, Temporal included
+    rules = run("--no-model")
+    assert "+ner:" not in rules[0]["model_version"]

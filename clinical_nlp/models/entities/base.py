@@ -19,6 +19,9 @@ from clinical_nlp.models.entities.decode import decode_spans
 from clinical_nlp.models.entities.spans import tidy_spans
 from clinical_nlp.types import Note, Span
 
+#: Per-label span-score calibration written by ``scripts/calibrate_entity_model.py`` (optional).
+CALIBRATION_FILE = "calibration.json"
+
 
 def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -95,9 +98,44 @@ class EntityModel:
         return self._probabilities(notes, stochastic=False)
 
     def predict(self, notes: Sequence[Note]) -> list[tuple[Span, ...]]:
-        """Spans per note, with ``score`` (mean tag probability) and ``source`` = :attr:`source`."""
+        """Spans per note, with ``score`` and ``source`` = :attr:`source`.
+
+        The score is the mean tag probability of the span's tokens, mapped through the model
+        directory's ``calibration.json`` when there is one (per label: the probability that a span
+        with that raw score is exactly right, fitted on held-out notes).
+        """
         notes = list(notes)
-        return self._decode(notes, self.token_offsets(notes), self._probabilities(notes, stochastic=False))
+        spans = self._decode(notes, self.token_offsets(notes), self._probabilities(notes, stochastic=False))
+        return self.calibrated(spans)
+
+    def calibration(self) -> dict[str, dict[str, list[float]]]:
+        """``{label: {"x": raw scores, "y": calibrated}}`` from ``calibration.json`` (empty without one)."""
+        if not hasattr(self, "_calibration"):
+            table: dict[str, dict[str, list[float]]] = {}
+            file = self.path / CALIBRATION_FILE if self.path else None
+            if file is not None and file.exists():
+                try:
+                    table = dict(json.loads(file.read_text(encoding="utf-8"))["labels"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ModelError(f"{file}: not a calibration table ({exc})") from None
+            self._calibration = table
+        return self._calibration
+
+    def calibrated(self, per_note: Sequence[tuple[Span, ...]]) -> list[tuple[Span, ...]]:
+        """``per_note`` with each span's score mapped through its label's calibration."""
+        from dataclasses import replace
+
+        table = self.calibration()
+        if not table:
+            return list(per_note)
+
+        def one(s: Span) -> Span:
+            t = table.get(s.label)
+            if t is None or s.score is None:
+                return s
+            return replace(s, score=round(float(np.interp(s.score, t["x"], t["y"])), 4))
+
+        return [tuple(one(s) for s in spans) for spans in per_note]
 
     def _decode(
         self, notes: Sequence[Note], offsets: Sequence[Sequence[tuple[int, int]]], probs: Sequence[np.ndarray]

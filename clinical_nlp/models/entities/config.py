@@ -52,6 +52,8 @@ class TrainConfig:
             MiniLM's word-piece embedding table (a word's vector = mean of its pieces' input
             embeddings; table keyed by lower-cased form, covering the MiniLM vocabulary and the
             training words). Pre-trained lexical knowledge at no run-time cost beyond a lookup.
+        vector_dims: spaCy kind only: keep this many principal components of the static vectors
+            (``0``: all 384); 128 keeps a shippable model small (the table is most of its size).
         transformer_epochs / transformer_learning_rate: ensemble kind only: the transformer
             member's epochs and learning rate (the spaCy member uses ``epochs`` etc.).
         ensemble_weight: ensemble kind only: weight of the transformer's probabilities
@@ -79,6 +81,7 @@ class TrainConfig:
     split_lines: bool = False
     tokenizer: TokenizerKind = "default"
     static_vectors: bool = True
+    vector_dims: int = 0
     transformer_epochs: int = 8
     transformer_learning_rate: float = 1e-4
     ensemble_weight: float | None = None

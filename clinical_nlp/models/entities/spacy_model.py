@@ -94,7 +94,7 @@ class SpacyEntityModel(EntityModel):
                     )
                 )
             out.append(tidy_spans(note.text, spans))
-        return out
+        return self.calibrated(out)
 
     def _save_weights(self, path):
         self.nlp.to_disk(path / "spacy")
@@ -144,10 +144,14 @@ def _spacy_examples(nlp, docs, labels, stats, split_lines: bool = False):
     return examples
 
 
-def install_minilm_vectors(nlp, docs: Sequence[AnnotatedNote], model_dir: Path | str | None = None) -> int:
+def install_minilm_vectors(
+    nlp, docs: Sequence[AnnotatedNote], model_dir: Path | str | None = None, dims: int = 0
+) -> int:
     """Give ``nlp`` a static vector table (keyed by lower-cased form) built from the MiniLM
     word-piece embeddings: the MiniLM vocabulary's whole words plus every word of ``docs``
-    (a word's vector = mean of its pieces' input embeddings). Returns the number of rows."""
+    (a word's vector = mean of its pieces' input embeddings), reduced to its first ``dims``
+    principal components (fitted on the vocabulary's words) when ``0 < dims`` < 384.
+    Returns the number of rows."""
     from spacy.vectors import Vectors
 
     tok, table, base_words, base_data = minilm_piece_table(str(model_dir or default_transformer_dir()))
@@ -155,6 +159,10 @@ def install_minilm_vectors(nlp, docs: Sequence[AnnotatedNote], model_dir: Path |
     extra = sorted({t.lower_ for d in docs for t in nlp.make_doc(d.text) if not t.is_space} - known)
     words = list(base_words) + extra
     data = np.concatenate([base_data, np.stack([piece_mean(tok, table, w) for w in extra])]) if extra else base_data
+    if 0 < dims < data.shape[1]:
+        from sklearn.decomposition import PCA
+
+        data = PCA(n_components=dims, svd_solver="full").fit(base_data).transform(data)
     for w in words:
         nlp.vocab.strings.add(w)
     nlp.vocab.vectors = Vectors(
@@ -196,7 +204,7 @@ def train_spacy(train, dev, config: TrainConfig, meta, progress: bool) -> tuple[
         use_vectors = config.static_vectors
         if use_vectors:
             try:
-                meta["static_vectors"] = install_minilm_vectors(nlp, train)
+                meta["static_vectors"] = install_minilm_vectors(nlp, train, dims=config.vector_dims)
             except ModelError as exc:  # the [ml] extra is not installed: train without vectors
                 log.warning("static vectors skipped: %s", exc)
                 use_vectors, meta["static_vectors"] = False, 0
