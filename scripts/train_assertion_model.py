@@ -24,6 +24,7 @@ import numpy as np
 
 from clinical_nlp.config import shared_corpora_dir
 from clinical_nlp.io.jsonl import iter_json_rows
+from clinical_nlp.models.assertion_training import class_f1 as f1
 from clinical_nlp.pipeline.assertion import (
     ATTRIBUTES,
     DEFAULT_MODEL_DIR,
@@ -107,13 +108,6 @@ def cross_validate(feats, rows, C: float, folds: int) -> dict[str, dict[str, flo
             clf = fit_attr(Xtr, y, C)
             preds[a][te] = clf.predict(Xte) if clf is not None else y[0]
     return {a: {"pred": list(preds[a])} for a in ATTRIBUTES}
-
-
-def f1(gold: list[str], pred: list[str], cls: str) -> float:
-    tp = sum(g == cls and p == cls for g, p in zip(gold, pred))
-    fp = sum(g != cls and p == cls for g, p in zip(gold, pred))
-    fn = sum(g == cls and p != cls for g, p in zip(gold, pred))
-    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
 def class_f1s(rows: list[dict], preds: dict[str, list[str]]) -> dict[str, float]:
