@@ -66,4 +66,4 @@ model: install
 	$(PY) -m clinical_nlp train entities --kind spacy --vector-dims 128 --train $$CORPORA/chia/train.jsonl \
 	  --dev $$CORPORA/chia/dev.jsonl --output clinical_nlp/resources/entities/default --no-progress
 	$(PY) scripts/calibrate_entity_model.py
-	$(PY) scripts/bench_preannotation.py --choose-thresholds --apply || true  # writes min_score; prints its targets
+	$(PY) scripts/bench_preannotation.py --choose-thresholds --apply
