@@ -75,6 +75,27 @@ class AttributeSpec(_Strict):
         return v
 
 
+class RelationSpec(_Strict):
+    """A relation type: which labels its head (``arg1``) and tail (``arg2``) may have.
+
+    ``directed: false`` (coordination such as ``AND``/``OR``) means the pair is unordered: either
+    argument may come first, and agreement compares the pair without its order.
+    """
+
+    name: str
+    heads: list[str]
+    tails: list[str]
+    directed: bool = True
+    color: str = "#555555"
+    description: str = ""
+
+    def allows(self, head: str, tail: str) -> bool:
+        """May a span labelled ``head`` link to one labelled ``tail`` with this type?"""
+        if head in self.heads and tail in self.tails:
+            return True
+        return not self.directed and tail in self.heads and head in self.tails
+
+
 class AgreementThresholds(_Strict):
     min_cohen_kappa: float = 0.8
     min_span_f1: float = 0.8
@@ -105,6 +126,8 @@ class LabelSchema(_Strict):
     agreement: AgreementThresholds = Field(default_factory=AgreementThresholds)
     qualifications: dict[str, str] = Field(default_factory=dict)
     gold: GoldPolicy = Field(default_factory=GoldPolicy)
+    #: relation types between spans (empty: the Doccano projects have relations off)
+    relations: list[RelationSpec] = Field(default_factory=list)
 
     @validator("labels")
     def _unique(cls, v: list[LabelSpec]) -> list[LabelSpec]:  # noqa: N805
@@ -113,6 +136,36 @@ class LabelSchema(_Strict):
         if dupes:
             raise ValueError(f"duplicate labels: {sorted(dupes)}")
         return v
+
+    @validator("relations")
+    def _relations_known(cls, v: list[RelationSpec], values: dict[str, Any]) -> list[RelationSpec]:  # noqa: N805
+        names = [r.name for r in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate relation types: {dupes}")
+        labels = {label.name for label in values.get("labels") or []}
+        for r in v:
+            unknown = sorted(set(r.heads + r.tails) - labels)
+            if unknown:
+                raise ValueError(f"relation {r.name!r} names label(s) {unknown} not in the schema's labels")
+            if not r.heads or not r.tails:
+                raise ValueError(f"relation {r.name!r} needs at least one head and one tail label")
+        return v
+
+    @property
+    def relation_names(self) -> list[str]:
+        return [r.name for r in self.relations]
+
+    @property
+    def undirected_relations(self) -> frozenset[str]:
+        """Relation types whose argument order carries no meaning (``AND``, ``OR``)."""
+        return frozenset(r.name for r in self.relations if not r.directed)
+
+    def relation(self, name: str) -> RelationSpec:
+        for spec in self.relations:
+            if spec.name == name:
+                return spec
+        raise ConfigError(f"relation type {name!r} is not in the label schema (known: {self.relation_names})")
 
     @property
     def label_names(self) -> list[str]:

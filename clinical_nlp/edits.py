@@ -11,7 +11,9 @@ suggestions. Matching is one-to-one and greedy, in this order:
 4. what is left of ``pre`` is ``deleted``, what is left of ``final`` is ``added``.
 
 ``total`` = every count except ``accepted``: the annotation cost used by
-active learning.
+active learning. :func:`full_edit_summary` adds the relation counts (``relations_added``,
+``relations_deleted``, ``relations_changed_type``, and ``relations_kept``), the changed ones
+counted into ``total``.
 
 Example:
     >>> from clinical_nlp.types import Span
@@ -26,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from clinical_nlp.consensus.relations import relation_edits, relation_keys
 from clinical_nlp.types import ATTRIBUTE_DEFAULTS, Span
 
 EDIT_KEYS = (
@@ -36,6 +39,7 @@ EDIT_KEYS = (
     "changed_boundary",
     "changed_attributes",
 )
+RELATION_EDIT_KEYS = ("relations_kept", "relations_added", "relations_deleted", "relations_changed_type")
 
 
 def normalized_attributes(span: Span) -> dict[str, str]:
@@ -86,9 +90,27 @@ def edit_summary(pre: Iterable[Span], final: Iterable[Span]) -> dict[str, int]:
     return counts
 
 
+def full_edit_summary(
+    pre: Sequence[Span],
+    pre_relations: Iterable[Mapping[str, Any]],
+    final: Sequence[Span],
+    final_relations: Iterable[Mapping[str, Any]],
+    undirected: frozenset[str] = frozenset(),
+) -> dict[str, int]:
+    """:func:`edit_summary` plus the relation counts; a relation added, deleted or retyped is an edit."""
+    counts = edit_summary(pre, final)
+    rel = relation_edits(
+        relation_keys(pre, pre_relations, undirected), relation_keys(final, final_relations, undirected)
+    )
+    counts.update(rel)
+    counts["total"] += rel["relations_added"] + rel["relations_deleted"] + rel["relations_changed_type"]
+    return counts
+
+
 def add_summaries(summaries: Sequence[dict[str, int]]) -> dict[str, int]:
-    """Sum several edit summaries key by key (e.g. per annotator)."""
-    out = dict.fromkeys((*EDIT_KEYS, "total"), 0)
+    """Sum several edit summaries key by key (e.g. per annotator); relation keys when any summary has them."""
+    with_relations = any(k in s for s in summaries for k in RELATION_EDIT_KEYS)
+    out = dict.fromkeys((*EDIT_KEYS, *(RELATION_EDIT_KEYS if with_relations else ()), "total"), 0)
     for s in summaries:
         for k in out:
             out[k] += int(s.get(k, 0))

@@ -254,6 +254,8 @@ class Annotation:
     timestamp: str = field(default_factory=_utcnow)
     model_version: str | None = None
     edits: Mapping[str, Any] | None = None
+    #: text only: ``{"type", "arg1", "arg2"}`` over the ids of the payload's spans
+    relations: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def spans(self) -> tuple[Span, ...]:

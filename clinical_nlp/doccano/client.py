@@ -91,6 +91,34 @@ class AnnotatorSession:
                 return int(s["id"])
         return None
 
+    def relation_type_ids(self) -> dict[str, int]:
+        return {t["text"]: t["id"] for t in self.http.get_all(f"{self._p}/relation-types")}
+
+    def relations(self, example_id: int) -> list[dict[str, Any]]:
+        """The example's raw Doccano relations (id, from_id, to_id = span ids, type = relation type id)."""
+        return self.http.request("GET", f"{self._p}/examples/{example_id}/relations") or []
+
+    def add_relation(self, example_id: int, from_span: int, to_span: int, kind: str) -> int:
+        """Link two spans of the example (Doccano span ids) with relation type ``kind``; the new relation's id."""
+        ids = self.relation_type_ids()
+        if kind not in ids:
+            raise DoccanoError(f"relation type {kind!r} is not in Doccano project {self.project_id}")
+        data = self.http.request(
+            "POST",
+            f"{self._p}/examples/{example_id}/relations",
+            json={"from_id": from_span, "to_id": to_span, "type": ids[kind], "example": example_id},
+        )
+        return int(data["id"])
+
+    def change_relation_type(self, example_id: int, relation_id: int, kind: str) -> None:
+        ids = self.relation_type_ids()
+        self.http.request(
+            "PATCH", f"{self._p}/examples/{example_id}/relations/{relation_id}", json={"type": ids[kind]}
+        )
+
+    def delete_relation(self, example_id: int, relation_id: int) -> None:
+        self.http.request("DELETE", f"{self._p}/examples/{example_id}/relations/{relation_id}")
+
     def add_comment(self, example_id: int, text: str) -> None:
         """Comment on an example as this user (Doccano's export carries it as ``Comments``)."""
         self.http.request("POST", f"{self._p}/comments", params={"example": example_id}, json={"text": text})
@@ -147,7 +175,7 @@ class DoccanoServer:
             "collaborative_annotation": collaborative,
             "random_order": False,
             "grapheme_mode": False,
-            "use_relation": False,
+            "use_relation": bool(guideline.schema.relations),
         }
         existing = self.find_project(name)
         if existing is None:
@@ -156,6 +184,7 @@ class DoccanoServer:
             pid = int(existing["id"])
             self.http.request("PATCH", f"/v1/projects/{pid}", json=body)
         self._sync_labels(pid, guideline.schema)
+        self._sync_relation_types(pid, guideline.schema)
         for user, role in (members or {}).items():
             self.add_member(pid, user, role)
         return pid
@@ -173,6 +202,18 @@ class DoccanoServer:
                 self.http.request("POST", f"/v1/projects/{pid}/span-types", json=body)
             elif have[text].get("background_color", "").lower() != color.lower():
                 self.http.request("PATCH", f"/v1/projects/{pid}/span-types/{have[text]['id']}", json=body)
+
+    def _sync_relation_types(self, pid: int, schema: LabelSchema) -> None:
+        """The schema's relation types (with colours) created if missing and recoloured if changed."""
+        if not schema.relations:
+            return
+        have = {t["text"]: t for t in self.http.get_all(f"/v1/projects/{pid}/relation-types")}
+        for rel in schema.relations:
+            body = {"text": rel.name, "background_color": rel.color, "text_color": "#ffffff"}
+            if rel.name not in have:
+                self.http.request("POST", f"/v1/projects/{pid}/relation-types", json=body)
+            elif have[rel.name].get("background_color", "").lower() != rel.color.lower():
+                self.http.request("PATCH", f"/v1/projects/{pid}/relation-types/{have[rel.name]['id']}", json=body)
 
     def user_id(self, username: str) -> int:
         """The Doccano user id of ``username``; DoccanoError if the account does not exist.
@@ -262,17 +303,30 @@ class DoccanoServer:
         notes: Sequence[tuple[str, str, Sequence[tuple[int, int, str]]]],
         *,
         meta: Mapping[str, Mapping[str, Any]] | None = None,
+        relations: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     ) -> str:
         """Upload ``(note_id, text, labels)`` as one JSONL file and start Doccano's import task; its id.
 
         The labels become spans owned by the engine's user (in a collaborative project the
         annotator sees, keeps, changes or deletes them); ``meta.note_id`` names the note, and
-        ``meta[note_id]`` adds fields to the example's metadata (shown beside the text).
+        ``meta[note_id]`` adds fields to the example's metadata (shown beside the text). With
+        ``relations`` (a project with relations on: note id → links ``{from_id, to_id, type}`` whose
+        ids are positions in that note's labels) the file is Doccano's relation-import format.
         """
+        reserved = ("text", "label", "note_id", "entities", "relations")
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8", delete=False) as fh:
             for nid, text, labels in notes:
-                extra = {k: v for k, v in (meta or {}).get(nid, {}).items() if k not in ("text", "label", "note_id")}
-                row = {"text": text, "label": [list(t) for t in labels], **extra, "note_id": nid}
+                extra = {k: v for k, v in (meta or {}).get(nid, {}).items() if k not in reserved}
+                row: dict[str, Any] = {"text": text}
+                if relations is None:
+                    row["label"] = [list(t) for t in labels]
+                else:
+                    row["entities"] = [
+                        {"id": k, "start_offset": a, "end_offset": b, "label": lab}
+                        for k, (a, b, lab) in enumerate(labels)
+                    ]
+                    row["relations"] = [dict(r) for r in relations.get(nid, ())]
+                row.update({**extra, "note_id": nid})
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             tmp = fh.name
         try:
@@ -287,7 +341,7 @@ class DoccanoServer:
             f"/v1/projects/{pid}/upload",
             json={
                 "format": "JSONL",
-                "task": "SequenceLabeling",
+                "task": "SequenceLabeling" if relations is None else "RelationExtraction",
                 "uploadIds": [str(upload_id).strip()],
                 "column_data": "text",
                 "column_label": "label",

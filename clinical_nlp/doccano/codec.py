@@ -1,4 +1,4 @@
-"""Assertion attributes as Doccano span labels: our spans <-> Doccano (start, end, label) triples.
+"""Our spans and relations <-> Doccano's labels: (start, end, label) triples, relation-import rows.
 
 Attributes are extra span labels on exactly the entity's offsets, with the short names of
 :mod:`clinical_nlp.io.attribute_labels` (``NEG``, ``POSS``, ``HIST``, ``HYPO``, ``FAM``,
@@ -8,9 +8,11 @@ form (``negation:negated``) of projects created before is read too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from clinical_nlp.config import LabelSchema
+from clinical_nlp.consensus.relations import binary_relations, with_span_ids
 from clinical_nlp.errors import ConfigError, DoccanoError
 from clinical_nlp.io.attribute_labels import attribute_label, parse_attribute_label
 from clinical_nlp.types import ATTRIBUTE_DEFAULTS, ATTRIBUTE_VALUES, Span
@@ -75,3 +77,77 @@ def decode_triples(text: str, triples: Iterable[tuple[int, int, str]]) -> tuple[
             )
     spans = [Span(a, b, lab, text[a:b], dict(attrs.get((a, b), {}))) for a, b, lab in sorted(set(entities))]
     return tuple(spans)
+
+
+def encode_with_relations(
+    spans: Sequence[Span], relations: Iterable[Mapping[str, Any]]
+) -> tuple[list[tuple[int, int, str]], list[dict[str, Any]]]:
+    """Our spans and relations → Doccano triples and links ``{from_id, to_id, type}`` whose ids are
+    positions in the triple list: the arguments' own labels, never an attribute label."""
+    triples = encode_spans(spans)
+    number = {t: k for k, t in enumerate(triples)}
+    by_id = {s.id: s for s in spans if s.id}
+    links = []
+    for kind, a, b in binary_relations(relations):
+        if a not in by_id or b not in by_id:
+            raise DoccanoError(f"relation {kind} {a}->{b} refers to a span id that is not among the spans")
+        head, tail = by_id[a], by_id[b]
+        links.append(
+            {
+                "from_id": number[(head.start, head.end, head.label)],
+                "to_id": number[(tail.start, tail.end, tail.label)],
+                "type": kind,
+            }
+        )
+    return triples, links
+
+
+def decode_export_row(text: str, row: Mapping[str, Any]) -> tuple[tuple[Span, ...], list[dict[str, str]]]:
+    """One row of a Doccano JSONL export → our spans (with ids ``T1`` …) and relations over those ids.
+
+    Reads both export shapes: ``label: [[start, end, name]]`` (relations off) and ``entities`` +
+    ``relations`` (relations on). A relation whose argument is an attribute label, or is missing,
+    raises :class:`DoccanoError` naming it.
+    """
+    if "entities" not in row:
+        triples = [(int(a), int(b), str(lab)) for a, b, lab in row.get("label") or []]
+        return with_span_ids(decode_triples(text, triples)), []
+    by_number: dict[int, tuple[int, int, str]] = {}
+    for ent in row.get("entities") or []:
+        by_number[int(ent["id"])] = (int(ent["start_offset"]), int(ent["end_offset"]), str(ent["label"]))
+    spans = with_span_ids(decode_triples(text, list(by_number.values())))
+    ids = {(s.start, s.end, s.label): str(s.id) for s in spans}
+    relations = []
+    for rel in row.get("relations") or []:
+        ends = [by_number.get(int(rel.get(k, -1))) for k in ("from_id", "to_id")]
+        kind = str(rel.get("type"))
+        if any(e is None for e in ends):
+            raise DoccanoError(f"relation {kind} (Doccano id {rel.get('id')}) links a span that is not on the example")
+        for e in ends:
+            if e is not None and e not in ids:
+                raise DoccanoError(
+                    f"relation {kind} links attribute label {e[2]!r} at [{e[0]}, {e[1]}): link the entity span instead"
+                )
+        head, tail = (ids[e] for e in ends if e is not None)
+        relations.append({"type": kind, "arg1": head, "arg2": tail})
+    return spans, relations
+
+
+def relation_problems(spans: Sequence[Span], relations: Iterable[Mapping[str, Any]], schema: LabelSchema) -> list[str]:
+    """Relations the schema does not allow: an unknown type, or a head/tail label pair the type forbids."""
+    by_id = {s.id: s for s in spans if s.id}
+    known = {r.name: r for r in schema.relations}
+    problems = []
+    for kind, a, b in binary_relations(relations):
+        head, tail = by_id.get(a), by_id.get(b)
+        if kind not in known:
+            problems.append(f"relation type {kind!r} is not in the label schema (known: {sorted(known)})")
+        elif head is None or tail is None:
+            problems.append(f"relation {kind} {a}->{b} refers to an unknown span")
+        elif not known[kind].allows(head.label, tail.label):
+            problems.append(
+                f"relation {kind} from {head.label} {head.text!r} [{head.start}, {head.end}) to {tail.label} "
+                f"{tail.text!r} [{tail.start}, {tail.end}) is not allowed: {kind} links {known[kind].heads} "
+                f"to {known[kind].tails}"
+            )
+    return problems

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import Guideline
 from clinical_nlp.doccano.client import DoccanoServer
-from clinical_nlp.doccano.codec import decode_triples
+from clinical_nlp.doccano.codec import decode_export_row, relation_problems
 from clinical_nlp.doccano.credentials import DoccanoCredentials
 from clinical_nlp.doccano.links import ExampleLink, annotator_project_name, require_links
-from clinical_nlp.edits import edit_summary
+from clinical_nlp.edits import full_edit_summary
 from clinical_nlp.errors import DoccanoError
 from clinical_nlp.faults import crash_point
 from clinical_nlp.io.jsonl import write_rows
@@ -83,20 +83,25 @@ def pull(
             link = mine[int(ex["id"])]
             note = notes.get(link.note_id)
             confirmed_at = [str(st["confirmed_at"]) for st in ex_states if int(st.get("confirmed_by", -1)) == uid]
-            triples = [(int(a), int(b), str(lab)) for a, b, lab in ex.get("label") or []]
             try:
                 if note is None:
                     raise DoccanoError(f"note {link.note_id!r} of example {ex['id']} is not in the store")
                 if not confirmed_at:
                     raise DoccanoError(f"example {ex['id']} was marked done by someone other than {annotator!r}")
-                spans = _checked_spans(note, ex, triples, guideline)
+                spans, relations = checked_example(note, ex, guideline)
             except DoccanoError as exc:
                 problems.append((link.note_id, annotator, str(exc)))
                 continue
             pre = pres.get(link.note_id)
             pre_spans = pre.spans if pre else ()
             model_version = pre.model_version if pre else None
-            edits = edit_summary(pre_spans, spans)
+            edits = full_edit_summary(
+                pre_spans,
+                pre.relations if pre else (),
+                spans,
+                relations,
+                guideline.schema.undirected_relations,
+            )
             ann = Annotation(
                 item=link.note_id,
                 annotator=annotator,
@@ -106,6 +111,7 @@ def pull(
                 model_version=model_version,
                 edits=edits,
                 timestamp=min(confirmed_at),
+                relations=tuple(relations),
             )
             batch.append(ann)
             pulled.add((link.note_id, annotator))
@@ -116,6 +122,7 @@ def pull(
                     "text": note.text,
                     "spans": [
                         {
+                            "id": s.id,
                             "start": s.start,
                             "end": s.end,
                             "label": s.label,
@@ -124,6 +131,7 @@ def pull(
                         }
                         for s in spans
                     ],
+                    "relations": relations,
                     "edits": edits,
                     "guideline_version": guideline.version,
                     "model_version": model_version,
@@ -189,15 +197,21 @@ def _stale_error(name: str, url: str, stale: int, total: int) -> DoccanoError:
     )
 
 
-def _checked_spans(note: Note, example: Mapping[str, Any], triples: Any, guideline: Guideline) -> tuple[Span, ...]:
-    """One annotator's spans on one example, through the validation gate; DoccanoError names the problem."""
+def checked_example(
+    note: Note, example: Mapping[str, Any], guideline: Guideline
+) -> tuple[tuple[Span, ...], list[dict[str, str]]]:
+    """One annotator's spans (ids ``T1`` …) and relations on one exported example, through the validation
+    gate: text, offsets, labels, attributes, relation types and the labels they may link; DoccanoError names
+    every problem."""
     if example.get("text") != note.text:
         raise DoccanoError(f"Doccano example {example['id']} text differs from the store's copy of the note")
-    spans = decode_triples(note.text, triples)
+    spans, relations = decode_export_row(note.text, example)
     good, bad = span_problems(note, spans, guideline.schema)
+    bad += relation_problems(good, relations, guideline.schema)
     if bad:
         raise DoccanoError("; ".join(bad))
-    return tuple(good)
+    unique = list({(r["type"], r["arg1"], r["arg2"]): r for r in relations}.values())
+    return tuple(good), unique
 
 
 def _record_problems(

@@ -16,14 +16,15 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from clinical_nlp.audit import AuditLog
-from clinical_nlp.config import Guideline, LabelSchema
+from clinical_nlp.config import Guideline
+from clinical_nlp.consensus.relations import binary_relations
 from clinical_nlp.doccano.client import DoccanoServer
-from clinical_nlp.doccano.codec import encode_spans
+from clinical_nlp.doccano.codec import encode_spans, encode_with_relations
 from clinical_nlp.doccano.credentials import DoccanoCredentials
 from clinical_nlp.doccano.links import (
     UPLOADING,
@@ -37,11 +38,12 @@ from clinical_nlp.doccano.links import (
     save_links,
     set_import_task,
 )
-from clinical_nlp.errors import DoccanoError, InputFormatError, PolicyError
+from clinical_nlp.doccano.push_checks import check_phi_policy, check_qualified, dedupe_spans, validate_push_rows
+from clinical_nlp.errors import DoccanoError, InputFormatError
 from clinical_nlp.faults import crash_point
 from clinical_nlp.io.jsonl import iter_json_rows, row_to_annotated
 from clinical_nlp.store import Store
-from clinical_nlp.types import ATTRIBUTE_VALUES, AnnotatedNote, Annotation
+from clinical_nlp.types import AnnotatedNote, Annotation
 
 PushRows = Sequence[tuple[AnnotatedNote, Mapping[str, Any]]]
 #: seconds to wait for an import an earlier, killed push started (1,000 notes import in about 2 s)
@@ -61,6 +63,7 @@ class PushReport:
     recovered: int = 0
     skipped_already_pushed: int = 0
     spans_created: int = 0
+    relations_created: int = 0
     import_seconds: float = 0.0
     #: links of the store whose example the server no longer holds (reset or other server): re-imported
     stale_links: int = 0
@@ -128,13 +131,13 @@ def push(
     annotators = [a.strip() for a in annotators if a.strip()]
     audit = AuditLog(store)
     actor = actor or os.environ.get("CLINICAL_NLP_ACTOR")
-    _validate_labels(rows, guideline.schema)
+    validate_push_rows(rows, guideline.schema)
     # Doccano holds one span per (offsets, label): identical duplicates collapse there, so collapse
     # them here too, or an annotator who changes nothing would show a "deleted" edit on pull.
-    rows = [(_dedupe_spans(d), row) for d, row in rows]
+    rows = [(dedupe_spans(d), row) for d, row in rows]
     docs = {d.id: d for d, _ in rows}
     plan = assign(list(docs.values()), annotators, overlap, guideline.schema.safety_critical)
-    _check_phi_policy(
+    check_phi_policy(
         store,
         audit,
         project_name,
@@ -145,7 +148,7 @@ def push(
         actor=actor,
         phi_access_check=phi_access_check,
     )
-    _check_qualified(store, annotators, guideline)
+    check_qualified(store, annotators, guideline)
     names = {a: annotator_project_name(project_name, a) for a in annotators}
     creds = creds or DoccanoCredentials.from_env()
     server = DoccanoServer(creds)
@@ -190,6 +193,7 @@ def push(
             "recovered": report.recovered,
             "stale_links": report.stale_links,
             "spans_created": report.spans_created,
+            "relations_created": report.relations_created,
             "annotators": annotators,
             "overlap": overlap,
             "guideline_version": guideline.version,
@@ -256,19 +260,26 @@ class _Importer:
         to_import = [nid for nid in to_link if nid not in on_server]
         if not to_import:
             return [], None
-        payload = [(nid, self.docs[nid].text, encode_spans(self.docs[nid].spans)) for nid in to_import]
+        rel_links: dict[str, list[dict[str, Any]]] | None = None
+        if self.guideline.schema.relations:  # a project with relations on: Doccano's relation-import rows
+            encoded = {nid: encode_with_relations(self.docs[nid].spans, self.docs[nid].relations) for nid in to_import}
+            payload = [(nid, self.docs[nid].text, encoded[nid][0]) for nid in to_import]
+            rel_links = {nid: encoded[nid][1] for nid in to_import}
+        else:
+            payload = [(nid, self.docs[nid].text, encode_spans(self.docs[nid].spans)) for nid in to_import]
         t = time.perf_counter()
         # recorded before the upload: a push killed after the server accepted it, before its task id
         # was stored, finds the marker and waits for the notes instead of importing them twice
         marker = f"{UPLOADING}{uuid.uuid4().hex}"
         record_import(self.store, self.project, annotator, url, pid, marker, to_import)
-        task_id = self.server.start_import(pid, payload)
+        task_id = self.server.start_import(pid, payload, relations=rel_links)
         crash_point("push.upload_accepted")
         set_import_task(self.store, self.project, annotator, marker, task_id)
         crash_point("push.import_started")
         self.report.import_seconds += time.perf_counter() - t
         self.report.imported += len(to_import)
         self.report.spans_created += sum(len(p[2]) for p in payload)
+        self.report.relations_created += sum(len(v) for v in (rel_links or {}).values())
         return to_import, task_id
 
     def wait(self, pid: int, to_link: Sequence[str], task_id: str | None) -> dict[str, int]:
@@ -303,6 +314,9 @@ class _Importer:
                     source=f"model:{self.versions[nid]}",
                     guideline_version=self.guideline.version,
                     model_version=self.versions[nid],
+                    relations=tuple(
+                        {"type": k, "arg1": a, "arg2": b} for k, a, b in binary_relations(self.docs[nid].relations)
+                    ),
                 )
                 for nid in note_ids
             ],
@@ -322,123 +336,6 @@ class _Importer:
         crash_point("push.pre_saved")
         save_links(self.store, self.project, annotator, self.server.url, pid, [(n, on_server[n]) for n in note_ids])
         crash_point("push.linked")
-
-
-def _check_qualified(store: Store, annotators: Sequence[str], guideline: Guideline) -> None:
-    """Refuse annotators not registered or lacking a qualification that a schema label ``requires``
-    (on this guideline version): her Doccano project offers every label of the schema."""
-    from clinical_nlp.annotators import Registry, check_assignment
-
-    registry, problems = Registry(store), []
-    for a in annotators:
-        try:
-            check_assignment(
-                registry, a, guideline.schema.label_names, guideline.schema, guideline_version=guideline.version
-            )
-        except PolicyError as e:
-            problems.append(str(e))
-    if problems:
-        raise PolicyError(
-            "push refused, nothing sent: " + "; ".join(problems) + f" (guideline version {guideline.version}; "
-            "register or update each with: clinical-nlp annotators add NAME --license-id ... [--update])"
-        )
-
-
-def _check_phi_policy(
-    store: Store,
-    audit: AuditLog,
-    project_name: str,
-    rows: PushRows,
-    plan: Mapping[str, Sequence[str]],
-    *,
-    require_deid: bool,
-    allow_phi: bool,
-    actor: str | None,
-    phi_access_check: Callable[[str], bool] | None,
-) -> None:
-    """Refuse notes without a de-identification record for exactly the text pushed (an input field saying
-    "deidentified" does not count) unless an actor with PHI access overrides and every annotator who
-    would receive one of those notes has PHI access too (audited with their names)."""
-    if require_deid:
-        from clinical_nlp.services.privacy import open_items
-
-        waiting = sorted({it["note_id"] for it in open_items(store, [d.id for d, _ in rows])})
-        if waiting:
-            raise PolicyError(
-                f"{len(waiting)} note(s) have possible identifiers awaiting the privacy officer (first: "
-                f"{waiting[:3]}): clinical-nlp deid-review list, then deid-review decide"
-            )
-    phi = [d.id for d, _ in rows if require_deid and not store.is_deidentified(d.id, d.text)]
-    if not phi:
-        return
-    if not allow_phi:
-        raise PolicyError(
-            f"{len(phi)} note(s) have no de-identification record for this text (first: {phi[:3]}): run "
-            "'clinical-nlp deid --project-dir ...' on them (an input field 'deidentified' is not a record), "
-            "or pass --allow-phi with --actor (a user with PHI access; every receiving annotator needs it too)"
-        )
-    if not actor:
-        raise PolicyError("--allow-phi needs an actor name (--actor or CLINICAL_NLP_ACTOR)")
-    if phi_access_check is None:  # default: the annotator registry's phi_access flag
-        from clinical_nlp.annotators import has_phi_access
-
-        def phi_access_check(who: str) -> bool:
-            return has_phi_access(store, who)
-
-    if not phi_access_check(actor):
-        raise PolicyError(f"actor {actor!r} has no PHI access; refusing to push {len(phi)} identifiable note(s)")
-    receivers = sorted({a for nid in phi for a in plan.get(nid, ())})
-    without = [a for a in receivers if not phi_access_check(a)]
-    if without:
-        raise PolicyError(
-            f"annotator(s) {without} have no PHI access and would receive identifiable notes; refusing "
-            f"{len(phi)} note(s) (register their PHI access, or de-identify the notes)"
-        )
-    audit.append(
-        "override",
-        actor=actor,
-        details={"rule": "require_deid", "project": project_name, "notes": phi, "receivers": receivers},
-    )
-
-
-def _dedupe_spans(doc: AnnotatedNote) -> AnnotatedNote:
-    """Drop spans identical to an earlier one in offsets, label and attributes."""
-    seen: set[tuple[Any, ...]] = set()
-    kept = []
-    for sp in doc.spans:
-        key = (sp.start, sp.end, sp.label, tuple(sorted(sp.attributes.items())))
-        if key not in seen:
-            seen.add(key)
-            kept.append(sp)
-    return doc if len(kept) == len(doc.spans) else replace(doc, spans=tuple(kept))
-
-
-def _validate_labels(rows: PushRows, schema: LabelSchema) -> None:
-    """Note ids are unique; every span label and attribute value exists in the schema (they become Doccano labels)."""
-    names = set(schema.label_names)
-    seen: set[str] = set()
-    for doc, _ in rows:
-        if doc.id in seen:
-            raise InputFormatError(f"note {doc.id!r} appears twice in the push; note ids must be unique")
-        seen.add(doc.id)
-        for sp in doc.spans:
-            if sp.fragments is not None:
-                raise InputFormatError(
-                    f"note {doc.id!r}: discontinuous span {sp.label!r} {list(sp.fragments)} "
-                    "cannot be shown in Doccano 1.8.4 (contiguous spans only)"
-                )
-            if sp.label not in names:
-                raise InputFormatError(
-                    f"note {doc.id!r}: span [{sp.start}, {sp.end}) has label {sp.label!r} "
-                    f"not in the label schema {sorted(names)}"
-                )
-            for attr, value in sp.attributes.items():
-                allowed = schema.attributes[attr].values if attr in schema.attributes else ATTRIBUTE_VALUES.get(attr)
-                if allowed is not None and value not in allowed:
-                    raise InputFormatError(
-                        f"note {doc.id!r}: span {sp.label!r} [{sp.start}, {sp.end}) has "
-                        f"{attr}={value!r}, allowed: {list(allowed)}"
-                    )
 
 
 def _model_version(doc: AnnotatedNote) -> str | None:

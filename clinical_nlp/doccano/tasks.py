@@ -29,7 +29,7 @@ from clinical_nlp.doccano.links import (
     save_links,
     set_import_task,
 )
-from clinical_nlp.doccano.pull import _checked_spans
+from clinical_nlp.doccano.pull import checked_example
 from clinical_nlp.doccano.sync import await_earlier_import
 from clinical_nlp.errors import DoccanoError, PolicyError
 from clinical_nlp.faults import crash_point
@@ -133,6 +133,7 @@ class DoneExample:
     spans: tuple[Span, ...]
     comment: str | None
     example_id: int
+    relations: tuple[Mapping[str, Any], ...] = ()
 
 
 def read_done(
@@ -154,12 +155,11 @@ def read_done(
         try:
             if not any(int(st.get("confirmed_by", -1)) == uid for st in server.example_states(pid, int(ex["id"]))):
                 raise DoccanoError(f"example {ex['id']} was marked done by someone other than {where.person!r}")
-            triples = [(int(a), int(b), str(lab)) for a, b, lab in ex.get("label") or []]
-            spans = _checked_spans(notes[link.note_id], ex, triples, guideline)
+            spans, relations = checked_example(notes[link.note_id], ex, guideline)
         except DoccanoError as exc:
             yield link.note_id, str(exc)
             continue
-        yield DoneExample(notes[link.note_id], spans, _comment(ex), int(ex["id"]))
+        yield DoneExample(notes[link.note_id], spans, _comment(ex), int(ex["id"]), tuple(relations))
 
 
 def _comment(example: Mapping[str, Any]) -> str | None:

@@ -44,6 +44,8 @@ def row_hash(row: AnnotationRow) -> str:
         "edits": row.edits,
         "timestamp": row.timestamp,
     }
+    if row.relations:  # rows without relations hash as before relations existed
+        content["relations"] = row.relations
     blob = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -70,6 +72,7 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
             Base.metadata.create_all(self.engine)
+            _add_missing_columns(self.engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot create tables in {url!r}: {exc}") from None
 
@@ -232,6 +235,7 @@ class Store:
         row.guideline_version = annotation.guideline_version
         row.edits = dict(annotation.edits) if annotation.edits is not None else None
         row.timestamp = annotation.timestamp
+        row.relations = [dict(r) for r in annotation.relations] or None
         changed[annotation_key(row.item, row.annotator, rnd, kind)] = row_hash(row)
 
     def history(self, table: type[Any], columns: Sequence[str], *, item: str | None = None) -> list[dict[str, Any]]:
@@ -284,9 +288,25 @@ class Store:
                         timestamp=r.timestamp,
                         model_version=r.model_version,
                         edits=r.edits,
+                        relations=tuple(r.relations or ()),
                     )
                 )
             return out
+
+
+#: columns added after the first release: (table, column, SQL type); added to an older store on open
+_LATER_COLUMNS = (("annotations", "relations", "JSON"),)
+
+
+def _add_missing_columns(engine: Any) -> None:
+    """Bring a store made by an earlier version up to date (nullable columns only: no data changes)."""
+    from sqlalchemy import inspect, text
+
+    names = inspect(engine)
+    for table, column, sql_type in _LATER_COLUMNS:
+        if column not in {c["name"] for c in names.get_columns(table)}:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -83,6 +83,9 @@ class AnnotationRow(_ItemKeyed, Base):
     guideline_version: Mapped[str | None] = mapped_column(String(100), nullable=True)
     edits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     timestamp: Mapped[str] = mapped_column(String(40))
+    #: links between the payload's spans (text); NULL when none (a store made before relations has no column
+    #: until Store adds it)
+    relations: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class RoundRow(Base):

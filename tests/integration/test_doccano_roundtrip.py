@@ -218,11 +218,16 @@ def test_correct_and_pull_roundtrip(pushed, creds, tmp_path):
         "changed_boundary": 0,
         "changed_attributes": 0,
         "total": 1,
+        "relations_kept": 0,
+        "relations_added": 0,
+        "relations_deleted": 0,
+        "relations_changed_type": 0,
     }
     assert (victim.start, victim.end, victim.label) not in {(s["start"], s["end"], s["label"]) for s in rb["spans"]}
     rn = got[(negex_doc.id, BOB)]
     assert rn["spans"] == [
         {
+            "id": "T1",
             "start": s0.start,
             "end": s0.end,
             "label": "Condition",

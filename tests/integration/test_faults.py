@@ -17,7 +17,7 @@ from test_doccano_roundtrip import ALICE, BOB, creds, person, register, server  
 
 from clinical_nlp import doccano as dc
 from clinical_nlp.audit import AuditLog
-from clinical_nlp.doccano.sync import _dedupe_spans
+from clinical_nlp.doccano.push_checks import dedupe_spans
 from clinical_nlp.io.attribute_labels import parse_attribute_label
 from clinical_nlp.io.jsonl import row_to_annotated
 from clinical_nlp.project import init_project
@@ -104,7 +104,7 @@ def _session_when_imported(creds, name, who, n, timeout=60.0):  # noqa: F811
 
 
 def _doc(row):
-    return _dedupe_spans(row_to_annotated(row).verified())
+    return dedupe_spans(row_to_annotated(row).verified())
 
 
 def _wanted(rows):
