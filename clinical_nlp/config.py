@@ -99,6 +99,8 @@ class RelationSpec(_Strict):
 class AgreementThresholds(_Strict):
     min_cohen_kappa: float = 0.8
     min_span_f1: float = 0.8
+    #: a note whose annotators' links agree less than this (pairwise relation F1) goes to the expert
+    min_relation_f1: float = 0.8
     min_iou: float = 0.85
     min_iou_oncology: float = 0.9
 

@@ -292,7 +292,7 @@ def gold_from_store(
     for item, a in chosen.items():
         if item not in notes:
             raise ClinicalNLPError(f"gold annotation for item {item!r} has no note in the store")
-        docs.append(AnnotatedNote(notes[item], a.spans))
+        docs.append(AnnotatedNote(notes[item], a.spans, tuple(a.relations)))
         if a.guideline_version:
             versions.add(a.guideline_version)
         if a.model_version:

@@ -309,7 +309,7 @@ def finish_round(
         labels = text_adapter.read_labels(info["labels_path"])
         report = text_adapter.agreement_report(labels, n_boot=100, seed=settings.seed)
         info["agreement"] = report
-        consensus = text_adapter.consensus_spans(labels)
+        consensus = text_adapter.consensus_relations(labels, text_adapter.consensus_spans(labels))
         queued = adjudication.build_queue(
             store, text_adapter.text_candidates(labels), expert=settings.expert, schema=guideline.schema, actor=actor
         )
@@ -340,7 +340,8 @@ def finish_round(
                     Annotation(
                         item=nid,
                         annotator="consensus",
-                        payload=tuple(consensus[nid]),
+                        payload=consensus[nid][0],
+                        relations=tuple(consensus[nid][1]),
                         source="consensus:majority",
                         round=number,
                         guideline_version=guideline.version,

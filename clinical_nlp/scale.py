@@ -185,6 +185,8 @@ def output_row(doc: Any, model_version: str) -> Row:
             d.setdefault(k, v)
         spans.append(d)
     row: Row = {"id": doc.note.id, "text": doc.note.text, "spans": spans, "model_version": model_version}
+    if doc.relations:
+        row["relations"] = [dict(r) for r in doc.relations]
     for k, v in doc.note.metadata.items():
         if k not in row and k not in ("spans", "relations"):
             row[k] = v
@@ -201,6 +203,7 @@ class PreannotateFn:
     batch_size: int = 32
     min_score: float = 0.0
     labels: tuple[str, ...] = ()
+    relation_model: str | None = None
 
     def __call__(self, rows: list[Row]) -> list[Row]:
         from dataclasses import replace
@@ -210,7 +213,8 @@ class PreannotateFn:
 
         nlp = get_pipeline(self.entity_model, self.assertion_model, self.rules_only)
         version = pipeline_version(nlp)
-        bars = {lab.name: max(self.min_score, lab.min_score) for lab in load_label_schema().labels}
+        schema = load_label_schema()
+        bars = {lab.name: max(self.min_score, lab.min_score) for lab in schema.labels}
         notes = [row_to_note(r, allow_empty=True) for r in rows]  # an empty note gets no spans
         out = []
         for d in preannotate(notes, nlp, batch_size=self.batch_size):
@@ -219,8 +223,41 @@ class PreannotateFn:
                 if (not self.labels or s.label in self.labels)
                 and (s.score is None or s.score >= bars.get(s.label, self.min_score))
             )  # fmt: skip
-            out.append(output_row(replace(d, spans=kept), version))
+            d = replace(d, spans=kept)
+            if self.relation_model:
+                d = predict_relations(d, self.relation_model, schema)
+            out.append(output_row(d, version))
         return out
+
+
+_RELATION_MODELS: dict[str, Any] = {}
+
+
+def predict_relations(doc: Any, model_dir: str, schema: Any) -> Any:
+    """The document with span ids and the relations the model predicts between its spans, those the label
+    schema allows (type known, head and tail labels permitted); each with its ``score``."""
+    from dataclasses import replace
+
+    from clinical_nlp.consensus.relations import with_span_ids
+    from clinical_nlp.models.relations import load_relation_model
+
+    if model_dir not in _RELATION_MODELS:
+        _RELATION_MODELS[model_dir] = load_relation_model(model_dir)
+    spans = with_span_ids(doc.spans)
+    row = {"id": doc.id, "text": doc.text, "spans": [{"id": s.id, "start": s.start, "end": s.end, "label": s.label}
+                                                     for s in spans]}  # fmt: skip
+    by_id = {s.id: s for s in spans}
+    known = {r.name: r for r in schema.relations}
+    best: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in _RELATION_MODELS[model_dir].predict([row])[0]:
+        spec = known.get(r["type"])
+        if spec is None or not spec.allows(by_id[r["arg1"]].label, by_id[r["arg2"]].label):
+            continue
+        pair = (r["arg1"], r["arg2"]) if spec.directed else tuple(sorted((r["arg1"], r["arg2"])))
+        key = (r["type"], *pair)  # an undirected link predicted both ways counts once, at its better score
+        if key not in best or r["score"] > best[key]["score"]:
+            best[key] = r
+    return replace(doc, spans=spans, relations=tuple(best.values()))
 
 
 # ---------------------------------------------------------------- runner
@@ -400,6 +437,7 @@ def preannotate_file(
     min_score: float = 0.0,
     labels: Sequence[str] = (),
     use_default_model: bool = True,
+    relation_model: Path | str | None = None,
 ) -> ScaleStats:
     """Pre-annotate a JSONL/Parquet corpus into JSONL/Parquet (one row per note, input order).
 
@@ -408,7 +446,9 @@ def preannotate_file(
     input's metadata keys. See :func:`run_partitioned` for ``workers``/``scheduler``. Suggestion
     controls: only ``labels`` (all when empty), and no span scored below ``min_score`` or its label's
     ``min_score`` in the label schema. With no ``model``, the entity model shipped in the package
-    is used (``use_default_model=False``: rules only).
+    is used (``use_default_model=False``: rules only). With ``relation_model`` (a ``train relations``
+    directory) each row also gets span ``id``s and ``relations`` (type, arg1, arg2, score) between its
+    spans, those the label schema allows.
     """
     from clinical_nlp.config import load_label_schema
     from clinical_nlp.models.default_entities import default_entity_model_dir
@@ -420,6 +460,12 @@ def preannotate_file(
         raise ClinicalNLPError(f"{model}: entity model directory not found")
     if model is None and use_default_model:
         model = default_entity_model_dir()
+    if relation_model is not None:
+        from clinical_nlp.models.relations import load_relation_model
+
+        load_relation_model(relation_model)  # a missing or unreadable model fails here, before any work
+        if not load_label_schema().relations:
+            raise ClinicalNLPError("--relations: the label schema has no relation types")
     fn = PreannotateFn(
         str(Path(model).resolve()) if model else None,
         str(Path(assertion_model).resolve()) if assertion_model else None,
@@ -427,6 +473,7 @@ def preannotate_file(
         batch_size,
         min_score,
         tuple(labels),
+        str(Path(relation_model).resolve()) if relation_model else None,
     )
     stats = run_partitioned(
         input,

@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
             None, "--model", help="Entity model dir from `clinical-nlp train entities` (default: the shipped model)."
         ),
         no_model: bool = typer.Option(False, "--no-model", help="Rules only: no learned entity model."),
+        relations: Path | None = typer.Option(
+            None, "--relations", help="Relation model dir from `clinical-nlp train relations`: rows get relations."
+        ),
         assertion_model: Path | None = typer.Option(None, "--assertion-model", help="Assertion model dir/JSON."),
         rules_only: bool = typer.Option(False, "--rules-only", help="ConText rules decide the attributes."),
         partition_size: int = typer.Option(64, help="Notes per partition (memory is bounded by a few partitions)."),
@@ -57,6 +60,7 @@ def register(app: typer.Typer) -> None:
             min_score=min_score,
             labels=[lab.strip() for lab in labels.split(",") if lab.strip()],
             use_default_model=not no_model,
+            relation_model=relations,
         )
         typer.echo(json.dumps(stats_summary(stats)))
         if preview:

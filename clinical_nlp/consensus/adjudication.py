@@ -20,6 +20,7 @@ from clinical_nlp.errors import ClinicalNLPError
 # metric name in QueueCandidate.scores -> attribute of AgreementThresholds
 THRESHOLD_FOR = {
     "span_f1": "min_span_f1",
+    "relation_f1": "min_relation_f1",
     "cohen_kappa": "min_cohen_kappa",
     "attribute_kappa": "min_cohen_kappa",
     "iou": "min_iou",

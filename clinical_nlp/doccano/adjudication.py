@@ -21,6 +21,7 @@ from typing import Any
 
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import Guideline
+from clinical_nlp.consensus.relations import relation_keys
 from clinical_nlp.doccano.client import DoccanoServer
 from clinical_nlp.doccano.credentials import DoccanoCredentials
 from clinical_nlp.doccano.tasks import (
@@ -146,11 +147,26 @@ def pull_adjudication(
         nid = done.note.id
         before = current.get(nid)
         was_decided = before is not None and before.status == "decided"
-        if before is not None and was_decided and same_spans(before.decision, done.spans):
+        if (
+            before is not None
+            and was_decided
+            and same_spans(before.decision, done.spans)
+            and _same_links(store, nid, done, guideline)
+        ):
             report.unchanged.append(nid)
             continue
         reason = done.comment or f"decided in Doccano project {where.name!r}, example {done.example_id}"
-        decide(store, nid, "*", list(done.spans), expert, reason, round=round, guideline_version=guideline.version)
+        decide(
+            store,
+            nid,
+            "*",
+            list(done.spans),
+            expert,
+            reason,
+            round=round,
+            guideline_version=guideline.version,
+            relations=done.relations,
+        )
         (report.amended if was_decided else report.decided).append(nid)
     report.still_open = len([e for e in pending(store, modality="text") if e.expert in (None, expert)])
     AuditLog(store).append(
@@ -160,3 +176,11 @@ def pull_adjudication(
                  "problems": report.problems},
     )  # fmt: skip
     return report
+
+
+def _same_links(store: Store, note_id: str, done: DoneExample, guideline: Guideline) -> bool:
+    """Whether the expert's links in Doccano are those of her recorded decision (the adjudicated gold)."""
+    undirected = guideline.schema.undirected_relations
+    gold = [a for a in store.annotations(kind="gold", item=note_id) if a.source == "adjudication"]
+    recorded = relation_keys(gold[0].spans, gold[0].relations, undirected) if gold else set()
+    return recorded == relation_keys(done.spans, done.relations, undirected)

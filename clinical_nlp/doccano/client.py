@@ -112,9 +112,7 @@ class AnnotatorSession:
 
     def change_relation_type(self, example_id: int, relation_id: int, kind: str) -> None:
         ids = self.relation_type_ids()
-        self.http.request(
-            "PATCH", f"{self._p}/examples/{example_id}/relations/{relation_id}", json={"type": ids[kind]}
-        )
+        self.http.request("PATCH", f"{self._p}/examples/{example_id}/relations/{relation_id}", json={"type": ids[kind]})
 
     def delete_relation(self, example_id: int, relation_id: int) -> None:
         self.http.request("DELETE", f"{self._p}/examples/{example_id}/relations/{relation_id}")

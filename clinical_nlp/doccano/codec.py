@@ -131,23 +131,3 @@ def decode_export_row(text: str, row: Mapping[str, Any]) -> tuple[tuple[Span, ..
         head, tail = (ids[e] for e in ends if e is not None)
         relations.append({"type": kind, "arg1": head, "arg2": tail})
     return spans, relations
-
-
-def relation_problems(spans: Sequence[Span], relations: Iterable[Mapping[str, Any]], schema: LabelSchema) -> list[str]:
-    """Relations the schema does not allow: an unknown type, or a head/tail label pair the type forbids."""
-    by_id = {s.id: s for s in spans if s.id}
-    known = {r.name: r for r in schema.relations}
-    problems = []
-    for kind, a, b in binary_relations(relations):
-        head, tail = by_id.get(a), by_id.get(b)
-        if kind not in known:
-            problems.append(f"relation type {kind!r} is not in the label schema (known: {sorted(known)})")
-        elif head is None or tail is None:
-            problems.append(f"relation {kind} {a}->{b} refers to an unknown span")
-        elif not known[kind].allows(head.label, tail.label):
-            problems.append(
-                f"relation {kind} from {head.label} {head.text!r} [{head.start}, {head.end}) to {tail.label} "
-                f"{tail.text!r} [{tail.start}, {tail.end}) is not allowed: {kind} links {known[kind].heads} "
-                f"to {known[kind].tails}"
-            )
-    return problems

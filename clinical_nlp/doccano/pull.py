@@ -17,8 +17,9 @@ from sqlalchemy import select
 
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import Guideline
+from clinical_nlp.consensus.relations import relation_problems
 from clinical_nlp.doccano.client import DoccanoServer
-from clinical_nlp.doccano.codec import decode_export_row, relation_problems
+from clinical_nlp.doccano.codec import decode_export_row
 from clinical_nlp.doccano.credentials import DoccanoCredentials
 from clinical_nlp.doccano.links import ExampleLink, annotator_project_name, require_links
 from clinical_nlp.edits import full_edit_summary

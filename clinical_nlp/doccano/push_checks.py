@@ -8,8 +8,7 @@ from typing import Any
 
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import Guideline, LabelSchema
-from clinical_nlp.consensus.relations import binary_relations
-from clinical_nlp.doccano.codec import relation_problems
+from clinical_nlp.consensus.relations import binary_relations, relation_problems
 from clinical_nlp.errors import InputFormatError, PolicyError
 from clinical_nlp.store import Store
 from clinical_nlp.types import ATTRIBUTE_VALUES, AnnotatedNote

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -32,6 +32,7 @@ from clinical_nlp.consensus.adjudication import (
     QueueEntry,
     queue_reasons,
 )
+from clinical_nlp.consensus.relations import relation_problems
 from clinical_nlp.errors import InputFormatError, StoreError
 from clinical_nlp.services.validation import check_spans, coerce_spans, require_person
 from clinical_nlp.store import AdjudicationDecisionRow, AdjudicationRow, Store
@@ -169,8 +170,12 @@ def decide(
     round: int = 0,
     guideline_version: str | None = None,
     schema: LabelSchema | None = None,
+    relations: Sequence[Mapping[str, Any]] = (),
 ) -> QueueEntry:
     """Record the expert's decision: it becomes gold, with who and why, and an audit entry.
+
+    ``relations`` (text): her links between the decision's spans (by span id), checked against the
+    schema's relation types; they go into the gold annotation.
 
     ``decision`` is the gold payload: for a text item a list of :class:`Span` (or span dicts),
     checked against the note (offsets, text, labels and attributes of the schema); any JSON
@@ -199,6 +204,9 @@ def decide(
         spans = coerce_spans(decision, where=f"decision on {item!r}")
         payload = check_spans(note, spans, schema, who=f"decision by {expert!r}")
         labels = sorted({sp.label for sp in payload})
+        bad = relation_problems(payload, relations, schema)
+        if bad:
+            raise AdjudicationError(f"decision on {item!r} by {expert!r}: " + "; ".join(bad))
     require_person(
         store,
         expert,
@@ -244,6 +252,7 @@ def decide(
         round=round,
         guideline_version=guideline_version,
         edits=dict[str, Any](reason=reason, queue_id=entry.id, decision_id=decision_id, supersedes=supersedes),
+        relations=tuple(dict(r) for r in relations),
     )
     written = store.save_annotation(ann, kind="gold", supersede_source=True)
     AuditLog(store).append(

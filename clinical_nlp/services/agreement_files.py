@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from clinical_nlp.consensus.adapters.text import agreement_report, consensus_spans, read_labels
+from clinical_nlp.consensus.adapters.text import agreement_report, consensus_relations, consensus_spans, read_labels
 from clinical_nlp.io.jsonl import atomic_writer, write_rows
 
 
@@ -77,12 +77,17 @@ def agree(
     """
     labels = read_labels(input_path)
     if gold is not None:
-        spans = consensus_spans(labels, method=method)
+        chosen = consensus_relations(labels, consensus_spans(labels, method=method))
         write_rows(
             gold,
             (
-                {"id": nid, "text": labels.texts[nid], "spans": [sp.to_dict() for sp in spans[nid]]}
-                for nid in sorted(spans)
+                {
+                    "id": nid,
+                    "text": labels.texts[nid],
+                    "spans": [sp.to_dict() for sp in chosen[nid][0]],
+                    **({"relations": chosen[nid][1]} if chosen[nid][1] else {}),
+                }
+                for nid in sorted(chosen)
             ),
         )
     report = agreement_report(labels, n_boot=n_boot, seed=seed)

@@ -127,3 +127,36 @@ def test_cli_export_and_bad_input(tmp_path, corpora_dir):
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 2 and "bad.jsonl:1" in res.stderr
     assert not (tmp_path / "o2").exists()
+
+
+def test_gold_relations_reach_every_export_format(tmp_path):
+    """Relations of the gold (a consensus or an expert decision) are in the JSONL, BRAT and spaCy exports."""
+    from clinical_nlp.io.brat import read_brat
+
+    project = init_project(tmp_path / "proj")
+    store = Store(project.store_url)
+    gv = project.guideline().version
+    text = "HbA1c > 7% within 6 months"
+    spans = (
+        Span(0, 5, "Measurement", "HbA1c", id="T1"),
+        Span(6, 10, "Value", "> 7%", id="T2"),
+        Span(11, 26, "Temporal", "within 6 months", id="T3"),
+    )
+    links = ({"type": "Has_value", "arg1": "T1", "arg2": "T2"}, {"type": "Has_temporal", "arg1": "T1", "arg2": "T3"})
+    ids = [f"n{i}" for i in range(40) if not any(sampled(f"n{i}", s.label, 0.1) for s in spans)][:2]
+    store.add_notes([Note(i, text) for i in ids])
+    rows = {}
+    for i in ids:
+        ann = Annotation(i, "consensus", spans, source="consensus:majority", guideline_version=gv, relations=links)
+        rows |= store.save_annotation(ann, kind="gold")
+    AuditLog(store).append("round", actor="test", details={"step": "consensus"}, rows=rows)
+    assert store.annotations(kind="gold")[0].relations == links
+
+    export_from_store(project, tmp_path / "jsonl", "jsonl", actor="lead")
+    (doc, *_) = read_jsonl(next((tmp_path / "jsonl").glob("*.jsonl")))
+    assert [dict(r) for r in doc.relations] == [dict(r) for r in links]
+    export_from_store(project, tmp_path / "brat", "brat", actor="lead")
+    ann_file = next((tmp_path / "brat").rglob("*.ann"))
+    assert sum(1 for line in ann_file.read_text().splitlines() if line.startswith("R")) == 2
+    again = read_brat(ann_file.parent)
+    assert {(r["type"]) for d in again for r in d.relations} == {"Has_value", "Has_temporal"}

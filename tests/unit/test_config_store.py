@@ -139,3 +139,41 @@ def test_each_project_gets_its_own_doccano_project(tmp_path):
     b = init_project(tmp_path / "b", name="Cardiology pilot #2")
     assert a.config.doccano.project == "clinical-nlp-roundtest"
     assert b.config.doccano.project == "clinical-nlp-Cardiology-pilot-2"
+
+
+def test_a_store_made_before_relations_gets_the_column_and_keeps_its_hashes(tmp_path):
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    store = Store(url)
+    store.save_annotation(Annotation("n1", "ann", (Span(0, 2, "Drug", "AB"),), timestamp="t"), kind="human")
+    before = store.annotation_hashes()
+    store.engine.dispose()
+    with sqlite3.connect(tmp_path / "old.db") as conn:  # what an earlier version's store looked like
+        conn.execute("ALTER TABLE annotations DROP COLUMN relations")
+    reopened = Store(url)
+    assert reopened.annotation_hashes() == before  # the audit log's hashes still verify
+    (ann,) = reopened.annotations()
+    assert ann.relations == () and ann.spans[0].label == "Drug"
+    link = {"type": "AND", "arg1": "T1", "arg2": "T2"}
+    spans = (Span(0, 2, "Drug", "AB", id="T1"), Span(3, 4, "Drug", "C", id="T2"))
+    reopened.save_annotation(Annotation("n2", "ann", spans, timestamp="t", relations=(link,)), kind="human")
+    assert reopened.annotations(item="n2")[0].relations == (link,)
+
+
+def test_relation_types_must_name_schema_labels():
+    from pydantic import ValidationError
+
+    from clinical_nlp.config import LabelSchema
+
+    labels = [{"name": "Drug"}, {"name": "Value"}]
+    ok = LabelSchema(
+        version="1", labels=labels, relations=[{"name": "Has_value", "heads": ["Drug"], "tails": ["Value"]}]
+    )
+    assert ok.relation("Has_value").allows("Drug", "Value") and not ok.relation("Has_value").allows("Value", "Drug")
+    with pytest.raises(ValidationError, match=r"relation 'Has_dose' names label\(s\) \['Dose'\]"):
+        LabelSchema(version="1", labels=labels, relations=[{"name": "Has_dose", "heads": ["Drug"], "tails": ["Dose"]}])
+    with pytest.raises(ValidationError, match="duplicate relation types"):
+        LabelSchema(version="1", labels=labels, relations=[{"name": "R", "heads": ["Drug"], "tails": ["Drug"]}] * 2)
+    with pytest.raises(ConfigError, match="not in the label schema"):
+        ok.relation("OR")

@@ -1,7 +1,8 @@
 """Text adapter: pulled Doccano rows (``LABELS.jsonl``) → aligned units → agreement and consensus spans.
 
 Rows: ``id``, ``annotator``, ``text``, ``spans`` (``start``, ``end``, ``label`` and the attributes
-``negation``/``temporality``/``experiencer``; a missing attribute takes its default).
+``negation``/``temporality``/``experiencer``; a missing attribute takes its default; ``id`` where
+relations refer to it) and optionally ``relations`` (``type``, ``arg1``, ``arg2`` = span ids).
 
 Example:
     >>> rows = [{"id": "n1", "annotator": a, "text": "No fever.", "spans": [{"start": 3, "end": 8,
@@ -16,7 +17,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,15 @@ from clinical_nlp.consensus.agreement import (
     krippendorff_alpha,
     mean_pairwise,
     pairwise_cohen_kappa,
+)
+from clinical_nlp.consensus.relations import (
+    RelKey,
+    majority_relations,
+    relation_agreement,
+    relation_keys,
+    relation_prf,
+    relations_for,
+    with_span_ids,
 )
 from clinical_nlp.errors import InputFormatError
 from clinical_nlp.io.jsonl import iter_json_rows, verified_spans
@@ -43,13 +53,30 @@ class TextLabels:
 
     texts: dict[str, str]
     spans: dict[str, dict[str, tuple[Span, ...]]]
+    #: ``relations[note][annotator]``: her links as keys over offsets and labels (empty: none given)
+    relations: dict[str, dict[str, frozenset[RelKey]]] = field(default_factory=dict)
 
     @property
     def annotators(self) -> list[str]:
         return sorted({a for by in self.spans.values() for a in by})
 
 
-def _add_row(texts: dict, spans: dict, row: Mapping[str, Any], source: str, line: int | None) -> None:
+def _undirected() -> frozenset[str]:
+    """The default label schema's undirected relation types (their argument order does not count)."""
+    from clinical_nlp.config import load_label_schema
+
+    return load_label_schema().undirected_relations
+
+
+def _add_row(
+    texts: dict,
+    spans: dict,
+    row: Mapping[str, Any],
+    source: str,
+    line: int | None,
+    relations: dict | None = None,
+    undirected: frozenset[str] = frozenset(),
+) -> None:
     for key in ("id", "annotator", "text"):
         if key not in row or row[key] is None or (key != "text" and row[key] == ""):
             raise InputFormatError(f"row has no {key!r}", source=source, line=line)
@@ -65,28 +92,41 @@ def _add_row(texts: dict, spans: dict, row: Mapping[str, Any], source: str, line
     )
     texts[nid] = text
     spans.setdefault(nid, {})[ann] = tuple(sorted(out, key=lambda s: (s.start, s.end, s.label)))
+    if relations is not None:
+        raw = row.get("relations") or []
+        if not isinstance(raw, list):
+            raise InputFormatError(f"note {nid!r}: 'relations' must be a list", source=source, line=line)
+        try:
+            keys = relation_keys(out, raw, undirected, where=f"note {nid!r} of annotator {ann!r}: ")
+        except InputFormatError as exc:
+            raise InputFormatError(str(exc), source=source, line=line) from None
+        relations.setdefault(nid, {})[ann] = frozenset(keys)
 
 
 def load_rows(rows: Iterable[Mapping[str, Any]], *, source: str = "<rows>") -> TextLabels:
     """Validate rows in memory (see the module docstring for the format)."""
     texts: dict[str, str] = {}
     spans: dict[str, dict[str, tuple[Span, ...]]] = {}
+    relations: dict[str, dict[str, frozenset[RelKey]]] = {}
+    undirected = _undirected()
     for i, row in enumerate(rows, start=1):
-        _add_row(texts, spans, row, source, i)
+        _add_row(texts, spans, row, source, i, relations, undirected)
     if not texts:
         raise InputFormatError("no annotation rows", source=source)
-    return TextLabels(texts, spans)
+    return TextLabels(texts, spans, relations)
 
 
 def read_labels(path: Path | str) -> TextLabels:
     """Read ``LABELS.jsonl`` as written by ``clinical-nlp doccano pull``; errors name file and line."""
     texts: dict[str, str] = {}
     spans: dict[str, dict[str, tuple[Span, ...]]] = {}
+    relations: dict[str, dict[str, frozenset[RelKey]]] = {}
+    undirected = _undirected()
     for line, row in iter_json_rows(path):
-        _add_row(texts, spans, row, str(path), line)
+        _add_row(texts, spans, row, str(path), line, relations, undirected)
     if not texts:
         raise InputFormatError("no annotation rows (empty file)", source=str(path))
-    return TextLabels(texts, spans)
+    return TextLabels(texts, spans, relations)
 
 
 # units ---------------------------------------------------------------------------
@@ -242,6 +282,10 @@ def agreement_report(labels: TextLabels, *, n_boot: int = 200, seed: int = 0) ->
         report["overall"][key] = _categorical(frame, n_boot=n_boot, seed=seed)
     for attr in ATTRIBUTES:
         report["attributes"][attr] = _categorical(same_boundary_frame(labels, attr), n_boot=n_boot, seed=seed)
+    if any(keys for by in labels.relations.values() for keys in by.values()):
+        rel = relation_agreement({n: {a: set(k) for a, k in by.items()} for n, by in labels.relations.items()})
+        report["relations"] = rel
+        report["overall"]["relation_f1"] = rel["relation_f1"]
     return report
 
 
@@ -309,8 +353,27 @@ def consensus_spans(labels: TextLabels, *, min_votes: float = 0.5, method: str =
     return out
 
 
+def consensus_relations(
+    labels: TextLabels, spans: Mapping[str, Sequence[Span]], *, min_votes: float = 0.5
+) -> dict[str, tuple[tuple[Span, ...], list[dict[str, str]]]]:
+    """Per note the consensus spans (with ids ``T1`` …) and the relations more than ``min_votes`` of its
+    annotators made between two of those spans (a link to a span without consensus is dropped). A note
+    nobody linked keeps its spans as they are (no ids)."""
+    out: dict[str, tuple[tuple[Span, ...], list[dict[str, str]]]] = {}
+    for nid, chosen in spans.items():
+        by_ann = labels.relations.get(nid, {})
+        if not any(by_ann.values()):
+            out[nid] = (tuple(chosen), [])
+            continue
+        with_ids = with_span_ids(list(chosen))
+        votes = {a: set(by_ann.get(a, frozenset())) for a in labels.spans.get(nid, {})}
+        out[nid] = (with_ids, relations_for(with_ids, majority_relations(votes, min_votes=min_votes)))
+    return out
+
+
 def item_agreement(labels: TextLabels, note_id: str) -> dict[str, float | None]:
-    """Per-note minimum pairwise span F1 (exact) and attribute kappa (for the adjudication queue)."""
+    """Per-note minimum pairwise span F1 (exact), attribute kappa and, where anyone linked spans, relation F1
+    (for the adjudication queue)."""
     by = labels.spans[note_id]
     names = sorted(by)
     f1s = []
@@ -327,7 +390,17 @@ def item_agreement(labels: TextLabels, note_id: str) -> dict[str, float | None]:
                     kappas.append(r.value)
                 elif r.n and frame.groupby(["item", "unit"])["label"].nunique().max() > 1:
                     kappas.append(0.0)
-    return {"span_f1": min(f1s) if f1s else None, "attribute_kappa": min(kappas) if kappas else None}
+    out: dict[str, float | None] = {
+        "span_f1": min(f1s) if f1s else None,
+        "attribute_kappa": min(kappas) if kappas else None,
+    }
+    rels = labels.relations.get(note_id, {})
+    if any(rels.values()):
+        rel_f1 = [
+            relation_prf(rels.get(a, set()), rels.get(b, set()))["all"].f1 for a, b in itertools.combinations(names, 2)
+        ]
+        out["relation_f1"] = min(rel_f1) if rel_f1 else None
+    return out
 
 
 def _tied(values: Iterable[Any]) -> bool:
@@ -368,6 +441,7 @@ __all__ = [
     "agreement_report",
     "align_units",
     "cohen_kappa",
+    "consensus_relations",
     "consensus_spans",
     "item_agreement",
     "labels_frame",
