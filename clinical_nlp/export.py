@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from clinical_nlp.consensus.relations import binary_relations
 from clinical_nlp.errors import ClinicalNLPError, InputFormatError
 from clinical_nlp.faults import crash_point
 from clinical_nlp.io.jsonl import annotated_to_row
@@ -47,7 +48,7 @@ _ALIASES = {
 #: What each format cannot hold (recorded in the manifest as ``dropped``).
 LOSSES: dict[str, list[str]] = {
     "jsonl": [],
-    "docbin": ["relations"],
+    "docbin": [],
     "conll": [
         "overlapping spans (longest kept)",
         "discontinuous fragments (outer bounds only)",
@@ -57,7 +58,7 @@ LOSSES: dict[str, list[str]] = {
         "exact whitespace",
     ],
     "brat": ["scores/sources"],
-    "hf": [],
+    "hf": ["relation groups (Chia's OR 'args') as links between consecutive members"],
     "parquet": [],
 }
 
@@ -119,6 +120,7 @@ def _hf_rows(docs: Iterable[AnnotatedNote]) -> list[dict[str, Any]]:
                     }
                     for s in d.spans
                 ],
+                "relations": [{"type": t, "arg1": a, "arg2": b} for t, a, b in binary_relations(d.relations)],
             }
         )
     return rows
@@ -146,6 +148,9 @@ def write_hf_dataset(splits: dict[str, list[AnnotatedNote]], directory: Path) ->
                     "fragments": [[datasets.Value("int64")]],
                     "id": datasets.Value("string"),
                 }
+            ],
+            "relations": [
+                {"type": datasets.Value("string"), "arg1": datasets.Value("string"), "arg2": datasets.Value("string")}
             ],
         }
     )
@@ -180,7 +185,8 @@ def read_hf_dataset(directory: Path | str) -> dict[str, list[AnnotatedNote]]:
                 )
                 for s in row["spans"]
             )
-            docs.append(AnnotatedNote(Note(row["id"], row["text"], json.loads(row["metadata"])), spans))
+            links = tuple(dict(r) for r in row.get("relations") or [])
+            docs.append(AnnotatedNote(Note(row["id"], row["text"], json.loads(row["metadata"])), spans, links))
         out[name] = docs
     return out
 

@@ -6,6 +6,9 @@ tokens further split at every span boundary, so every span is token-aligned:
 * ``doc.spans["clinical_nlp"]``: all spans (overlapping allowed; a discontinuous
   span as its outer range), with the span id as ``kb_id``;
 * ``doc.ents``: a non-overlapping subset (longest first) for NER training;
+* ``doc.user_data["clinical_nlp_relations"]``: the relations as a JSON list of ``{type, arg1, arg2,
+  head, tail}``, ``head``/``tail`` being positions in ``doc.spans["clinical_nlp"]`` (for spaCy users:
+  ``group[rel["head"]]``);
 * ``doc.user_data["clinical_nlp"]``: a JSON string with the note id, metadata and the full span
   records (fragments, attributes, ids, scores) and relations. The reader
   prefers it, so JSONL → DocBin → JSONL is lossless. DocBins made by other
@@ -28,6 +31,7 @@ from clinical_nlp.types import AnnotatedNote, Note, Span
 
 SPAN_KEY = "clinical_nlp"
 USER_KEY = "clinical_nlp"
+RELATIONS_KEY = "clinical_nlp_relations"
 
 
 def _words(text: str, starts: set[int], ends: set[int]) -> tuple[list[str], list[bool]]:
@@ -84,6 +88,16 @@ def note_to_doc(doc: AnnotatedNote, vocab: Any = None):
         group.append(cs)
     sdoc.spans[SPAN_KEY] = group
     sdoc.ents = filter_spans(group)
+    if doc.relations:
+        from clinical_nlp.consensus.relations import binary_relations
+
+        position = {s.id: k for k, s in enumerate(doc.spans) if s.id}
+        sdoc.user_data[RELATIONS_KEY] = json.dumps(
+            [
+                {"type": t, "arg1": a, "arg2": b, "head": position.get(a), "tail": position.get(b)}
+                for t, a, b in binary_relations(doc.relations)
+            ]
+        )
     from clinical_nlp.io.jsonl import annotated_to_row
 
     row = annotated_to_row(doc)
@@ -113,7 +127,9 @@ def doc_to_note(sdoc: Any, *, index: int, source: str = "<docbin>", allow_empty:
         else (next(iter(sdoc.spans.values())) if len(sdoc.spans) else sdoc.ents)
     )
     spans = tuple(Span(s.start_char, s.end_char, s.label_, s.text, id=s.kb_id_ or None) for s in group)
-    return AnnotatedNote(Note(doc_id, sdoc.text, {}), spans)
+    raw = sdoc.user_data.get(RELATIONS_KEY) if sdoc.user_data else None
+    links = [{k: r[k] for k in ("type", "arg1", "arg2")} for r in json.loads(raw)] if raw else []
+    return AnnotatedNote(Note(doc_id, sdoc.text, {}), spans, tuple(links))
 
 
 def write_docbin(docs: Iterable[AnnotatedNote], path: Path | str) -> int:

@@ -2,8 +2,7 @@
 note embeddings for diversity sampling: mean-pooled sentence vectors.
 
 Example:
-    >>> from clinical_nlp.errors import ModelError
-from clinical_nlp.types import Note
+    >>> from clinical_nlp.types import Note
     >>> vecs = embed([Note("a", "No fever."), Note("b", "Chest pain.")])
     >>> vecs.shape
     (2, 384)

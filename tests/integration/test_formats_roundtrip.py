@@ -210,3 +210,41 @@ def test_write_corpus_overlap_error_leaves_no_file(chia, tmp_path):
     with pytest.raises(InputFormatError, match="overlap"):
         write_corpus(chia, tmp_path / "x.conll")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_whole_chia_train_keeps_its_relations_through_every_export_format(shared_corpora, tmp_path):
+    """All of Chia train (about 12,600 links): BRAT, DocBin, Parquet and JSONL keep every relation as it
+    was; the Hugging Face dataset keeps each as a link (groups as links between consecutive members)."""
+    from clinical_nlp.consensus.relations import binary_relations
+    from clinical_nlp.export import read_hf_dataset, write_hf_dataset
+
+    docs = read_jsonl(shared_corpora / "chia" / "train.jsonl", allow_empty=True)
+    n_links = sum(len(binary_relations(d.relations)) for d in docs)
+    assert n_links > 12_000
+    links = lambda ds: [sorted(binary_relations(d.relations)) for d in ds]  # noqa: E731
+    write_brat(docs, tmp_path / "brat")
+    assert _strip_equiv_ids(read_brat(tmp_path / "brat", allow_empty=True)) == _strip_equiv_ids(docs)
+    write_docbin(docs, tmp_path / "all.spacy")
+    assert [d.relations for d in read_docbin(tmp_path / "all.spacy", allow_empty=True)] == [d.relations for d in docs]
+    write_dataframe(docs, tmp_path / "all.parquet")
+    assert [d.relations for d in read_dataframe(tmp_path / "all.parquet")] == [d.relations for d in docs]
+    write_hf_dataset({"train": docs}, tmp_path / "hf")
+    assert links(read_hf_dataset(tmp_path / "hf")["train"]) == links(docs)
+
+
+def test_docbin_relations_point_into_the_span_group(corpora_dir, tmp_path):
+    """spaCy users find each relation's head and tail in doc.spans['clinical_nlp'] without our reader."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    docs = [d for d in read_jsonl(corpora_dir / "chia" / "train.jsonl", allow_empty=True) if d.relations][:5]
+    write_docbin(docs, tmp_path / "a.spacy")
+    sdocs = list(DocBin().from_disk(tmp_path / "a.spacy").get_docs(spacy.blank("en").vocab))
+    for doc, sdoc in zip(docs, sdocs, strict=True):
+        group = sdoc.spans["clinical_nlp"]
+        rels = json.loads(sdoc.user_data["clinical_nlp_relations"])
+        by_id = {s.id: s for s in doc.spans}
+        for r in rels:
+            head, tail = group[r["head"]], group[r["tail"]]
+            assert (head.kb_id_, tail.kb_id_) == (r["arg1"], r["arg2"])
+            assert head.start_char == by_id[r["arg1"]].start
