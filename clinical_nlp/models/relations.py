@@ -36,6 +36,8 @@ MAX_GAP = 150
 MODIFIER_TYPES = ("Has_value", "Has_temporal", "Has_negation", "Has_qualifier", "Has_multiplier", "Has_mood")
 C_GRID = (0.3, 1.0)
 MODIFIER_THRESHOLDS = (0.1, 0.15, 0.2, 0.3, 0.4)
+#: the other types (coordination, Subsumes, Has_index …): a link from this probability on
+THRESHOLDS = (0.25, 0.3, 0.35, 0.4, 0.5)
 _WORD = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
 
 Row = Mapping[str, Any]
@@ -163,28 +165,37 @@ class RelationModel:
 
     def predict(self, rows: Iterable[Row]) -> list[list[dict[str, Any]]]:
         """Per row, the relations ``{type, arg1, arg2, score}`` over its span ids."""
+        return [self.decode(cands, probs) for cands, probs in self.score_candidates(rows)]
+
+    def score_candidates(self, rows: Iterable[Row]) -> list[tuple[list[tuple[dict, dict]], np.ndarray]]:
+        """Per row its candidate pairs and their class probabilities (what :meth:`decode` turns into links)."""
         out = []
-        none = self.classes.index(NONE)
         for row in rows:
             spans = _spans(row)
             cands = candidates(row, self.allowed)
-            rels: list[dict[str, Any]] = []
-            best_head: dict[str, dict[str, Any]] = {}  # a modifier has one head (97% of Chia's)
-            if cands:
-                p = self.proba([features(row, a, b, spans) for a, b in cands])
-                modifier = [i for i, c in enumerate(self.classes) if c in MODIFIER_TYPES]
-                for (a, b), probs in zip(cands, p, strict=True):
-                    if modifier:  # the pair's best modifier type, even where NONE is likelier
-                        m = max(modifier, key=lambda i: probs[i])
-                        held = best_head.get(b["id"])
-                        if held is None or probs[m] > held["score"]:
-                            best_head[b["id"]] = _rel(self.classes[m], a, b, probs[m])
-                    k = int(np.argmax(probs))
-                    if k != none and self.classes[k] not in MODIFIER_TYPES and probs[k] >= self.threshold:
-                        rels.append(_rel(self.classes[k], a, b, probs[k]))
-            rels += [r for r in best_head.values() if r["score"] >= self.modifier_threshold]
-            out.append(sorted(rels, key=lambda r: (r["arg1"], r["arg2"])))
+            probs = self.proba([features(row, a, b, spans) for a, b in cands]) if cands else np.zeros((0, 1))
+            out.append((cands, probs))
         return out
+
+    def decode(self, cands: Sequence[tuple[dict, dict]], probs: np.ndarray) -> list[dict[str, Any]]:
+        """Links from scored candidates: a modifier keeps its best head from ``modifier_threshold`` on; any
+        other pair its likeliest non-modifier type from ``threshold`` on (even where NONE is likelier)."""
+        rels: list[dict[str, Any]] = []
+        best_head: dict[str, dict[str, Any]] = {}  # a modifier has one head (97% of Chia's)
+        modifier = [i for i, c in enumerate(self.classes) if c in MODIFIER_TYPES]
+        other = [i for i, c in enumerate(self.classes) if c != NONE and c not in MODIFIER_TYPES]
+        for (a, b), p in zip(cands, probs, strict=True):
+            if modifier:  # the pair's best modifier type, even where NONE is likelier
+                m = max(modifier, key=lambda i: p[i])
+                held = best_head.get(b["id"])
+                if held is None or p[m] > held["score"]:
+                    best_head[b["id"]] = _rel(self.classes[m], a, b, p[m])
+            if other:
+                k = max(other, key=lambda i: p[i])
+                if p[k] >= self.threshold and p[k] >= max((p[i] for i in modifier), default=0.0):
+                    rels.append(_rel(self.classes[k], a, b, p[k]))
+        rels += [r for r in best_head.values() if r["score"] >= self.modifier_threshold]
+        return sorted(rels, key=lambda r: (r["arg1"], r["arg2"]))
 
     def save(self, directory: Path | str) -> Path:
         path = Path(directory)
@@ -252,12 +263,17 @@ def fit(rows: Sequence[Row], C: float) -> RelationModel:
     return RelationModel(vocab, [str(c) for c in clf.classes_], clf.coef_, clf.intercept_, allowed, {"C": C})
 
 
-def evaluate(model: RelationModel, rows: Sequence[Row]) -> dict[str, Any]:
-    """Directed micro P/R/F1 over all binary types, over the modifier types, and per type."""
+def evaluate(
+    model: RelationModel, rows: Sequence[Row], predictions: Sequence[Sequence[Mapping[str, Any]]] | None = None
+) -> dict[str, Any]:
+    """Directed micro P/R/F1 over all types, over the binary ones only (gold given as ``arg1``/``arg2``, not as
+    an ``args`` group), over the modifier types, and per type."""
     tp: Counter[str] = Counter()
     fp: Counter[str] = Counter()
     fn: Counter[str] = Counter()
-    for row, pred in zip(rows, model.predict(rows), strict=True):
+    group_types = {str(r.get("type")) for row in rows for r in row.get("relations") or [] if "args" in r}
+    preds = model.predict(rows) if predictions is None else predictions
+    for row, pred in zip(rows, preds, strict=True):
         gold = gold_pairs(row)
         got = {(r["arg1"], r["arg2"]): r["type"] for r in pred}
         for key, t in got.items():
@@ -274,31 +290,38 @@ def evaluate(model: RelationModel, rows: Sequence[Row]) -> dict[str, Any]:
                 "gold": a + c}  # fmt: skip
 
     every = sorted(set(tp) | set(fn) | set(fp))
-    return {"all": prf(every), "modifiers": prf(MODIFIER_TYPES), "per_type": {t: prf([t]) for t in every}}
+    return {
+        "all": prf(every),
+        "binary": prf(t for t in every if t not in group_types),
+        "modifiers": prf(MODIFIER_TYPES),
+        "per_type": {t: prf([t]) for t in every},
+    }
 
 
 def train_relations(
     train: Sequence[Row], dev: Sequence[Row], *, progress: Any = None
 ) -> tuple[RelationModel, dict[str, Any]]:
-    """Fit on ``train`` for each C of ``C_GRID``; choose C and the modifier threshold by micro-F1 over
-    all types on ``dev`` (development data); the dev metrics go into the model's meta."""
-    best: tuple[float, float, float, dict[str, Any]] | None = None
+    """Fit on ``train`` for each C of ``C_GRID``; choose C, the modifier threshold and the threshold of the
+    other types by micro-F1 over all types on ``dev`` (development data); the dev metrics go into the meta."""
+    best: tuple[float, float, float, float, dict[str, Any]] | None = None
     models, tried = {}, {}
     for C in C_GRID:
         models[C] = model = fit(train, C)
+        scored = model.score_candidates(dev)  # the probabilities once; each threshold only decodes
         for th in MODIFIER_THRESHOLDS:
-            model.modifier_threshold = th
-            scores = evaluate(model, dev)
-            tried[f"C={C},modifier_threshold={th}"] = scores["all"]["f1"]
-            if best is None or scores["all"]["f1"] > best[0]:
-                best = (scores["all"]["f1"], C, th, scores)
+            for other in THRESHOLDS:
+                model.modifier_threshold, model.threshold = th, other
+                scores = evaluate(model, dev, [model.decode(c, p) for c, p in scored])
+                tried[f"C={C},modifier_threshold={th},threshold={other}"] = scores["all"]["f1"]
+                if best is None or scores["all"]["f1"] > best[0]:
+                    best = (scores["all"]["f1"], C, th, other, scores)
         if progress:
             progress(1)
     assert best is not None
-    _, C, th, scores = best
+    _, C, th, other, scores = best
     model = models[C]
-    model.modifier_threshold = th
-    model.meta.update({"C": C, "modifier_threshold": th, "dev": scores, "tried": tried,
+    model.modifier_threshold, model.threshold = th, other
+    model.meta.update({"C": C, "modifier_threshold": th, "threshold": other, "dev": scores, "tried": tried,
                        "train_rows": len(train), "dev_rows": len(dev)})  # fmt: skip
     return model, scores
 

@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Relations between gold entities on Chia: our classifier against the nearest-concept heuristic.
+
+The relation model is trained on Chia train; its C and thresholds are chosen on the ``tune``
+trials of Chia dev (``splits/chia-dev-trials.json``, split by trial) and every figure is reported
+on the ``report`` trials, whose individual errors this script never prints. Directed micro-F1
+over the modifier types (Has_value, Has_temporal, Has_negation, Has_qualifier, Has_multiplier,
+Has_mood), over the binary types (gold given as ``arg1``/``arg2``: Chia's OR groups excluded) and
+over every link (OR groups as links between consecutive members). Speed: ``clinical-nlp relations``
+on 1,000 Chia criteria as a whole process, against the same process running ``--help`` (its start-up).
+
+Writes ``<output>/bench_relations.json``; exits 1 when a printed target is missed (modifiers >= 0.90,
+binary >= 0.80, 1,000 criteria < 60 s).
+
+Usage: python scripts/bench_relations.py [--output artifacts] [--speed-notes 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_preannotation import trial_split
+from targets import Target, check_targets
+
+from clinical_nlp.config import shared_corpora_dir
+from clinical_nlp.io.jsonl import atomic_writer, iter_json_rows
+from clinical_nlp.models.relations import C_GRID, evaluate, nearest_baseline, train_relations
+
+
+def _rows(path: Path) -> list[dict]:
+    return [row for _, row in iter_json_rows(path)]
+
+
+def _timed(args: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "clinical_nlp", *args], check=True, capture_output=True, text=True)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chia", type=Path, default=shared_corpora_dir() / "chia")
+    ap.add_argument("--output", type=Path, default=Path("artifacts"))
+    ap.add_argument("--speed-notes", type=int, default=1000)
+    args = ap.parse_args(argv)
+    from tqdm import tqdm
+
+    train, dev = _rows(args.chia / "train.jsonl"), _rows(args.chia / "dev.jsonl")
+    split = trial_split(dev)
+    tune = [r for r in dev if r["trial"] in set(split["tune"])]
+    report = [r for r in dev if r["trial"] in set(split["report"])]
+    with tqdm(total=len(C_GRID), desc="fit (C grid)", unit="C", disable=None) as bar:
+        model, tune_scores = train_relations(train, tune, progress=bar.update)
+    ours, base = evaluate(model, report), nearest_baseline(train, report)
+    print(f"chosen on {len(tune)} tune notes: C={model.meta['C']} modifier_threshold={model.modifier_threshold} "
+          f"threshold={model.threshold}", file=sys.stderr)  # fmt: skip
+    print(f"report trials ({len(report)} notes), gold entities, directed micro P/R/F1:", file=sys.stderr)
+    for part in ("modifiers", "binary", "all"):
+        o, b = ours[part], base[part]
+        print(f"  {part:9s} ours {o['precision']:.3f}/{o['recall']:.3f}/{o['f1']:.3f}  nearest-concept "
+              f"{b['precision']:.3f}/{b['recall']:.3f}/{b['f1']:.3f}  (gold {o['gold']})", file=sys.stderr)  # fmt: skip
+    per_type = ", ".join(f"{t} {v['f1']:.3f}" for t, v in ours["per_type"].items() if v["gold"] >= 10)
+    print(f"  per type (>= 10 gold): {per_type}", file=sys.stderr)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = model.save(Path(tmp) / "model").parent
+        notes = Path(tmp) / "in.jsonl"
+        with atomic_writer(notes) as fh:
+            for k in range(args.speed_notes):
+                r = (train + dev)[k % len(train + dev)]
+                fh.write(json.dumps({"id": f"{r['id']}#{k}", "text": r["text"], "spans": r["spans"]}) + "\n")
+        startup = _timed(["--help"])
+        seconds = _timed(["relations", "--model", str(model_dir), "-i", str(notes), "-o", str(Path(tmp) / "o.jsonl")])
+    print(f"speed: {args.speed_notes} criteria in {seconds:.1f} s whole process ({startup:.1f} s of it the "
+          f"process start-up, {seconds / startup:.1f}x a bare start)", file=sys.stderr)  # fmt: skip
+    result = {
+        "data": f"chia dev report trials of splits/chia-dev-trials.json ({len(report)} notes); choices from "
+        f"the {len(tune)} tune notes; model trained on chia train ({len(train)} notes)",
+        "chosen": {"C": model.meta["C"], "modifier_threshold": model.modifier_threshold, "threshold": model.threshold},
+        "tune": {k: tune_scores[k] for k in ("modifiers", "binary", "all")},
+        "report": ours,
+        "nearest_concept_report": base,
+        "speed": {"notes": args.speed_notes, "seconds": seconds, "startup_seconds": startup},
+    }
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "bench_relations.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return check_targets(
+        [
+            Target("modifier relations micro-F1 (report trials)", ours["modifiers"]["f1"], ">=", 0.90),
+            Target("binary relations micro-F1 (report trials)", ours["binary"]["f1"], ">=", 0.80),
+            Target(f"seconds for {args.speed_notes} criteria, whole process", seconds, "<=", 60.0),
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
