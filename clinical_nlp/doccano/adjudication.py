@@ -21,7 +21,7 @@ from typing import Any
 
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import Guideline
-from clinical_nlp.consensus.relations import relation_keys
+from clinical_nlp.consensus.relations import RelKey, relation_keys, relations_for, with_span_ids
 from clinical_nlp.doccano.client import DoccanoServer
 from clinical_nlp.doccano.credentials import DoccanoCredentials
 from clinical_nlp.doccano.tasks import (
@@ -40,7 +40,7 @@ from clinical_nlp.io.attribute_labels import attribute_label
 from clinical_nlp.services.adjudication import decide, entries, pending
 from clinical_nlp.services.validation import require_person
 from clinical_nlp.store import Store
-from clinical_nlp.types import ATTRIBUTE_DEFAULTS, Span
+from clinical_nlp.types import ATTRIBUTE_DEFAULTS, Annotation, Span
 
 TASK = "adjudication"
 
@@ -61,11 +61,11 @@ class AdjudicationPull(TaskPull):
     amended: list[str] = field(default_factory=list)
 
 
-def _versions(store: Store, note_id: str) -> dict[str, tuple[Span, ...]]:
+def _versions(store: Store, note_id: str) -> dict[str, Annotation]:
     """Each annotator's latest human annotation of the note."""
-    out: dict[str, tuple[Span, ...]] = {}
+    out: dict[str, Annotation] = {}
     for ann in store.annotations(kind="human", item=note_id):
-        out[ann.annotator] = ann.spans
+        out[ann.annotator] = ann
     return out
 
 
@@ -78,21 +78,39 @@ def describe(span: Span) -> str:
 
 
 def suggestion(store: Store, note_id: str, reasons: Sequence[str]) -> TaskItem:
-    """The union of the annotators' spans (deduplicated) and the example metadata that says who proposed what."""
+    """The union of the annotators' spans and links (deduplicated) and the example metadata that says who
+    proposed what."""
     versions = _versions(store, note_id)
     union: dict[tuple[Any, ...], Span] = {}
     proposers: dict[tuple[Any, ...], list[str]] = {}
-    for who, spans in sorted(versions.items()):
-        for s in spans:
+    links: dict[RelKey, list[str]] = {}
+    for who, ann in sorted(versions.items()):
+        for s in ann.spans:
             key = identity(s)
             union.setdefault(key, s)
             proposers.setdefault(key, []).append(who)
+        for k in relation_keys(ann.spans, ann.relations):
+            links.setdefault(k, []).append(who)
     meta: dict[str, Any] = {"reasons": "; ".join(reasons), "annotators": ", ".join(sorted(versions))}
-    for who, spans in sorted(versions.items()):
-        meta[f"by {who}"] = "; ".join(describe(s) for s in sorted(spans, key=Span.key)) or "(no spans)"
+    for who, ann in sorted(versions.items()):
+        meta[f"by {who}"] = "; ".join(describe(s) for s in sorted(ann.spans, key=Span.key)) or "(no spans)"
     disputed = [f"{describe(union[k])}: only {', '.join(w)}" for k, w in proposers.items() if len(w) < len(versions)]
     meta["disputed"] = "; ".join(disputed) or "(none: the annotators differ in attributes only)"
-    return TaskItem(note_id, tuple(sorted(union.values(), key=Span.key)), meta)
+    spans = with_span_ids(tuple(sorted(union.values(), key=Span.key)))
+    if links:
+        meta["links"] = "; ".join(
+            f"{kind} {h[2]} [{h[0]},{h[1]}) -> {t[2]} [{t[0]},{t[1]}) by {', '.join(w)}"
+            for (h, t, kind), w in sorted(links.items())
+        )
+    # one span per (offsets, label) in Doccano: a link attaches to the first span there
+    return TaskItem(note_id, spans, meta, tuple(relations_for(_first_per_offsets(spans), links)))
+
+
+def _first_per_offsets(spans: Sequence[Span]) -> list[Span]:
+    seen: dict[tuple[int, int, str], Span] = {}
+    for s in spans:
+        seen.setdefault((s.start, s.end, s.label), s)
+    return list(seen.values())
 
 
 def push_adjudication(

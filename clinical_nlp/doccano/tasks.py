@@ -17,7 +17,7 @@ from typing import Any
 
 from clinical_nlp.config import Guideline
 from clinical_nlp.doccano.client import DoccanoServer
-from clinical_nlp.doccano.codec import encode_spans
+from clinical_nlp.doccano.codec import encode_spans, encode_with_relations
 from clinical_nlp.doccano.links import (
     UPLOADING,
     annotator_project_name,
@@ -80,6 +80,14 @@ class TaskItem:
     note_id: str
     spans: tuple[Span, ...]
     meta: Mapping[str, Any]
+    #: links between ``spans`` (by span id), shown with them where the project has relations on
+    relations: tuple[Mapping[str, Any], ...] = ()
+
+
+def server_has_relations(server: DoccanoServer, pid: int) -> bool:
+    """Whether Doccano project ``pid`` has relations on (then imports use the relation format)."""
+    project = server.http.request("GET", f"/v1/projects/{pid}")
+    return bool(project.get("use_relation"))
 
 
 def open_task_project(server: DoccanoServer, guideline: Guideline, where: TaskProject) -> int:
@@ -113,11 +121,17 @@ def import_items(
     if not to_import:
         return 0, len(items) - len(todo)
     notes = {n.id: n for n in store.notes([it.note_id for it in to_import])}
-    payload = [(it.note_id, notes[it.note_id].text, encode_spans(it.spans)) for it in to_import]
+    rel_links: dict[str, list[dict[str, Any]]] | None = None
+    if server_has_relations(server, pid):
+        encoded = {it.note_id: encode_with_relations(it.spans, it.relations) for it in to_import}
+        payload = [(it.note_id, notes[it.note_id].text, encoded[it.note_id][0]) for it in to_import]
+        rel_links = {nid: e[1] for nid, e in encoded.items()}
+    else:
+        payload = [(it.note_id, notes[it.note_id].text, encode_spans(it.spans)) for it in to_import]
     marker = f"{UPLOADING}{uuid.uuid4().hex}"  # recorded before the upload, as in the annotators' push
     ids = [it.note_id for it in to_import]
     record_import(store, key, person, server.url, pid, marker, ids)
-    task_id = server.start_import(pid, payload, meta={it.note_id: it.meta for it in to_import})
+    task_id = server.start_import(pid, payload, meta={it.note_id: it.meta for it in to_import}, relations=rel_links)
     set_import_task(store, key, person, marker, task_id)
     crash_point(f"{where.task}.import_started")
     server.wait_import(pid, task_id)

@@ -165,3 +165,50 @@ def test_push_refuses_a_relation_the_schema_forbids(tmp_path, creds, corpora_dir
     with pytest.raises(InputFormatError, match="not allowed"):
         dc.push(store, load_guideline(), f"cnlp-bad-{uuid.uuid4().hex[:6]}", docs, [ALICE], creds=creds)
     assert store.annotations() == []
+
+
+def test_expert_sees_the_annotators_links_and_her_decision_keeps_hers(tmp_path, creds):  # noqa: F811
+    from test_doccano_adjudication import EXPERT, expert_store
+
+    from clinical_nlp.consensus.adjudication import QueueCandidate
+    from clinical_nlp.doccano.adjudication import pull_adjudication, push_adjudication
+    from clinical_nlp.services.adjudication import build_queue
+    from clinical_nlp.types import Annotation, Span
+
+    text = "HbA1c > 7% within 6 months"
+    store, guideline = expert_store(tmp_path, creds, {"rel-1": text})
+    spans = (
+        Span(0, 5, "Measurement", "HbA1c", id="T1"),
+        Span(6, 10, "Value", "> 7%", id="T2"),
+        Span(11, 26, "Temporal", "within 6 months", id="T3"),
+    )
+    value = {"type": "Has_value", "arg1": "T1", "arg2": "T2"}
+    when = {"type": "Has_temporal", "arg1": "T1", "arg2": "T3"}
+    store.save_annotations(
+        [
+            Annotation("rel-1", ALICE, spans, guideline_version="g", relations=(value, when)),
+            Annotation("rel-1", BOB, spans, guideline_version="g", relations=(value,)),
+        ],
+        kind="human",
+    )
+    build_queue(store, [QueueCandidate("rel-1", "text", {"relation_f1": 0.67})], expert=EXPERT)
+    name = f"cnlp-adjrel-{uuid.uuid4().hex[:8]}"
+    pushed = push_adjudication(store, guideline, name, EXPERT, creds=creds)
+    expert = person(creds, EXPERT, pushed.project_id)
+    (ex,) = expert.examples()
+    assert "Has_temporal" in ex["meta"]["links"] and ALICE in ex["meta"]["links"]
+    links = expert.relations(ex["id"])
+    assert len(links) == 2  # the union of both annotators' links, on one set of spans
+    types = {v: k for k, v in expert.relation_type_ids().items()}
+    dropped = next(r for r in links if types[r["type"]] == "Has_temporal")
+    expert.delete_relation(ex["id"], dropped["id"])  # she sides with bob
+    expert.mark_done(ex["id"])
+    result = pull_adjudication(store, guideline, name, EXPERT, creds=creds)
+    assert result.decided == ["rel-1"]
+    (gold,) = [a for a in store.annotations(kind="gold", item="rel-1")]
+    by_id = {s.id: s for s in gold.spans}
+    assert [(r["type"], by_id[r["arg1"]].text, by_id[r["arg2"]].text) for r in gold.relations] == [
+        ("Has_value", "HbA1c", "> 7%")
+    ]
+    again = pull_adjudication(store, guideline, name, EXPERT, creds=creds)
+    assert again.unchanged == ["rel-1"] and again.decided == []
