@@ -87,8 +87,12 @@ def _bucket(n: int) -> str:
     return str(n) if n < 4 else "4-7" if n < 8 else "8-15" if n < 16 else "16+"
 
 
-def features(row: Row, a: dict, b: dict, spans: Sequence[dict]) -> list[str]:
-    """Feature names of the ordered pair (a, b)."""
+def features(
+    row: Row, a: dict, b: dict, spans: Sequence[dict], allowed: set[tuple[str, str]] | None = None
+) -> list[str]:
+    """Feature names of the ordered pair (a, b); with ``allowed`` (the label pairs seen in training) also
+    a's rank by distance among the spans that could head b, overall and on its side, and b's rank among
+    the spans of its label near a."""
     text = str(row["text"])
     forward = a["start"] <= b["start"]
     lo, hi = (a, b) if forward else (b, a)
@@ -117,7 +121,32 @@ def features(row: Row, a: dict, b: dict, spans: Sequence[dict]) -> list[str]:
         feats.append(f"b_nearest_of_its_label|{pair}")
     if _nearest(b, a, spans):
         feats.append(f"a_nearest_of_its_label|{pair}")
+    if allowed is not None:
+        feats += _rank_features(a, b, spans, allowed, pair)
     return feats
+
+
+def _gap(x: dict, y: dict) -> int:
+    return max(y["start"] - x["end"], x["start"] - y["end"], 0)
+
+
+def _rank_features(a: dict, b: dict, spans: Sequence[dict], allowed: set[tuple[str, str]], pair: str) -> list[str]:
+    """Where a stands among b's possible heads (nearest first, then on its own side) and b among a's modifiers."""
+    out = []
+    heads = [s for s in spans if s["id"] != b["id"] and (s["label"], b["label"]) in allowed]
+    if len(heads) > 1 and any(s["id"] == a["id"] for s in heads):
+        rank = [s["id"] for s in sorted(heads, key=lambda s: (_gap(s, b), s["start"] > b["start"]))].index(a["id"])
+        out.append(f"head_rank={min(rank, 3)}|{b['label']}")
+        left = a["start"] < b["start"]
+        side = [s for s in heads if (s["start"] < b["start"]) == left]
+        k = [s["id"] for s in sorted(side, key=lambda s: _gap(s, b))].index(a["id"])
+        out.append(f"side_rank={'L' if left else 'R'}{min(k, 2)}|{b['label']}")
+    same = [s for s in spans if s["id"] != a["id"] and s["label"] == b["label"]]
+    if len(same) > 1:
+        out.append(
+            f"mod_rank={min([s['id'] for s in sorted(same, key=lambda s: _gap(a, s))].index(b['id']), 2)}|{pair}"
+        )
+    return out
 
 
 def _nearest(a: dict, b: dict, spans: Sequence[dict]) -> bool:
@@ -126,8 +155,8 @@ def _nearest(a: dict, b: dict, spans: Sequence[dict]) -> bool:
     def dist(s: dict) -> int:
         return max(s["start"] - a["end"], a["start"] - s["end"], 0)
 
-    same = [s for s in spans if s["label"] == b["label"] and s is not a]
-    return bool(same) and min(same, key=dist) is b
+    same = [s for s in spans if s["label"] == b["label"] and s["id"] != a["id"]]
+    return bool(same) and min(same, key=dist)["id"] == b["id"]
 
 
 def _rel(kind: str, a: dict, b: dict, score: float) -> dict[str, Any]:
@@ -145,6 +174,8 @@ class RelationModel:
     threshold: float = 0.5
     #: a modifier's best head is kept from this probability on (it has one head, so the bar can be lower)
     modifier_threshold: float = 0.35
+    #: the head/modifier rank features (models saved before they existed have none)
+    rank_features: bool = False
 
     def _matrix(self, rows: list[list[str]]):
         from scipy.sparse import csr_matrix
@@ -173,7 +204,8 @@ class RelationModel:
         for row in rows:
             spans = _spans(row)
             cands = candidates(row, self.allowed)
-            probs = self.proba([features(row, a, b, spans) for a, b in cands]) if cands else np.zeros((0, 1))
+            feats = [features(row, a, b, spans, self.allowed if self.rank_features else None) for a, b in cands]
+            probs = self.proba(feats) if cands else np.zeros((0, 1))
             out.append((cands, probs))
         return out
 
@@ -209,6 +241,7 @@ class RelationModel:
             "allowed": sorted(list(p) for p in self.allowed),
             "threshold": self.threshold,
             "modifier_threshold": self.modifier_threshold,
+            "rank_features": self.rank_features,
             "meta": self.meta,
         }
         out = path / "relations.json"
@@ -228,7 +261,7 @@ def load_relation_model(directory: Path | str) -> RelationModel:
     return RelationModel(
         body["vocab"], body["classes"], np.array(body["coef"]), np.array(body["intercept"]),
         {tuple(p) for p in body["allowed"]}, body.get("meta", {}), float(body.get("threshold", 0.5)),
-        float(body.get("modifier_threshold", 0.35)),
+        float(body.get("modifier_threshold", 0.35)), bool(body.get("rank_features", False)),
     )  # fmt: skip
 
 
@@ -237,7 +270,7 @@ def _examples(rows: Sequence[Row], allowed: set[tuple[str, str]]) -> tuple[list[
     for row in rows:
         gold, spans = gold_pairs(row), _spans(row)
         for a, b in candidates(row, allowed):
-            X.append(features(row, a, b, spans))
+            X.append(features(row, a, b, spans, allowed))
             y.append(gold.get((a["id"], b["id"]), NONE))
     return X, y
 
@@ -260,7 +293,9 @@ def fit(rows: Sequence[Row], C: float) -> RelationModel:
     clf = LogisticRegression(C=C, max_iter=3000)
     clf.fit(M, y)
     vocab = {str(f): i for i, f in enumerate(vec.get_feature_names_out())}
-    return RelationModel(vocab, [str(c) for c in clf.classes_], clf.coef_, clf.intercept_, allowed, {"C": C})
+    return RelationModel(
+        vocab, [str(c) for c in clf.classes_], clf.coef_, clf.intercept_, allowed, {"C": C}, rank_features=True
+    )
 
 
 def evaluate(
