@@ -39,6 +39,15 @@ def _print_report(report: dict[str, Any]) -> None:
             d.get("cohen_kappa_reason") or "",
         )
     console.print(a)
+    rel = report.get("relations")
+    if rel:
+        r = Table(title=f"Relation agreement (pairwise F1, both arguments and the type; {rel['pairs']} pair(s))")
+        for col in ("relation type", "F1", "support"):
+            r.add_column(col)
+        r.add_row("(all, micro)", _fmt(rel["relation_f1"]), str(sum(rel["links"].values())))
+        for kind, d in rel["per_type"].items():
+            r.add_row(kind, _fmt(d["f1"]), _fmt(float(d["support"])))
+        console.print(r)
 
 
 def register(app: typer.Typer) -> None:
@@ -67,8 +76,9 @@ def register(app: typer.Typer) -> None:
         Output REPORT.json: overall span F1 (exact and overlap; micro over the corpus per annotator
         pair, averaged over pairs), per-label span F1, per-pair P/R/F1, label agreement on aligned
         units, and Cohen's kappa / Krippendorff's alpha per attribute (negation, temporality,
-        experiencer) over spans both annotators marked with the same boundaries. Undefined figures
-        are null with a reason. Prints the tables in the terminal.
+        experiencer) over spans both annotators marked with the same boundaries, and where rows have
+        ``relations`` (type, arg1, arg2 over span ids) pairwise relation F1 overall and per type.
+        Undefined figures are null with a reason. Prints the tables in the terminal.
         """
         from clinical_nlp.services.agreement_files import agree
 

@@ -81,6 +81,39 @@ def test_agree_writes_consensus_gold(labels_file, tmp_path):
     assert all(len(r["spans"]) == 1 and r["spans"][0]["label"] == "Condition" for r in rows)
 
 
+def test_agree_with_relations_on_chia_rows(corpora_dir, tmp_path):
+    """Two annotators on real Chia criteria: bob drops every third link; relation F1, the per-type table
+    and the consensus gold's links (kept only where both linked) follow from that."""
+    rows, dropped, total = [], 0, 0
+    for _, r in iter_json_rows(corpora_dir / "chia" / "dev.jsonl"):
+        rels = [x for x in r.get("relations") or [] if "arg1" in x]
+        if not rels or any("fragments" in s for s in r["spans"]):
+            continue
+        spans = [{k: s[k] for k in ("id", "start", "end", "label")} for s in r["spans"]]
+        bob = [x for k, x in enumerate(rels) if k % 3 != 2]
+        dropped, total = dropped + len(rels) - len(bob), total + len(rels)
+        rows.append({"id": r["id"], "annotator": "ann", "text": r["text"], "spans": spans, "relations": rels})
+        rows.append({"id": r["id"], "annotator": "bob", "text": r["text"], "spans": spans, "relations": bob})
+    labels, gold, out = tmp_path / "L.jsonl", tmp_path / "G.jsonl", tmp_path / "R.json"
+    labels.write_text("".join(json.dumps(x) + "\n" for x in rows), encoding="utf-8")
+    res = CliRunner().invoke(app, ["agree", "-i", str(labels), "-o", str(out), "--gold", str(gold), "--n-boot", "0"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    kept = total - dropped
+    assert rep["overall"]["relation_f1"] == pytest.approx(2 * kept / (total + kept))
+    assert "Relation agreement" in res.output and "Has_value" in rep["relations"]["per_type"]
+    # a link one of two annotators made is no majority; consensus keeps one span per overlapping unit, and a
+    # link to a span that lost its unit goes with it
+    by_note = {r["id"]: r for r in rows if r["annotator"] == "bob"}
+    want = got = 0
+    for _, g in iter_json_rows(gold):
+        have = {(s["start"], s["end"], s["label"]) for s in g["spans"]}
+        spans = {s["id"]: (s["start"], s["end"], s["label"]) for s in by_note[g["id"]]["spans"]}
+        want += sum(1 for x in by_note[g["id"]]["relations"] if {spans[x["arg1"]], spans[x["arg2"]]} <= have)
+        got += len(g.get("relations", []))
+    assert got == want and 0.8 * kept < got <= kept
+
+
 def test_agree_bad_input_exit_2_and_no_output(tmp_path):
     bad = tmp_path / "LABELS.jsonl"
     bad.write_text('{"id": "n1", "annotator": "a", "text": "abc", "spans": [{"start": 1, "end": 9, "label": "X"}]}\n')
