@@ -117,6 +117,28 @@ def agreement_per_label(store: Store, labels: list[str]) -> dict[str, dict[str, 
     return result
 
 
+def relation_summary(store: Store, undirected: frozenset[str]) -> dict[str, Any]:
+    """Links per type in the human and gold annotations, and pairwise relation F1 per type between the
+    human annotators of each item read by two or more (both arguments matched by offsets and label)."""
+    from clinical_nlp.consensus.relations import relation_agreement, relation_keys
+
+    counts: Counter = Counter()
+    by_item: dict[str, dict[str, set]] = {}
+    for kind in ("human", "gold"):
+        for ann in store.annotations(kind=kind):
+            keys = relation_keys(ann.spans, ann.relations, undirected) if ann.relations else set()
+            for _, _, t in keys:
+                counts[(kind, t)] += 1
+            if kind == "human":
+                by_item.setdefault(ann.item, {})[ann.annotator] = keys
+    shared = {item: by for item, by in by_item.items() if len(by) >= 2}
+    types = sorted({t for _, t in counts})
+    return {
+        "types": {t: {"human": counts[("human", t)], "gold": counts[("gold", t)]} for t in types},
+        "agreement": relation_agreement(shared) if shared else None,
+    }
+
+
 def _tokens(text: str) -> list[tuple[int, int]]:
     import re
 
@@ -210,6 +232,7 @@ def collect(store: Store, guideline: Any) -> dict[str, Any]:
             "stale_examples": drift.stale[:50],
         },
         "agreement": agreement_per_label(store, schema.label_names),
+        "relations": relation_summary(store, schema.undirected_relations),
         "agreement_method": "pairwise over items with 2+ human annotators: span F1 (exact, overlap; "
         "clinical_nlp.metrics), character IoU, word-token Cohen's kappa (mean over pairs), "
         "character-level Krippendorff's alpha (nominal)",
@@ -343,6 +366,17 @@ def render_html(data: dict[str, Any]) -> str:
             )
         )
         parts.append(f"<img alt='agreement per label' src='data:image/png;base64,{img}'>")
+    rel = data.get("relations") or {}
+    if rel.get("types"):
+        agreement = rel.get("agreement") or {}
+        per_type = agreement.get("per_type", {})
+        parts.append("<h2>Relations</h2>")
+        parts.append(
+            "<p class='meta'>links per type (human, gold); pairwise relation F1 between the annotators of items "
+            f"read by two or more: overall {html.escape(str(agreement.get('relation_f1')))}</p>"
+        )
+        rows = [{"type": t, **c, "pairwise_f1": per_type.get(t, {}).get("f1")} for t, c in rel["types"].items()]
+        parts.append(_table(rows, ["type", "human", "gold", "pairwise_f1"]))
     qa = data["qa_coverage"]
     parts.append("<h2>QA review coverage</h2>")
     parts.append(f"<p class='{'ok' if qa['met'] else 'bad'}'>Policy {'met' if qa['met'] else 'NOT met'}</p>")

@@ -82,6 +82,25 @@ def test_report_contents(tmp_path):
     assert "data:image/png;base64," in page and not re.search(r"(src|href)=['\"]https?:", page)
 
 
+def test_report_counts_relations_and_their_agreement(tmp_path):
+    project = _project(tmp_path)
+    store = Store(project.store_url)
+    version = project.guideline().version
+    text = "Aspirin or warfarin."
+    store.add_notes([Note(f"m{i}", text) for i in range(4)], deidentified=True)
+    spans = (Span(0, 7, "Drug", "Aspirin", id="T1"), Span(11, 19, "Drug", "warfarin", id="T2"))
+    link = ({"type": "OR", "arg1": "T1", "arg2": "T2"},)
+    for i in range(4):
+        store.save_annotation(Annotation(f"m{i}", "alice", spans, guideline_version=version, relations=link))
+        store.save_annotation(Annotation(f"m{i}", "bob", spans, guideline_version=version, relations=link if i else ()))
+    res = CliRunner().invoke(app, ["report", "--project-dir", str(project.root), "-o", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    rel = json.loads((tmp_path / "rep" / "report.json").read_text())["relations"]
+    assert rel["types"] == {"OR": {"human": 7, "gold": 0}}
+    assert rel["agreement"]["relation_f1"] == pytest.approx(2 * 3 / (4 + 3))  # pooled over the 4 notes
+    assert "<h2>Relations</h2>" in (tmp_path / "rep" / "report.html").read_text()
+
+
 def _chromium(args, tmp_path):
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
