@@ -67,3 +67,4 @@ model: install
 	  --dev $$CORPORA/chia/dev.jsonl --output clinical_nlp/resources/entities/default --no-progress
 	$(PY) scripts/calibrate_entity_model.py
 	$(PY) scripts/bench_preannotation.py --choose-thresholds --apply
+	$(PY) scripts/bench_relations.py --save clinical_nlp/resources/relations/default

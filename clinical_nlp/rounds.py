@@ -63,6 +63,8 @@ class RoundSettings:
     dev_path: str | None = None
     #: a retrained model replaces the current one only if its dev strict F1 is at most this much lower
     promotion_tolerance: float = 0.02
+    #: link the suggestions with the shipped relation model (``make model``)
+    relations: bool = False
 
 
 # --------------------------------------------------------------------------- round rows
@@ -150,6 +152,17 @@ def preannotate_batch(notes: Sequence[Note], model: Any | None, labels: Sequence
     return out
 
 
+def _with_relations(docs: Sequence[AnnotatedNote], schema: Any) -> list[AnnotatedNote]:
+    """The documents with the shipped relation model's links between their spans (those the schema allows)."""
+    from clinical_nlp.models.relations import default_relation_model_dir
+    from clinical_nlp.pipeline.relations import predict_relations
+
+    found = default_relation_model_dir()
+    if found is None:
+        raise RoundError("round start --relations: the shipped relation model is not built (make model)")
+    return [predict_relations(d, str(found), schema) for d in docs]
+
+
 # --------------------------------------------------------------------------- start
 def start_round(
     project: Project, settings: RoundSettings, *, actor: str = "clinical-nlp", progress: bool = False
@@ -197,6 +210,8 @@ def start_round(
     notes = store.notes(info["batch"])
     model, version = _current_model(store)
     pre = preannotate_batch(notes, model, settings.labels)
+    if settings.relations:
+        pre = _with_relations(pre, guideline.schema)
     model_version = version or "rules-pipeline"
     info["pre_spans"] = sum(len(d.spans) for d in pre)
     _save(store, number, "preannotated", info)

@@ -33,6 +33,9 @@ def register(app: typer.Typer) -> None:
         expert: str = typer.Option("expert", help="Adjudicator username."),
         doccano_project: str = typer.Option(None, help="Doccano project name (default: the project's)."),
         seed: int = typer.Option(0),
+        relations: bool = typer.Option(
+            False, "--relations", help="Also suggest links between the spans (the shipped relation model)."
+        ),
     ) -> None:
         """Select a batch from the project's unlabelled notes, pre-annotate it with the current model
         and push it to Doccano (each annotator gets their own pre-annotations).
@@ -52,6 +55,7 @@ def register(app: typer.Typer) -> None:
             expert=expert,
             doccano_project=doccano_project or project.config.doccano.project,
             seed=seed,
+            relations=relations,
         )
         from clinical_nlp.doccano import DoccanoCredentials, annotator_project_name
 

@@ -8,6 +8,19 @@ from pathlib import Path
 import typer
 
 
+def _relation_model(given: Path | None) -> Path | None:
+    """``--relations``: a directory, or ``default`` for the model shipped with the package."""
+    if given is None or str(given) != "default":
+        return given
+    from clinical_nlp.errors import ConfigError
+    from clinical_nlp.models.relations import default_relation_model_dir
+
+    found = default_relation_model_dir()
+    if found is None:
+        raise ConfigError("--relations default: the shipped relation model is not built (make model)")
+    return found
+
+
 def register(app: typer.Typer) -> None:
     @app.command("preannotate")
     def preannotate_cmd(
@@ -22,7 +35,10 @@ def register(app: typer.Typer) -> None:
         ),
         no_model: bool = typer.Option(False, "--no-model", help="Rules only: no learned entity model."),
         relations: Path | None = typer.Option(
-            None, "--relations", help="Relation model dir from `clinical-nlp train relations`: rows get relations."
+            None,
+            "--relations",
+            help="Relation model dir from `clinical-nlp train relations`, or 'default' (the shipped one): "
+            "rows get span ids and relations.",
         ),
         assertion_model: Path | None = typer.Option(None, "--assertion-model", help="Assertion model dir/JSON."),
         rules_only: bool = typer.Option(False, "--rules-only", help="ConText rules decide the attributes."),
@@ -60,7 +76,7 @@ def register(app: typer.Typer) -> None:
             min_score=min_score,
             labels=[lab.strip() for lab in labels.split(",") if lab.strip()],
             use_default_model=not no_model,
-            relation_model=relations,
+            relation_model=_relation_model(relations),
         )
         typer.echo(json.dumps(stats_summary(stats)))
         if preview:

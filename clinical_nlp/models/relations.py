@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ import numpy as np
 from clinical_nlp.errors import ConfigError, InputFormatError
 
 NONE = "NONE"
+WEIGHTS_FILE = "relations.npz"
+DEFAULT_RELATION_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "relations" / "default"
 MAX_GAP = 150
 MODIFIER_TYPES = ("Has_value", "Has_temporal", "Has_negation", "Has_qualifier", "Has_multiplier", "Has_mood")
 C_GRID = (0.3, 1.0)
@@ -230,39 +233,56 @@ class RelationModel:
         return sorted(rels, key=lambda r: (r["arg1"], r["arg2"]))
 
     def save(self, directory: Path | str) -> Path:
+        """``relations.json`` (classes, vocabulary, thresholds, meta) and ``relations.npz`` (float16 weights)."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         body = {
             "kind": "relations-linear",
             "classes": self.classes,
-            "vocab": self.vocab,
-            "coef": np.round(self.coef, 5).tolist(),
-            "intercept": np.round(self.intercept, 5).tolist(),
+            "vocab": sorted(self.vocab, key=self.vocab.__getitem__),
+            "weights": WEIGHTS_FILE,
             "allowed": sorted(list(p) for p in self.allowed),
             "threshold": self.threshold,
             "modifier_threshold": self.modifier_threshold,
             "rank_features": self.rank_features,
             "meta": self.meta,
         }
+        np.savez_compressed(path / WEIGHTS_FILE, coef=self.coef.astype(np.float16), intercept=self.intercept)
         out = path / "relations.json"
         out.write_text(json.dumps(body), encoding="utf-8")
         return out
 
 
 def load_relation_model(directory: Path | str) -> RelationModel:
+    """A model written by :meth:`RelationModel.save` (or an older single-JSON one); ConfigError otherwise."""
     path = Path(directory)
     path = path / "relations.json" if path.is_dir() else path
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        if body.get("kind") != "relations-linear":
+            raise ConfigError(f"{path}: not a relation model (kind {body.get('kind')!r})")
+        if "weights" in body:
+            with np.load(path.parent / str(body["weights"])) as w:
+                coef, intercept = w["coef"].astype(np.float64), w["intercept"].astype(np.float64)
+            vocab = {str(f): i for i, f in enumerate(body["vocab"])}
+        else:  # the first format: weights and vocabulary inline
+            coef, intercept, vocab = np.array(body["coef"]), np.array(body["intercept"]), dict(body["vocab"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"{path}: not a relation model written by 'clinical-nlp train relations' ({exc})") from None
-    if body.get("kind") != "relations-linear":
-        raise ConfigError(f"{path}: not a relation model (kind {body.get('kind')!r})")
+    if coef.shape != (len(body["classes"]), len(vocab)):
+        raise ConfigError(
+            f"{path}: weights {coef.shape} do not match {len(body['classes'])} classes x {len(vocab)} features"
+        )
     return RelationModel(
-        body["vocab"], body["classes"], np.array(body["coef"]), np.array(body["intercept"]),
-        {tuple(p) for p in body["allowed"]}, body.get("meta", {}), float(body.get("threshold", 0.5)),
-        float(body.get("modifier_threshold", 0.35)), bool(body.get("rank_features", False)),
+        vocab, body["classes"], coef, intercept, {tuple(p) for p in body["allowed"]}, body.get("meta", {}),
+        float(body.get("threshold", 0.5)), float(body.get("modifier_threshold", 0.35)),
+        bool(body.get("rank_features", False)),
     )  # fmt: skip
+
+
+def default_relation_model_dir() -> Path | None:
+    """The relation model shipped with the package (``make model``), or None when it has not been built."""
+    return DEFAULT_RELATION_MODEL_DIR if (DEFAULT_RELATION_MODEL_DIR / "relations.json").exists() else None
 
 
 def _examples(rows: Sequence[Row], allowed: set[tuple[str, str]]) -> tuple[list[list[str]], list[str]]:
@@ -293,6 +313,8 @@ def fit(rows: Sequence[Row], C: float) -> RelationModel:
     clf = LogisticRegression(C=C, max_iter=3000)
     clf.fit(M, y)
     vocab = {str(f): i for i, f in enumerate(vec.get_feature_names_out())}
+    # float16 weights (what save writes): the model in memory predicts exactly as the one loaded
+    clf.coef_ = clf.coef_.astype(np.float16).astype(np.float64)
     return RelationModel(
         vocab, [str(c) for c in clf.classes_], clf.coef_, clf.intercept_, allowed, {"C": C}, rank_features=True
     )

@@ -52,3 +52,31 @@ def test_a_bad_relation_model_fails_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="not a relation model"):
         preannotate_file(notes, tmp_path / "out.jsonl", progress=False, relation_model=tmp_path / "m")
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_the_shipped_relation_model_links_a_criterion(tmp_path):
+    """`preannotate --relations default`: the model `make model` builds (Chia train, choices on tune trials)."""
+    from typer.testing import CliRunner
+
+    from clinical_nlp.cli.app import app
+
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(json.dumps({"id": "n0", "text": "HbA1c > 7% within the last 6 months"}) + "\n")
+    out = tmp_path / "pre.jsonl"
+    res = CliRunner().invoke(app, ["preannotate", "-i", str(notes), "-o", str(out), "--relations", "default"])
+    assert res.exit_code == 0, res.output
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    spans = {s["id"]: s["text"] for s in row["spans"]}
+    assert ("Has_value", "HbA1c") in {(r["type"], spans[r["arg1"]]) for r in row["relations"]}
+
+
+def test_damaged_weights_are_a_config_error(tmp_path, relation_model):
+    import shutil
+
+    from clinical_nlp.models.relations import load_relation_model
+
+    copy = tmp_path / "m"
+    shutil.copytree(relation_model, copy)
+    (copy / "relations.npz").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="not a relation model"):
+        load_relation_model(copy)

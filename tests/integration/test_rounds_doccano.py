@@ -105,6 +105,31 @@ def test_two_rounds_resume_and_report(demo_env):
     assert final["promotion"]["previous"] == done["model_version"] and "dev strict F1" in final["promotion"]["why"]
 
 
+def test_a_round_with_suggested_links(demo_env):
+    """round start --relations: the shipped relation model links the suggestions; they reach each annotator's
+    project, come back with her edits, are compared and kept in the consensus gold where a majority agrees."""
+    from dataclasses import replace
+
+    project, store, gold, dev, settings = demo_env
+    settings = replace(settings, relations=True)
+    sims = {"ann-a": SimulatedAnnotator("ann-a"), "ann-b": SimulatedAnnotator("ann-b", AnnotatorSkill(miss_rate=0.3))}
+    info = start_round(project, settings)
+    pre = store.annotations(kind="pre")
+    assert sum(len(a.relations) for a in pre) > 0
+    for a in pre:
+        ids = {s.id for s in a.spans}
+        assert all(r["arg1"] in ids and r["arg2"] in ids for r in a.relations)
+    simulate_annotators(project, store, info["number"], sims, gold, SCHEMA_LABELS, LOGINS)
+    done = finish_round(project, expert_decision=_expert(gold), dev=dev)
+    assert done["state"] == "done"
+    assert done["agreement"]["relations"]["relation_f1"] is not None
+    assert "relations_kept" in done["edits"]
+    humans = store.annotations(kind="human")
+    assert sum(len(a.relations) for a in humans) > 0
+    consensus = [a for a in store.annotations(kind="gold") if a.source.startswith("consensus")]
+    assert all({r["arg1"], r["arg2"]} <= {s.id for s in a.spans} for a in consensus for r in a.relations)
+
+
 FINISH_SCRIPT = """
 import json, sys
 from clinical_nlp.config import load_project
