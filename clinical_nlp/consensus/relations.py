@@ -117,7 +117,8 @@ def relation_agreement(by_note: Mapping[str, Mapping[str, set[RelKey]]]) -> dict
 
     ``by_note[note][annotator]`` are her relation keys. ``relation_f1`` is the mean over annotator
     pairs of the pooled F1 (symmetric: F1 does not depend on which side is the reference);
-    ``per_type`` pools every pair. Pairs where neither annotator linked anything count as agreement
+    ``per_type`` pools every pair (``support``: the links of that type per side, averaged over the two
+    sides of each pair). Pairs where neither annotator linked anything count as agreement
     on nothing and are left out; ``None`` when no pair linked anything.
     """
     pooled: dict[tuple[str, str], dict[str, list[int]]] = {}

@@ -38,6 +38,7 @@ class AnnotatorSession:
         self.username = username
         self.project_id = project_id
         self._label_ids: dict[str, int] | None = None
+        self._relation_type_ids: dict[str, int] | None = None
 
     @property
     def _p(self) -> str:
@@ -70,16 +71,14 @@ class AnnotatorSession:
         """This user's spans on an example decoded into :class:`Span` (attributes attached)."""
         return decode_triples(text, self.triples(example_id))
 
+    def _type_id(self, ids: dict[str, int], name: str, what: str) -> int:
+        if name not in ids:
+            raise DoccanoError(f"{what} {name!r} is not in Doccano project {self.project_id}")
+        return ids[name]
+
     def add_span(self, example_id: int, start: int, end: int, label: str) -> int:
-        ids = self.label_ids()
-        if label not in ids:
-            raise DoccanoError(f"label {label!r} is not a span type of Doccano project {self.project_id}")
-        data = self.http.request(
-            "POST",
-            f"{self._p}/examples/{example_id}/spans",
-            json={"label": ids[label], "start_offset": start, "end_offset": end},
-        )
-        return int(data["id"])
+        body = {"label": self._type_id(self.label_ids(), label, "span type"), "start_offset": start, "end_offset": end}
+        return int(self.http.request("POST", f"{self._p}/examples/{example_id}/spans", json=body)["id"])
 
     def delete_span(self, example_id: int, span_id: int) -> None:
         self.http.request("DELETE", f"{self._p}/examples/{example_id}/spans/{span_id}")
@@ -92,7 +91,9 @@ class AnnotatorSession:
         return None
 
     def relation_type_ids(self) -> dict[str, int]:
-        return {t["text"]: t["id"] for t in self.http.get_all(f"{self._p}/relation-types")}
+        if self._relation_type_ids is None:
+            self._relation_type_ids = {t["text"]: t["id"] for t in self.http.get_all(f"{self._p}/relation-types")}
+        return self._relation_type_ids
 
     def relations(self, example_id: int) -> list[dict[str, Any]]:
         """The example's raw Doccano relations (id, from_id, to_id = span ids, type = relation type id)."""
@@ -100,19 +101,13 @@ class AnnotatorSession:
 
     def add_relation(self, example_id: int, from_span: int, to_span: int, kind: str) -> int:
         """Link two spans of the example (Doccano span ids) with relation type ``kind``; the new relation's id."""
-        ids = self.relation_type_ids()
-        if kind not in ids:
-            raise DoccanoError(f"relation type {kind!r} is not in Doccano project {self.project_id}")
-        data = self.http.request(
-            "POST",
-            f"{self._p}/examples/{example_id}/relations",
-            json={"from_id": from_span, "to_id": to_span, "type": ids[kind], "example": example_id},
-        )
-        return int(data["id"])
+        kind_id = self._type_id(self.relation_type_ids(), kind, "relation type")
+        body = {"from_id": from_span, "to_id": to_span, "type": kind_id, "example": example_id}
+        return int(self.http.request("POST", f"{self._p}/examples/{example_id}/relations", json=body)["id"])
 
     def change_relation_type(self, example_id: int, relation_id: int, kind: str) -> None:
-        ids = self.relation_type_ids()
-        self.http.request("PATCH", f"{self._p}/examples/{example_id}/relations/{relation_id}", json={"type": ids[kind]})
+        kind_id = self._type_id(self.relation_type_ids(), kind, "relation type")
+        self.http.request("PATCH", f"{self._p}/examples/{example_id}/relations/{relation_id}", json={"type": kind_id})
 
     def delete_relation(self, example_id: int, relation_id: int) -> None:
         self.http.request("DELETE", f"{self._p}/examples/{example_id}/relations/{relation_id}")
