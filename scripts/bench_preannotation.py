@@ -98,6 +98,11 @@ def ece(preds, golds, bins: int = 10) -> float:
     for pred, gold in zip(preds, golds, strict=True):
         keys = {(s.start, s.end, s.label) for s in gold}
         pairs += [(s.score or 0.0, (s.start, s.end, s.label) in keys) for s in pred]
+    return ece_of(pairs, bins)
+
+
+def ece_of(pairs: list[tuple[float, bool]], bins: int = 10) -> float:
+    """Expected calibration error of ``(score, correct)`` pairs over ``bins`` equal-width score bins."""
     if not pairs:
         return 0.0
     out = 0.0

@@ -6,7 +6,8 @@ trials of Chia dev (``splits/chia-dev-trials.json``, split by trial) and every f
 on the ``report`` trials, whose individual errors this script never prints. Directed micro-F1
 over the modifier types (Has_value, Has_temporal, Has_negation, Has_qualifier, Has_multiplier,
 Has_mood), over the binary types (gold given as ``arg1``/``arg2``: Chia's OR groups excluded) and
-over every link (OR groups as links between consecutive members). Speed: ``clinical-nlp relations``
+over every link (OR groups as links between consecutive members); the expected calibration error
+of the predicted links' scores (score vs. correct, 10 bins). Speed: ``clinical-nlp relations``
 on 1,000 Chia criteria as a whole process, against the same process running ``--help`` (its start-up).
 
 Writes ``<output>/bench_relations.json``; exits 1 when a printed target is missed (modifiers >= 0.90,
@@ -28,12 +29,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_preannotation import trial_split
+from bench_preannotation import ece_of, trial_split
 from targets import Target, check_targets
 
 from clinical_nlp.config import shared_corpora_dir
 from clinical_nlp.io.jsonl import atomic_writer, iter_json_rows
-from clinical_nlp.models.relations import C_GRID, evaluate, nearest_baseline, train_relations
+from clinical_nlp.models.relations import C_GRID, evaluate, gold_pairs, nearest_baseline, train_relations
 
 
 def _rows(path: Path) -> list[dict]:
@@ -62,7 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     report = [r for r in dev if r["trial"] in set(split["report"])]
     with tqdm(total=len(C_GRID), desc="fit (C grid)", unit="C", disable=None) as bar:
         model, tune_scores = train_relations(train, tune, progress=bar.update)
-    ours, base = evaluate(model, report), nearest_baseline(train, report)
+    predicted = model.predict(report)
+    ours, base = evaluate(model, report, predicted), nearest_baseline(train, report)
+    scored = [
+        (r["score"], gold_pairs(row).get((r["arg1"], r["arg2"])) == r["type"])
+        for row, pred in zip(report, predicted, strict=True)
+        for r in pred
+    ]
+    calibration = ece_of(scored)
     print(f"chosen on {len(tune)} tune notes: C={model.meta['C']} modifier_threshold={model.modifier_threshold} "
           f"threshold={model.threshold}", file=sys.stderr)  # fmt: skip
     print(f"report trials ({len(report)} notes), gold entities, directed micro P/R/F1:", file=sys.stderr)
@@ -70,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         o, b = ours[part], base[part]
         print(f"  {part:9s} ours {o['precision']:.3f}/{o['recall']:.3f}/{o['f1']:.3f}  nearest-concept "
               f"{b['precision']:.3f}/{b['recall']:.3f}/{b['f1']:.3f}  (gold {o['gold']})", file=sys.stderr)  # fmt: skip
+    print(f"  link scores: expected calibration error {calibration:.3f} over {len(scored)} predicted links",
+          file=sys.stderr)  # fmt: skip
     per_type = ", ".join(f"{t} {v['f1']:.3f}" for t, v in ours["per_type"].items() if v["gold"] >= 10)
     print(f"  per type (>= 10 gold): {per_type}", file=sys.stderr)
 
@@ -91,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         "tune": {k: tune_scores[k] for k in ("modifiers", "binary", "all")},
         "report": ours,
         "nearest_concept_report": base,
+        "report_link_score_ece": calibration,
         "speed": {"notes": args.speed_notes, "seconds": seconds, "startup_seconds": startup},
     }
     if args.save:
