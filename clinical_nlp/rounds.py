@@ -37,10 +37,13 @@ logger = logging.getLogger(__name__)
 #: Steps in order; ``state`` of a round is the last completed step.
 STEPS = ("selected", "preannotated", "pushed", "pulled", "consensus", "trained", "evaluated", "done")
 
-#: Decides an adjudication item: (note, per-annotator spans, reasons) -> (gold spans, reason).
-#: the expert's decision on a queued note given outside Doccano (spans, reason), or None: she decides in her
+#: Decides an adjudication item: (note, per-annotator spans, reasons) -> (gold spans, reason[, relations over
+#: the spans' ids]): the expert's decision on a queued note given outside Doccano, or None: she decides in her
 #: Doccano adjudication project (finish pushes it there and stops until she has marked it done)
-ExpertDecision = Callable[[Note, Mapping[str, Sequence[Span]], Sequence[str]], tuple[Sequence[Span], str] | None]
+ExpertDecision = Callable[
+    [Note, Mapping[str, Sequence[Span]], Sequence[str]],
+    tuple[Sequence[Span], str] | tuple[Sequence[Span], str, Sequence[Mapping[str, Any]]] | None,
+]
 
 
 class RoundError(ClinicalNLPError):
@@ -339,7 +342,7 @@ def finish_round(
                 if given is None:
                     in_doccano.append(nid)
                     continue
-                spans, reason = given
+                spans, reason, *links = given
                 adjudication.decide(
                     store,
                     nid,
@@ -349,6 +352,7 @@ def finish_round(
                     reason,
                     round=number,
                     guideline_version=guideline.version,
+                    relations=links[0] if links else (),
                 )
             elif nid not in decided:  # decided in Doccano on an earlier run of finish: her decision stands
                 written |= store.save_annotation(

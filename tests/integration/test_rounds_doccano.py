@@ -120,8 +120,23 @@ def test_a_round_with_suggested_links(demo_env):
         ids = {s.id for s in a.spans}
         assert all(r["arg1"] in ids and r["arg2"] in ids for r in a.relations)
     simulate_annotators(project, store, info["number"], sims, gold, SCHEMA_LABELS, LOGINS)
-    done = finish_round(project, expert_decision=_expert(gold), dev=dev)
+    schema = project.guideline().schema
+
+    def expert(note, _by, reasons):  # the oracle's spans, and one link she draws where the schema allows one
+        spans = tuple(replace(s, id=f"T{k}") for k, s in enumerate(gold[note.id].spans, start=1))
+        links = [
+            {"type": r.name, "arg1": a.id, "arg2": b.id}
+            for a in spans
+            for b in spans
+            for r in schema.relations
+            if a is not b and r.allows(a.label, b.label)
+        ][:1]
+        return spans, "oracle: " + "; ".join(reasons), links
+
+    done = finish_round(project, expert_decision=expert, dev=dev)
     assert done["state"] == "done"
+    adjudicated = [a for a in store.annotations(kind="gold") if a.source == "adjudication"]
+    assert adjudicated and all(len(a.relations) == 1 for a in adjudicated if len(a.spans) > 1)
     assert done["agreement"]["relations"]["relation_f1"] is not None
     assert "relations_kept" in done["edits"]
     humans = store.annotations(kind="human")
