@@ -324,7 +324,7 @@ def finish_round(
         crash_point("round.pulled")
 
     if not _done(info, "consensus"):
-        labels = text_adapter.read_labels(info["labels_path"])
+        labels = text_adapter.read_labels(info["labels_path"], undirected=guideline.schema.undirected_relations)
         report = text_adapter.agreement_report(labels, n_boot=100, seed=settings.seed)
         info["agreement"] = report
         consensus = text_adapter.consensus_relations(labels, text_adapter.consensus_spans(labels))

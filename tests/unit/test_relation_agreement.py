@@ -187,3 +187,9 @@ def test_schema_rules_name_the_problem():
     assert schema.relation("OR").allows("Value", "Condition") and not schema.relation("Has_value").allows(
         "Value", "Measurement"
     )
+
+
+def test_the_caller_says_which_types_are_undirected():
+    rows = [row("ann", [rel("OR", "T3", "T5")]), row("bob", [rel("OR", "T5", "T3")])]
+    assert agreement_report(load_rows(rows, undirected=frozenset({"OR"})), n_boot=0)["overall"]["relation_f1"] == 1.0
+    assert agreement_report(load_rows(rows, undirected=frozenset()), n_boot=0)["overall"]["relation_f1"] == 0.0

@@ -103,12 +103,15 @@ def _add_row(
         relations.setdefault(nid, {})[ann] = frozenset(keys)
 
 
-def load_rows(rows: Iterable[Mapping[str, Any]], *, source: str = "<rows>") -> TextLabels:
-    """Validate rows in memory (see the module docstring for the format)."""
+def load_rows(
+    rows: Iterable[Mapping[str, Any]], *, source: str = "<rows>", undirected: frozenset[str] | None = None
+) -> TextLabels:
+    """Validate rows in memory (see the module docstring for the format); ``undirected``: the relation types
+    whose argument order does not count (default: the default label schema's)."""
     texts: dict[str, str] = {}
     spans: dict[str, dict[str, tuple[Span, ...]]] = {}
     relations: dict[str, dict[str, frozenset[RelKey]]] = {}
-    undirected = _undirected()
+    undirected = _undirected() if undirected is None else undirected
     for i, row in enumerate(rows, start=1):
         _add_row(texts, spans, row, source, i, relations, undirected)
     if not texts:
@@ -116,12 +119,13 @@ def load_rows(rows: Iterable[Mapping[str, Any]], *, source: str = "<rows>") -> T
     return TextLabels(texts, spans, relations)
 
 
-def read_labels(path: Path | str) -> TextLabels:
-    """Read ``LABELS.jsonl`` as written by ``clinical-nlp doccano pull``; errors name file and line."""
+def read_labels(path: Path | str, *, undirected: frozenset[str] | None = None) -> TextLabels:
+    """Read ``LABELS.jsonl`` as written by ``clinical-nlp doccano pull``; errors name file and line.
+    ``undirected`` as for :func:`load_rows`."""
     texts: dict[str, str] = {}
     spans: dict[str, dict[str, tuple[Span, ...]]] = {}
     relations: dict[str, dict[str, frozenset[RelKey]]] = {}
-    undirected = _undirected()
+    undirected = _undirected() if undirected is None else undirected
     for line, row in iter_json_rows(path):
         _add_row(texts, spans, row, str(path), line, relations, undirected)
     if not texts:
