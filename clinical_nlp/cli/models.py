@@ -69,6 +69,14 @@ def register(app: typer.Typer) -> None:
         vector_dims: int = typer.Option(
             0, help="spaCy: principal components kept of the static vectors (0: all 384; 128 for a small model)."
         ),
+        partial: Path | None = typer.Option(
+            None,
+            "--partial",
+            help="spaCy kind: JSONL of notes with partial labels (id, text, spans): each span only says "
+            "'an entity overlaps here' (label and exact bounds unknown), every other token is unknown.",
+        ),
+        width: int = typer.Option(128, help="spaCy: CNN tok2vec width."),
+        depth: int = typer.Option(4, help="spaCy: CNN tok2vec depth (layers; each sees one more token each side)."),
         seed: int = typer.Option(0, help="Random seed."),
         dropout: float | None = typer.Option(None, help="Training dropout (default: 0.2 spacy, 0.1 transformer)."),
         patience: int = typer.Option(4, help="Early stopping: epochs without dev improvement (0: off)."),
@@ -121,17 +129,27 @@ def register(app: typer.Typer) -> None:
             tokenizer=cast(TokenizerKind, tokenizer),
             static_vectors=static_vectors,
             vector_dims=vector_dims,
+            width=width,
+            depth=depth,
             transformer_epochs=transformer_epochs,
         )
         train_docs = read_jsonl(train, allow_empty=True)
         dev_docs = read_jsonl(dev, allow_empty=True) if dev else None
+        partial_docs = read_jsonl(partial, allow_empty=True) if partial else []
         store = None
         if project_dir is not None:
             from clinical_nlp.project import open_store, resolve_project
 
             store = open_store(resolve_project(project_dir))
         model = train_entity_model(
-            train_docs, dev_docs, config, output, parent_version=parent_version, store=store, progress=progress
+            train_docs,
+            dev_docs,
+            config,
+            output,
+            parent_version=parent_version,
+            store=store,
+            progress=progress,
+            partial=partial_docs,
         )
         typer.echo(f"model {model.version} written to {output} ({model.metrics['train_seconds']:.1f}s)")
         if "dev" in model.metrics:

@@ -156,6 +156,27 @@ def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     return s, e
 
 
+#: ``(id(rules), text) -> (rules, rules whose prefilter passes somewhere in the text)``: one for
+#: notes, one for the sentences of the note's concepts (bounded)
+_NOTE_RULES: dict[tuple[int, str], tuple[Sequence[CueRule], tuple[CueRule, ...]]] = {}
+_SENTENCE_RULES: dict[tuple[int, str], tuple[Sequence[CueRule], tuple[CueRule, ...]]] = {}
+
+
+def _rules_in(rules: Sequence[CueRule], text: str, cache: dict, size: int = 256) -> Sequence[CueRule]:
+    """The rules that can match somewhere in ``text`` (lower-cased): the note's (or sentence's)
+    concepts share the answer, and a rule whose first words are not in a text is not in any part of
+    it (:func:`_cues` still checks each candidate's first words on the concept's own context)."""
+    key = (id(rules), text)
+    hit = cache.get(key)
+    if hit is not None and hit[0] is rules:
+        return hit[1]
+    if len(cache) >= size:
+        cache.clear()
+    found = tuple(r for r in rules if not r.first or any(f in text for f in r.first))
+    cache[key] = (rules, found)
+    return found
+
+
 def _cues(
     rules: Sequence[CueRule], left: str, right: str
 ) -> tuple[list[tuple[CueRule, int]], list[tuple[CueRule, int]]]:
@@ -239,7 +260,8 @@ def extract(
     lower = text[s:e].lower()
     cs, ce = start - s, end - s
     left, concept, right = lower[:cs], lower[cs:ce], lower[ce:]
-    lc, rc = _cues(rules, left, right)
+    in_note = _rules_in(rules, text.lower(), _NOTE_RULES, 16)
+    lc, rc = _cues(_rules_in(in_note, lower, _SENTENCE_RULES), left, right)
     decision = _rule_decision(lc, rc)
     feats: list[str] = ["BIAS"]
     for attr, (value, _) in decision.items():

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clinical_nlp.cli.app import app
+from clinical_nlp.errors import ConfigError
 from clinical_nlp.io.jsonl import read_jsonl
 from clinical_nlp.models.entities import DEFAULT_LABELS, load_entity_model
 
@@ -125,3 +126,28 @@ def test_train_entities_cli_bad_input(tmp_path):
     assert res.exit_code != 0
     assert "bad.jsonl:1" in str(res.exception) or "bad.jsonl:1" in res.output
     assert not (tmp_path / "m").exists()
+
+
+def test_train_entities_cli_partial_labels_width_and_depth(corpora_dir, tmp_path):
+    """``--partial`` notes (marked findings) train the spaCy kind beside the gold; ``--width`` and
+    ``--depth`` shape its CNN; a transformer with ``--partial`` is refused (a ConfigError: exit code 2)."""
+    partial = tmp_path / "findings.jsonl"
+    rows = [
+        {"id": "p1", "text": "No WHEEZES, rales or rhonchi.", "spans": [{"start": 3, "end": 10, "label": "Finding"}]},
+        {"id": "p2", "text": "Mild cardiomegaly.", "spans": [{"start": 5, "end": 17, "label": "Finding"}]},
+    ]
+    partial.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    common = ["train", "entities", "--train", str(corpora_dir / "chia" / "train.jsonl"), "--partial", str(partial)]
+    out = tmp_path / "m"
+    res = CliRunner().invoke(
+        app,
+        [*common, "--output", str(out), "--kind", "spacy", "--epochs", "2", "--width", "48", "--depth", "2"]
+        + ["--no-static-vectors", "--no-progress"],
+    )
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["n_partial_docs"] == 2 and len(meta["partial_hash"]) == 64
+    assert meta["config"]["width"] == 48 and meta["config"]["depth"] == 2
+    bad = CliRunner().invoke(app, [*common, "--output", str(tmp_path / "t"), "--kind", "transformer", "--no-progress"])
+    assert isinstance(bad.exception, ConfigError) and "spaCy kind only" in str(bad.exception)  # main(): exit 2
+    assert not (tmp_path / "t").exists()

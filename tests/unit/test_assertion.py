@@ -135,3 +135,23 @@ def test_any_valid_row_gets_allowed_values(text: str, data, rules_only: bool) ->
     assert res["temporality"] in {"recent", "historical", "hypothetical"}
     assert res["experiencer"] in {"patient", "family", "other"}
     assert 0.0 < res["score"] <= 1.0
+
+
+_WORDS = ["no", "denies", "history", "of", "mother", "possible", "if", "pain", "fever", "but", "resolved", "."]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), min_size=3, max_size=30), st.data())
+def test_cue_prefilter_caches_change_no_decision(words, data):
+    """The note- and sentence-level rule prefilters (cached) give the cues a full scan gives."""
+    rules, _ = A.load_cue_rules()
+    text = " ".join(words)
+    i = data.draw(st.integers(0, len(words) - 1))
+    start = len(" ".join(words[:i])) + (1 if i else 0)
+    end = start + len(words[i])
+    s, e = A._sentence_bounds(text, start, end)
+    lower = text[s:e].lower()
+    full = A._cues(rules, lower[: start - s], lower[end - s :])
+    feats, decision = A.extract(text, start, end, rules)
+    assert A._rule_decision(*full) == decision
+    assert A.extract(text, start, end, rules) == (feats, decision)  # a cache hit answers the same

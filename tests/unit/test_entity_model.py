@@ -339,3 +339,54 @@ def test_early_stopping_waits_until_the_dev_score_leaves_the_floor():
     assert not stopper.exhausted
     stopper.update(0.29, lambda: "x")
     assert stopper.exhausted and stopper.best == (0.31, "good")
+
+
+# --- partially labelled notes (weak supervision: "an entity overlaps here") ----------------------
+PARTIAL = [
+    _doc(100 + i, t, [(t.index(w), t.index(w) + len(w), "Finding")])
+    for i, (t, w) in enumerate([("No wheezes, rales or rhonchi.", "wheezes"), ("Mild wheezes heard.", "wheezes")] * 4)
+]
+
+
+def test_partial_examples_mark_only_the_span_tokens_as_not_outside():
+    import spacy
+
+    from clinical_nlp.models.entities.spacy_model import NOT_OUTSIDE, _partial_examples
+
+    nlp = spacy.blank("en")
+    (eg,) = _partial_examples(nlp, PARTIAL[:1] + [_doc(9, "no spans here", [])])
+    assert eg.get_aligned("TAG", as_string=True) == ["", NOT_OUTSIDE, "", "", "", "", ""]
+
+
+def test_partial_notes_teach_the_tagger_where_an_entity_is(tmp_path):
+    cfg = TrainConfig(epochs=8, patience=0, width=32, depth=1, batch_size=2, static_vectors=False)
+    plain = train_entity_model(DOCS, None, cfg, progress=False)
+    weak = train_entity_model(DOCS, None, cfg, tmp_path / "w", progress=False, partial=PARTIAL)
+    probe = Note("q", "Some wheezes today.")
+
+    def p_outside(model) -> float:
+        return float(model.token_probabilities([probe])[0][1, 0])  # token "wheezes", tag O
+
+    assert p_outside(weak) < 0.5 * p_outside(plain)
+    meta = json.loads((tmp_path / "w" / "model.json").read_text())
+    assert meta["n_partial_docs"] == len(PARTIAL) and meta["partial_hash"] == data_hash(PARTIAL)
+    assert meta["data_hash"] == plain.meta["data_hash"]  # the fully labelled data is the same
+    with pytest.raises(ConfigError, match="spaCy kind only"):
+        train_entity_model(DOCS, None, TrainConfig(kind="transformer", epochs=1), progress=False, partial=PARTIAL)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 50), max_size=30), st.integers(1, 60))
+def test_token_batches_keep_order_and_budget(lengths, budget):
+    from clinical_nlp.models.entities.spacy_model import _token_batches
+
+    groups = _token_batches(lengths, budget)
+    assert [i for g in groups for i in g] == list(range(len(lengths)))
+    assert all(g and (len(g) == 1 or sum(lengths[i] for i in g) <= budget) for g in groups)
+
+
+def test_small_forward_batches_give_the_same_spans(spacy_model, monkeypatch):
+    notes = [d.note for d in DOCS]
+    whole = spacy_model.predict(notes)
+    monkeypatch.setattr(type(spacy_model), "batch_tokens", 3)
+    assert spacy_model.predict(notes) == whole

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from clinical_nlp.errors import ConfigError
 from clinical_nlp.models.entities.base import EntityModel, new_version, read_model_meta, utc_now
 from clinical_nlp.models.entities.config import MODEL_FILE, TrainConfig
 from clinical_nlp.models.entities.ensemble import train_ensemble
@@ -30,6 +31,7 @@ def train_entity_model(
     parent_version: str | None = None,
     store: Any | None = None,
     progress: bool = True,
+    partial: Sequence[AnnotatedNote] = (),
 ) -> EntityModel:
     """Train an entity model, evaluate it on ``dev`` and (optionally) save and register it.
 
@@ -41,6 +43,8 @@ def train_entity_model(
         parent_version: version this one derives from (default: the base model's version).
         store: a :class:`clinical_nlp.store.Store`; when given, a ``ModelVersionRow`` is recorded.
         progress: show a progress bar.
+        partial: spaCy kind only: notes whose spans only say "an entity overlaps here" (label and
+            exact bounds unknown, every other token unknown), e.g. marked findings of EHR sentences.
 
     Returns:
         The trained :class:`EntityModel` (``path`` set when ``output`` was given).
@@ -49,6 +53,9 @@ def train_entity_model(
 
     train = check_docs(train, "training data")
     dev = [d for d in (dev or []) if d.text.strip()] or None
+    partial = [d for d in partial if d.text.strip() and d.spans]
+    if partial and config.kind != "spacy":
+        raise ConfigError(f"partially labelled notes train the spaCy kind only, not {config.kind!r}")
     dhash = data_hash(train, config.labels)
     if parent_version is None and config.base_model is not None and (Path(config.base_model) / MODEL_FILE).exists():
         parent_version = read_model_meta(config.base_model).get("version")
@@ -63,9 +70,12 @@ def train_entity_model(
         "n_dev_docs": len(dev) if dev else 0,
         "config": config.to_json(),
     }
+    if partial:
+        meta["partial_hash"] = data_hash(partial)
+        meta["n_partial_docs"] = len(partial)
     t0 = time.perf_counter()
     if config.kind == "spacy":
-        model, info = train_spacy(train, dev, config, meta, progress)
+        model, info = train_spacy(train, dev, config, meta, progress, partial)
     elif config.kind == "transformer":
         model, info = train_transformer(train, dev, config, meta, progress)
     else:
