@@ -73,12 +73,13 @@ def gold_spans(row: dict, labels: set[str]) -> list[Span]:
     return [Span(s["start"], s["end"], s["label"]) for s in row["spans"] if s["label"] in labels]
 
 
-def predict(rows: list[dict], model: Path | None, no_model: bool) -> list[list[Span]]:
-    from clinical_nlp.pipeline import build_pipeline, preannotate
+def predict(rows: list[dict], nlp, bars: dict[str, float] | None = None, progress: bool = True) -> list[list[Span]]:
+    """The pre-annotation of ``rows``; ``bars``: the model's per-label thresholds (default the
+    schema's): a model span under its bar gives way to the rule spans, as in ``preannotate``."""
+    from clinical_nlp.pipeline import preannotate
 
-    nlp = build_pipeline(entity_model=model, use_default_model=not no_model)
     notes = [Note(r["id"], r["text"]) for r in rows]
-    return [list(d.spans) for d in preannotate(notes, nlp, progress=True)]
+    return [list(d.spans) for d in preannotate(notes, nlp, progress=progress, model_min_scores=bars)]
 
 
 def edits(preds, golds, bars: dict[str, float], label: str | None = None) -> int:
@@ -195,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     split = trial_split(rows)
     schema = load_label_schema()
     labels = {lab.name for lab in schema.labels if lab.pre_annotate}
-    preds = predict(rows, args.model, args.no_model)
+    from clinical_nlp.pipeline import build_pipeline
+
+    nlp = build_pipeline(entity_model=args.model, use_default_model=not args.no_model)
     golds = [gold_spans(r, labels) for r in rows]
     parts = {p: [i for i, r in enumerate(rows) if r["trial"] in set(split[p])] for p in ("tune", "report")}
 
@@ -206,20 +209,24 @@ def main(argv: list[str] | None = None) -> int:
     bars = dict(schema_bars)
     chosen = {}
     if args.choose_thresholds:
-        tp, tg = sub(parts["tune"], preds), sub(parts["tune"], golds)
+        # each label's threshold on its own (the others at 0), each candidate run through the
+        # pipeline: a model span under it gives way to the rule spans it overlaps, as in preannotate
+        tune_rows, tg = sub(parts["tune"], rows), sub(parts["tune"], golds)
+        tp = predict(tune_rows, nlp, {}, progress=False)
         for label in sorted(labels):
             if len({s.score for pred in tp for s in pred if s.label == label}) <= 1:
                 print(f"{label}: one score for every suggestion (rule spans), no threshold to choose")
                 continue
-            costs = {t: edits(tp, tg, {label: t}, label) for t in GRID}
+            costs = {t: edits(predict(tune_rows, nlp, {label: t}, False), tg, {label: t}, label) for t in GRID}
             chosen[label] = min(GRID, key=lambda t: (costs[t], t))
             print(f"{label}: edits on tune trials by threshold {costs} -> {chosen[label]}")
         bars = chosen
+    preds = predict(rows, nlp, bars)
     rp, rg = sub(parts["report"], preds), sub(parts["report"], golds)
     n = len(rp)
     scratch = sum(len(g) for g in rg)
     with_pre = edits(rp, rg, bars)
-    no_bar = edits(rp, rg, {})
+    no_bar = edits(sub(parts["report"], predict(rows, nlp, {}, progress=False)), rg, {})
     per_label = {}
     for label in sorted(labels):
         s = sum(1 for g in rg for x in g if x.label == label)
@@ -249,9 +256,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.coverage:
         from train_assertion_model import load_rows, split_rows
 
-        from clinical_nlp.pipeline import build_pipeline
-
-        nlp = build_pipeline(entity_model=args.model, use_default_model=not args.no_model)
         negex_rows = load_rows(shared_corpora_dir() / "negex_context" / "dev.jsonl")
         negex = split_rows(negex_rows, "locked")
         # the shipped model trains on the development reports' findings (scripts/negex_findings.py);

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from clinical_nlp.errors import ConfigError
 
@@ -55,32 +56,36 @@ class LinearAssertionModel:
             json.dump({"weights": self.weights, "classes": self.classes, "meta": self.meta}, fh, separators=(",", ":"))
         return p
 
-    def _merged(self) -> dict[str, list[tuple[str, list[float]]]]:
-        merged = getattr(self, "_merged_table", None)
-        if merged is None:
-            merged = {}
-            for attr, table in self.weights.items():
-                for f, w in table.items():
-                    merged.setdefault(f, []).append((attr, w))
-            self._merged_table = merged
-        return merged
+    def _dense(self) -> tuple[dict[str, int], np.ndarray, list[tuple[str, slice]]]:
+        """Feature -> row of one dense weight matrix whose columns are every attribute's classes."""
+        dense = getattr(self, "_dense_table", None)
+        if dense is None:
+            spans, at = [], 0
+            for attr, classes in self.classes.items():
+                spans.append((attr, slice(at, at + len(classes))))
+                at += len(classes)
+            rows: dict[str, int] = {}
+            for table in self.weights.values():
+                for f in table:
+                    rows.setdefault(f, len(rows))
+            matrix = np.zeros((len(rows) + 1, at))  # the last row: zeros, for an empty feature set
+            for attr, cols in spans:
+                for f, w in self.weights.get(attr, {}).items():
+                    matrix[rows[f], cols] = w
+            dense = self._dense_table = (rows, matrix, spans)
+        return dense
 
     def predict_proba(self, feats: Sequence[str]) -> dict[str, dict[str, float]]:
         """``{attribute: {class: probability}}`` (softmax over the classes seen in training)."""
-        sums = {attr: [0.0] * len(classes) for attr, classes in self.classes.items()}
-        table = self._merged()
-        for f in set(feats):
-            for attr, w in table.get(f, ()):
-                acc = sums[attr]
-                for i, v in enumerate(w):
-                    acc[i] += v
+        rows, matrix, spans = self._dense()
+        idx = [rows[f] for f in set(feats) if f in rows] or [len(rows)]
+        sums = matrix[idx].sum(axis=0)
         out = {}
-        for attr, classes in self.classes.items():
-            scores = sums[attr]
-            m = max(scores)
-            exps = [math.exp(v - m) for v in scores]
-            z = sum(exps)
-            out[attr] = {c: e / z for c, e in zip(classes, exps, strict=True)}
+        for attr, cols in spans:
+            scores = sums[cols]
+            exps = np.exp(scores - scores.max())
+            probs = (exps / exps.sum()).tolist()
+            out[attr] = dict(zip(self.classes[attr], probs, strict=True))
         return out
 
     def predict(self, feats: Sequence[str]) -> dict[str, tuple[str, float]]:

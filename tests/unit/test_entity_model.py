@@ -348,14 +348,17 @@ PARTIAL = [
 ]
 
 
-def test_partial_examples_mark_only_the_span_tokens_as_not_outside():
+def test_partial_examples_label_only_the_span_tokens():
     import spacy
 
     from clinical_nlp.models.entities.spacy_model import NOT_OUTSIDE, _partial_examples
 
     nlp = spacy.blank("en")
-    (eg,) = _partial_examples(nlp, PARTIAL[:1] + [_doc(9, "no spans here", [])])
-    assert eg.get_aligned("TAG", as_string=True) == ["", NOT_OUTSIDE, "", "", "", "", ""]
+    (eg,) = _partial_examples(nlp, PARTIAL[:1] + [_doc(9, "no spans here", [])], DEFAULT_LABELS)
+    assert eg.get_aligned("TAG", as_string=True) == ["", NOT_OUTSIDE, "", "", "", "", ""]  # not a model label
+    known = _doc(10, "Mild left ventricular hypertrophy.", [(5, 33, "Condition")])
+    (eg,) = _partial_examples(nlp, [known], DEFAULT_LABELS)
+    assert eg.get_aligned("TAG", as_string=True) == ["", "B-Condition", "I-Condition", "I-Condition", ""]
 
 
 def test_partial_notes_teach_the_tagger_where_an_entity_is(tmp_path):

@@ -140,19 +140,21 @@ def _token_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
 NOT_OUTSIDE = "!O"
 
 
-def _partial_examples(nlp, docs: Sequence[AnnotatedNote]):
-    """Examples that only say "an entity overlaps these tokens" (:data:`NOT_OUTSIDE`) for each span
-    of ``docs``, whatever its label or exact bounds; every other token is unknown (no loss)."""
+def _partial_examples(nlp, docs: Sequence[AnnotatedNote], labels: Sequence[str]):
+    """Examples that label only the tokens of each span of ``docs``: ``B-``/``I-`` of its label when
+    the model learns that label, else :data:`NOT_OUTSIDE` ("an entity overlaps here", whatever its
+    label or exact bounds); every other token is unknown (no loss)."""
     from spacy.training import Example
 
+    known = set(labels)
     examples = []
     for d in docs:
         pred = nlp.make_doc(d.text)
         tags = [""] * len(pred)
         for s in d.spans:
-            for t in pred:
-                if t.idx < s.end and s.start < t.idx + len(t.text) and not t.is_space:
-                    tags[t.i] = NOT_OUTSIDE
+            inside = [t.i for t in pred if t.idx < s.end and s.start < t.idx + len(t.text) and not t.is_space]
+            for k, i in enumerate(inside):
+                tags[i] = (f"{'I' if k else 'B'}-{s.label}") if s.label in known else NOT_OUTSIDE
         if any(tags):
             examples.append(Example.from_dict(pred, {"tags": tags}))
     return examples
@@ -245,7 +247,7 @@ def train_spacy(
             if t not in tagger.labels:
                 raise ConfigError(f"{config.base_model}: base model lacks tag {t!r}; train from scratch")
         examples = _spacy_examples(nlp, train, config.labels, stats, config.split_lines)
-        examples += _partial_examples(nlp, partial)
+        examples += _partial_examples(nlp, partial, config.labels)
         optimizer = nlp.resume_training()
     else:
         if config.tokenizer == "fine":
@@ -294,7 +296,7 @@ def train_spacy(
                 ner.add_label(label)
         examples = _spacy_examples(nlp, train, config.labels, stats, config.split_lines)
         optimizer = nlp.initialize(lambda: examples)  # the tag set comes from the fully labelled notes
-        examples += _partial_examples(nlp, partial)
+        examples += _partial_examples(nlp, partial, config.labels)
     if config.learning_rate is not None:
         optimizer.learn_rate = config.learning_rate
     history: list[dict[str, Any]] = []
