@@ -57,14 +57,17 @@ bench: install
 
 ## Build the models shipped with the package (reproducible: fixed seeds, data hashes and metrics in each
 ## model's meta): the linear assertion model, the MiniLM assertion model of the accurate mode, and the
-## default entity model (spaCy tagger + 128-d MiniLM vectors, Chia train, early stopping on Chia dev),
+## default entity model (spaCy tagger, width 64, 128-d MiniLM vectors, Chia train + the NegEx/ConText
+## development reports' marked findings as partial labels, early stopping on Chia dev),
 ## its score calibration and per-label thresholds (tune trials of splits/chia-dev-trials.json).
 model: install
 	$(PY) scripts/train_assertion_model.py
 	$(PY) scripts/train_assertion_transformer.py
+	$(PY) scripts/negex_findings.py --part dev --output artifacts/negex_findings_dev.jsonl
 	CORPORA=$$($(PY) -c "from clinical_nlp.config import shared_corpora_dir; print(shared_corpora_dir())") && \
-	$(PY) -m clinical_nlp train entities --kind spacy --vector-dims 128 --train $$CORPORA/chia/train.jsonl \
-	  --dev $$CORPORA/chia/dev.jsonl --output clinical_nlp/resources/entities/default --no-progress
+	$(PY) -m clinical_nlp train entities --kind spacy --vector-dims 128 --width 64 --depth 4 \
+	  --train $$CORPORA/chia/train.jsonl --dev $$CORPORA/chia/dev.jsonl \
+	  --partial artifacts/negex_findings_dev.jsonl --output clinical_nlp/resources/entities/default --no-progress
 	$(PY) scripts/calibrate_entity_model.py
 	$(PY) scripts/bench_preannotation.py --choose-thresholds --apply
 	$(PY) scripts/bench_relations.py --save clinical_nlp/resources/relations/default
