@@ -351,7 +351,7 @@ PARTIAL = [
 def test_partial_examples_label_only_the_span_tokens():
     import spacy
 
-    from clinical_nlp.models.entities.spacy_model import NOT_OUTSIDE, _partial_examples
+    from clinical_nlp.models.entities.spacy_model import NOT_OUTSIDE, OUTSIDE, _partial_examples
 
     nlp = spacy.blank("en")
     (eg,) = _partial_examples(nlp, PARTIAL[:1] + [_doc(9, "no spans here", [])], DEFAULT_LABELS)
@@ -359,6 +359,9 @@ def test_partial_examples_label_only_the_span_tokens():
     known = _doc(10, "Mild left ventricular hypertrophy.", [(5, 33, "Condition")])
     (eg,) = _partial_examples(nlp, [known], DEFAULT_LABELS)
     assert eg.get_aligned("TAG", as_string=True) == ["", "B-Condition", "I-Condition", "I-Condition", ""]
+    she = _doc(11, "She has fever.", [(8, 13, "Condition"), (0, 3, OUTSIDE), (4, 7, OUTSIDE)])
+    (eg,) = _partial_examples(nlp, [she, _doc(12, "She has.", [(0, 3, OUTSIDE)])], DEFAULT_LABELS)
+    assert eg.get_aligned("TAG", as_string=True) == ["O", "O", "B-Condition", ""]  # only-O notes are left out
 
 
 def test_partial_notes_teach_the_tagger_where_an_entity_is(tmp_path):

@@ -138,12 +138,14 @@ def _token_batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
 
 #: the tag of a partially labelled token: "not outside an entity" (the tagger's negative prefix)
 NOT_OUTSIDE = "!O"
+#: a partial note's span of this label marks tokens outside every entity
+OUTSIDE = "O"
 
 
 def _partial_examples(nlp, docs: Sequence[AnnotatedNote], labels: Sequence[str]):
     """Examples that label only the tokens of each span of ``docs``: ``B-``/``I-`` of its label when
-    the model learns that label, else :data:`NOT_OUTSIDE` ("an entity overlaps here", whatever its
-    label or exact bounds); every other token is unknown (no loss)."""
+    the model learns that label, ``O`` for a span labelled :data:`OUTSIDE`, else :data:`NOT_OUTSIDE`
+    ("an entity overlaps here", whatever its label or exact bounds); every other token is unknown."""
     from spacy.training import Example
 
     known = set(labels)
@@ -154,8 +156,11 @@ def _partial_examples(nlp, docs: Sequence[AnnotatedNote], labels: Sequence[str])
         for s in d.spans:
             inside = [t.i for t in pred if t.idx < s.end and s.start < t.idx + len(t.text) and not t.is_space]
             for k, i in enumerate(inside):
-                tags[i] = (f"{'I' if k else 'B'}-{s.label}") if s.label in known else NOT_OUTSIDE
-        if any(tags):
+                if s.label == OUTSIDE:
+                    tags[i] = OUTSIDE
+                else:
+                    tags[i] = f"{'I' if k else 'B'}-{s.label}" if s.label in known else NOT_OUTSIDE
+        if any(t not in ("", OUTSIDE) for t in tags):  # a note with only O spans teaches nothing new
             examples.append(Example.from_dict(pred, {"tags": tags}))
     return examples
 
