@@ -72,8 +72,9 @@ def register(app: typer.Typer) -> None:
         partial: Path | None = typer.Option(
             None,
             "--partial",
-            help="spaCy kind: JSONL of notes with partial labels (id, text, spans): each span only says "
-            "'an entity overlaps here' (label and exact bounds unknown), every other token is unknown.",
+            help="spaCy kind: JSONL of partially labelled notes (id, text, spans): only the spans' tokens "
+            "are taught (B-/I- of a model label; label O: outside every entity; any other label: 'some "
+            "entity here'), every other token is unknown.",
         ),
         width: int = typer.Option(128, help="spaCy: CNN tok2vec width."),
         depth: int = typer.Option(4, help="spaCy: CNN tok2vec depth (layers; each sees one more token each side)."),

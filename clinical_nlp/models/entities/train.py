@@ -43,8 +43,9 @@ def train_entity_model(
         parent_version: version this one derives from (default: the base model's version).
         store: a :class:`clinical_nlp.store.Store`; when given, a ``ModelVersionRow`` is recorded.
         progress: show a progress bar.
-        partial: spaCy kind only: notes whose spans only say "an entity overlaps here" (label and
-            exact bounds unknown, every other token unknown), e.g. marked findings of EHR sentences.
+        partial: spaCy kind only: partially labelled notes, e.g. marked findings of EHR sentences:
+            only their spans' tokens are taught (see ``spacy_model._partial_examples``), every
+            other token is unknown.
 
     Returns:
         The trained :class:`EntityModel` (``path`` set when ``output`` was given).
