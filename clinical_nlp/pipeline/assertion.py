@@ -156,24 +156,24 @@ def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     return s, e
 
 
-#: ``(id(rules), text) -> (rules, rules whose prefilter passes somewhere in the text)``: one for
-#: notes, one for the sentences of the note's concepts (bounded)
-_NOTE_RULES: dict[tuple[int, str], tuple[Sequence[CueRule], tuple[CueRule, ...]]] = {}
-_SENTENCE_RULES: dict[tuple[int, str], tuple[Sequence[CueRule], tuple[CueRule, ...]]] = {}
+#: prefilter caches ``key -> (rules, text, rules whose first words occur in the text)``: notes keyed by
+#: identity (their concepts share one entry, no lower-casing per concept), sentences by content
+_NOTE_RULES: dict[tuple[int, object], tuple[Sequence[CueRule], str, tuple[CueRule, ...]]] = {}
+_SENTENCE_RULES: dict[tuple[int, object], tuple[Sequence[CueRule], str, tuple[CueRule, ...]]] = {}
 
 
-def _rules_in(rules: Sequence[CueRule], text: str, cache: dict, size: int = 256) -> Sequence[CueRule]:
-    """The rules that can match somewhere in ``text`` (lower-cased): the note's (or sentence's)
-    concepts share the answer, and a rule whose first words are not in a text is not in any part of
-    it (:func:`_cues` still checks each candidate's first words on the concept's own context)."""
-    key = (id(rules), text)
+def _rules_in(rules: Sequence[CueRule], text: str, cache: dict, by_identity: bool, size: int) -> Sequence[CueRule]:
+    """The rules that can match somewhere in ``text``: a rule whose first words are not in a text is
+    not in any part of it (:func:`_cues` still checks each candidate on the concept's own context)."""
+    key = (id(rules), id(text) if by_identity else text)
     hit = cache.get(key)
-    if hit is not None and hit[0] is rules:
-        return hit[1]
+    if hit is not None and hit[0] is rules and hit[1] == text:
+        return hit[2]
     if len(cache) >= size:
         cache.clear()
-    found = tuple(r for r in rules if not r.first or any(f in text for f in r.first))
-    cache[key] = (rules, found)
+    lower = text.lower()
+    found = tuple(r for r in rules if not r.first or any(f in lower for f in r.first))
+    cache[key] = (rules, text, found)
     return found
 
 
@@ -260,8 +260,8 @@ def extract(
     lower = text[s:e].lower()
     cs, ce = start - s, end - s
     left, concept, right = lower[:cs], lower[cs:ce], lower[ce:]
-    in_note = _rules_in(rules, text.lower(), _NOTE_RULES, 16)
-    lc, rc = _cues(_rules_in(in_note, lower, _SENTENCE_RULES), left, right)
+    in_note = _rules_in(rules, text, _NOTE_RULES, True, 16)
+    lc, rc = _cues(_rules_in(in_note, lower, _SENTENCE_RULES, False, 256), left, right)
     decision = _rule_decision(lc, rc)
     feats: list[str] = ["BIAS"]
     for attr, (value, _) in decision.items():
