@@ -59,7 +59,8 @@ bench: install
 ## model's meta): the linear assertion model, the MiniLM assertion model of the accurate mode, and the
 ## default entity model (spaCy tagger, width 64, 128-d MiniLM vectors, Chia train + the NegEx/ConText
 ## development reports' marked findings as partial labels, early stopping on Chia dev),
-## its score calibration and per-label thresholds (tune trials of splits/chia-dev-trials.json).
+## its score calibration and per-label thresholds (tune trials of splits/chia-dev-trials.json),
+## the relation classifier, and the MiniLM PHI tagger of `deid --detector ensemble`.
 model: install
 	$(PY) scripts/train_assertion_model.py
 	$(PY) scripts/train_assertion_transformer.py
@@ -71,3 +72,4 @@ model: install
 	$(PY) scripts/calibrate_entity_model.py
 	$(PY) scripts/bench_preannotation.py --choose-thresholds --apply
 	$(PY) scripts/bench_relations.py --save clinical_nlp/resources/relations/default
+	$(PY) scripts/train_deid_transformer.py

@@ -13,6 +13,7 @@ With --save, trains on the whole shared half and writes the packaged model and
 the measured metrics (clinical_nlp/resources/deid/{tagger.npz,metrics.json}).
 
 Usage: python scripts/bench_deid.py [--part dev|locked] [--folds 5] [--threshold 0.98] [--kind crf|lr]
+       [--detector crf|ensemble [--strong 0.3,0.5,0.7] [--epochs 3] [--copies 1]]
        [--show-misses] [--save] [--output out.json]
 """
 
@@ -35,6 +36,8 @@ from clinical_nlp.deid.augment import augment  # noqa: E402
 from clinical_nlp.deid.core import DEFAULT_REVIEW_BELOW, DEFAULT_THRESHOLD, METHOD, Detector  # noqa: E402
 from clinical_nlp.deid.model import DEFAULT_MODEL, tokenize, train_tagger  # noqa: E402
 from clinical_nlp.deid.review import is_near_miss  # noqa: E402
+from clinical_nlp.deid.transformer import DEFAULT_STRONG  # noqa: E402
+from clinical_nlp.deid.transformer_training import PHITrainConfig  # noqa: E402
 
 
 def load(path: Path) -> list[dict]:
@@ -50,7 +53,10 @@ def split_docs(docs: list[dict], part: str) -> list[dict]:
     return [d for d in docs if str(d["patient"]) in patients]
 
 
-def score(docs: list[dict], detector: Detector, counts: dict, misses: list | None = None) -> None:
+def score(
+    docs: list[dict], detector: Detector, counts: dict, misses: list | None = None, false_positives: bool = False
+) -> None:
+    """Token counts of ``detector`` on ``docs`` into ``counts``; misses (and false positives) into ``misses``."""
     by_patient: dict[str, list[dict]] = defaultdict(list)
     for d in docs:
         by_patient[str(d["patient"])].append(d)
@@ -80,55 +86,15 @@ def score(docs: list[dict], detector: Detector, counts: dict, misses: list | Non
             if p:
                 counts["_all"]["pred"] += 1
                 counts["_all"]["tp_pred"] += int(g is not None)
+                if g is None and misses is not None and false_positives:
+                    label = next(s.label for s in pred if a < s.end and s.start < b)
+                    misses.append(
+                        (d["id"], f"false {label}", text[max(0, a - 40) : b + 40].replace("\n", " "), text[a:b])
+                    )
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", type=Path, default=shared_corpora_dir() / "deid_physionet" / "notes.jsonl")
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
-    ap.add_argument("--kind", choices=("crf", "lr"), default="crf", help="tagger model (default: crf)")
-    ap.add_argument("--save", action="store_true", help="train on all notes and write the packaged model/metrics")
-    ap.add_argument("--output", type=Path, default=None)
-    ap.add_argument("--part", choices=("dev", "locked"), default="dev", help="which part of the split to score")
-    ap.add_argument("--review-below", type=float, default=DEFAULT_REVIEW_BELOW,
-                    help="privacy review queue: flag words with P(not PHI) under this (0: no queue)")  # fmt: skip
-    ap.add_argument("--augment", type=int, default=0, help="surrogate copies of each training note with PHI")
-    ap.add_argument("--show-misses", action="store_true", help="print each missed PHI token (development only)")
-    args = ap.parse_args()
-    if args.show_misses and args.part == "locked":
-        print("refused: the locked part's individual misses are never printed", file=sys.stderr)
-        return 2
-    review = args.review_below or None
-
-    def with_copies(train: list[dict]) -> list[dict]:
-        return train + augment(train, copies=args.augment, seed=0) if args.augment else train
-
-    every = load(args.corpus)
-    dev_docs = split_docs(every, "dev")
-    counts: dict = defaultdict(lambda: defaultdict(int))
-    misses: list | None = [] if args.show_misses else None
-    t0 = time.perf_counter()
-    if args.part == "locked":
-        det = Detector(train_tagger(with_copies(dev_docs), kind=args.kind), threshold=args.threshold,
-                       review_below=review)  # fmt: skip
-        docs = split_docs(every, "locked")
-        score(docs, det, counts)
-    else:
-        docs = dev_docs
-        patients = sorted(
-            {str(d["patient"]) for d in docs}, key=lambda p: __import__("hashlib").sha1(p.encode()).hexdigest()
-        )
-        fold_of = {p: i % args.folds for i, p in enumerate(patients)}
-        for k in range(args.folds):
-            train = [d for d in docs if fold_of[str(d["patient"])] != k]
-            test = [d for d in docs if fold_of[str(d["patient"])] == k]
-            det = Detector(train_tagger(with_copies(train), kind=args.kind), threshold=args.threshold,
-                           review_below=review)  # fmt: skip
-            score(test, det, counts, misses)
-            print(f"fold {k + 1}/{args.folds} done", file=sys.stderr)
-    for m in misses or []:
-        print("miss", json.dumps(m), file=sys.stderr)
+def summarise(counts: dict, args: argparse.Namespace, docs: list[dict], review: float | None) -> dict:
+    """Aggregate figures of one configuration (no individual token)."""
     gold = sum(v["gold"] for k, v in counts.items() if not k.startswith("_"))
     tp = sum(v["tp"] for k, v in counts.items() if not k.startswith("_"))
     tp_alone = sum(v["tp_alone"] for k, v in counts.items() if not k.startswith("_"))
@@ -136,7 +102,7 @@ def main() -> int:
     name_labels = ("PTName", "PTNameInitial")
     name_gold = sum(counts[k]["gold"] for k in name_labels)
     name_tp = sum(counts[k]["tp"] for k in name_labels)
-    result = {
+    return {
         "method": METHOD,
         "corpus": f"PhysioNet deid gold standard, shared half, {args.part} part ({len(docs)} notes, "
         f"{len({str(d['patient']) for d in docs})} patients; splits/deid-patients.json)",
@@ -147,6 +113,7 @@ def main() -> int:
         ),
         "threshold": args.threshold,
         "tagger": args.kind,
+        "detector": args.detector,
         "augment": args.augment,
         "token_recall": tp / gold if gold else None,
         "review_below": review,
@@ -160,9 +127,96 @@ def main() -> int:
             for k, v in sorted(counts.items())
             if not k.startswith("_") and v["gold"]
         },
-        "seconds": round(time.perf_counter() - t0, 1),
     }
-    print(json.dumps(result, indent=2))
+
+
+def detectors(train: list[dict], args: argparse.Namespace, review: float | None) -> dict[float | None, Detector]:
+    """A detector per ``--strong`` value and 0 (the CRF alone) for the ensemble, else the CRF; trained on ``train``."""
+    crf = train_tagger(train + augment(train, copies=args.augment, seed=0) if args.augment else train, kind=args.kind)
+    if args.detector == "crf":
+        return {None: Detector(crf, threshold=args.threshold, review_below=review)}
+    from clinical_nlp.deid.transformer import EnsembleTagger
+    from clinical_nlp.deid.transformer_training import PHITrainConfig, train_phi_transformer
+
+    cfg = PHITrainConfig(
+        epochs=args.epochs, copies=args.copies, top_layers=args.top_layers, label_weights=args.label_weights
+    )
+    minilm = train_phi_transformer(train, config=cfg, progress=True)
+    values = sorted(set(args.strong) | {0.0})  # 0: the MiniLM never overrides, the CRF's figures in the same run
+    return {s: Detector(EnsembleTagger(crf, minilm, s), threshold=args.threshold, review_below=review) for s in values}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", type=Path, default=shared_corpora_dir() / "deid_physionet" / "notes.jsonl")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    ap.add_argument("--kind", choices=("crf", "lr"), default="crf", help="tagger model (default: crf)")
+    ap.add_argument("--detector", choices=("crf", "ensemble"), default="crf",
+                    help="crf: the CRF tagger alone (default); ensemble: CRF + fine-tuned MiniLM")  # fmt: skip
+    ap.add_argument("--strong", type=lambda v: [float(x) for x in v.split(",")], default=[DEFAULT_STRONG],
+                    help="ensemble: MiniLM P(not PHI) under which it overrides the CRF (comma list: dev)")  # fmt: skip
+    ap.add_argument("--epochs", type=int, default=PHITrainConfig.epochs, help="ensemble: MiniLM epochs")
+    ap.add_argument("--copies", type=int, default=PHITrainConfig.copies, help="ensemble: MiniLM surrogate copies")
+    ap.add_argument("--top-layers", type=int, default=PHITrainConfig.top_layers, help="ensemble: fine-tuned layers")
+    ap.add_argument("--label-weights", action=argparse.BooleanOptionalAction, default=PHITrainConfig.label_weights,
+                    help="ensemble: weight the MiniLM's labels by sqrt inverse frequency")  # fmt: skip
+    ap.add_argument("--save", action="store_true", help="train on all notes and write the packaged model/metrics")
+    ap.add_argument("--output", type=Path, default=None)
+    ap.add_argument("--part", choices=("dev", "locked"), default="dev", help="which part of the split to score")
+    ap.add_argument("--review-below", type=float, default=DEFAULT_REVIEW_BELOW,
+                    help="privacy review queue: flag words with P(not PHI) under this (0: no queue)")  # fmt: skip
+    ap.add_argument("--augment", type=int, default=0, help="surrogate copies of each training note with PHI (CRF)")
+    ap.add_argument("--show-misses", action="store_true", help="print each missed PHI token (development only)")
+    ap.add_argument("--show-false-positives", action="store_true",
+                    help="with --show-misses, also print each token wrongly taken for PHI (dev only)")  # fmt: skip
+    args = ap.parse_args()
+    if args.show_misses and args.part == "locked":
+        print("refused: the locked part's individual misses are never printed", file=sys.stderr)
+        return 2
+    if args.save and args.detector != "crf":
+        print("refused: --save writes the CRF; scripts/train_deid_transformer.py builds the MiniLM", file=sys.stderr)
+        return 2
+    if args.part == "locked" and len(args.strong) > 1:
+        print("refused: one --strong value on the locked part (choose it on the development part)", file=sys.stderr)
+        return 2
+    review = args.review_below or None
+    every = load(args.corpus)
+    dev_docs = split_docs(every, "dev")
+    counts: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    misses: list | None = [] if args.show_misses else None
+    detect_seconds: dict = {}  # locked: detection and scoring time per detector (models already loaded)
+    t0 = time.perf_counter()
+    if args.part == "locked":
+        docs = split_docs(every, "locked")
+        for s, det in detectors(dev_docs, args, review).items():
+            t1 = time.perf_counter()
+            score(docs, det, counts[s])
+            detect_seconds[s] = round(time.perf_counter() - t1, 1)
+    else:
+        docs = dev_docs
+        patients = sorted(
+            {str(d["patient"]) for d in docs}, key=lambda p: __import__("hashlib").sha1(p.encode()).hexdigest()
+        )
+        fold_of = {p: i % args.folds for i, p in enumerate(patients)}
+        for k in range(args.folds):
+            train = [d for d in docs if fold_of[str(d["patient"])] != k]
+            test = [d for d in docs if fold_of[str(d["patient"])] == k]
+            for s, det in detectors(train, args, review).items():
+                shown = misses if s == args.strong[0] or s is None else None
+                score(test, det, counts[s], shown, args.show_false_positives)
+            print(f"fold {k + 1}/{args.folds} done", file=sys.stderr)
+    for m in misses or []:
+        print("miss", json.dumps(m), file=sys.stderr)
+    results = {
+        s: summarise(c, args, docs, review) | {"strong": s, "detect_seconds": detect_seconds.get(s)}
+        for s, c in counts.items()
+    }
+    seconds = round(time.perf_counter() - t0, 1)
+    for r in results.values():
+        r["seconds"] = seconds
+    result = results[args.strong[0] if args.detector == "ensemble" else None]
+    print(json.dumps(list(results.values()) if len(results) > 1 else result, indent=2))
     if args.output:
         args.output.write_text(json.dumps(result, indent=2), encoding="utf-8")
     if args.save:

@@ -52,6 +52,12 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
             min=1,
             help="Run on a Dask LocalCluster of N worker processes (same output; each task holds whole patients).",
         ),
+        detector: str = typer.Option(
+            "crf",
+            "--detector",
+            help="crf: rules + the CRF tagger (default, fast); ensemble: + the fine-tuned MiniLM PHI tagger, "
+            "a word is PHI where either says so (imports torch; slower).",
+        ),
     ) -> None:
         """De-identify notes: detect PHI (rules + learned tagger), replace it with surrogates
         consistent per patient, shift dates per patient.
@@ -62,7 +68,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         from tqdm import tqdm
 
         from clinical_nlp.deid import deidentify_file
+        from clinical_nlp.deid.transformer import detector_for
 
+        det = detector_for(detector)
         with tqdm(desc="deid", unit="note", disable=None) as bar:
             summary, results = deidentify_file(
                 input,
@@ -72,6 +80,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
                 key=key.encode("utf-8") if key else None,
                 progress=bar.update,
                 workers=workers,
+                detector=det,
             )
         if project_dir is not None:
             from clinical_nlp.audit import AuditLog

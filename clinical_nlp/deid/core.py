@@ -14,7 +14,7 @@ from clinical_nlp.deid.context import find_context_names
 from clinical_nlp.deid.gazetteer import warm as warm_lexicons
 from clinical_nlp.deid.gazetteer import zipf
 from clinical_nlp.deid.lexicons import CITIES, FIRST_NAMES, HOSPITALS, LAST_NAMES
-from clinical_nlp.deid.model import CRFTagger, Tagger, load_tagger, tokenize
+from clinical_nlp.deid.model import PHITagger, load_tagger, tokenize
 from clinical_nlp.deid.review import flag_for_review
 from clinical_nlp.deid.rules import find_rule_spans
 from clinical_nlp.deid.shield import digit_names, shielded
@@ -101,7 +101,7 @@ class Detector:
 
     def __init__(
         self,
-        tagger: Tagger | CRFTagger | None = None,
+        tagger: PHITagger | None = None,
         *,
         threshold: float = DEFAULT_THRESHOLD,
         seed_threshold: float = 0.3,
@@ -122,6 +122,15 @@ class Detector:
         self.propagate_veto = propagate_veto
         self.pair_veto = pair_veto
         self.review_below = review_below
+
+    @property
+    def method(self) -> str:
+        """The method recorded with the notes (``deid_method``): ``METHOD``, plus the MiniLM if in the ensemble."""
+        minilm = getattr(self.tagger, "transformer", None)
+        if minilm is None:
+            return METHOD
+        strong = getattr(self.tagger, "strong", None)
+        return f"{METHOD} + fine-tuned MiniLM PHI tagger {minilm.name} (PHI where it says so with P(O) < {strong})"
 
     def detect(self, text: str) -> list[PHISpan]:
         return self.detect_group([text])[0]

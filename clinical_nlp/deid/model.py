@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -27,6 +28,14 @@ N_FEATURES = 2**18
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "resources" / "deid" / "tagger.npz"
 #: Labels the tagger predicts (rules handle the regular forms).
 MODEL_LABELS = ("O", "HCPName", "PTName", "RelativeProxyName", "Location", "Date", "Other")
+
+
+class PHITagger(Protocol):
+    """What the detector needs of a tagger: its labels and per-word probabilities over them."""
+
+    labels: tuple[str, ...]
+
+    def proba(self, text: str, toks: Sequence[tuple[int, int]], only: Sequence[int] | None = None) -> np.ndarray: ...
 
 
 def tokenize(text: str) -> list[tuple[int, int]]:

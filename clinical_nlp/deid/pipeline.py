@@ -102,6 +102,7 @@ def deidentify_file(
             if progress:
                 progress(1)
     by_id = {str(r["id"]): r for r in rows}
+    method = detector.method if detector is not None else METHOD
     metadata = _MetadataDeid(SurrogateMaker(key), detector)
     with atomic_writer(output_path) as out:
         for res in results:
@@ -112,7 +113,7 @@ def deidentify_file(
                     "id": res.id,
                     "text": res.text,
                     "deidentified": True,
-                    "deid_method": METHOD,
+                    "deid_method": method,
                     "offset_map": [[r.orig_start, r.orig_end, r.deid_start, r.deid_end] for r in res.offset_map],
                     "privacy_review": review_items(res),
                 }
@@ -138,6 +139,7 @@ def deidentify_file(
         sum(labels.values()),
         len({str(r.get("patient")) for r in rows if r.get("patient") is not None}),
         labels,
+        method,
     )
     return summary, results
 

@@ -124,3 +124,35 @@ def test_workers_output_equals_in_process_output(tmp_path, notes):
         outs[name] = (out.read_text(), phi.read_text())
     assert outs["dask"] == outs["local"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".deid-")]
+
+
+def _token_recall(notes: list[dict], phis: dict[str, list[dict]]) -> float:
+    gold = hit = 0
+    for r in notes:
+        for a, b in tokenize(r["text"]):
+            if r["text"][a:b].isalnum() and any(a < s["end"] and s["start"] < b for s in r["spans"]):
+                gold += 1
+                hit += any(a < s["end"] and s["start"] < b for s in phis[r["id"]])
+    return hit / gold
+
+
+def test_cli_deid_ensemble_detector_on_real_notes(tmp_path, notes, cli):
+    """``--detector ensemble`` (CRF + the shipped MiniLM): recorded as such, and finds at least what the CRF finds."""
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(
+        "".join(json.dumps({"id": r["id"], "patient": r["patient"], "text": r["text"]}) + "\n" for r in notes)
+    )
+    found = {}
+    for kind in ("crf", "ensemble"):
+        out, phi = tmp_path / f"{kind}.jsonl", tmp_path / f"{kind}-phi.jsonl"
+        args = ["deid", "-i", str(inp), "-o", str(out), "--phi-output", str(phi), "--key", "k", "--detector", kind]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        methods = {r["deid_method"] for r in map(json.loads, out.read_text().splitlines())}
+        assert len(methods) == 1 and (("MiniLM" in methods.pop()) == (kind == "ensemble"))
+        found[kind] = {r["id"]: r["spans"] for r in map(json.loads, phi.read_text().splitlines())}
+    crf, ens = _token_recall(notes, found["crf"]), _token_recall(notes, found["ensemble"])
+    assert ens >= crf >= 0.95
+    bad = cli(["deid", "-i", str(inp), "-o", str(tmp_path / "x.jsonl"), "--detector", "bert"])
+    assert bad.exit_code == 2 and "unknown detector 'bert'" in bad.output
+    assert not (tmp_path / "x.jsonl").exists()
