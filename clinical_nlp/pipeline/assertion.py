@@ -144,15 +144,16 @@ def load_cue_rules(path: str | None = None) -> tuple[tuple[CueRule, ...], str]:
 
 
 def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """The concept's sentence, searched in the whole text so a break right before the concept
+    ("No fever. Metformin") or right after it ("... fever. Next") is seen."""
     lo = max(0, start - WINDOW_CHARS)
     hi = min(len(text), end + WINDOW_CHARS)
-    left = text[lo:start]
     s = lo
-    for m in _SENT_BREAK.finditer(left):
-        s = lo + m.end()
-    right = text[end:hi]
-    brk = _SENT_BREAK.search(right)
-    e = end + brk.start() if brk else hi
+    for m in _SENT_BREAK.finditer(text, lo, end):
+        if m.end() <= start:
+            s = m.end()
+    brk = _SENT_BREAK.search(text, end, hi)
+    e = brk.start() if brk else hi
     return s, e
 
 

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clinical_nlp.errors import ConfigError, InputFormatError, OffsetMismatchError
 from clinical_nlp.pipeline import assertion as A
@@ -39,6 +41,38 @@ def test_termination_closes_negation_scope() -> None:
     text = "No fever but has cough."
     (res,) = A.classify_assertions([_row(text, "cough")], rules_only=True)
     assert res["negation"] == "affirmed"
+
+
+@pytest.mark.parametrize("rules_only", [True, False])
+@pytest.mark.parametrize(
+    "text,concept,value",
+    [
+        ("No fever or chills. Metformin 500 mg twice daily.", "Metformin", "affirmed"),  # cue a sentence before
+        ("Denies fever. Cough since Monday.", "Cough", "affirmed"),
+        ("No fever. No cough.", "cough", "negated"),  # its own sentence's cue still counts
+        ("Patient denies fever.", "fever", "negated"),
+    ],
+)
+def test_negation_scope_ends_at_the_sentence(rules_only: bool, text: str, concept: str, value: str) -> None:
+    (res,) = A.classify_assertions([_row(text, concept)], rules_only=rules_only)
+    assert res["negation"] == value
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from(["No fever.", "Denies pain;", "Cough.", "BP 120/80.", "\n\nPlan:", "Seen"]), max_size=4),
+    st.sampled_from(["Edema", "rash", "Metformin"]),
+    st.lists(st.sampled_from([" today.", " No cough.", "\n\nHPI: x", " and chills"]), max_size=3),
+)
+def test_sentence_bounds_hold_the_concept_and_no_earlier_break(
+    before: list[str], concept: str, after: list[str]
+) -> None:
+    head = " ".join(before) + (" " if before else "")
+    text = head + concept + "".join(after)
+    s, e = A._sentence_bounds(text, len(head), len(head) + len(concept))
+    assert s <= len(head) and len(head) + len(concept) <= e <= len(text)
+    if before and before[-1].endswith((".", ";")) and concept[0].isupper():
+        assert s == len(head)  # the sentence starts at the concept, after the break before it
 
 
 def test_details_carry_score_and_provenance() -> None:
