@@ -398,8 +398,10 @@ def preannotate(
     (:mod:`clinical_nlp.pipeline.structure`). With an entity model, its spans win over the rule
     spans they overlap, but only those scored at least their label's ``min_score``
     (``model_min_scores``, default the label schema's): where the model is unsure, the rule spans stay.
+    A span keeps only the assertion attributes its label's schema entry lists (``schema_attributes.py``).
     """
     from clinical_nlp.pipeline import assertion as A
+    from clinical_nlp.pipeline.schema_attributes import restrict_attributes, schema_attributes
     from clinical_nlp.pipeline.structure import header_ranges, in_header
 
     nlp = nlp or build_pipeline()
@@ -419,6 +421,7 @@ def preannotate(
 
         model_min_scores = {lab.name: lab.min_score for lab in load_label_schema().labels}
     bars = dict(model_min_scores or {})
+    allowed = schema_attributes()  # a Value or a Negation cue carries no negation / temporality / experiencer
     bar = None
     if progress:
         from tqdm import tqdm
@@ -482,7 +485,7 @@ def preannotate(
                         r for r in spans if r.label == "Temporal" or not any(_overlaps(r, m) for m in merged)
                     ]
                 headers = list(header_ranges(note.text))
-                spans = [s for s in spans if not in_header(s.start, s.end, headers)]  # Temporal too: "HISTORY"
+                spans = [restrict_attributes(s, allowed) for s in spans if not in_header(s.start, s.end, headers)]
                 spans.sort(key=lambda s: (s.start, s.end, s.label))
                 done[id(note)] = AnnotatedNote(note, tuple(spans))
             for note in whole:
