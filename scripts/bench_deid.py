@@ -36,7 +36,7 @@ from clinical_nlp.deid.augment import augment  # noqa: E402
 from clinical_nlp.deid.core import DEFAULT_REVIEW_BELOW, DEFAULT_THRESHOLD, METHOD, Detector  # noqa: E402
 from clinical_nlp.deid.model import DEFAULT_MODEL, tokenize, train_tagger  # noqa: E402
 from clinical_nlp.deid.review import is_near_miss  # noqa: E402
-from clinical_nlp.deid.transformer import DEFAULT_STRONG  # noqa: E402
+from clinical_nlp.deid.transformer import DEFAULT_CRF_BELOW, DEFAULT_STRONG  # noqa: E402
 from clinical_nlp.deid.transformer_training import PHITrainConfig  # noqa: E402
 
 
@@ -130,7 +130,7 @@ def summarise(counts: dict, args: argparse.Namespace, docs: list[dict], review: 
     }
 
 
-def detectors(train: list[dict], args: argparse.Namespace, review: float | None) -> dict[float | None, Detector]:
+def detectors(train: list[dict], args: argparse.Namespace, review: float | None) -> dict[tuple | None, Detector]:
     """A detector per ``--strong`` value and 0 (the CRF alone) for the ensemble, else the CRF; trained on ``train``."""
     crf = train_tagger(train + augment(train, copies=args.augment, seed=0) if args.augment else train, kind=args.kind)
     if args.detector == "crf":
@@ -143,7 +143,11 @@ def detectors(train: list[dict], args: argparse.Namespace, review: float | None)
     )
     minilm = train_phi_transformer(train, config=cfg, progress=True)
     values = sorted(set(args.strong) | {0.0})  # 0: the MiniLM never overrides, the CRF's figures in the same run
-    return {s: Detector(EnsembleTagger(crf, minilm, s), threshold=args.threshold, review_below=review) for s in values}
+    return {
+        (s, c): Detector(EnsembleTagger(crf, minilm, s, c), threshold=args.threshold, review_below=review)
+        for s in values
+        for c in (args.crf_below if s else [1.0])
+    }
 
 
 def main() -> int:
@@ -156,6 +160,8 @@ def main() -> int:
                     help="crf: the CRF tagger alone (default); ensemble: CRF + fine-tuned MiniLM")  # fmt: skip
     ap.add_argument("--strong", type=lambda v: [float(x) for x in v.split(",")], default=[DEFAULT_STRONG],
                     help="ensemble: MiniLM P(not PHI) under which it overrides the CRF (comma list: dev)")  # fmt: skip
+    ap.add_argument("--crf-below", type=lambda v: [float(x) for x in v.split(",")], default=[DEFAULT_CRF_BELOW],
+                    help="ensemble: ... only where the CRF's P(not PHI) is under this (comma list: dev)")  # fmt: skip
     ap.add_argument("--epochs", type=int, default=PHITrainConfig.epochs, help="ensemble: MiniLM epochs")
     ap.add_argument("--copies", type=int, default=PHITrainConfig.copies, help="ensemble: MiniLM surrogate copies")
     ap.add_argument("--top-layers", type=int, default=PHITrainConfig.top_layers, help="ensemble: fine-tuned layers")
@@ -177,7 +183,7 @@ def main() -> int:
     if args.save and args.detector != "crf":
         print("refused: --save writes the CRF; scripts/train_deid_transformer.py builds the MiniLM", file=sys.stderr)
         return 2
-    if args.part == "locked" and len(args.strong) > 1:
+    if args.part == "locked" and (len(args.strong) > 1 or len(args.crf_below) > 1):
         print("refused: one --strong value on the locked part (choose it on the development part)", file=sys.stderr)
         return 2
     review = args.review_below or None
@@ -203,19 +209,20 @@ def main() -> int:
             train = [d for d in docs if fold_of[str(d["patient"])] != k]
             test = [d for d in docs if fold_of[str(d["patient"])] == k]
             for s, det in detectors(train, args, review).items():
-                shown = misses if s == args.strong[0] or s is None else None
+                shown = misses if s is None or s == (args.strong[0], args.crf_below[0]) else None
                 score(test, det, counts[s], shown, args.show_false_positives)
             print(f"fold {k + 1}/{args.folds} done", file=sys.stderr)
     for m in misses or []:
         print("miss", json.dumps(m), file=sys.stderr)
     results = {
-        s: summarise(c, args, docs, review) | {"strong": s, "detect_seconds": detect_seconds.get(s)}
+        s: summarise(c, args, docs, review)
+        | {"strong": s and s[0], "crf_below": s and s[1], "detect_seconds": detect_seconds.get(s)}
         for s, c in counts.items()
     }
     seconds = round(time.perf_counter() - t0, 1)
     for r in results.values():
         r["seconds"] = seconds
-    result = results[args.strong[0] if args.detector == "ensemble" else None]
+    result = results[(args.strong[0], args.crf_below[0]) if args.detector == "ensemble" else None]
     print(json.dumps(list(results.values()) if len(results) > 1 else result, indent=2))
     if args.output:
         args.output.write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from clinical_nlp.config import shared_corpora_dir  # noqa: E402
-from clinical_nlp.deid.transformer import DEFAULT_PHI_TRANSFORMER_DIR, DEFAULT_STRONG  # noqa: E402
+from clinical_nlp.deid.transformer import DEFAULT_CRF_BELOW, DEFAULT_PHI_TRANSFORMER_DIR, DEFAULT_STRONG  # noqa: E402
 from clinical_nlp.deid.transformer_training import PHITrainConfig, train_phi_transformer  # noqa: E402
 
 
@@ -32,7 +32,9 @@ def main() -> int:
     raw = args.corpus.read_bytes()
     notes = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
     model = train_phi_transformer(notes, config=PHITrainConfig())
-    model.meta.update(corpus_sha256=hashlib.sha256(raw).hexdigest()[:16], strong=DEFAULT_STRONG)
+    model.meta.update(
+        corpus_sha256=hashlib.sha256(raw).hexdigest()[:16], strong=DEFAULT_STRONG, crf_below=DEFAULT_CRF_BELOW
+    )
     model.save(args.output)
     print(f"saved {args.output} ({model.name}, {len(notes)} notes)", file=sys.stderr)
     return 0

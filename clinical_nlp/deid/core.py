@@ -129,8 +129,9 @@ class Detector:
         minilm = getattr(self.tagger, "transformer", None)
         if minilm is None:
             return METHOD
-        strong = getattr(self.tagger, "strong", None)
-        return f"{METHOD} + fine-tuned MiniLM PHI tagger {minilm.name} (PHI where it says so with P(O) < {strong})"
+        strong, crf_below = getattr(self.tagger, "strong", None), getattr(self.tagger, "crf_below", 1.0)
+        where = f"P(O) < {strong}" + (f" and the CRF's P(O) < {crf_below}" if crf_below < 1.0 else "")
+        return f"{METHOD} + fine-tuned MiniLM PHI tagger {minilm.name} (PHI where it says so: {where})"
 
     def detect(self, text: str) -> list[PHISpan]:
         return self.detect_group([text])[0]

@@ -45,7 +45,9 @@ META_FILE = "meta.json"
 WINDOW = 128
 STRIDE = 32
 #: The MiniLM overrides the CRF on a word when its P(O) is below this (chosen on development patients).
-DEFAULT_STRONG = 0.02
+DEFAULT_STRONG = 0.05
+#: ... and only where the CRF's P(O) is below this (1: anywhere; chosen on development patients).
+DEFAULT_CRF_BELOW = 0.99999
 
 
 def _digest(path: Path) -> str:
@@ -245,9 +247,16 @@ def _cached_logits(model: TransformerPHITagger, text: str, toks: tuple[tuple[int
 
 
 class EnsembleTagger:
-    """CRF + MiniLM: a word is the MiniLM's where it says PHI with P(O) < ``strong`` and more surely than the CRF."""
+    """CRF + MiniLM: a word is the MiniLM's where it says PHI with P(O) < ``strong`` and more surely than the CRF
+    (and, with ``crf_below`` < 1, only where the CRF's own P(O) is under it)."""
 
-    def __init__(self, crf: PHITagger, transformer: TransformerPHITagger, strong: float = DEFAULT_STRONG):
+    def __init__(
+        self,
+        crf: PHITagger,
+        transformer: TransformerPHITagger,
+        strong: float = DEFAULT_STRONG,
+        crf_below: float = DEFAULT_CRF_BELOW,
+    ):
         if set(crf.labels) != set(transformer.labels):
             raise ConfigError(
                 f"the CRF's labels {list(crf.labels)} differ from the MiniLM's {list(transformer.labels)}"
@@ -255,6 +264,7 @@ class EnsembleTagger:
         self.crf = crf
         self.transformer = transformer
         self.strong = strong
+        self.crf_below = crf_below
         self.labels = tuple(crf.labels)
         self._order = [transformer.labels.index(lab) for lab in self.labels]
 
@@ -265,6 +275,8 @@ class EnsembleTagger:
         q = self.transformer.proba(text, toks, only)[:, self._order]
         o = self.labels.index("O")
         take = (q[:, o] < self.strong) & (q[:, o] < p[:, o])
+        if self.crf_below < 1.0:
+            take &= p[:, o] < self.crf_below
         p[take] = q[take]
         return p
 
@@ -284,4 +296,4 @@ def detector_for(kind: str = "crf", *, strong: float = DEFAULT_STRONG, minilm_di
     if not 0.0 <= strong <= 1.0:
         raise ConfigError(f"strong must be between 0 and 1, got {strong}")
     minilm = TransformerPHITagger.load(minilm_dir or DEFAULT_PHI_TRANSFORMER_DIR)
-    return Detector(EnsembleTagger(load_tagger(), minilm, strong))
+    return Detector(EnsembleTagger(load_tagger(), minilm, strong, DEFAULT_CRF_BELOW))

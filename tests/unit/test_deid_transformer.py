@@ -155,6 +155,8 @@ def test_ensemble_takes_the_minilm_only_where_it_is_sure_and_surer() -> None:
     assert EnsembleTagger(crf, minilm, strong=0.0).proba("a b c d", toks)[:, o].tolist() == pytest.approx(  # type: ignore[arg-type]
         [0.999, 0.1, 0.999, 0.999]
     )
+    floor = EnsembleTagger(crf, minilm, strong=0.5, crf_below=0.5).proba("a b c d", toks)  # type: ignore[arg-type]
+    assert floor[:, o].tolist() == pytest.approx([0.999, 0.05, 0.999, 0.999])  # only where the CRF doubts too
     with pytest.raises(ConfigError, match="labels"):
         EnsembleTagger(crf, _Fixed([0.5] * 4, labels=("O", "HCPName")))  # type: ignore[arg-type]
 
@@ -163,7 +165,7 @@ def test_detector_with_the_ensemble_redacts_what_only_the_minilm_finds() -> None
     text = "Lungs clear. Zabrowski came this morning."
     toks = tokenize(text)
     at = [text[a:b] for a, b in toks].index("Zabrowski")
-    crf = _Fixed([0.99999] * len(toks))
+    crf = _Fixed([0.9999] * len(toks))  # not PHI for the CRF (threshold 0.98), a doubt the MiniLM may settle
     minilm = _Fixed([0.01 if i == at else 0.99999 for i in range(len(toks))])
     crf_only = Detector(crf, review_below=None).detect(text)  # type: ignore[arg-type]
     both = Detector(EnsembleTagger(crf, minilm), review_below=None).detect(text)  # type: ignore[arg-type]
@@ -174,14 +176,20 @@ def test_detector_with_the_ensemble_redacts_what_only_the_minilm_finds() -> None
 def test_shipped_minilm_is_small_and_records_its_choices() -> None:
     from dataclasses import asdict
 
-    from clinical_nlp.deid.transformer import DEFAULT_PHI_TRANSFORMER_DIR, DEFAULT_STRONG, detector_for
+    from clinical_nlp.deid.transformer import (
+        DEFAULT_CRF_BELOW,
+        DEFAULT_PHI_TRANSFORMER_DIR,
+        DEFAULT_STRONG,
+        detector_for,
+    )
 
     meta = json.loads((DEFAULT_PHI_TRANSFORMER_DIR / META_FILE).read_text())
-    assert meta["config"] == asdict(PHITrainConfig()) and meta["strong"] == DEFAULT_STRONG
+    assert meta["config"] == asdict(PHITrainConfig())
+    assert (meta["strong"], meta["crf_below"]) == (DEFAULT_STRONG, DEFAULT_CRF_BELOW)
     assert meta["corpus_sha256"] and meta["n_notes"] > 1000
     assert (DEFAULT_PHI_TRANSFORMER_DIR / WEIGHTS_FILE).stat().st_size < 10_000_000
     det = detector_for("ensemble")
-    assert "MiniLM" in det.method and str(DEFAULT_STRONG) in det.method
+    assert "MiniLM" in det.method and f"P(O) < {DEFAULT_STRONG} and the CRF's P(O) < {DEFAULT_CRF_BELOW}" in det.method
     text = "Family meeting today with the patient's daughter Marisol and Dr. Abernathy."
     found = {text[s.start : s.end] for s in det.detect(text)}
     assert {"Marisol", "Abernathy"} <= found
