@@ -31,6 +31,28 @@ def load_entity_model(path: Path | str) -> EntityModel:
     raise ModelError(f"{path}: unknown model kind {kind!r} in {MODEL_FILE}")
 
 
+_LOADED: dict[str, tuple[tuple, EntityModel]] = {}
+
+
+def cached_entity_model(path: Path | str) -> EntityModel:
+    """:func:`load_entity_model`, loaded once per process while the directory's files are unchanged
+    (names, sizes and modification times), so repeated ``preannotate`` calls do not reload it."""
+    path = Path(path).resolve()
+    stamp = tuple(
+        sorted(
+            (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*") if p.is_file()
+        )
+    )
+    hit = _LOADED.get(str(path))
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    model = load_entity_model(path)
+    if len(_LOADED) >= 4:
+        _LOADED.pop(next(iter(_LOADED)))
+    _LOADED[str(path)] = (stamp, model)
+    return model
+
+
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     dev = metrics.get("dev") or {}
     return {

@@ -281,6 +281,10 @@ def build_pipeline(
         "rules_only": rules_only,
         "context": context,
     }
+    if entity_model:  # loaded now (as medspacy.load() loads its pipeline), not in each preannotate call
+        from clinical_nlp.models.registry import cached_entity_model
+
+        cached_entity_model(entity_model)
     return nlp
 
 
@@ -400,6 +404,7 @@ def preannotate(
     (``model_min_scores``, default the label schema's): where the model is unsure, the rule spans stay.
     A span keeps only the assertion attributes its label's schema entry lists (``schema_attributes.py``).
     """
+    from clinical_nlp.models.registry import cached_entity_model
     from clinical_nlp.pipeline import assertion as A
     from clinical_nlp.pipeline.schema_attributes import restrict_attributes, schema_attributes
     from clinical_nlp.pipeline.structure import header_ranges, in_header
@@ -407,13 +412,7 @@ def preannotate(
     nlp = nlp or build_pipeline()
     version = pipeline_version(nlp)
     meta = nlp.meta["clinical_nlp"]
-    entity_model = None
-    if meta.get("entity_model"):
-        try:
-            from clinical_nlp.models.entities import load_entity_model
-        except ImportError as exc:
-            raise ConfigError(f"entity model given but clinical_nlp.models.entities is unavailable ({exc})") from None
-        entity_model = load_entity_model(Path(meta["entity_model"]))
+    entity_model = cached_entity_model(Path(meta["entity_model"])) if meta.get("entity_model") else None
     comp: Any = nlp.get_pipe("clinical_nlp_assertion_v1")
     context = meta.get("section_context") or {}
     if model_min_scores is None and entity_model is not None:

@@ -140,7 +140,7 @@ def test_foreign_nlp_has_no_version() -> None:
 
 
 def test_entity_model_spans_win_over_rule_spans(monkeypatch, tmp_path: Path) -> None:
-    from clinical_nlp.models import entities
+    from clinical_nlp.models import registry
     from clinical_nlp.types import Span
 
     class FakeModel:
@@ -151,7 +151,7 @@ def test_entity_model_spans_win_over_rule_spans(monkeypatch, tmp_path: Path) -> 
                 out.append((Span(s, s + len("chest pain"), "Condition", score=0.7, source="model:fake@1"),))
             return out
 
-    monkeypatch.setattr(entities, "load_entity_model", lambda path: FakeModel())
+    monkeypatch.setattr(registry, "cached_entity_model", lambda path: FakeModel())
     nlp = build_pipeline(entity_model=tmp_path)
     assert "+ner:" in pipeline_version(nlp)
     (doc,) = list(preannotate([NOTE], nlp))

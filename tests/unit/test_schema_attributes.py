@@ -40,7 +40,7 @@ def test_restrict_attributes(label: str, extra: dict, kept: dict) -> None:
 def test_preannotated_values_and_cues_carry_no_assertion(monkeypatch, tmp_path) -> None:
     """A model's Value, Negation and Measurement spans go through the assertion step, yet carry only
     what their schema lists; the Condition keeps all three."""
-    from clinical_nlp.models import entities
+    from clinical_nlp.models import registry
 
     text = "No fever or chills. Hemoglobin 9.8 g/dL, no rash."
     wanted = [("fever", "Condition"), ("No", "Negation"), ("Hemoglobin", "Measurement"), ("9.8 g/dL", "Value")]
@@ -52,7 +52,7 @@ def test_preannotated_values_and_cues_carry_no_assertion(monkeypatch, tmp_path) 
                 for n in notes
             ]
 
-    monkeypatch.setattr(entities, "load_entity_model", lambda path: FakeModel())
+    monkeypatch.setattr(registry, "cached_entity_model", lambda path: FakeModel())
     spans = {
         s.text: s for s in next(iter(preannotate([Note("n1", text)], build_pipeline(entity_model=tmp_path)))).spans
     }
