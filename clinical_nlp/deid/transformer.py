@@ -20,8 +20,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -32,15 +30,14 @@ import numpy as np
 
 from clinical_nlp.deid.model import MODEL_LABELS, PHITagger
 from clinical_nlp.errors import ConfigError
-from clinical_nlp.models.assertion_transformer import base_weights_hash, softmax
+from clinical_nlp.models.assertion_transformer import softmax
 from clinical_nlp.models.embeddings import default_transformer_dir, load_minilm
+from clinical_nlp.models.top_layers import META_FILE, WEIGHTS_FILE, file_sha, read_top, write_top  # noqa: F401
 
 if TYPE_CHECKING:
     from clinical_nlp.deid.core import Detector
 
 DEFAULT_PHI_TRANSFORMER_DIR = Path(__file__).resolve().parent.parent / "resources" / "deid" / "transformer"
-WEIGHTS_FILE = "weights.safetensors"
-META_FILE = "meta.json"
 #: Word pieces per window (special tokens included) and the overlap between consecutive windows.
 WINDOW = 128
 STRIDE = 32
@@ -48,10 +45,6 @@ STRIDE = 32
 DEFAULT_STRONG = 0.05
 #: ... and only where the CRF's P(O) is below this (1: anywhere; chosen on development patients).
 DEFAULT_CRF_BELOW = 0.99999
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 def _top_module(encoder: Any, top_layers: int, n_labels: int) -> Any:
@@ -130,52 +123,22 @@ class TransformerPHITagger:
 
     @classmethod
     def load(cls, path: Path | str, base_dir: Path | None = None) -> TransformerPHITagger:
-        from safetensors.torch import load_file
-
         p = Path(path)
-        try:
-            meta = json.loads((p / META_FILE).read_text(encoding="utf-8"))
-            state = load_file(str(p / WEIGHTS_FILE))
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: MiniLM PHI tagger not found (run `make model`)") from None
-        except (json.JSONDecodeError, OSError) as exc:
-            raise ConfigError(f"{p}: not a clinical-nlp MiniLM PHI tagger ({exc})") from None
+        base = Path(base_dir or default_transformer_dir())
+        meta, state = read_top(p, "MiniLM PHI tagger", base)
         if tuple(meta.get("labels", ())) != MODEL_LABELS:
             raise ConfigError(f"{p}: labels {meta.get('labels')} differ from the tagger's {list(MODEL_LABELS)}")
-        base = Path(base_dir or default_transformer_dir())
-        want = meta.get("base_weights")
-        if want and base_weights_hash(base) != want:
-            raise ConfigError(
-                f"{p}: trained on base weights {want}, but {base} has {base_weights_hash(base)}; "
-                "pass the checkpoint it was trained on or retrain"
-            )
         model = cls.fresh(base, int(meta["top_layers"]))
-        model.top.load_state_dict({k: v.float() for k, v in state.items()})
+        model.top.load_state_dict(state)
         model.top.train(False)
         model.meta = meta
-        model.digest = _digest(p / WEIGHTS_FILE)
+        model.digest = file_sha(p / WEIGHTS_FILE)[:12]
         return model
 
     def save(self, path: Path | str) -> Path:
-        from safetensors.torch import save_file
-
         p = Path(path)
-        p.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().half().contiguous() for k, v in self.top.state_dict().items()}
-        tmp = p / f".{WEIGHTS_FILE}.tmp"
-        save_file(state, str(tmp))
-        tmp.chmod(0o644)  # safetensors writes owner-only files; a shipped model is world-readable
-        tmp.replace(p / WEIGHTS_FILE)
-        meta = dict(self.meta)
-        meta.update(
-            top_layers=self.top_layers,
-            labels=list(MODEL_LABELS),
-            window=WINDOW,
-            stride=STRIDE,
-            base_weights=base_weights_hash(self.base_dir),
-        )
-        (p / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        self.digest = _digest(p / WEIGHTS_FILE)
+        meta = {**self.meta, "top_layers": self.top_layers, "labels": list(MODEL_LABELS), "window": WINDOW}
+        self.digest = write_top(self.top, p, {**meta, "stride": STRIDE}, self.base_dir)
         return p
 
     # ------------------------------------------------------------------ encode

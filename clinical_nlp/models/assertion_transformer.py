@@ -16,8 +16,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,14 @@ import numpy as np
 
 from clinical_nlp.errors import ConfigError
 from clinical_nlp.models.embeddings import default_transformer_dir, load_minilm
+from clinical_nlp.models.top_layers import (  # noqa: F401  (file names and base hash: re-exported)
+    META_FILE,
+    WEIGHTS_FILE,
+    base_weights_hash,
+    file_sha,
+    read_top,
+    write_top,
+)
 
 CLASSES: dict[str, tuple[str, ...]] = {
     "negation": ("affirmed", "negated", "possible"),
@@ -34,8 +40,6 @@ CLASSES: dict[str, tuple[str, ...]] = {
     "experiencer": ("patient", "family", "other"),
 }
 DEFAULT_TRANSFORMER_DIR = Path(__file__).resolve().parent.parent / "resources" / "assertion" / "transformer"
-WEIGHTS_FILE = "weights.safetensors"
-META_FILE = "meta.json"
 #: Characters kept on each side of the concept, and word pieces per row.
 CONTEXT_CHARS = 200
 MAX_PIECES = 96
@@ -53,22 +57,6 @@ def marked(text: str, start: int, end: int, section: str | None = None) -> tuple
     prefix = f"section: {section.lower()} | " if section else ""
     head = f"{prefix}{left}{OPEN} "
     return f"{head}{text[start:end]} {CLOSE}{right}", len(head), len(head) + (end - start)
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
-def base_weights_hash(base_dir: Path) -> str:
-    """Hash of the base checkpoint's weights file (``model.safetensors`` or ``pytorch_model.bin``)."""
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (base_dir / name).exists():
-            return _sha(base_dir / name)
-    raise ConfigError(f"{base_dir}: no model.safetensors or pytorch_model.bin")
 
 
 def _top_module(encoder: Any, top_layers: int) -> Any:
@@ -122,50 +110,26 @@ class TransformerAssertionModel:
 
     @classmethod
     def load(cls, path: Path | str, base_dir: Path | None = None) -> TransformerAssertionModel:
-        from safetensors.torch import load_file
-
         p = Path(path)
-        try:
-            meta = json.loads((p / META_FILE).read_text(encoding="utf-8"))
-            state = load_file(str(p / WEIGHTS_FILE))
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: transformer assertion model not found (run `make model`)") from None
-        except (json.JSONDecodeError, OSError) as exc:
-            raise ConfigError(f"{p}: not a clinical-nlp transformer assertion model ({exc})") from None
         base = Path(base_dir or default_transformer_dir())
-        want = meta.get("base_weights")
-        if want and base_weights_hash(base) != want:
-            raise ConfigError(
-                f"{p}: trained on base weights {want}, but {base} has {base_weights_hash(base)}; "
-                "pass the checkpoint it was trained on or retrain"
-            )
+        meta, state = read_top(p, "transformer assertion model", base)
         model = cls.fresh(base, int(meta["top_layers"]))
-        model.top.load_state_dict({k: v.float() for k, v in state.items()})
+        model.top.load_state_dict(state)
         model.top.train(False)
         model.temperatures = {a: float(t) for a, t in meta["temperatures"].items()}
         model.meta = meta
-        model.digest = _sha(p / WEIGHTS_FILE)[:12]
+        model.digest = file_sha(p / WEIGHTS_FILE)[:12]
         return model
 
     def save(self, path: Path | str) -> Path:
-        from safetensors.torch import save_file
-
         p = Path(path)
-        p.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().half().contiguous() for k, v in self.top.state_dict().items()}
-        tmp = p / f".{WEIGHTS_FILE}.tmp"
-        save_file(state, str(tmp))
-        tmp.chmod(0o644)  # safetensors writes owner-only files; a shipped model is world-readable
-        tmp.replace(p / WEIGHTS_FILE)
         meta = dict(self.meta)
         meta.update(
             top_layers=self.top_layers,
             temperatures={a: round(t, 4) for a, t in self.temperatures.items()},
             classes={a: list(c) for a, c in CLASSES.items()},
-            base_weights=base_weights_hash(self.base_dir),
         )
-        (p / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        self.digest = _sha(p / WEIGHTS_FILE)[:12]
+        self.digest = write_top(self.top, p, meta, self.base_dir)
         return p
 
     @property
