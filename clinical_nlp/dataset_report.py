@@ -27,10 +27,13 @@ from clinical_nlp.services.privacy import queue_summary
 from clinical_nlp.store import Store
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
+#: ``deid --detector`` value -> the file with its measured figures
+DEID_DETECTORS = {"crf": "metrics.json", "ensemble": "metrics_ensemble.json"}
 
 
-def _deid_metrics() -> dict[str, Any]:
-    path = RESOURCES / "deid" / "metrics.json"
+def _deid_metrics(name: str = "metrics.json") -> dict[str, Any]:
+    """The locked-part figures ``bench_deid.py --save-metrics`` wrote for a detector (CRF: ``metrics.json``)."""
+    path = RESOURCES / "deid" / name
     if not path.exists():
         return {}
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -240,6 +243,9 @@ def collect(store: Store, guideline: Any) -> dict[str, Any]:
         "adjudications": _adjudications(store),
         "model_versions": _model_versions(store),
         "deidentification": _deid_metrics(),
+        "deidentification_detectors": [
+            m | {"detector": d} for d, f in DEID_DETECTORS.items() if (m := _deid_metrics(f))
+        ],
         "deidentification_here": {
             "methods": store.deid_methods(),
             "privacy_review_queue": queue_summary(store, deid_count or 0),
@@ -393,8 +399,8 @@ def render_html(data: dict[str, Any]) -> str:
     parts.append("<h2>De-identification</h2>")
     parts.append(
         _table(
-            [data["deidentification"]] if data["deidentification"] else [],
-            ["method", "evaluation", "token_recall", "token_recall_without_review_queue", "token_precision",
+            data["deidentification_detectors"],
+            ["detector", "method", "evaluation", "token_recall", "token_recall_without_review_queue", "token_precision",
              "patient_name_recall", "review_items_per_100_notes"],
         )
     )  # fmt: skip

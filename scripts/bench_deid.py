@@ -93,7 +93,9 @@ def score(
                     )
 
 
-def summarise(counts: dict, args: argparse.Namespace, docs: list[dict], review: float | None) -> dict:
+def summarise(
+    counts: dict, args: argparse.Namespace, docs: list[dict], review: float | None, method: str = METHOD
+) -> dict:
     """Aggregate figures of one configuration (no individual token)."""
     gold = sum(v["gold"] for k, v in counts.items() if not k.startswith("_"))
     tp = sum(v["tp"] for k, v in counts.items() if not k.startswith("_"))
@@ -103,7 +105,7 @@ def summarise(counts: dict, args: argparse.Namespace, docs: list[dict], review: 
     name_gold = sum(counts[k]["gold"] for k in name_labels)
     name_tp = sum(counts[k]["tp"] for k in name_labels)
     return {
-        "method": METHOD,
+        "method": method,
         "corpus": f"PhysioNet deid gold standard, shared half, {args.part} part ({len(docs)} notes, "
         f"{len({str(d['patient']) for d in docs})} patients; splits/deid-patients.json)",
         "evaluation": (
@@ -169,6 +171,8 @@ def main() -> int:
                     help="ensemble: weight the MiniLM's labels by sqrt inverse frequency")  # fmt: skip
     ap.add_argument("--save", action="store_true", help="train on all notes and write the packaged model/metrics")
     ap.add_argument("--output", type=Path, default=None)
+    ap.add_argument("--save-metrics", action="store_true",
+                    help="locked: write the figures the dataset report shows (resources/deid/)")  # fmt: skip
     ap.add_argument("--part", choices=("dev", "locked"), default="dev", help="which part of the split to score")
     ap.add_argument("--review-below", type=float, default=DEFAULT_REVIEW_BELOW,
                     help="privacy review queue: flag words with P(not PHI) under this (0: no queue)")  # fmt: skip
@@ -192,10 +196,12 @@ def main() -> int:
     counts: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
     misses: list | None = [] if args.show_misses else None
     detect_seconds: dict = {}  # locked: detection and scoring time per detector (models already loaded)
+    methods: dict = {}  # locked: the method each detector records
     t0 = time.perf_counter()
     if args.part == "locked":
         docs = split_docs(every, "locked")
         for s, det in detectors(dev_docs, args, review).items():
+            methods[s] = det.method
             t1 = time.perf_counter()
             score(docs, det, counts[s])
             detect_seconds[s] = round(time.perf_counter() - t1, 1)
@@ -215,7 +221,7 @@ def main() -> int:
     for m in misses or []:
         print("miss", json.dumps(m), file=sys.stderr)
     results = {
-        s: summarise(c, args, docs, review)
+        s: summarise(c, args, docs, review, methods.get(s, METHOD))
         | {"strong": s and s[0], "crf_below": s and s[1], "detect_seconds": detect_seconds.get(s)}
         for s, c in counts.items()
     }
@@ -226,6 +232,9 @@ def main() -> int:
     print(json.dumps(list(results.values()) if len(results) > 1 else result, indent=2))
     if args.output:
         args.output.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    if args.save_metrics and args.part == "locked":
+        name = "metrics.json" if args.detector == "crf" else "metrics_ensemble.json"
+        (DEFAULT_MODEL.parent / name).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if args.save:
         train_tagger(every, kind=args.kind).save(DEFAULT_MODEL)
         (DEFAULT_MODEL.parent / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -74,6 +74,10 @@ def test_report_contents(tmp_path):
     assert data["qa_coverage"]["labels"]["Drug"]["met"] is True
     assert data["model_versions"][0]["version"] == "ner-v1"
     assert data["deidentification"]["token_recall"] > 0.5
+    detectors = {d["detector"]: d for d in data["deidentification_detectors"]}
+    assert set(detectors) == {"crf", "ensemble"} and detectors["crf"]["method"] == data["deidentification"]["method"]
+    assert "MiniLM" in detectors["ensemble"]["method"] and "MiniLM" not in detectors["crf"]["method"]
+    assert detectors["ensemble"]["token_recall"] > detectors["crf"]["token_recall"]  # the recall-first option
     # the fixture wrote annotation rows straight into the store, past the audit trail: the report says so
     assert data["audit"]["ok"] is False and "not recorded in the audit trail" in data["audit"]["error"]
     assert re.fullmatch(r"[0-9a-f]{64}", data["audit"]["head"])
