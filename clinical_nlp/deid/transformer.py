@@ -32,7 +32,14 @@ from clinical_nlp.deid.model import MODEL_LABELS, PHITagger
 from clinical_nlp.errors import ConfigError
 from clinical_nlp.models.assertion_transformer import softmax
 from clinical_nlp.models.embeddings import default_transformer_dir, load_minilm
-from clinical_nlp.models.top_layers import META_FILE, WEIGHTS_FILE, file_sha, read_top, write_top  # noqa: F401
+from clinical_nlp.models.top_layers import (
+    META_FILE,  # noqa: F401  (re-exported)
+    WEIGHTS_FILE,
+    base_encoder,
+    file_sha,
+    read_top,
+    write_top,
+)
 
 if TYPE_CHECKING:
     from clinical_nlp.deid.core import Detector
@@ -111,14 +118,7 @@ class TransformerPHITagger:
     # ------------------------------------------------------------------ build / io
     @classmethod
     def fresh(cls, base_dir: Path | None = None, top_layers: int = 2, seed: int = 0) -> TransformerPHITagger:
-        import torch
-
-        base = Path(base_dir or default_transformer_dir())
-        _, encoder = load_minilm(str(base))
-        n = len(encoder.encoder.layer)
-        if not 1 <= top_layers <= n:
-            raise ConfigError(f"top_layers must be between 1 and {n}, got {top_layers}")
-        torch.manual_seed(seed)
+        base, encoder = base_encoder(base_dir, top_layers, seed)
         return cls(base, top_layers, _top_module(encoder, top_layers, len(MODEL_LABELS)))
 
     @classmethod

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from clinical_nlp.errors import ConfigError
 from clinical_nlp.models.embeddings import default_transformer_dir, load_minilm
-from clinical_nlp.models.top_layers import (  # noqa: F401  (file names and base hash: re-exported)
+from clinical_nlp.models.top_layers import (  # noqa: F401  (re-exported)
     META_FILE,
     WEIGHTS_FILE,
+    base_encoder,
     base_weights_hash,
     file_sha,
     read_top,
@@ -98,14 +98,7 @@ class TransformerAssertionModel:
     # ------------------------------------------------------------------ build / io
     @classmethod
     def fresh(cls, base_dir: Path | None = None, top_layers: int = 2, seed: int = 0) -> TransformerAssertionModel:
-        import torch
-
-        base = Path(base_dir or default_transformer_dir())
-        _, encoder = load_minilm(str(base))
-        n = len(encoder.encoder.layer)
-        if not 1 <= top_layers <= n:
-            raise ConfigError(f"top_layers must be between 1 and {n}, got {top_layers}")
-        torch.manual_seed(seed)
+        base, encoder = base_encoder(base_dir, top_layers, seed)
         return cls(base, top_layers, _top_module(encoder, top_layers))
 
     @classmethod

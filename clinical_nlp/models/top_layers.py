@@ -20,6 +20,21 @@ WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "meta.json"
 
 
+def base_encoder(base_dir: Path | None, top_layers: int, seed: int) -> tuple[Path, Any]:
+    """``(base directory, encoder)`` for a fresh top of ``top_layers`` layers (checked), torch seeded."""
+    import torch
+
+    from clinical_nlp.models.embeddings import default_transformer_dir, load_minilm
+
+    base = Path(base_dir or default_transformer_dir())
+    _, encoder = load_minilm(str(base))
+    n = len(encoder.encoder.layer)
+    if not 1 <= top_layers <= n:
+        raise ConfigError(f"top_layers must be between 1 and {n}, got {top_layers}")
+    torch.manual_seed(seed)
+    return base, encoder
+
+
 def file_sha(path: Path) -> str:
     """sha256 of a file, first 16 hex digits."""
     h = hashlib.sha256()
