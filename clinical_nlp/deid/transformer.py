@@ -38,6 +38,7 @@ from clinical_nlp.models.top_layers import (
     base_encoder,
     file_sha,
     read_top,
+    run_layers,
     write_top,
 )
 
@@ -68,10 +69,7 @@ def _top_module(encoder: Any, top_layers: int, n_labels: int) -> Any:
             self.head = torch.nn.Linear(hidden, n_labels)
 
         def forward(self, h: Any, mask: Any) -> Any:
-            add = (1.0 - mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
-            for layer in self.layers:
-                h = layer(h, attention_mask=add)
-            return self.head(self.dropout(h))
+            return self.head(self.dropout(run_layers(self.layers, h, mask)))
 
     return Top()
 
@@ -166,11 +164,8 @@ class TransformerPHITagger:
         _, encoder = load_minilm(str(self.base_dir))
         with torch.no_grad():
             h = encoder.embeddings(input_ids=enc["input_ids"], token_type_ids=enc.get("token_type_ids"))
-            mask = enc["attention_mask"]
-            add = (1.0 - mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
-            for layer in encoder.encoder.layer[: len(encoder.encoder.layer) - self.top_layers]:
-                h = layer(h, attention_mask=add)
-        return h
+            frozen = encoder.encoder.layer[: len(encoder.encoder.layer) - self.top_layers]
+            return run_layers(frozen, h, enc["attention_mask"])
 
     # ------------------------------------------------------------------ predict
     def word_logits(self, text: str, toks: Sequence[tuple[int, int]]) -> np.ndarray:

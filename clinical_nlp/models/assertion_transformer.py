@@ -31,6 +31,7 @@ from clinical_nlp.models.top_layers import (  # noqa: F401  (re-exported)
     base_weights_hash,
     file_sha,
     read_top,
+    run_layers,
     write_top,
 )
 
@@ -73,9 +74,7 @@ def _top_module(encoder: Any, top_layers: int) -> Any:
             self.heads = torch.nn.ModuleDict({a: torch.nn.Linear(2 * hidden, len(c)) for a, c in CLASSES.items()})
 
         def forward(self, h: Any, mask: Any, concept: Any) -> dict[str, Any]:
-            add = (1.0 - mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
-            for layer in self.layers:
-                h = layer(h, attention_mask=add)
+            h = run_layers(self.layers, h, mask)
             weights = concept.to(h.dtype).unsqueeze(-1)
             pooled = (h * weights).sum(1) / weights.sum(1).clamp(min=1.0)
             feats = self.dropout(torch.cat([h[:, 0], pooled], dim=-1))

@@ -35,6 +35,16 @@ def base_encoder(base_dir: Path | None, top_layers: int, seed: int) -> tuple[Pat
     return base, encoder
 
 
+def run_layers(layers: Any, h: Any, mask: Any) -> Any:
+    """BERT layers over hidden states ``h`` (batch, pieces, hidden), ``mask`` 1 for real pieces, 0 for padding."""
+    import torch
+
+    add = (1.0 - mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
+    for layer in layers:
+        h = layer(h, attention_mask=add)
+    return h
+
+
 def file_sha(path: Path) -> str:
     """sha256 of a file, first 16 hex digits."""
     h = hashlib.sha256()
