@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         cv=report,
     )
     path = model.save(args.output)
+    from clinical_nlp.models.assertion_onnx import export_graph
+
+    export_graph(model, path)  # the accurate mode runs it with ONNX Runtime (no torch import)
     size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
     print(f"wrote {path} ({size:.1f} MB)")
     return 0

@@ -110,7 +110,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--mode",
             help="rules (cue rules only, = --rules-only), linear (rules + linear model) or accurate "
-            "(+ the MiniLM model on the rows the linear model is unsure of; slower). Default: linear.",
+            "(+ the MiniLM model on the rows the linear model is unsure of). Default: accurate "
+            "(linear where the MiniLM model cannot run).",
         ),
         details: bool = typer.Option(False, "--details", help="Also write score and source (provenance) per row."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),

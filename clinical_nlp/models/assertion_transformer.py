@@ -114,8 +114,11 @@ class TransformerAssertionModel:
         return model
 
     def save(self, path: Path | str) -> Path:
+        """Write the top and heads; an ONNX graph exported for an earlier model there is removed."""
         p = Path(path)
         meta = dict(self.meta)
+        meta.pop("onnx", None)
+        (p / "graph.onnx").unlink(missing_ok=True)
         meta.update(
             top_layers=self.top_layers,
             temperatures={a: round(t, 4) for a, t in self.temperatures.items()},

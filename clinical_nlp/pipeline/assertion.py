@@ -15,17 +15,12 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from clinical_nlp.config import default_guidelines_dir
 from clinical_nlp.errors import ConfigError, InputFormatError, OffsetMismatchError
 from clinical_nlp.io._common import MAX_TEXT_CHARS  # one limit for every reader and the pipeline
 from clinical_nlp.models.assertion_linear import (  # noqa: F401  (re-exported: the model's home is models/)
@@ -35,11 +30,14 @@ from clinical_nlp.models.assertion_linear import (  # noqa: F401  (re-exported: 
     default_model_available,
     load_model,
 )
+from clinical_nlp.pipeline.cue_rules import CueRule, load_cue_rules  # noqa: F401  (re-exported)
 
 ATTRIBUTES = ("negation", "temporality", "experiencer")
 #: ``rules`` (cue rules), ``linear`` (rules + linear model), ``accurate`` (+ MiniLM where unsure).
 MODES = ("rules", "linear", "accurate")
-DEFAULT_MODE = "linear"
+#: The most accurate mode that meets the speed target (RESULTS.md); ``linear`` where the MiniLM
+#: model cannot run (no packaged MiniLM, or neither ONNX Runtime nor torch installed).
+DEFAULT_MODE = "accurate"
 #: Characters of context kept on each side of the concept.
 WINDOW_CHARS = 240
 LEFT_TOKENS = 10
@@ -55,92 +53,6 @@ _CATEGORY_TO_FEATURE = {
     "HYPOTHETICAL": "HYPO",
     "FAMILY": "FAM",
 }
-
-
-# --------------------------------------------------------------------------- rules
-@dataclass(frozen=True, slots=True)
-class CueRule:
-    id: str
-    category: str
-    direction: str
-    regex: re.Pattern[str]
-    #: lower-case strings one of which must occur for the rule to match (a cheap prefilter)
-    first: tuple[str, ...] = ()
-
-
-def _token_regex(tok: Mapping[str, Any]) -> str | None:
-    value = tok.get("LOWER", tok.get("TEXT"))
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        options = value.get("IN")
-        if not options:
-            return None
-        body = "(?:" + "|".join(re.escape(str(o).lower()) for o in sorted(options, key=len, reverse=True)) + ")"
-    else:
-        body = re.escape(str(value).lower())
-    return body
-
-
-def _rule_regex(rule: Mapping[str, Any]) -> str:
-    pattern = rule.get("pattern")
-    if isinstance(pattern, list) and pattern:
-        parts: list[str] = []
-        ok = True
-        for tok in pattern:
-            body = _token_regex(tok)
-            if body is None:
-                ok = False
-                break
-            op = tok.get("OP")
-            piece = r"\s*" + body if parts else body
-            if op == "?":
-                piece = "(?:" + piece + ")?"
-            elif op in ("*", "+"):
-                piece = "(?:" + piece + ")" + op
-            parts.append(piece)
-        if ok:
-            return "".join(parts)
-    literal = str(rule["literal"]).lower()
-    return r"\s+".join(re.escape(w) for w in literal.split())
-
-
-def _first_words(rule: Mapping[str, Any]) -> tuple[str, ...]:
-    pattern = rule.get("pattern")
-    if isinstance(pattern, list) and pattern:
-        tok = pattern[0]
-        if tok.get("OP") in ("?", "*"):
-            return ()
-        value = tok.get("LOWER", tok.get("TEXT"))
-        if isinstance(value, str):
-            return (value.lower(),)
-        if isinstance(value, Mapping) and value.get("IN"):
-            return tuple(str(v).lower() for v in value["IN"])
-        return ()
-    words = str(rule.get("literal", "")).lower().split()
-    return (words[0],) if words else ()
-
-
-@lru_cache(maxsize=8)
-def load_cue_rules(path: str | None = None) -> tuple[tuple[CueRule, ...], str]:
-    """Compile the ConText rule file; returns ``(rules, sha256-prefix)``."""
-    file = Path(path) if path else default_guidelines_dir() / "context_rules.json"
-    try:
-        raw = file.read_bytes()
-        data = json.loads(raw)
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: ConText rule file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{file}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
-    rules = []
-    for k, r in enumerate(data.get("context_rules", [])):
-        try:
-            rid = (r.get("metadata") or {}).get("id", f"rule-{k}")
-            rx = re.compile(r"(?<![a-z0-9])" + _rule_regex(r) + r"(?![a-z0-9])")
-            rules.append(CueRule(rid, str(r["category"]).upper(), str(r["direction"]).upper(), rx, _first_words(r)))
-        except (KeyError, re.error) as exc:
-            raise ConfigError(f"{file}: rule #{k} is invalid ({exc})") from None
-    return tuple(rules), hashlib.sha256(raw).hexdigest()[:12]
 
 
 def _sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
@@ -401,10 +313,17 @@ def _chosen_model(model: Path | None, rules_only: bool) -> LinearAssertionModel 
 
 
 def resolve_mode(mode: str | None, rules_only: bool = False) -> str:
-    """``mode`` checked (``rules``, ``linear`` or ``accurate``); ``rules_only`` means ``rules``."""
+    """``mode`` checked (``rules``, ``linear`` or ``accurate``); ``rules_only`` means ``rules``.
+
+    No ``mode``: :data:`DEFAULT_MODE`, or ``linear`` where the accurate mode cannot run here.
+    """
     if rules_only:
         return "rules"
-    chosen = mode or DEFAULT_MODE
+    if mode is None:
+        from clinical_nlp.pipeline.assertion_accurate import accurate_available
+
+        return DEFAULT_MODE if DEFAULT_MODE != "accurate" or accurate_available() else "linear"
+    chosen = mode
     if chosen not in MODES:
         raise ConfigError(f"unknown assertion mode {chosen!r}; use one of {', '.join(MODES)}")
     return chosen
