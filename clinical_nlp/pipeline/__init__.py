@@ -129,23 +129,21 @@ def sentence_splitter(doc):
     (spaCy keeps line breaks as tokens) never start a sentence; the first token
     after a break does.
     """
+    import numpy as np
+    from spacy.attrs import SENT_START
+
     from clinical_nlp.pipeline.assertion import _SENT_BREAK
 
     if not len(doc):
         return doc
     breaks = {m.end() for m in _SENT_BREAK.finditer(doc.text)}
+    starts = np.full(len(doc), -1, dtype=np.int64)  # SENT_START: 1 starts a sentence, -1 does not
     pending = False
     for i, tok in enumerate(doc):
-        if i == 0:
-            tok.is_sent_start = True
-            continue
-        if tok.idx in breaks:
-            pending = True
-        if pending and not tok.is_space:
-            tok.is_sent_start = True
-            pending = False
-        else:
-            tok.is_sent_start = False
+        pending = pending or tok.idx in breaks
+        if i == 0 or (pending and not tok.is_space):
+            starts[i], pending = 1, False
+    doc.from_array([SENT_START], starts.astype(np.uint64).reshape(-1, 1))  # one call, not one per token
     return doc
 
 

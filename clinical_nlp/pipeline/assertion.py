@@ -84,10 +84,26 @@ def _rules_in(rules: Sequence[CueRule], text: str, cache: dict, by_identity: boo
         return hit[2]
     if len(cache) >= size:
         cache.clear()
-    lower = text.lower()
-    found = tuple(r for r in rules if not r.first or any(f in lower for f in r.first))
+    present = _present(rules, text.lower())
+    found = tuple(r for r in rules if not r.first or not present.isdisjoint(r.first))
     cache[key] = (rules, text, found)
     return found
+
+
+#: rule set (by identity) -> (the rules, the distinct first words of all of them)
+_FIRST_WORDS: dict[int, tuple[Sequence[CueRule], tuple[str, ...]]] = {}
+
+
+def _present(rules: Sequence[CueRule], lower: str) -> set[str]:
+    """The rules' first words that occur in ``lower``, each distinct word tested once (many rules
+    share one: "no", "history"), the same substring test as testing rule by rule."""
+    hit = _FIRST_WORDS.get(id(rules))
+    if hit is None or hit[0] is not rules:
+        if len(_FIRST_WORDS) >= 512:
+            _FIRST_WORDS.clear()
+        hit = (rules, tuple({f for r in rules for f in r.first}))
+        _FIRST_WORDS[id(rules)] = hit
+    return {f for f in hit[1] if f in lower}
 
 
 def _cues(
@@ -100,14 +116,15 @@ def _cues(
     """
     lhits: list[tuple[CueRule, int, int]] = []
     rhits: list[tuple[CueRule, int, int]] = []
+    in_left, in_right = _present(rules, left), _present(rules, right)
     for rule in rules:
         if rule.direction in ("FORWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO") and (
-            not rule.first or any(f in left for f in rule.first)
+            not rule.first or not in_left.isdisjoint(rule.first)
         ):
             for m in rule.regex.finditer(left):
                 lhits.append((rule, m.start(), m.end()))
         if rule.direction in ("BACKWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO") and (
-            not rule.first or any(f in right for f in rule.first)
+            not rule.first or not in_right.isdisjoint(rule.first)
         ):
             for m in rule.regex.finditer(right):
                 rhits.append((rule, m.start(), m.end()))

@@ -119,6 +119,44 @@ def test_viterbi_returns_valid_bio(n, seed):
         prev = tag
 
 
+def _valid(path: tuple[str, ...]) -> bool:
+    prev = "O"
+    for tag in path:
+        if tag.startswith("I-") and prev not in (f"B-{tag[2:]}", f"I-{tag[2:]}"):
+            return False
+        prev = tag
+    return True
+
+
+@given(st.integers(1, 5), st.integers(0, 2**31 - 1))
+@settings(max_examples=40, deadline=None)
+def test_viterbi_finds_the_most_probable_valid_path(n, seed):
+    """Brute force over every tag sequence of a short note: Viterbi's path is the best valid one."""
+    import itertools
+
+    tags = bio_tags(("A",))
+    probs = np.random.default_rng(seed).dirichlet(np.ones(len(tags)) * 0.5, size=n)
+    logp = np.log(np.clip(probs, 1e-12, 1.0))
+    best = max(
+        (seq for seq in itertools.product(range(len(tags)), repeat=n) if _valid(tuple(tags[i] for i in seq))),
+        key=lambda seq: sum(logp[t, i] for t, i in enumerate(seq)),
+    )
+    got = viterbi_bio(probs, tags)
+    assert sum(logp[t, i] for t, i in enumerate(got)) == pytest.approx(sum(logp[t, i] for t, i in enumerate(best)))
+
+
+@given(st.lists(st.integers(0, 30), min_size=1, max_size=70), st.integers(0, 2**31 - 1))
+@settings(max_examples=40, deadline=None)
+def test_batched_viterbi_gives_each_note_its_own_path(lengths, seed):
+    """Decoding notes of different lengths together (padding, groups) changes no note's path."""
+    from clinical_nlp.models.entities.decode import viterbi_bio_batch
+
+    tags = bio_tags(("A", "B"))
+    rng = np.random.default_rng(seed)
+    probs = [rng.dirichlet(np.ones(len(tags)) * 0.3, size=n) for n in lengths]
+    assert viterbi_bio_batch(probs, tags) == [viterbi_bio_batch([p], tags)[0] for p in probs]
+
+
 def test_decode_spans_repairs_and_scores():
     tags = bio_tags(("Drug",))
     text = "take aspirin now"

@@ -15,7 +15,7 @@ import numpy as np
 
 from clinical_nlp.errors import ModelError
 from clinical_nlp.models.entities.config import FORMAT_VERSION, METRICS_FILE, MODEL_FILE, bio_tags
-from clinical_nlp.models.entities.decode import decode_spans
+from clinical_nlp.models.entities.decode import decode_spans, viterbi_bio_batch
 from clinical_nlp.models.entities.spans import tidy_spans
 from clinical_nlp.types import Note, Span
 
@@ -141,9 +141,10 @@ class EntityModel:
         self, notes: Sequence[Note], offsets: Sequence[Sequence[tuple[int, int]]], probs: Sequence[np.ndarray]
     ) -> list[tuple[Span, ...]]:
         """Viterbi-decoded, boundary-tidied spans from token probabilities."""
+        paths = viterbi_bio_batch(probs, self.tags)
         return [
-            tidy_spans(n.text, decode_spans(n.text, off, p, self.tags, self.source))
-            for n, off, p in zip(notes, offsets, probs, strict=True)
+            tidy_spans(n.text, decode_spans(n.text, off, p, self.tags, self.source, path))
+            for n, off, p, path in zip(notes, offsets, probs, paths, strict=True)
         ]
 
     def save(self, path: Path | str) -> Path:
