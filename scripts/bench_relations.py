@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     calibration = ece_of(scored)
     print(f"chosen on {len(tune)} tune notes: C={model.meta['C']} modifier_threshold={model.modifier_threshold} "
-          f"threshold={model.threshold}", file=sys.stderr)  # fmt: skip
+          f"threshold={model.threshold} one_per_argument={model.one_per_argument}", file=sys.stderr)  # fmt: skip
     print(f"report trials ({len(report)} notes), gold entities, directed micro P/R/F1:", file=sys.stderr)
     for part in ("modifiers", "binary", "all"):
         o, b = ours[part], base[part]
@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "data": f"chia dev report trials of splits/chia-dev-trials.json ({len(report)} notes); choices from "
         f"the {len(tune)} tune notes; model trained on chia train ({len(train)} notes)",
-        "chosen": {"C": model.meta["C"], "modifier_threshold": model.modifier_threshold, "threshold": model.threshold},
+        "chosen": {"C": model.meta["C"], "modifier_threshold": model.modifier_threshold, "threshold": model.threshold,
+                   "one_per_argument": model.one_per_argument},  # fmt: skip
         "tune": {k: tune_scores[k] for k in ("modifiers", "binary", "all")},
         "report": ours,
         "nearest_concept_report": base,

@@ -51,6 +51,25 @@ def test_learns_nearest_value_links_and_round_trips(tmp_path):
     assert all(0.0 < r["score"] <= 1.0 for r in pred)
 
 
+def test_one_link_per_argument_keeps_each_arguments_best_coordination_link(tmp_path):
+    from clinical_nlp.models.relations import _one_per_argument
+
+    def rel(t, a, b, score):
+        return {"type": t, "arg1": a, "arg2": b, "score": score}
+
+    links = [rel("OR", "A", "C", 0.6), rel("OR", "B", "C", 0.9), rel("OR", "B", "D", 0.5), rel("AND", "A", "C", 0.4)]
+    # C's best incoming OR is from B, B's best outgoing OR goes to C; AND is another type
+    assert _one_per_argument(links) == [links[1], links[3]]
+    rows = [_row(i) for i in range(40)]
+    model = fit(rows[:30], 1.0)
+    model.one_per_argument = True
+    again = load_relation_model(model.save(tmp_path / "m"))
+    assert again.one_per_argument and again.predict(rows[30:]) == model.predict(rows[30:])
+    for pred in model.predict(rows[30:]):
+        other = [(r["type"], r["arg2"]) for r in pred if r["type"] == "AND"]
+        assert len(other) == len(set(other))
+
+
 def test_spans_need_ids():
     row = _row(0)
     row["spans"][0].pop("id")
