@@ -31,6 +31,7 @@ from typing import Any
 from clinical_nlp.consensus.relations import binary_relations
 from clinical_nlp.errors import ClinicalNLPError, InputFormatError
 from clinical_nlp.faults import crash_point
+from clinical_nlp.hashing import file_sha256
 from clinical_nlp.io.jsonl import annotated_to_row
 from clinical_nlp.types import AnnotatedNote, Note
 
@@ -88,14 +89,6 @@ def split_by_patient(
     train = [d for d in docs if patient_of(d.note) not in dev_patients]
     dev = [d for d in docs if patient_of(d.note) in dev_patients]
     return train, dev
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _hf_rows(docs: Iterable[AnnotatedNote]) -> list[dict[str, Any]]:
@@ -265,7 +258,7 @@ def export_corpus(
             "guideline_version": guideline_version,
             "model_versions": sorted(set(model_versions)),
             "dropped": LOSSES[name],
-            "files": {str(p.relative_to(tmp)): _sha256(p) for p in files},
+            "files": {str(p.relative_to(tmp)): file_sha256(p) for p in files},
             "audit_head": audit_head,
             **(extra or {}),
         }
@@ -427,7 +420,7 @@ def export_from_file(
         output,
         fmt,
         actor=actor,
-        extra={"input_sha256": _sha256(Path(input)) if Path(input).is_file() else None},
+        extra={"input_sha256": file_sha256(Path(input)) if Path(input).is_file() else None},
         **kwargs,
     )
 

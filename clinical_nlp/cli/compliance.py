@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import typer
 
 from clinical_nlp.errors import ConfigError
+from clinical_nlp.hashing import file_sha256
 
 
 def _actor(actor: str | None) -> str:
@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
                 "deidentify",
                 actor=_actor(actor),
                 details={
-                    "input_sha256": hashlib.sha256(input.read_bytes()).hexdigest(),
+                    "input_sha256": file_sha256(input),
                     "output": output.name,
                     "notes": summary.notes,
                     "phi_spans": summary.phi_spans,

@@ -9,12 +9,12 @@ is never silently combined with another checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from clinical_nlp.errors import ConfigError
+from clinical_nlp.hashing import file_sha256
 
 WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "meta.json"
@@ -46,12 +46,8 @@ def run_layers(layers: Any, h: Any, mask: Any) -> Any:
 
 
 def file_sha(path: Path) -> str:
-    """sha256 of a file, first 16 hex digits."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    """sha256 of a file, first 16 hex digits (the form model metas record)."""
+    return file_sha256(path)[:16]
 
 
 def base_weights_hash(base_dir: Path) -> str:

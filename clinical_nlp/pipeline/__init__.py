@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from clinical_nlp.config import default_guidelines_dir
 from clinical_nlp.errors import ConfigError, InputFormatError
+from clinical_nlp.hashing import file_sha256
 from clinical_nlp.types import AnnotatedNote, Note, Span
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,7 +63,7 @@ def _silence_pyrush() -> None:
 
 def _file_hash(path: Path) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        return file_sha256(path)[:12]
     except FileNotFoundError:
         raise ConfigError(f"{path}: guideline rule file not found") from None
 
