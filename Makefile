@@ -60,7 +60,7 @@ bench: install
 ## default entity model (spaCy tagger, width 64, 128-d MiniLM vectors, Chia train + the NegEx/ConText
 ## development reports' marked findings as partial labels, early stopping on Chia dev),
 ## its score calibration and per-label thresholds (tune trials of splits/chia-dev-trials.json),
-## the relation classifier, and the MiniLM PHI tagger of `deid --detector ensemble`.
+## the relation classifier with its MiniLM pair scorer, and the MiniLM PHI tagger of `deid --detector ensemble`.
 model: install
 	$(PY) scripts/train_assertion_model.py
 	$(PY) scripts/train_assertion_transformer.py

@@ -35,6 +35,7 @@ from targets import Target, check_targets
 from clinical_nlp.config import shared_corpora_dir
 from clinical_nlp.io.jsonl import atomic_writer, iter_json_rows
 from clinical_nlp.models.relations import C_GRID, evaluate, gold_pairs, nearest_baseline, train_relations
+from clinical_nlp.models.relations_minilm import PairTrainConfig
 
 
 def _rows(path: Path) -> list[dict]:
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed-notes", type=int, default=1000)
     ap.add_argument("--save", type=Path, help="also save the model here (make model: the shipped one); "
                     "then the targets are printed and only an error fails the run")  # fmt: skip
+    ap.add_argument("--minilm-epochs", type=int, default=PairTrainConfig.epochs,
+                    help="fine-tune the MiniLM pair scorer this many epochs (0: the linear model alone)")  # fmt: skip
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
@@ -61,8 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     split = trial_split(dev)
     tune = [r for r in dev if r["trial"] in set(split["tune"])]
     report = [r for r in dev if r["trial"] in set(split["report"])]
-    with tqdm(total=len(C_GRID), desc="fit (C grid)", unit="C", disable=None) as bar:
-        model, tune_scores = train_relations(train, tune, progress=bar.update)
+    config = PairTrainConfig(epochs=args.minilm_epochs) if args.minilm_epochs > 0 else None
+    fine = tqdm(total=None, desc="MiniLM fine-tuning", unit="line", disable=None if config else True)
+
+    def step(done: int, total: int) -> None:
+        fine.total = total
+        fine.update(done)
+
+    with tqdm(total=len(C_GRID), desc="fit (C grid)", unit="C", disable=None) as bar, fine:
+        model, tune_scores = train_relations(train, tune, progress=bar.update, minilm=config, minilm_progress=step)
     predicted = model.predict(report)
     ours, base = evaluate(model, report, predicted), nearest_baseline(train, report)
     scored = [
@@ -72,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     calibration = ece_of(scored)
     print(f"chosen on {len(tune)} tune notes: C={model.meta['C']} modifier_threshold={model.modifier_threshold} "
-          f"threshold={model.threshold} one_per_argument={model.one_per_argument}", file=sys.stderr)  # fmt: skip
+          f"threshold={model.threshold} one_per_argument={model.one_per_argument} minilm_blend={model.blend}",
+          file=sys.stderr)  # fmt: skip
     print(f"report trials ({len(report)} notes), gold entities, directed micro P/R/F1:", file=sys.stderr)
     for part in ("modifiers", "binary", "all"):
         o, b = ours[part], base[part]
@@ -97,8 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "data": f"chia dev report trials of splits/chia-dev-trials.json ({len(report)} notes); choices from "
         f"the {len(tune)} tune notes; model trained on chia train ({len(train)} notes)",
-        "chosen": {"C": model.meta["C"], "modifier_threshold": model.modifier_threshold, "threshold": model.threshold,
-                   "one_per_argument": model.one_per_argument},  # fmt: skip
+        "chosen": {
+            "C": model.meta["C"],
+            "modifier_threshold": model.modifier_threshold,
+            "threshold": model.threshold,
+            "one_per_argument": model.one_per_argument,
+            "minilm_blend": model.blend,
+            "minilm": model.meta.get("minilm"),
+        },  # fmt: skip
         "tune": {k: tune_scores[k] for k in ("modifiers", "binary", "all")},
         "report": ours,
         "nearest_concept_report": base,

@@ -39,6 +39,10 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
         train: Path = typer.Option(..., "--train", help="JSONL with spans (with ids) and relations (Chia form)."),
         dev: Path = typer.Option(..., "--dev", help="Development JSONL: chooses C and the modifier threshold."),
         output: Path = typer.Option(..., "--output", "-o", help="Model directory to write."),
+        minilm: bool = typer.Option(
+            True, "--minilm/--no-minilm", help="Also fine-tune the MiniLM pair scorer (blend weight chosen on --dev)."
+        ),
+        minilm_epochs: int = typer.Option(5, "--minilm-epochs", min=1, help="MiniLM fine-tuning epochs."),
     ) -> None:
         """Train the relation classifier on gold entities and relations; print the dev micro-F1."""
         from tqdm import tqdm
@@ -46,8 +50,23 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
         from clinical_nlp.models.relations import C_GRID, train_relations
 
         train_rows, dev_rows = _rows(train), _rows(dev)
+        config = None
+        if minilm:
+            from clinical_nlp.models.relations_minilm import PairTrainConfig
+
+            config = PairTrainConfig(epochs=minilm_epochs)
         with tqdm(total=len(C_GRID), desc="fit", unit="C", disable=None) as bar:
-            model, scores = train_relations(train_rows, dev_rows, progress=bar.update)
+            fine = tqdm(total=None, desc="MiniLM fine-tuning", unit="line", disable=None if minilm else True)
+
+            def step(done: int, total: int) -> None:
+                if fine.total != total:
+                    fine.total = total
+                fine.update(done)
+
+            with fine:
+                model, scores = train_relations(
+                    train_rows, dev_rows, progress=bar.update, minilm=config, minilm_progress=step
+                )
         model.meta["data"] = {"train": train.name, "dev": dev.name}
         path = model.save(output)
         typer.echo(json.dumps({"model": str(path), "C": model.meta["C"], "dev_all": scores["all"],

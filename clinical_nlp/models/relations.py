@@ -35,6 +35,11 @@ from clinical_nlp.errors import ConfigError, InputFormatError
 
 NONE = "NONE"
 WEIGHTS_FILE = "relations.npz"
+MINILM_DIR = "minilm"
+#: rows scored by the MiniLM scorer together (bounds the frozen states held in memory)
+SCORER_CHUNK = 256
+#: blend weights of the MiniLM scorer tried on the development file (0: the linear model alone)
+BLEND_GRID = (0.0, 0.3, 0.5, 0.7)
 DEFAULT_RELATION_MODEL_DIR = Path(__file__).resolve().parent.parent / "resources" / "relations" / "default"
 MAX_GAP = 150
 MODIFIER_TYPES = ("Has_value", "Has_temporal", "Has_negation", "Has_qualifier", "Has_multiplier", "Has_mood")
@@ -193,6 +198,9 @@ class RelationModel:
     #: each span keeps only its best link of each non-modifier type as arg1 and as arg2 (Chia train:
     #: 98% of OR, AND and Subsumes arg2s have one such link, 92-98% of their arg1s)
     one_per_argument: bool = False
+    #: an optional MiniLM pair scorer (:mod:`clinical_nlp.models.relations_minilm`) and its blend weight
+    scorer: Any = None
+    blend: float = 0.0
 
     def _matrix(self, rows: list[list[str]]):
         from scipy.sparse import csr_matrix
@@ -216,15 +224,28 @@ class RelationModel:
         return [self.decode(cands, probs) for cands, probs in self.score_candidates(rows)]
 
     def score_candidates(self, rows: Iterable[Row]) -> list[tuple[list[tuple[dict, dict]], np.ndarray]]:
-        """Per row its candidate pairs and their class probabilities (what :meth:`decode` turns into links)."""
-        out = []
+        """Per row its candidate pairs and their class probabilities (what :meth:`decode` turns into links);
+        with a scorer, ``blend * scorer + (1 - blend) * linear``, :data:`SCORER_CHUNK` rows at a time."""
+        out: list[tuple[list[tuple[dict, dict]], np.ndarray]] = []
+        chunk: list[Row] = []
         for row in rows:
             spans = _spans(row)
             cands = candidates(row, self.allowed)
             feats = [features(row, a, b, spans, self.allowed if self.rank_features else None) for a, b in cands]
             probs = self.proba(feats) if cands else np.zeros((0, 1))
             out.append((cands, probs))
+            chunk.append(row)
+            if self.scorer is not None and self.blend > 0 and len(chunk) >= SCORER_CHUNK:
+                out[-len(chunk) :] = self._blend(chunk, out[-len(chunk) :])
+                chunk = []
+        if self.scorer is not None and self.blend > 0 and chunk:
+            out[-len(chunk) :] = self._blend(chunk, out[-len(chunk) :])
         return out
+
+    def _blend(self, rows: list[Row], scored: list[tuple[list[tuple[dict, dict]], np.ndarray]]) -> list:
+        extra = self.scorer.pair_probs(rows, [c for c, _ in scored])
+        w = self.blend
+        return [(c, (1 - w) * p + w * q) if c else (c, p) for (c, p), q in zip(scored, extra, strict=True)]
 
     def decode(self, cands: Sequence[tuple[dict, dict]], probs: np.ndarray) -> list[dict[str, Any]]:
         """Links from scored candidates: a modifier keeps its best head from ``modifier_threshold`` on; any
@@ -264,8 +285,11 @@ class RelationModel:
             "rank_features": self.rank_features,
             "one_per_argument": self.one_per_argument,
             "meta": self.meta,
+            **({"minilm": {"dir": MINILM_DIR, "weight": self.blend}} if self.scorer is not None else {}),
         }
         np.savez_compressed(path / WEIGHTS_FILE, coef=self.coef.astype(np.float16), intercept=self.intercept)
+        if self.scorer is not None:
+            self.scorer.save(path / MINILM_DIR)
         out = path / "relations.json"
         out.write_text(json.dumps(body), encoding="utf-8")
         return out
@@ -291,11 +315,19 @@ def load_relation_model(directory: Path | str) -> RelationModel:
         raise ConfigError(
             f"{path}: weights {coef.shape} do not match {len(body['classes'])} classes x {len(vocab)} features"
         )
-    return RelationModel(
+    model = RelationModel(
         vocab, body["classes"], coef, intercept, {tuple(p) for p in body["allowed"]}, body.get("meta", {}),
         float(body.get("threshold", 0.5)), float(body.get("modifier_threshold", 0.35)),
         bool(body.get("rank_features", False)), bool(body.get("one_per_argument", False)),
     )  # fmt: skip
+    if body.get("minilm"):
+        from clinical_nlp.models.relations_minilm import MiniLMPairScorer
+
+        model.scorer = MiniLMPairScorer.load(path.parent / str(body["minilm"]["dir"]))
+        model.blend = float(body["minilm"]["weight"])
+        if model.scorer.classes != model.classes:
+            raise ConfigError(f"{path}: the MiniLM scorer's classes differ from the linear model's")
+    return model
 
 
 def default_relation_model_dir() -> Path | None:
@@ -373,27 +405,61 @@ def evaluate(
     }
 
 
+def _choose_decoding(
+    model: RelationModel, dev: Sequence[Row], scored: list, tried: dict[str, float], tag: str
+) -> tuple[float, float, float, bool, dict[str, Any]]:
+    """The best ``(all-link F1, modifier threshold, threshold, one_per_argument, scores)`` on ``dev``."""
+    best: tuple[float, float, float, bool, dict[str, Any]] | None = None
+    for th, other, one in itertools.product(MODIFIER_THRESHOLDS, THRESHOLDS, (False, True)):
+        model.modifier_threshold, model.threshold, model.one_per_argument = th, other, one
+        scores = evaluate(model, dev, [model.decode(c, p) for c, p in scored])
+        tried[f"{tag},modifier_threshold={th},threshold={other},one_per_argument={one}"] = scores["all"]["f1"]
+        if best is None or scores["all"]["f1"] > best[0]:
+            best = (scores["all"]["f1"], th, other, one, scores)
+    assert best is not None
+    return best
+
+
 def train_relations(
-    train: Sequence[Row], dev: Sequence[Row], *, progress: Any = None
+    train: Sequence[Row], dev: Sequence[Row], *, progress: Any = None, minilm: Any = None, minilm_progress: Any = None
 ) -> tuple[RelationModel, dict[str, Any]]:
     """Fit on ``train`` for each C of ``C_GRID``; choose C, the modifier threshold and the threshold of the
-    other types by micro-F1 over all types on ``dev`` (development data); the dev metrics go into the meta."""
+    other types by micro-F1 over all types on ``dev`` (development data); the dev metrics go into the meta.
+
+    ``minilm`` (a :class:`~clinical_nlp.models.relations_minilm.PairTrainConfig`): also fine-tune the
+    MiniLM pair scorer on ``train`` and choose its blend weight (:data:`BLEND_GRID`, 0 = not used) and
+    the thresholds again on ``dev``.
+    """
     best: tuple[float, float, float, float, bool, dict[str, Any]] | None = None
-    models, tried = {}, {}
+    models: dict[float, RelationModel] = {}
+    tried: dict[str, float] = {}
     for C in C_GRID:
         models[C] = model = fit(train, C)
         scored = model.score_candidates(dev)  # the probabilities once; each threshold only decodes
-        for th, other, one in itertools.product(MODIFIER_THRESHOLDS, THRESHOLDS, (False, True)):
-            model.modifier_threshold, model.threshold, model.one_per_argument = th, other, one
-            scores = evaluate(model, dev, [model.decode(c, p) for c, p in scored])
-            tried[f"C={C},modifier_threshold={th},threshold={other},one_per_argument={one}"] = scores["all"]["f1"]
-            if best is None or scores["all"]["f1"] > best[0]:
-                best = (scores["all"]["f1"], C, th, other, one, scores)
+        f1, th, other, one, scores = _choose_decoding(model, dev, scored, tried, f"C={C}")
+        if best is None or f1 > best[0]:
+            best = (f1, C, th, other, one, scores)
         if progress:
             progress(1)
     assert best is not None
-    _, C, th, other, one, scores = best
+    f1, C, th, other, one, scores = best
     model = models[C]
+    blend = 0.0
+    if minilm is not None:
+        from clinical_nlp.models.relations_minilm import train_pair_scorer
+
+        scorer, losses = train_pair_scorer(train, model, minilm, minilm_progress)
+        linear = model.score_candidates(dev)
+        extra = scorer.pair_probs(dev, [c for c, _ in linear])
+        for w in BLEND_GRID[1:]:
+            mixed = [(c, (1 - w) * p + w * q) if c else (c, p) for (c, p), q in zip(linear, extra, strict=True)]
+            got = _choose_decoding(model, dev, mixed, tried, f"C={C},blend={w}")
+            if got[0] > f1:
+                (f1, th, other, one, scores), blend = got, w
+        if blend > 0:
+            model.scorer, model.blend = scorer, blend
+        model.meta["minilm"] = {"epochs": minilm.epochs, "top_layers": minilm.top_layers, "losses": losses,
+                                "blend": blend, "used": blend > 0}  # fmt: skip
     model.modifier_threshold, model.threshold, model.one_per_argument = th, other, one
     model.meta.update({"C": C, "modifier_threshold": th, "threshold": other, "one_per_argument": one,
                        "dev": scores, "tried": tried,
