@@ -33,8 +33,8 @@ from clinical_nlp.models.assertion_transformer import (
     CLASSES,
     DEFAULT_TRANSFORMER_DIR,
     MAX_PIECES,
+    calibrated,
     marked,
-    softmax,
 )
 from clinical_nlp.models.top_layers import META_FILE, WEIGHTS_FILE, base_weights_hash, file_sha
 
@@ -230,8 +230,4 @@ class OnnxAssertionModel:
 
     def predict_proba(self, rows: Sequence[tuple[str, int, int]], batch_size: int = 64, sections=None) -> list[dict]:
         """One ``{attribute: {class: probability}}`` per row (temperature-scaled softmax)."""
-        logits = self.logits(rows, batch_size, sections)
-        probs = {a: softmax(v / self.temperatures.get(a, 1.0)) for a, v in logits.items()}
-        return [
-            {a: dict(zip(CLASSES[a], map(float, probs[a][i]), strict=True)) for a in CLASSES} for i in range(len(rows))
-        ]
+        return calibrated(self.logits(rows, batch_size, sections), self.temperatures)

@@ -180,11 +180,14 @@ class TransformerAssertionModel:
 
     def predict_proba(self, rows: Sequence[tuple[str, int, int]], batch_size: int = 64, sections=None) -> list[dict]:
         """One ``{attribute: {class: probability}}`` per row (temperature-scaled softmax)."""
-        logits = self.logits(rows, batch_size, sections)
-        probs = {a: softmax(v / self.temperatures.get(a, 1.0)) for a, v in logits.items()}
-        return [
-            {a: dict(zip(CLASSES[a], map(float, probs[a][i]), strict=True)) for a in CLASSES} for i in range(len(rows))
-        ]
+        return calibrated(self.logits(rows, batch_size, sections), self.temperatures)
+
+
+def calibrated(logits: dict[str, np.ndarray], temperatures: dict[str, float]) -> list[dict]:
+    """Per row, ``{attribute: {class: probability}}`` from per-attribute logits and temperatures."""
+    probs = {a: softmax(v / temperatures.get(a, 1.0)) for a, v in logits.items()}
+    n = len(next(iter(probs.values()))) if probs else 0
+    return [{a: dict(zip(CLASSES[a], map(float, probs[a][i]), strict=True)) for a in CLASSES} for i in range(n)]
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
