@@ -24,7 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,8 +37,33 @@ from targets import Target, check_targets
 
 from clinical_nlp.config import shared_corpora_dir
 from clinical_nlp.io.jsonl import atomic_writer, iter_json_rows
-from clinical_nlp.models.relations import C_GRID, evaluate, gold_pairs, nearest_baseline, train_relations
+from clinical_nlp.models import relations as R
+from clinical_nlp.models.relations import C_GRID, evaluate, gold_pairs, train_relations
 from clinical_nlp.models.relations_minilm import PairTrainConfig
+
+
+def nearest_baseline(train: Sequence[dict], rows: Sequence[dict]) -> dict[str, Any]:
+    """Each modifier span linked from the nearest concept span on its line, with the type the training data
+    most often gives that label pair: the heuristic the issue compares against."""
+    common: dict[tuple[str, str], Counter[str]] = {}
+    for row in train:
+        labels = {s["id"]: s["label"] for s in R._spans(row)}
+        for (a, b), t in R.gold_pairs(row).items():
+            if t in R.MODIFIER_TYPES and a in labels and b in labels:
+                common.setdefault((labels[a], labels[b]), Counter())[t] += 1
+    modifiers = {lab for (_, lab) in common}
+    preds = []
+    for row in rows:
+        spans, text, rels = R._spans(row), str(row["text"]), []
+        for m in (s for s in spans if s["label"] in modifiers):
+            heads = [s for s in spans if (s["label"], m["label"]) in common and "\n" not in
+                     text[min(s["end"], m["end"]) : max(s["start"], m["start"])] and s is not m]  # fmt: skip
+            if heads:
+                h = min(heads, key=lambda s: abs(s["start"] - m["start"]))
+                t = common[(h["label"], m["label"])].most_common(1)[0][0]
+                rels.append({"type": t, "arg1": h["id"], "arg2": m["id"], "score": 1.0})
+        preds.append(rels)
+    return R.evaluate(None, rows, preds)
 
 
 def _rows(path: Path) -> list[dict]:

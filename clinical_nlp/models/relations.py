@@ -371,7 +371,7 @@ def fit(rows: Sequence[Row], C: float) -> RelationModel:
 
 
 def evaluate(
-    model: RelationModel, rows: Sequence[Row], predictions: Sequence[Sequence[Mapping[str, Any]]] | None = None
+    model: RelationModel | None, rows: Sequence[Row], predictions: Sequence[Sequence[Mapping[str, Any]]] | None = None
 ) -> dict[str, Any]:
     """Directed micro P/R/F1 over all types, over the binary ones only (gold given as ``arg1``/``arg2``, not as
     an ``args`` group), over the modifier types, and per type."""
@@ -379,7 +379,11 @@ def evaluate(
     fp: Counter[str] = Counter()
     fn: Counter[str] = Counter()
     group_types = {str(r.get("type")) for row in rows for r in row.get("relations") or [] if "args" in r}
-    preds = model.predict(rows) if predictions is None else predictions
+    if predictions is None:
+        if model is None:
+            raise ValueError("evaluate needs a model or its predictions")
+        predictions = model.predict(rows)
+    preds = predictions
     for row, pred in zip(rows, preds, strict=True):
         gold = gold_pairs(row)
         got = {(r["arg1"], r["arg2"]): r["type"] for r in pred}
@@ -465,33 +469,3 @@ def train_relations(
                        "dev": scores, "tried": tried,
                        "train_rows": len(train), "dev_rows": len(dev)})  # fmt: skip
     return model, scores
-
-
-def nearest_baseline(train: Sequence[Row], rows: Sequence[Row]) -> dict[str, Any]:
-    """Each modifier span linked from the nearest concept span on its line, with the type the training data
-    most often gives that label pair: the heuristic the issue compares against."""
-    common: dict[tuple[str, str], Counter[str]] = {}
-    for row in train:
-        labels = {s["id"]: s["label"] for s in _spans(row)}
-        for (a, b), t in gold_pairs(row).items():
-            if t in MODIFIER_TYPES and a in labels and b in labels:
-                common.setdefault((labels[a], labels[b]), Counter())[t] += 1
-    modifiers = {lab for (_, lab) in common}
-    preds = []
-    for row in rows:
-        spans, text, rels = _spans(row), str(row["text"]), []
-        for m in (s for s in spans if s["label"] in modifiers):
-            heads = [s for s in spans if (s["label"], m["label"]) in common and "\n" not in
-                     text[min(s["end"], m["end"]) : max(s["start"], m["start"])] and s is not m]  # fmt: skip
-            if heads:
-                h = min(heads, key=lambda s: abs(s["start"] - m["start"]))
-                t = common[(h["label"], m["label"])].most_common(1)[0][0]
-                rels.append({"type": t, "arg1": h["id"], "arg2": m["id"], "score": 1.0})
-        preds.append(rels)
-
-    class _Fixed(RelationModel):
-        def predict(self, rows: Iterable[Row]) -> list[list[dict[str, Any]]]:
-            return preds
-
-    fixed = _Fixed({}, [NONE], np.zeros((1, 0)), np.zeros(1), set())
-    return evaluate(fixed, rows)
