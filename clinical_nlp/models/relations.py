@@ -201,6 +201,9 @@ class RelationModel:
     #: an optional MiniLM pair scorer (:mod:`clinical_nlp.models.relations_minilm`) and its blend weight
     scorer: Any = None
     blend: float = 0.0
+    #: isotonic map ``{"x": [...], "y": [...]}`` of link scores to the share correct on development
+    #: links; applied to the output scores only, after every decision
+    calibration: dict[str, list[float]] | None = None
 
     def _matrix(self, rows: list[list[str]]):
         from scipy.sparse import csr_matrix
@@ -268,6 +271,9 @@ class RelationModel:
         if self.one_per_argument:
             rels = _one_per_argument(rels)
         rels += [r for r in best_head.values() if r["score"] >= self.modifier_threshold]
+        if self.calibration:
+            for r in rels:
+                r["score"] = round(float(np.interp(r["score"], self.calibration["x"], self.calibration["y"])), 4)
         return sorted(rels, key=lambda r: (r["arg1"], r["arg2"]))
 
     def save(self, directory: Path | str) -> Path:
@@ -284,6 +290,7 @@ class RelationModel:
             "modifier_threshold": self.modifier_threshold,
             "rank_features": self.rank_features,
             "one_per_argument": self.one_per_argument,
+            "calibration": self.calibration,
             "meta": self.meta,
             **({"minilm": {"dir": MINILM_DIR, "weight": self.blend}} if self.scorer is not None else {}),
         }
@@ -319,6 +326,7 @@ def load_relation_model(directory: Path | str) -> RelationModel:
         vocab, body["classes"], coef, intercept, {tuple(p) for p in body["allowed"]}, body.get("meta", {}),
         float(body.get("threshold", 0.5)), float(body.get("modifier_threshold", 0.35)),
         bool(body.get("rank_features", False)), bool(body.get("one_per_argument", False)),
+        calibration=body.get("calibration"),
     )  # fmt: skip
     if body.get("minilm"):
         from clinical_nlp.models.relations_minilm import MiniLMPairScorer
@@ -424,6 +432,19 @@ def _choose_decoding(
     return best
 
 
+def fit_calibration(model: RelationModel, dev: Sequence[Row]) -> dict[str, list[float]] | None:
+    """Isotonic regression of "the link is right" on the link's score over ``dev``'s predicted links."""
+    from sklearn.isotonic import IsotonicRegression
+
+    model.calibration = None
+    points = [(r["score"], float(gold_pairs(row).get((r["arg1"], r["arg2"])) == r["type"]))
+              for row, pred in zip(dev, model.predict(dev), strict=True) for r in pred]  # fmt: skip
+    if len(points) < 20 or len({c for _, c in points}) < 2:
+        return None
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(*zip(*points, strict=True))
+    return {"x": [float(v) for v in iso.X_thresholds_], "y": [round(float(v), 4) for v in iso.y_thresholds_]}
+
+
 def train_relations(
     train: Sequence[Row], dev: Sequence[Row], *, progress: Any = None, minilm: Any = None, minilm_progress: Any = None
 ) -> tuple[RelationModel, dict[str, Any]]:
@@ -465,6 +486,7 @@ def train_relations(
         model.meta["minilm"] = {"epochs": minilm.epochs, "top_layers": minilm.top_layers, "losses": losses,
                                 "blend": blend, "used": blend > 0}  # fmt: skip
     model.modifier_threshold, model.threshold, model.one_per_argument = th, other, one
+    model.calibration = fit_calibration(model, dev)
     model.meta.update({"C": C, "modifier_threshold": th, "threshold": other, "one_per_argument": one,
                        "dev": scores, "tried": tried,
                        "train_rows": len(train), "dev_rows": len(dev)})  # fmt: skip

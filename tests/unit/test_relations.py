@@ -70,6 +70,30 @@ def test_one_link_per_argument_keeps_each_arguments_best_coordination_link(tmp_p
         assert len(other) == len(set(other))
 
 
+def test_calibration_maps_output_scores_only_and_is_fitted_on_dev(tmp_path):
+    import numpy as np
+
+    from clinical_nlp.models.relations import fit_calibration
+
+    rows = [_row(i) for i in range(40)]
+    model = fit(rows[:30], 1.0)
+    before = model.predict(rows[30:])
+    table = {"x": [0.0, 0.5, 1.0], "y": [0.0, 0.2, 0.9]}
+    model.calibration = table
+    after = model.predict(rows[30:])
+    assert [[(r["type"], r["arg1"], r["arg2"]) for r in p] for p in after] == [
+        [(r["type"], r["arg1"], r["arg2"]) for r in p] for p in before
+    ]
+    for p, q in zip(before, after, strict=True):
+        for r, t in zip(p, q, strict=True):
+            assert t["score"] == round(float(np.interp(r["score"], table["x"], table["y"])), 4)
+    assert load_relation_model(model.save(tmp_path / "m")).calibration == table
+    assert fit_calibration(model, rows[30:]) is None  # every link right: nothing to learn
+    wrong = [dict(r, relations=[x for x in r["relations"] if x.get("arg1") != "T1"]) for r in rows[30:]]
+    fitted = fit_calibration(model, wrong + rows[30:])  # the T1 links are wrong in half the rows
+    assert fitted is not None and fitted["y"] == sorted(fitted["y"]) and 0 < fitted["y"][-1] <= 1
+
+
 def test_spans_need_ids():
     row = _row(0)
     row["spans"][0].pop("id")
