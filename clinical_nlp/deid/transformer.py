@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -39,6 +38,7 @@ from clinical_nlp.models.top_layers import (
     file_sha,
     read_top,
     run_layers,
+    trainable_top,
     write_top,
 )
 
@@ -64,7 +64,7 @@ def _top_module(encoder: Any, top_layers: int, n_labels: int) -> Any:
     class Top(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.layers = torch.nn.ModuleList(copy.deepcopy(encoder.encoder.layer[-top_layers:]))
+            self.layers = trainable_top(encoder, top_layers)
             self.dropout = torch.nn.Dropout(0.1)
             self.head = torch.nn.Linear(hidden, n_labels)
 

@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from clinical_nlp.models.top_layers import (  # noqa: F401  (re-exported)
     file_sha,
     read_top,
     run_layers,
+    trainable_top,
     write_top,
 )
 
@@ -69,7 +69,7 @@ def _top_module(encoder: Any, top_layers: int) -> Any:
     class Top(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.layers = torch.nn.ModuleList(copy.deepcopy(encoder.encoder.layer[-top_layers:]))
+            self.layers = trainable_top(encoder, top_layers)
             self.dropout = torch.nn.Dropout(0.1)
             self.heads = torch.nn.ModuleDict({a: torch.nn.Linear(2 * hidden, len(c)) for a, c in CLASSES.items()})
 

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import bisect
-import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from clinical_nlp.models.top_layers import base_encoder, file_sha, read_top, run_layers, write_top
+from clinical_nlp.models.top_layers import base_encoder, file_sha, read_top, run_layers, trainable_top, write_top
 
 Row = Any
 Pair = tuple[dict, dict]
@@ -71,7 +70,7 @@ def _head(encoder: Any, top_layers: int, n_labels: int, n_classes: int) -> Any:
     class Head(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.layers = torch.nn.ModuleList(copy.deepcopy(encoder.encoder.layer[-top_layers:]))
+            self.layers = trainable_top(encoder, top_layers)
             self.labels = torch.nn.Embedding(n_labels + 1, 32)  # the last row: a label unseen in training
             self.dist = torch.nn.Embedding(DIST_BUCKETS, 16)
             self.mlp = torch.nn.Sequential(

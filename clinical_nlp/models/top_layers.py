@@ -35,6 +35,15 @@ def base_encoder(base_dir: Path | None, top_layers: int, seed: int) -> tuple[Pat
     return base, encoder
 
 
+def trainable_top(encoder: Any, top_layers: int) -> Any:
+    """A trainable copy (``torch.nn.ModuleList``) of the encoder's top ``top_layers`` layers."""
+    import copy
+
+    import torch
+
+    return torch.nn.ModuleList(copy.deepcopy(encoder.encoder.layer[-top_layers:]))
+
+
 def run_layers(layers: Any, h: Any, mask: Any) -> Any:
     """BERT layers over hidden states ``h`` (batch, pieces, hidden), ``mask`` 1 for real pieces, 0 for padding."""
     import torch
