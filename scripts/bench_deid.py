@@ -12,7 +12,8 @@ so names found in one note are propagated to the patient's other notes.
 With --save, trains on the whole shared half and writes the packaged model and
 the measured metrics (clinical_nlp/resources/deid/{tagger.npz,metrics.json}).
 
-Usage: python scripts/bench_deid.py [--part dev|locked] [--folds 5] [--threshold 0.98] [--kind crf|lr]
+Usage: python scripts/bench_deid.py [--part dev|locked] [--folds 5] [--kind crf|lr]
+       [--threshold 0.9[,0.5,...]] [--review-below 0.98[,0.99,...]] (comma lists: a dev grid)
        [--detector crf|ensemble [--strong 0.3,0.5,0.7] [--epochs 3] [--copies 1]]
        [--show-misses] [--save] [--output out.json]
 """
@@ -36,8 +37,18 @@ from clinical_nlp.deid.augment import augment  # noqa: E402
 from clinical_nlp.deid.core import DEFAULT_REVIEW_BELOW, DEFAULT_THRESHOLD, METHOD, Detector  # noqa: E402
 from clinical_nlp.deid.model import DEFAULT_MODEL, tokenize, train_tagger  # noqa: E402
 from clinical_nlp.deid.review import is_near_miss  # noqa: E402
-from clinical_nlp.deid.transformer import DEFAULT_CRF_BELOW, DEFAULT_STRONG  # noqa: E402
+from clinical_nlp.deid.transformer import (  # noqa: E402
+    DEFAULT_CRF_BELOW,
+    DEFAULT_STRONG,
+    ENSEMBLE_REVIEW_BELOW,
+    ENSEMBLE_THRESHOLD,
+)
 from clinical_nlp.deid.transformer_training import PHITrainConfig  # noqa: E402
+
+
+def floats(value: str) -> list[float]:
+    """``"0.3,0.5"`` → ``[0.3, 0.5]`` (a grid on the command line)."""
+    return [float(x) for x in value.split(",")]
 
 
 def load(path: Path) -> list[dict]:
@@ -94,7 +105,12 @@ def score(
 
 
 def summarise(
-    counts: dict, args: argparse.Namespace, docs: list[dict], review: float | None, method: str = METHOD
+    counts: dict,
+    args: argparse.Namespace,
+    docs: list[dict],
+    threshold: float,
+    review: float | None,
+    method: str = METHOD,
 ) -> dict:
     """Aggregate figures of one configuration (no individual token)."""
     gold = sum(v["gold"] for k, v in counts.items() if not k.startswith("_"))
@@ -113,7 +129,7 @@ def summarise(
             if args.part == "dev"
             else "tagger trained on the development patients, scored once on the locked ones, token level"
         ),
-        "threshold": args.threshold,
+        "threshold": threshold,
         "tagger": args.kind,
         "detector": args.detector,
         "augment": args.augment,
@@ -132,11 +148,17 @@ def summarise(
     }
 
 
-def detectors(train: list[dict], args: argparse.Namespace, review: float | None) -> dict[tuple | None, Detector]:
-    """A detector per ``--strong`` value and 0 (the CRF alone) for the ensemble, else the CRF; trained on ``train``."""
+def detectors(train: list[dict], args: argparse.Namespace) -> dict[tuple, Detector]:
+    """Trained on ``train``: the CRF for each (``--threshold``, ``--review-below``) pair, keyed
+    ``("crf", T, Q)``; or, for the ensemble, one per ``--strong`` value and 0 (the CRF alone)."""
     crf = train_tagger(train + augment(train, copies=args.augment, seed=0) if args.augment else train, kind=args.kind)
     if args.detector == "crf":
-        return {None: Detector(crf, threshold=args.threshold, review_below=review)}
+        return {
+            ("crf", t, q): Detector(crf, threshold=t, review_below=q or None)
+            for t in args.threshold
+            for q in args.review_below
+        }
+    threshold, review = args.threshold[0], args.review_below[0] or None
     from clinical_nlp.deid.transformer import EnsembleTagger
     from clinical_nlp.deid.transformer_training import PHITrainConfig, train_phi_transformer
 
@@ -146,7 +168,7 @@ def detectors(train: list[dict], args: argparse.Namespace, review: float | None)
     minilm = train_phi_transformer(train, config=cfg, progress=True)
     values = sorted(set(args.strong) | {0.0})  # 0: the MiniLM never overrides, the CRF's figures in the same run
     return {
-        (s, c): Detector(EnsembleTagger(crf, minilm, s, c), threshold=args.threshold, review_below=review)
+        (s, c): Detector(EnsembleTagger(crf, minilm, s, c), threshold=threshold, review_below=review)
         for s in values
         for c in (args.crf_below if s else [1.0])
     }
@@ -156,13 +178,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=shared_corpora_dir() / "deid_physionet" / "notes.jsonl")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    ap.add_argument("--threshold", type=floats, default=None,
+                    help="detection P(O) threshold(s), comma-separated (default: the detector's)")  # fmt: skip
     ap.add_argument("--kind", choices=("crf", "lr"), default="crf", help="tagger model (default: crf)")
     ap.add_argument("--detector", choices=("crf", "ensemble"), default="crf",
                     help="crf: the CRF tagger alone (default); ensemble: CRF + fine-tuned MiniLM")  # fmt: skip
-    ap.add_argument("--strong", type=lambda v: [float(x) for x in v.split(",")], default=[DEFAULT_STRONG],
+    ap.add_argument("--strong", type=floats, default=[DEFAULT_STRONG],
                     help="ensemble: MiniLM P(not PHI) under which it overrides the CRF (comma list: dev)")  # fmt: skip
-    ap.add_argument("--crf-below", type=lambda v: [float(x) for x in v.split(",")], default=[DEFAULT_CRF_BELOW],
+    ap.add_argument("--crf-below", type=floats, default=[DEFAULT_CRF_BELOW],
                     help="ensemble: ... only where the CRF's P(not PHI) is under this (comma list: dev)")  # fmt: skip
     ap.add_argument("--epochs", type=int, default=PHITrainConfig.epochs, help="ensemble: MiniLM epochs")
     ap.add_argument("--copies", type=int, default=PHITrainConfig.copies, help="ensemble: MiniLM surrogate copies")
@@ -174,8 +197,9 @@ def main() -> int:
     ap.add_argument("--save-metrics", action="store_true",
                     help="locked: write the figures the dataset report shows (resources/deid/)")  # fmt: skip
     ap.add_argument("--part", choices=("dev", "locked"), default="dev", help="which part of the split to score")
-    ap.add_argument("--review-below", type=float, default=DEFAULT_REVIEW_BELOW,
-                    help="privacy review queue: flag words with P(not PHI) under this (0: no queue)")  # fmt: skip
+    ap.add_argument("--review-below", type=floats, default=None,
+                    help="privacy review queue: flag words with P(not PHI) under this (0: no queue; "
+                         "default: the detector's)")  # fmt: skip
     ap.add_argument("--augment", type=int, default=0, help="surrogate copies of each training note with PHI (CRF)")
     ap.add_argument("--show-misses", action="store_true", help="print each missed PHI token (development only)")
     ap.add_argument("--show-false-positives", action="store_true",
@@ -190,7 +214,13 @@ def main() -> int:
     if args.part == "locked" and (len(args.strong) > 1 or len(args.crf_below) > 1):
         print("refused: one --strong value on the locked part (choose it on the development part)", file=sys.stderr)
         return 2
-    review = args.review_below or None
+    ensemble = args.detector == "ensemble"
+    args.threshold = args.threshold or [ENSEMBLE_THRESHOLD if ensemble else DEFAULT_THRESHOLD]
+    args.review_below = args.review_below or [ENSEMBLE_REVIEW_BELOW if ensemble else DEFAULT_REVIEW_BELOW]
+    if (args.part == "locked" or ensemble) and (len(args.threshold) > 1 or len(args.review_below) > 1):
+        print("refused: a --threshold / --review-below grid runs on the development part, CRF only", file=sys.stderr)
+        return 2
+    main_key = (args.strong[0], args.crf_below[0]) if ensemble else ("crf", args.threshold[0], args.review_below[0])
     every = load(args.corpus)
     dev_docs = split_docs(every, "dev")
     counts: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
@@ -200,7 +230,7 @@ def main() -> int:
     t0 = time.perf_counter()
     if args.part == "locked":
         docs = split_docs(every, "locked")
-        for s, det in detectors(dev_docs, args, review).items():
+        for s, det in detectors(dev_docs, args).items():
             methods[s] = det.method
             t1 = time.perf_counter()
             score(docs, det, counts[s])
@@ -214,21 +244,25 @@ def main() -> int:
         for k in range(args.folds):
             train = [d for d in docs if fold_of[str(d["patient"])] != k]
             test = [d for d in docs if fold_of[str(d["patient"])] == k]
-            for s, det in detectors(train, args, review).items():
-                shown = misses if s is None or s == (args.strong[0], args.crf_below[0]) else None
+            for s, det in detectors(train, args).items():
+                shown = misses if s == main_key else None
                 score(test, det, counts[s], shown, args.show_false_positives)
             print(f"fold {k + 1}/{args.folds} done", file=sys.stderr)
     for m in misses or []:
         print("miss", json.dumps(m), file=sys.stderr)
-    results = {
-        s: summarise(c, args, docs, review, methods.get(s, METHOD))
-        | {"strong": s and s[0], "crf_below": s and s[1], "detect_seconds": detect_seconds.get(s)}
-        for s, c in counts.items()
-    }
+    results = {}
+    for s, c in counts.items():
+        crf_key = s[0] == "crf"
+        threshold, review = (s[1], s[2]) if crf_key else (args.threshold[0], args.review_below[0])
+        results[s] = summarise(c, args, docs, threshold, review or None, methods.get(s, METHOD)) | {
+            "strong": None if crf_key else s[0],
+            "crf_below": None if crf_key else s[1],
+            "detect_seconds": detect_seconds.get(s),
+        }
     seconds = round(time.perf_counter() - t0, 1)
     for r in results.values():
         r["seconds"] = seconds
-    result = results[(args.strong[0], args.crf_below[0]) if args.detector == "ensemble" else None]
+    result = results[main_key]
     print(json.dumps(list(results.values()) if len(results) > 1 else result, indent=2))
     if args.output:
         args.output.write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -81,10 +81,12 @@ class DeidResult:
     surrogates: dict[str, str] = field(default_factory=dict)
 
 
-#: P(O) below which a word is tagged PHI (chosen by patient-grouped cross-validation, see bench_deid.py).
-DEFAULT_THRESHOLD = 0.98
-#: P(not PHI) under which a word the tagger leaves goes to the privacy review queue (development part)
-DEFAULT_REVIEW_BELOW = 0.99
+#: P(O) below which a word is tagged PHI outright; from there up to ``DEFAULT_REVIEW_BELOW`` a word
+#: goes to the privacy review queue (redacted and flagged, unless it is a clinical word the queue's
+#: filters rule out). Both chosen together by 5-fold patient-grouped CV on the development patients
+#: (``bench_deid.py --part dev --threshold T --review-below Q``; RESULTS.md, thirteenth session).
+DEFAULT_THRESHOLD = 0.9
+DEFAULT_REVIEW_BELOW = 0.98
 
 
 class Detector:

@@ -240,6 +240,10 @@ class EnsembleTagger:
 
 
 DETECTORS = ("crf", "ensemble")
+#: the detection threshold and review band the ensemble's ``strong`` and ``crf_below`` were chosen
+#: with (eleventh session); the CRF's own defaults moved in the thirteenth, the ensemble's grid was not rerun
+ENSEMBLE_THRESHOLD = 0.98
+ENSEMBLE_REVIEW_BELOW = 0.99
 
 
 def detector_for(kind: str = "crf", *, strong: float = DEFAULT_STRONG, minilm_dir: Path | None = None) -> Detector:
@@ -254,4 +258,8 @@ def detector_for(kind: str = "crf", *, strong: float = DEFAULT_STRONG, minilm_di
     if not 0.0 <= strong <= 1.0:
         raise ConfigError(f"strong must be between 0 and 1, got {strong}")
     minilm = TransformerPHITagger.load(minilm_dir or DEFAULT_PHI_TRANSFORMER_DIR)
-    return Detector(EnsembleTagger(load_tagger(), minilm, strong, DEFAULT_CRF_BELOW))
+    return Detector(
+        EnsembleTagger(load_tagger(), minilm, strong, DEFAULT_CRF_BELOW),
+        threshold=ENSEMBLE_THRESHOLD,
+        review_below=ENSEMBLE_REVIEW_BELOW,
+    )
