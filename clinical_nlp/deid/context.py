@@ -251,3 +251,20 @@ def find_context_names(text: str) -> Iterator[tuple[int, int, str, bool]]:
                 if lw in _LOC_WORDS_STOP or (k > 3 and zipf(lw) >= 4.5) or (k < 2 and zipf(lw) >= 5.5):
                     continue
                 yield a0 + w.start(), a0 + w.end(), "Location", False
+
+
+_PLACE_GAP = re.compile(r"[ \t.'-]*")
+
+
+def place_runs(text: str, spans: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """Place words next to each other (only spaces, periods, apostrophes or hyphens between them,
+    on one line) grouped into runs: the words of one place name ("Bel Air", "St. Mary's")."""
+    runs: list[list[tuple[int, int]]] = []
+    end = -1
+    for a, b in sorted(set(spans)):
+        if runs and (a < end or _PLACE_GAP.fullmatch(text[end:a])):
+            runs[-1].append((a, b))
+        else:
+            runs.append([(a, b)])
+        end = max(end, b) if len(runs[-1]) > 1 else b
+    return runs

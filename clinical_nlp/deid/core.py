@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from clinical_nlp.deid.context import NOT_NAMES as _NOT_NAMES
-from clinical_nlp.deid.context import find_context_names
+from clinical_nlp.deid.context import find_context_names, place_runs
 from clinical_nlp.deid.gazetteer import warm as warm_lexicons
 from clinical_nlp.deid.gazetteer import zipf
 from clinical_nlp.deid.lexicons import CITIES, FIRST_NAMES, HOSPITALS, LAST_NAMES
@@ -208,19 +208,29 @@ class Detector:
                         _seed(seeds, text[a:b], labels[best])
         for m in _PT_INITIAL.finditer(text):
             marks.append((m.start(1), m.end(1), "PTNameInitial", 1))
+        places: list[tuple[int, int]] = []
         for a, b, lab, strong in find_context_names(text):
             po = p_o.get(a, 0.0)
-            # the tagger may veto a rule-found place it is sure is not PHI ("to go to rehab")
+            if lab == "Location" and not strong:
+                places.append((a, b))
+                continue
             if lab == "Name?":  # a bare name-like pair: only with the tagger's agreement, labelled as it says
                 if po < self.pair_veto:
                     marks.append((a, b, tagger_label.get(a) or "RelativeProxyName", 1))
                     if zipf(text[a:b].lower()) < 2.5:
                         _seed(seeds, text[a:b], tagger_label.get(a) or "RelativeProxyName")
                 continue
-            if strong or lab != "Location" or po < self.veto:
-                marks.append((a, b, lab, 1))
-                if po < self.context_seed:
-                    _seed(seeds, text[a:b], lab)
+            marks.append((a, b, lab, 1))
+            if po < self.context_seed:
+                _seed(seeds, text[a:b], lab)
+        # the tagger may veto a rule-found place it is sure is not PHI ("to go to rehab"), but only
+        # as a whole: "Bel Air" keeps "Air" when the tagger accepts "Bel"
+        for run in place_runs(text, places):
+            if min(p_o.get(a, 0.0) for a, _ in run) < self.veto:
+                for a, b in run:
+                    marks.append((a, b, "Location", 1))
+                    if p_o.get(a, 0.0) < self.context_seed:
+                        _seed(seeds, text[a:b], "Location")
         return marks, seeds, p_o, words_at
 
 

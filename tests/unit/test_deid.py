@@ -279,3 +279,43 @@ def test_surrogate_augmentation_keeps_offsets_labels_and_case():
         assert c["spans"][0]["text"].isupper() and c["spans"][2]["text"].isupper()  # the note's case is kept
         assert c["text"].startswith("SEEN BY DR ") and " call " in c["text"]
     assert len({c["text"] for c in copies}) == 3
+
+
+def test_place_runs_group_the_words_of_one_place_name():
+    from clinical_nlp.deid.context import place_runs
+
+    text = "from St. Mary's to Bel Air\nMill"
+    spans = [(5, 8), (9, 15), (19, 22), (23, 26), (27, 31)]  # St., Mary's, Bel, Air, Mill (next line)
+    # "to" between Mary's and Bel breaks a run, and so does a line break
+    assert place_runs(text, spans) == [[(5, 8), (9, 15)], [(19, 22), (23, 26)], [(27, 31)]]
+    assert place_runs(text, [(9, 15), (5, 8), (5, 8)]) == [[(5, 8), (9, 15)]]  # any order, duplicates once
+    assert place_runs(text, []) == []
+
+
+class _ByWord:
+    """A tagger answering a fixed P(O) per word (default: sure it is not PHI)."""
+
+    labels = ("O", "Location")
+
+    def __init__(self, p_o: dict[str, float]):
+        self.p_o = p_o
+
+    def proba(self, text, toks, only=None):
+        import numpy as np
+
+        rows = range(len(toks)) if only is None else only
+        po = [self.p_o.get(text[toks[i][0] : toks[i][1]], 1.0) for i in rows]
+        return np.array([[p, 1 - p] for p in po])
+
+
+@pytest.mark.parametrize(
+    ("p_o", "redacted"),
+    [
+        ({"Bel": 0.999, "Air": 1.0}, {"Bel", "Air"}),  # the tagger accepts part of the place: all of it is kept
+        ({"Bel": 1.0, "Air": 1.0}, set()),  # sure of every word: the place is vetoed as a whole
+    ],
+)
+def test_the_tagger_vetoes_a_multi_word_place_only_as_a_whole(p_o, redacted):
+    text = "Husband just started a new job in Bel Air and is staying with her sister."
+    spans = Detector(_ByWord(p_o), review_below=None, propagate=False).detect(text)  # type: ignore[arg-type]
+    assert {w for s in spans for w in text[s.start : s.end].split()} == redacted
