@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from clinical_nlp.errors import ConfigError, InputFormatError
+from clinical_nlp.models.relation_ranks import SpanRanks
 
 NONE = "NONE"
 WEIGHTS_FILE = "relations.npz"
@@ -97,11 +98,17 @@ def _bucket(n: int) -> str:
 
 
 def features(
-    row: Row, a: dict, b: dict, spans: Sequence[dict], allowed: set[tuple[str, str]] | None = None
+    row: Row,
+    a: dict,
+    b: dict,
+    spans: Sequence[dict],
+    allowed: set[tuple[str, str]] | None = None,
+    ranks: SpanRanks | None = None,
 ) -> list[str]:
     """Feature names of the ordered pair (a, b); with ``allowed`` (the label pairs seen in training) also
     a's rank by distance among the spans that could head b, overall and on its side, and b's rank among
-    the spans of its label near a."""
+    the spans of its label near a. ``ranks``: the row's :class:`SpanRanks`, shared by its pairs."""
+    ranks = ranks if ranks is not None else SpanRanks(spans, allowed)
     text = str(row["text"])
     forward = a["start"] <= b["start"]
     lo, hi = (a, b) if forward else (b, a)
@@ -126,46 +133,13 @@ def features(
     for w in ("or", "and", ",", "(", ")", ";", "with", "of", "for", "within", "than", "no", "without"):
         if w in words:
             feats.append(f"has={w}|{pair}")
-    if _nearest(a, b, spans):
+    if ranks.is_nearest(a, b):
         feats.append(f"b_nearest_of_its_label|{pair}")
-    if _nearest(b, a, spans):
+    if ranks.is_nearest(b, a):
         feats.append(f"a_nearest_of_its_label|{pair}")
     if allowed is not None:
-        feats += _rank_features(a, b, spans, allowed, pair)
+        feats += ranks.rank_features(a, b, pair)
     return feats
-
-
-def _gap(x: dict, y: dict) -> int:
-    return max(y["start"] - x["end"], x["start"] - y["end"], 0)
-
-
-def _rank_features(a: dict, b: dict, spans: Sequence[dict], allowed: set[tuple[str, str]], pair: str) -> list[str]:
-    """Where a stands among b's possible heads (nearest first, then on its own side) and b among a's modifiers."""
-    out = []
-    heads = [s for s in spans if s["id"] != b["id"] and (s["label"], b["label"]) in allowed]
-    if len(heads) > 1 and any(s["id"] == a["id"] for s in heads):
-        rank = [s["id"] for s in sorted(heads, key=lambda s: (_gap(s, b), s["start"] > b["start"]))].index(a["id"])
-        out.append(f"head_rank={min(rank, 3)}|{b['label']}")
-        left = a["start"] < b["start"]
-        side = [s for s in heads if (s["start"] < b["start"]) == left]
-        k = [s["id"] for s in sorted(side, key=lambda s: _gap(s, b))].index(a["id"])
-        out.append(f"side_rank={'L' if left else 'R'}{min(k, 2)}|{b['label']}")
-    same = [s for s in spans if s["id"] != a["id"] and s["label"] == b["label"]]
-    if len(same) > 1:
-        out.append(
-            f"mod_rank={min([s['id'] for s in sorted(same, key=lambda s: _gap(a, s))].index(b['id']), 2)}|{pair}"
-        )
-    return out
-
-
-def _nearest(a: dict, b: dict, spans: Sequence[dict]) -> bool:
-    """Whether b is the span of b's label closest to a."""
-
-    def dist(s: dict) -> int:
-        return max(s["start"] - a["end"], a["start"] - s["end"], 0)
-
-    same = [s for s in spans if s["label"] == b["label"] and s["id"] != a["id"]]
-    return bool(same) and min(same, key=dist)["id"] == b["id"]
 
 
 def _one_per_argument(rels: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -234,7 +208,9 @@ class RelationModel:
         for row in rows:
             spans = _spans(row)
             cands = candidates(row, self.allowed)
-            feats = [features(row, a, b, spans, self.allowed if self.rank_features else None) for a, b in cands]
+            allowed = self.allowed if self.rank_features else None
+            ranks = SpanRanks(spans, allowed)
+            feats = [features(row, a, b, spans, allowed, ranks) for a, b in cands]
             probs = self.proba(feats) if cands else np.zeros((0, 1))
             out.append((cands, probs))
             chunk.append(row)
@@ -347,8 +323,9 @@ def _examples(rows: Sequence[Row], allowed: set[tuple[str, str]]) -> tuple[list[
     X, y = [], []
     for row in rows:
         gold, spans = gold_pairs(row), _spans(row)
+        ranks = SpanRanks(spans, allowed)
         for a, b in candidates(row, allowed):
-            X.append(features(row, a, b, spans, allowed))
+            X.append(features(row, a, b, spans, allowed, ranks))
             y.append(gold.get((a["id"], b["id"]), NONE))
     return X, y
 
