@@ -264,7 +264,8 @@ def place_runs(text: str, spans: list[tuple[int, int]]) -> list[list[tuple[int, 
     for a, b in sorted(set(spans)):
         if runs and (a < end or _PLACE_GAP.fullmatch(text[end:a])):
             runs[-1].append((a, b))
+            end = max(end, b)
         else:
             runs.append([(a, b)])
-        end = max(end, b) if len(runs[-1]) > 1 else b
+            end = b
     return runs

@@ -13,6 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
+def _first_ranks(ordered: Sequence[dict]) -> dict[str, int]:
+    """Span id → its position in ``ordered`` (the first one where an id repeats)."""
+    out: dict[str, int] = {}
+    for i, s in enumerate(ordered):
+        out.setdefault(s["id"], i)
+    return out
+
+
 def gap(x: dict, y: dict) -> int:
     """Characters between two spans (0 when they touch or overlap)."""
     return max(y["start"] - x["end"], x["start"] - y["end"], 0)
@@ -34,11 +42,11 @@ class SpanRanks:
             allowed = self.allowed or set()
             heads = [s for s in self.spans if s["id"] != b["id"] and (s["label"], b["label"]) in allowed]
             overall = sorted(heads, key=lambda s: (gap(s, b), s["start"] > b["start"]))
-            rank = {s["id"]: i for i, s in reversed(list(enumerate(overall)))}
+            rank = _first_ranks(overall)
             side: dict[bool, dict[str, int]] = {}
             for left in (True, False):
                 on_side = sorted((s for s in heads if (s["start"] < b["start"]) == left), key=lambda s: gap(s, b))
-                side[left] = {s["id"]: i for i, s in reversed(list(enumerate(on_side)))}
+                side[left] = _first_ranks(on_side)
             got = (rank, side, len(heads))
             self._heads[b["id"]] = got
         return got
@@ -51,13 +59,13 @@ class SpanRanks:
             same = sorted(
                 (s for s in self.spans if s["label"] == label and s["id"] != a["id"]), key=lambda s: gap(a, s)
             )
-            got = {s["id"]: i for i, s in reversed(list(enumerate(same)))}
+            got = _first_ranks(same)
             self._near[key] = got
         return got
 
     def is_nearest(self, a: dict, b: dict) -> bool:
         """Whether b is the span of b's label closest to a (the first such span on a tie)."""
-        return self.nearest_of_label(a, b["label"]).get(b["id"]) == 0 if b["id"] != a["id"] else False
+        return b["id"] != a["id"] and self.nearest_of_label(a, b["label"]).get(b["id"]) == 0
 
     def rank_features(self, a: dict, b: dict, pair: str) -> list[str]:
         """Where a stands among b's possible heads (nearest first, then on its own side) and b among a's
