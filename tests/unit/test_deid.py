@@ -319,3 +319,13 @@ def test_the_tagger_vetoes_a_multi_word_place_only_as_a_whole(p_o, redacted):
     text = "Husband just started a new job in Bel Air and is staying with her sister."
     spans = Detector(_ByWord(p_o), review_below=None, propagate=False).detect(text)  # type: ignore[arg-type]
     assert {w for s in spans for w in text[s.start : s.end].split()} == redacted
+
+
+def test_a_relatives_common_first_name_found_once_is_redacted_in_the_patients_other_notes():
+    tagger = _ByWord({"David": 0.2})  # sure enough to be shared with the patient's other notes
+    tagger.labels = ("O", "RelativeProxyName")  # type: ignore[misc]
+    texts = ["Son David called about the plan.", "DAVID DOES NOT HAVE MUCH CONTACT WITH HIM."]
+    first, second = Detector(tagger, review_below=None).detect_group(texts)  # type: ignore[arg-type]
+    assert [texts[0][s.start : s.end] for s in first] == ["David"]
+    # "david" (Zipf 5.1) is propagated like a patient's own name; "will" or "may" (Zipf 6+) would not be
+    assert [(texts[1][s.start : s.end], s.label) for s in second] == [("DAVID", "RelativeProxyName")]
