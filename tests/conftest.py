@@ -16,6 +16,13 @@ if os.environ.get("CI"):
 
 REPO = Path(__file__).resolve().parent.parent
 
+# derived lexicon tables (deid.gazetteer) are cached in a directory of this test run, not the user's
+# (inherited by the CLI subprocesses the tests start)
+if "CLINICAL_NLP_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["CLINICAL_NLP_CACHE_DIR"] = tempfile.mkdtemp(prefix="clinical-nlp-test-cache-")
+
 
 def skip_or_fail(reason: str) -> None:
     """Skip where a test's data or tool is missing, but fail in CI (``CI`` set): there, everything

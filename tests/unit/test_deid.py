@@ -329,3 +329,25 @@ def test_a_relatives_common_first_name_found_once_is_redacted_in_the_patients_ot
     assert [texts[0][s.start : s.end] for s in first] == ["David"]
     # "david" (Zipf 5.1) is propagated like a patient's own name; "will" or "may" (Zipf 6+) would not be
     assert [(texts[1][s.start : s.end], s.label) for s in second] == [("DAVID", "RelativeProxyName")]
+
+
+def test_us_place_tables_come_back_the_same_from_the_cache_and_a_bad_cache_is_rebuilt(tmp_path, monkeypatch):
+    from clinical_nlp.deid import gazetteer
+
+    monkeypatch.setenv("CLINICAL_NLP_CACHE_DIR", str(tmp_path))
+    gazetteer.us_places.cache_clear()
+    try:
+        built = gazetteer.us_places()  # parsed from the package, then written
+        (cached,) = tmp_path.glob("us-places-*.json")
+        assert ("bel", "air") in built[1] and "rockville" in built[0]
+        gazetteer.us_places.cache_clear()
+        assert gazetteer.us_places() == built  # read back from the cache file ...
+        cached.write_text(json.dumps({"one": ["zzplace"], "multi": [["zz", "town"]]}), encoding="utf-8")
+        gazetteer.us_places.cache_clear()
+        assert gazetteer.us_places() == (frozenset({"zzplace"}), frozenset({("zz", "town")}))  # ... not the package
+        cached.write_text("{not json", encoding="utf-8")
+        gazetteer.us_places.cache_clear()
+        assert gazetteer.us_places() == built  # an unreadable cache is ignored and rewritten
+        assert json.loads(cached.read_text(encoding="utf-8"))["one"] == sorted(built[0])
+    finally:
+        gazetteer.us_places.cache_clear()
