@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from targets import Target, check_targets
+from timing import whole_process_seconds
 from train_assertion_model import cascade_preds, class_f1s, cross_validate, featurize, load_rows, split_rows, train
 
 from clinical_nlp.config import shared_corpora_dir
@@ -120,7 +121,6 @@ with open(sys.argv[2], "w") as out:
 
 def whole_process(rows, modes: tuple[str, ...], repeat: int) -> dict[str, float]:
     """Seconds of a whole process (start, imports, model load, all rows, output), best of ``repeat``."""
-    import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,15 +130,7 @@ def whole_process(rows, modes: tuple[str, ...], repeat: int) -> dict[str, float]
         for mode in modes:
             commands[f"ours_{mode}"] = [sys.executable, "-m", "clinical_nlp", "assertions", "--input", str(src),
                                         "--output", f"{tmp}/{mode}.jsonl", "--mode", mode, "--no-progress"]  # fmt: skip
-        out = {}
-        for name, cmd in commands.items():
-            best = float("inf")
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                subprocess.run(cmd, check=True, capture_output=True)
-                best = min(best, time.perf_counter() - t0)
-            out[name] = round(best, 2)
-    return out
+        return {name: round(s, 2) for name, s in whole_process_seconds(commands, repeat).items()}
 
 
 def timed(run, n: int, repeat: int):

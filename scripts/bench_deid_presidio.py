@@ -38,6 +38,7 @@ from clinical_nlp.config import shared_corpora_dir  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from targets import Target, check_targets  # noqa: E402
+from timing import whole_process_seconds  # noqa: E402
 
 PRESIDIO_SCRIPT = r"""
 import json, sys, time, tempfile
@@ -75,19 +76,6 @@ def run_ours(texts: list[dict], tagger) -> tuple[dict, list]:
         found.append(spans)
     stats = {"load_seconds": load, "analyze_seconds": time.perf_counter() - t1, "notes": len(texts)}
     return {**stats, "entities": sum(map(len, found))}, found
-
-
-def whole_process(commands: dict[str, list[str]], repeat: int) -> dict[str, float]:
-    """Wall seconds of each command as a whole process, best of ``repeat`` rounds (the peers alternate)."""
-    best = {name: float("inf") for name in commands}
-    for _ in range(repeat):
-        for name, cmd in commands.items():
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-            if proc.returncode:
-                sys.exit(f"{name} run failed:\n{proc.stderr[-3000:]}")
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return {name: round(s, 2) for name, s in best.items()}
 
 
 def accuracy(docs: list[dict], found: list[list]) -> dict:
@@ -162,7 +150,7 @@ def main() -> int:
                 "bench",
             ],  # fmt: skip
         }
-        whole = whole_process(commands, args.repeat)
+        whole = {name: round(s, 2) for name, s in whole_process_seconds(commands, args.repeat).items()}
     presidio = json.loads(proc.stdout.strip().splitlines()[-1])
 
     class Found:  # what the scorer reads of a span

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_preannotation import ece_of, trial_split
 from targets import Target, check_targets
+from timing import whole_process_seconds
 
 from clinical_nlp.config import shared_corpora_dir
 from clinical_nlp.io.jsonl import atomic_writer, iter_json_rows
@@ -71,9 +70,7 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _timed(args: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "clinical_nlp", *args], check=True, capture_output=True, text=True)
-    return time.perf_counter() - t0
+    return whole_process_seconds({"clinical-nlp": [sys.executable, "-m", "clinical_nlp", *args]})["clinical-nlp"]
 
 
 def main(argv: list[str] | None = None) -> int:
