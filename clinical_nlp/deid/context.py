@@ -58,7 +58,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str, bool, bool], ...] = (
     # signatures: "Dan A. Forman-Lyons, RRT", "anita morris rn", "Bernard Foley CRT"
     (
         re.compile(
-            r"(?m)(?:^|\|)\s*" + _NAME + r"\s+" + _INI + r"?" + _NAME + r"(?:-[A-Za-z]+)?,?\s+" + _CRED + r"\b\W*$"
+            r"(?m)(?:^|\||[.!?]\s)\s*" + _NAME + r"\s+" + _INI + r"?" + _NAME + r"(?:-[A-Za-z]+)?,?\s+" + _CRED + r"\b\W*$"
         ),
         "HCPName",
         True,
@@ -100,6 +100,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str, bool, bool], ...] = (
         True,
         False,
     ),
+    # a saint's name in mixed case is a hospital or town ("St Mary's", "St. Agnes"), not the ST segment
+    (re.compile(r"\b(St)\.?[ \t]*([A-Z][a-z]+)\b(?!['’]s[ \t]+[Ww]ort)"), "Location", False, True),
     # relatives: "wife Mary", "son: John Smith", "daughter (Jane Doe)", "significant other charlie"
     (
         re.compile(r"\b" + _REL + r"\s*(?:[,:(-]|is|named|=)?\s*" + _NAME + r"(?:\s+" + _NAME + r")?", re.I),

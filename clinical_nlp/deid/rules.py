@@ -19,6 +19,7 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ("IP", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), 0),
     ("Phone", re.compile(r"(?<![\w/])(?:\(?\d{3}\)?[\s./-]{1,2}\d{3}|[2-9]\d{2})[\s.-]{1,2}\d{4}\b"), 0),
     ("Phone", re.compile(r"\b\d{3}/\d{3}/\d{4}\b"), 0),
+    ("Phone", re.compile(r"(?<![\w/.-])[2-9]\d{5}-\d{4}\b"), 0),  # area code run into the exchange: "202232-4455"
     (
         "Phone",
         re.compile(r"(?:pager|beeper|pg|page|cell|home|work|tel|phone|fax|ext)\s*[#:.]*\s*(#?\d{4,6})\b", re.I),

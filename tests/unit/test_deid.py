@@ -351,3 +351,21 @@ def test_us_place_tables_come_back_the_same_from_the_cache_and_a_bad_cache_is_re
         assert json.loads(cached.read_text(encoding="utf-8"))["one"] == sorted(built[0])
     finally:
         gazetteer.us_places.cache_clear()
+
+
+def test_saint_places_mid_line_signatures_and_run_together_phones():
+    from clinical_nlp.deid.context import find_context_names
+
+    text = (
+        "Pt wishes to return to St. Agnes after weaning. Takes St John's wort.\n"
+        "BILATERAL WHEEZES. MARCO VELLANI RRT\n"
+        "Rhythm SR TO ST. HIGH PRESSURES. wife (Ann Roe, 202232-4455) in.\n"
+    )
+    found = {(text[a:b], lab, strong) for a, b, lab, strong in find_context_names(text)}
+    assert {("St", "Location", True), ("Agnes", "Location", True)} <= found  # no tagger veto
+    assert not any(w in ("John", "ST") and strong for w, _, strong in found)  # the herb, the ST segment
+    assert {("MARCO", "HCPName", True), ("VELLANI", "HCPName", True)} <= found
+    phones = [text[a:b] for a, b, lab in find_rule_spans(text) if lab == "Phone"]
+    assert phones == ["202232-4455"]
+    spans = Detector().detect(text)
+    assert labels_at(text, spans, "St. Agnes") and labels_at(text, spans, "MARCO")
