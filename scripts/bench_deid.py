@@ -44,6 +44,7 @@ from clinical_nlp.deid.transformer import (  # noqa: E402
     ENSEMBLE_THRESHOLD,
 )
 from clinical_nlp.deid.transformer_training import PHITrainConfig  # noqa: E402
+from splits import part_ids  # noqa: E402
 
 
 def floats(value: str) -> list[float]:
@@ -60,7 +61,7 @@ SPLIT = Path(__file__).resolve().parent.parent / "splits" / "deid-patients.json"
 
 def split_docs(docs: list[dict], part: str) -> list[dict]:
     """The notes of the development or the locked patients."""
-    patients = set(json.loads(SPLIT.read_text(encoding="utf-8"))["development" if part == "dev" else "locked"])
+    patients = part_ids(SPLIT.name, part)
     return [d for d in docs if str(d["patient"]) in patients]
 
 

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from clinical_nlp.pipeline.assertion import (
     extract,
     load_cue_rules,
 )
+from splits import part_ids
 
 LABEL_MAP = {"not particular": "hypothetical", "family member": "family"}
 CLASSES = {
@@ -48,8 +50,8 @@ SPLIT = Path(__file__).resolve().parent.parent / "splits" / "negex-reports.json"
 
 def split_rows(rows: list[dict], part: str) -> list[dict]:
     """The rows of the development or the locked reports (``splits/negex-reports.json``)."""
-    groups = set(json.loads(SPLIT.read_text(encoding="utf-8"))["development" if part == "dev" else "locked"])
-    return [r for r in rows if r["group"] in groups]
+    groups = part_ids(SPLIT.name, part)
+    return [r for r in rows if str(r["group"]) in groups]
 
 
 def load_rows(path: Path) -> list[dict]:
