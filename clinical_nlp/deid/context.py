@@ -58,7 +58,15 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str, bool, bool], ...] = (
     # signatures: "Dan A. Forman-Lyons, RRT", "anita morris rn", "Bernard Foley CRT"
     (
         re.compile(
-            r"(?m)(?:^|\||[.!?]\s)\s*" + _NAME + r"\s+" + _INI + r"?" + _NAME + r"(?:-[A-Za-z]+)?,?\s+" + _CRED + r"\b\W*$"
+            r"(?m)(?:^|\||[.!?]\s)\s*"
+            + _NAME
+            + r"\s+"
+            + _INI
+            + r"?"
+            + _NAME
+            + r"(?:-[A-Za-z]+)?,?\s+"
+            + _CRED
+            + r"\b\W*$"
         ),
         "HCPName",
         True,
