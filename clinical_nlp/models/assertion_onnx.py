@@ -19,8 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import json
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from clinical_nlp.errors import ConfigError
 from clinical_nlp.models.assertion_transformer import (
     CLASSES,
     DEFAULT_TRANSFORMER_DIR,
@@ -36,38 +33,21 @@ from clinical_nlp.models.assertion_transformer import (
     calibrated,
     marked,
 )
-from clinical_nlp.models.top_layers import META_FILE, WEIGHTS_FILE, base_weights_hash, file_sha
+from clinical_nlp.models.onnx_graph import GRAPH_FILE, OPSET, export, open_graph, read_meta, word_piece_tokenizer
+from clinical_nlp.models.onnx_graph import onnx_available as graph_available
+from clinical_nlp.models.top_layers import WEIGHTS_FILE, file_sha
 
-GRAPH_FILE = "graph.onnx"
+__all__ = ["GRAPH_FILE", "OPSET", "OnnxAssertionModel", "export_graph", "onnx_available"]
+
 INPUTS = ("input_ids", "attention_mask", "token_type_ids", "concept")
-BASE_WEIGHTS = "model.safetensors"
-#: ONNX operator set of the export (ONNX Runtime 1.17+ runs it).
-OPSET = 17
 
 
 def onnx_available(path: Path = DEFAULT_TRANSFORMER_DIR) -> bool:
     """Whether ONNX Runtime is installed and ``path`` holds an exported graph."""
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None and (path / GRAPH_FILE).exists()
+    return graph_available(path)
 
 
 # ---------------------------------------------------------------------- export (make model; needs torch)
-def _weight_source(name: str, n_base: int) -> str:
-    """Where a graph input's weights come from: ``base:<key>`` (MiniLM checkpoint) or ``top:<key>``."""
-    head, _, rest = name.partition(".")
-    if head == "emb":
-        return f"base:embeddings.{rest}"
-    if head == "base":
-        layer, _, tail = rest.partition(".")
-        if int(layer) >= n_base:
-            raise ConfigError(f"graph input {name!r} is not a frozen layer")
-        return f"base:encoder.layer.{layer}.{tail}"
-    if head == "top":
-        return f"top:{rest}"
-    raise ConfigError(f"graph input {name!r} has no known weights")
-
-
 def export_graph(model: Any, path: Path | str) -> str:
     """Write ``model``'s (a saved :class:`TransformerAssertionModel`) graph to ``path``; returns its hash.
 
@@ -79,7 +59,6 @@ def export_graph(model: Any, path: Path | str) -> str:
     from clinical_nlp.models.embeddings import load_minilm
     from clinical_nlp.models.top_layers import run_layers
 
-    p = Path(path)
     _, encoder = load_minilm(str(model.base_dir))
     n_base = int(encoder.config.num_hidden_layers) - model.top_layers
 
@@ -95,54 +74,14 @@ def export_graph(model: Any, path: Path | str) -> str:
             out = self.top(run_layers(self.base, h, attention_mask), attention_mask, concept)
             return tuple(out[a] for a in CLASSES)
 
-    full = Full()
-    full.train(False)
     model.top.train(False)
     batch = model.encode([("No fever today.", 3, 8), ("History of diabetes mellitus in the past year.", 11, 28)])
     args = tuple(batch["enc"][k] for k in INPUTS[:3]) + (batch["concept"],)
     axes = {k: {0: "rows", 1: "pieces"} for k in INPUTS} | {a: {0: "rows"} for a in CLASSES}
-    tmp = p / f".{GRAPH_FILE}.tmp"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's notes on Python-side shape checks
-        torch.onnx.export(
-            full,
-            args,
-            str(tmp),
-            dynamo=False,
-            export_params=False,
-            do_constant_folding=False,
-            opset_version=OPSET,
-            input_names=list(INPUTS),
-            output_names=list(CLASSES),
-            dynamic_axes=axes,
-        )
-    tmp.chmod(0o644)
-    tmp.replace(p / GRAPH_FILE)
-    import onnxruntime as ort
-
-    names = [i.name for i in ort.InferenceSession(str(p / GRAPH_FILE)).get_inputs()][len(INPUTS) :]
-    meta = json.loads((p / META_FILE).read_text(encoding="utf-8"))
-    meta["onnx"] = {
-        "graph": file_sha(p / GRAPH_FILE),
-        "opset": OPSET,
-        "weights": {n: _weight_source(n, n_base) for n in names},
-    }
-    (p / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return str(meta["onnx"]["graph"])
+    return export(Full(), args, Path(path), list(INPUTS), list(CLASSES), axes, n_base)
 
 
 # ---------------------------------------------------------------------- prediction (numpy + onnxruntime)
-def _read_safetensors(path: Path, what: str) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    try:
-        return load_file(str(path))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} not found (run `make model`)") from None
-    except Exception as exc:  # safetensors raises its own error types on a broken file
-        raise ConfigError(f"{path}: not a safetensors file ({exc})") from None
-
-
 @dataclass
 class OnnxAssertionModel:
     """The exported assertion model: same ``predict_proba``, ``name`` and ``meta`` as the torch one."""
@@ -157,39 +96,13 @@ class OnnxAssertionModel:
 
     @classmethod
     def load(cls, path: Path | str = DEFAULT_TRANSFORMER_DIR, base_dir: Path | None = None) -> OnnxAssertionModel:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
         from clinical_nlp.models.embeddings import default_transformer_dir
 
         p = Path(path)
         base = Path(base_dir or default_transformer_dir())
-        try:
-            meta = json.loads((p / META_FILE).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: transformer assertion model not found (run `make model`)") from None
-        except (json.JSONDecodeError, OSError) as exc:
-            raise ConfigError(f"{p}: not a clinical-nlp transformer assertion model ({exc})") from None
-        graph = meta.get("onnx")
-        if not graph or not (p / GRAPH_FILE).exists():
-            raise ConfigError(f"{p}: no ONNX graph (run `make model` or scripts/export_assertion_onnx.py)")
-        if file_sha(p / GRAPH_FILE) != graph["graph"]:
-            raise ConfigError(f"{p / GRAPH_FILE}: hash differs from meta.json; re-export the graph")
-        if meta.get("base_weights") and base_weights_hash(base) != meta["base_weights"]:
-            raise ConfigError(f"{p}: trained on base weights {meta['base_weights']}, not those in {base}")
-        sources = {"base": _read_safetensors(base / BASE_WEIGHTS, "base checkpoint weights")}
-        sources["top"] = _read_safetensors(p / WEIGHTS_FILE, "fine-tuned top weights")
-        kept = {}
-        for name, source in graph["weights"].items():
-            side, _, key = source.partition(":")
-            if key not in sources[side]:
-                raise ConfigError(f"{p}: weights {source!r} missing for graph input {name!r}")
-            arr = np.ascontiguousarray(sources[side][key], dtype=np.float32)
-            kept[name] = (arr, ort.OrtValue.ortvalue_from_numpy(arr))
-        session = ort.InferenceSession(str(p / GRAPH_FILE), providers=["CPUExecutionProvider"])
-        tokenizer = Tokenizer.from_file(str(base / "tokenizer.json"))
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=MAX_PIECES)
+        meta = read_meta(p, "transformer assertion model")
+        session, kept, _ = open_graph(p, meta, base)
+        tokenizer = word_piece_tokenizer(base, MAX_PIECES)
         temps = {a: float(t) for a, t in meta["temperatures"].items()}
         return cls(session, tokenizer, temps, meta, file_sha(p / WEIGHTS_FILE)[:12], kept)
 

@@ -305,9 +305,9 @@ def load_relation_model(directory: Path | str) -> RelationModel:
         calibration=body.get("calibration"),
     )  # fmt: skip
     if body.get("minilm"):
-        from clinical_nlp.models.relations_minilm import MiniLMPairScorer
+        from clinical_nlp.models.relations_onnx import load_pair_scorer
 
-        model.scorer = MiniLMPairScorer.load(path.parent / str(body["minilm"]["dir"]))
+        model.scorer = load_pair_scorer(path.parent / str(body["minilm"]["dir"]))
         model.blend = float(body["minilm"]["weight"])
         if model.scorer.classes != model.classes:
             raise ConfigError(f"{path}: the MiniLM scorer's classes differ from the linear model's")

@@ -134,6 +134,9 @@ class MiniLMPairScorer:
         p = Path(path)
         meta = {**self.meta, "top_layers": self.top_layers, "labels": self.labels, "classes": self.classes}
         self.digest = write_top(self.head, p, meta, self.base_dir)
+        from clinical_nlp.models.relations_onnx import export_pair_graph
+
+        export_pair_graph(self, p)  # the same scorer for ONNX Runtime (models/relations_onnx.py)
         return p
 
     # ------------------------------------------------------------------ encoding

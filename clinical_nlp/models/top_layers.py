@@ -78,6 +78,8 @@ def read_top(path: Path, what: str, base: Path) -> tuple[dict[str, Any], dict[st
         raise ConfigError(f"{path}: {what} not found (run `make model`)") from None
     except (json.JSONDecodeError, OSError) as exc:
         raise ConfigError(f"{path}: not a clinical-nlp {what} ({exc})") from None
+    except Exception as exc:  # safetensors raises its own error types on a broken file
+        raise ConfigError(f"{path / WEIGHTS_FILE}: not a safetensors file ({exc})") from None
     want = meta.get("base_weights")
     if want and base_weights_hash(base) != want:
         raise ConfigError(

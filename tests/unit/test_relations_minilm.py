@@ -10,7 +10,8 @@ from test_relations import _row
 
 from clinical_nlp.errors import ConfigError
 from clinical_nlp.models import relations as R
-from clinical_nlp.models.relations_minilm import MiniLMPairScorer, PairTrainConfig, train_pair_scorer
+from clinical_nlp.models.relations_minilm import PairTrainConfig, train_pair_scorer
+from clinical_nlp.models.relations_onnx import OnnxPairScorer
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_blended_model_round_trips_and_chunking_changes_nothing(trained, monkeyp
         path = linear.save(tmp / "model")
         assert json.loads(path.read_text())["minilm"] == {"dir": "minilm", "weight": 0.5}
         again = R.load_relation_model(path.parent)
-        assert isinstance(again.scorer, MiniLMPairScorer) and again.blend == 0.5
+        assert isinstance(again.scorer, OnnxPairScorer) and again.blend == 0.5  # saved with its graph
         whole = again.score_candidates(rows[16:])
         monkeypatch.setattr(R, "SCORER_CHUNK", 3)
         chunked = again.score_candidates(rows[16:])

@@ -1,0 +1,201 @@
+"""The relation model's MiniLM pair scorer run by ONNX Runtime: no torch or transformers at prediction time.
+
+The scorer's cost is its encoder: the packaged MiniLM's frozen lower layers and fine-tuned top read
+every line that holds a candidate pair (about 100,000 word pieces for 1,000 Chia criteria). That
+part is exported as an ONNX graph (:mod:`clinical_nlp.models.onnx_graph`: weights as named inputs,
+fed from the checkpoint and the scorer's ``weights.safetensors``); the graph returns each piece's
+final state. What follows is small and runs in numpy: the mean state of each span's pieces, the
+label and distance embeddings, and the pair MLP (exact GELU), as in
+:class:`clinical_nlp.models.relations_minilm.MiniLMPairScorer`. The frozen states are rounded to
+float16 inside the graph, as the torch scorer caches them, so both see the same numbers.
+
+``RelationModel.save`` exports the graph whenever the scorer is saved;
+``load_relation_model`` uses it when ONNX Runtime is installed (else torch).
+
+Example:
+    >>> scorer = OnnxPairScorer.load(model_dir / "minilm")  # doctest: +SKIP
+    >>> scorer.pair_probs(rows, cands)[0].shape  # doctest: +SKIP
+    (12, 14)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clinical_nlp.models.onnx_graph import (
+    GRAPH_FILE,
+    export,
+    onnx_available,
+    open_graph,
+    read_meta,
+    word_piece_tokenizer,
+)
+from clinical_nlp.models.relations_minilm import DIST_BUCKETS, MAX_PIECES, Pair, Row, _lines
+from clinical_nlp.models.top_layers import META_FILE, WEIGHTS_FILE, file_sha
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT = "states"
+
+
+def export_pair_graph(scorer: Any, path: Path | str) -> str:
+    """Write the encoder graph of ``scorer`` (a :class:`MiniLMPairScorer` saved in ``path``); returns its hash."""
+    import torch
+
+    from clinical_nlp.models.embeddings import load_minilm
+    from clinical_nlp.models.top_layers import run_layers
+
+    tok, encoder = load_minilm(str(scorer.base_dir))
+    n_base = int(encoder.config.num_hidden_layers) - scorer.top_layers
+
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = encoder.embeddings
+            self.base = torch.nn.ModuleList(encoder.encoder.layer[:n_base])
+            self.top = scorer.head
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            h = self.emb(input_ids=input_ids, token_type_ids=token_type_ids)
+            h = run_layers(self.base, h, attention_mask).half().float()  # the torch scorer caches fp16 states
+            return run_layers(self.top.layers, h, attention_mask)
+
+    enc = tok(["Age > 18 years", "HbA1c 7-10% within 3 months"], padding=True, return_tensors="pt")
+    args = tuple(enc[k] for k in INPUTS)
+    axes = {k: {0: "lines", 1: "pieces"} for k in INPUTS} | {OUTPUT: {0: "lines", 1: "pieces"}}
+    return export(Encoder(), args, Path(path), list(INPUTS), [OUTPUT], axes, n_base)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
+
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+def _pool(states: np.ndarray, off: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Mean state of the word pieces inside ``[lo, hi)`` (else those overlapping it, else the first)."""
+    inside = (off[:, 0] >= lo) & (off[:, 1] <= hi) & (off[:, 1] > off[:, 0])
+    if not inside.any():
+        inside = (off[:, 1] > lo) & (off[:, 0] < hi)
+    return states[inside].mean(0) if inside.any() else states[0]
+
+
+@dataclass
+class OnnxPairScorer:
+    """Same ``pair_probs``, ``classes``, ``labels`` and ``meta`` as :class:`MiniLMPairScorer`."""
+
+    session: Any
+    tokenizer: Any
+    labels: list[str]
+    classes: list[str]
+    head: dict[str, np.ndarray]
+    meta: dict[str, Any] = field(default_factory=dict)
+    digest: str = ""
+    weights: dict[str, tuple[np.ndarray, Any]] = field(default_factory=dict, repr=False)
+    source: Path | None = None
+
+    @classmethod
+    def load(cls, path: Path | str, base_dir: Path | None = None) -> OnnxPairScorer:
+        from clinical_nlp.models.embeddings import default_transformer_dir
+
+        p = Path(path)
+        base = Path(base_dir or default_transformer_dir())
+        meta = read_meta(p, "relation pair scorer")
+        session, kept, top = open_graph(p, meta, base)
+        head = {k: np.asarray(v, dtype=np.float32) for k, v in top.items() if not k.startswith("layers.")}
+        tokenizer = word_piece_tokenizer(base, MAX_PIECES)
+        return cls(session, tokenizer, list(meta["labels"]), list(meta["classes"]), head, meta,
+                   file_sha(p / WEIGHTS_FILE)[:12], kept, p)  # fmt: skip
+
+    def save(self, path: Path | str) -> Path:
+        """Copy the scorer's files (fine-tuned weights, meta, graph) to ``path``."""
+        import shutil
+
+        p = Path(path)
+        p.mkdir(parents=True, exist_ok=True)
+        if self.source is not None and self.source.resolve() != p.resolve():
+            for name in (WEIGHTS_FILE, META_FILE, GRAPH_FILE):
+                shutil.copyfile(self.source / name, p / name)
+        return p
+
+    def _states(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Final states ``(lines, pieces, hidden)`` and each line's piece offsets."""
+        from onnxruntime import OrtValue
+
+        encs = self.tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in encs)
+        feed = {name: value for name, (_, value) in self.weights.items()}
+        arrays = {k: np.zeros((len(texts), width), dtype=np.int64) for k in INPUTS}
+        offsets = []
+        for i, e in enumerate(encs):
+            n = len(e.ids)
+            arrays["input_ids"][i, :n] = e.ids
+            arrays["attention_mask"][i, :n] = e.attention_mask
+            arrays["token_type_ids"][i, :n] = e.type_ids
+            offsets.append(np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2))
+        feed.update({k: OrtValue.ortvalue_from_numpy(v) for k, v in arrays.items()})
+        (states,) = self.session.run_with_ort_values([OUTPUT], feed)
+        return states.numpy(), offsets
+
+    def _logits(self, lines: list[dict[str, Any]], cands: Sequence[Sequence[Pair]]) -> np.ndarray:
+        states, offsets = self._states([x["text"] for x in lines])
+        label_ids = {lab: i for i, lab in enumerate(self.labels)}
+        unknown = len(self.labels)
+        pooled: list[np.ndarray] = []
+        where: dict[tuple[int, str], int] = {}
+        ia, ib, la, lb, dist, order = [], [], [], [], [], []
+        for k, x in enumerate(lines):
+            off = offsets[k]
+            st = states[k, : len(off)]
+            for j in x["pairs"]:
+                a, b = cands[x["row"]][j]
+                for s in (a, b):
+                    if (k, s["id"]) not in where:
+                        where[(k, s["id"])] = len(pooled)
+                        pooled.append(_pool(st, off, s["start"] - x["lineoff"], s["end"] - x["lineoff"]))
+                ia.append(where[(k, a["id"])])
+                ib.append(where[(k, b["id"])])
+                la.append(label_ids.get(a["label"], unknown))
+                lb.append(label_ids.get(b["label"], unknown))
+                gap = max(b["start"] - a["end"], a["start"] - b["end"], 0)
+                dist.append(min(DIST_BUCKETS - 1, int(math.log2(gap + 1))))
+                order.append(1.0 if a["start"] <= b["start"] else -1.0)
+        table = np.stack(pooled)
+        ha, hb = table[ia], table[ib]
+        emb, demb = self.head["labels.weight"], self.head["dist.weight"]
+        feats = np.concatenate(
+            [ha, hb, ha * hb, emb[la], emb[lb], demb[dist], np.asarray(order, dtype=np.float32)[:, None]], axis=1
+        )
+        hidden = _gelu(feats @ self.head["mlp.1.weight"].T + self.head["mlp.1.bias"])
+        return hidden @ self.head["mlp.3.weight"].T + self.head["mlp.3.bias"]
+
+    def pair_probs(self, rows: Sequence[Row], cands: Sequence[Sequence[Pair]], batch: int = 64) -> list[np.ndarray]:
+        """Per row, the class probabilities of its candidates, ``(n_candidates, n_classes)``, in their order."""
+        out = [np.zeros((len(c), len(self.classes))) for c in cands]
+        lines = sorted(_lines(rows, cands), key=lambda x: len(x["text"]))  # similar lengths batched: little padding
+        for b in range(0, len(lines), batch):
+            chunk = lines[b : b + batch]
+            logits = self._logits(chunk, cands)
+            logits = logits - logits.max(1, keepdims=True)
+            probs = np.exp(logits)
+            probs /= probs.sum(1, keepdims=True)
+            k = 0
+            for x in chunk:
+                for j in x["pairs"]:
+                    out[x["row"]][j] = probs[k]
+                    k += 1
+        return out
+
+
+def load_pair_scorer(path: Path, base_dir: Path | None = None) -> Any:
+    """The saved pair scorer in ``path``: run by ONNX Runtime when it has a graph, else by torch."""
+    if onnx_available(path):
+        return OnnxPairScorer.load(path, base_dir)
+    from clinical_nlp.models.relations_minilm import MiniLMPairScorer
+
+    return MiniLMPairScorer.load(path, base_dir)
