@@ -91,6 +91,9 @@ def best_rate(n: int, run, repeat: int) -> float:
 
 def run_medspacy(rows: list[dict], repeat: int = 1) -> float:
     import medspacy
+    from loguru import logger
+
+    logger.disable("PyRuSH")  # its DEBUG line per sentence start would slow the peer down (our pipeline does too)
 
     nlp = medspacy.load()  # default: PyRuSH sentences, target matcher, ConText, sectionizer
     if "medspacy_sectionizer" not in nlp.pipe_names:

@@ -232,6 +232,21 @@ def test_spacy_token_probabilities_and_mc_dropout(spacy_model):
     assert any(not np.allclose(m, p) for m, p in zip(mc, probs) if len(m))
 
 
+def test_the_tagger_multiplies_through_numpy_with_blis_arithmetic(spacy_model):
+    from thinc.api import NumpyOps
+
+    loaded = load_entity_model(spacy_model.path)
+    tagger = loaded.nlp.get_pipe("tagger").model
+    assert all(isinstance(n.ops, NumpyOps) and not n.ops.use_blis for n in tagger.walk())
+    notes = [d.note for d in DOCS]
+    fast = loaded.token_probabilities(notes)
+    blis = NumpyOps(use_blis=True)
+    for node in tagger.walk():
+        node.ops = blis
+    for a, b in zip(fast, loaded.token_probabilities(notes), strict=True):
+        assert np.abs(a - b).max(initial=0.0) < 1e-5
+
+
 def test_warm_start_records_parent_and_store(spacy_model, tmp_path):
     store = Store("sqlite:///" + str(tmp_path / "state.db"))
     cfg = TrainConfig(kind="spacy", epochs=2, base_model=spacy_model.path, patience=0)

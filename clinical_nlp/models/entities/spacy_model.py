@@ -22,6 +22,22 @@ from clinical_nlp.models.entities.training import BestEpoch, best_epoch, end_of_
 from clinical_nlp.types import AnnotatedNote, Span
 
 
+def _use_numpy_matmul(model: Any) -> None:
+    """Run ``model``'s matrix products through numpy's BLAS instead of blis (thinc's default).
+
+    Same arithmetic to about 1e-6 in the tag probabilities; on the 2-core AMD machine of
+    RESULTS.md the tagger's forward passes over 80 notes of 4,000 characters took 1.45 s with
+    blis and 0.95 s with numpy's OpenBLAS, both on one thread (``scripts/bench_scale.py``).
+    """
+    from thinc.api import NumpyOps
+
+    if type(model.ops) is not NumpyOps:  # another backend (GPU, Apple): leave it
+        return
+    ops = NumpyOps(use_blis=False)
+    for node in model.walk():
+        node.ops = ops
+
+
 class SpacyEntityModel(EntityModel):
     """Fast spaCy BIO tagger (CNN tok2vec) over :func:`fine_token_offsets` tokens."""
 
@@ -36,6 +52,7 @@ class SpacyEntityModel(EntityModel):
         super().__init__(labels, meta, metrics, path)
         self.nlp = nlp
         tagger = nlp.get_pipe("tagger")
+        _use_numpy_matmul(tagger.model)
         order = list(tagger.labels)
         missing = [t for t in self.tags if t not in order]
         # columns of the tagger output in our tag order (a tag never seen in training scores 0)
