@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from clinical_nlp.config import default_guidelines_dir
 from clinical_nlp.errors import ConfigError, InputFormatError
 from clinical_nlp.hashing import file_sha256
+from clinical_nlp.pipeline.temporal import is_present_cue
 from clinical_nlp.types import AnnotatedNote, Note, Span
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -375,6 +376,8 @@ def _doc_spans(doc, note: Note, version: str, context: dict[str, dict[str, str]]
             )
         )
     for t in doc._.cn_temporals or ():
+        if is_present_cue(t):  # found (doc._.cn_temporals), not suggested: see is_present_cue
+            continue
         attrs = {"type": t.type, "value": t.value, "relation": t.relation}
         if t.mod:
             attrs["mod"] = t.mod

@@ -161,6 +161,16 @@ def test_entity_model_spans_win_over_rule_spans(monkeypatch, tmp_path: Path) -> 
     assert cp.negation == "negated" and cp.score == 0.7 and "entity:model:fake@1" in cp.source
 
 
+def test_one_word_present_cues_are_found_but_not_suggested(nlp) -> None:
+    text = "Currently on warfarin for active DVT, ongoing since 3 months ago; reassess at baseline."
+    (out,) = preannotate([Note("n1", text)], nlp)
+    temporal = {s.text for s in out.spans if s.label == "Temporal"}
+    assert "3 months ago" in temporal and "at baseline" in temporal
+    assert not temporal & {"Currently", "active", "ongoing"}
+    found = {t.text for t in nlp(text)._.cn_temporals}
+    assert {"Currently", "active", "ongoing"} <= found  # the normaliser still finds them
+
+
 @pytest.mark.integration
 def test_bundled_chia_real_text(nlp, corpora_dir: Path) -> None:
     from clinical_nlp.io.jsonl import iter_jsonl
