@@ -102,6 +102,21 @@ class Windows:
         return out
 
 
+def combine_window_logits(
+    win: Windows, logits: np.ndarray, toks: Sequence[tuple[int, int]], labels: Sequence[str]
+) -> np.ndarray:
+    """``(len(toks), n_labels)``: each token's first-piece logits (``logits``: windows × pieces × labels),
+    averaged over the windows that see it."""
+    out = np.zeros((len(toks), len(labels)), dtype=np.float32)
+    seen = np.zeros(len(toks), dtype=np.float32)
+    for i, w, p in win.first_pieces(toks):
+        out[i] += logits[w, p]
+        seen[i] += 1
+    out[seen > 0] /= seen[seen > 0, None]
+    out[seen == 0, list(labels).index("O")] = 20.0  # a token no piece covers (never expected) is not PHI
+    return out
+
+
 @dataclass(eq=False)  # hashed by identity, for the logits cache
 class TransformerPHITagger:
     """Frozen MiniLM base + fine-tuned top layers and a PHI head; ``proba`` like the CRF's."""
@@ -137,6 +152,9 @@ class TransformerPHITagger:
         p = Path(path)
         meta = {**self.meta, "top_layers": self.top_layers, "labels": list(MODEL_LABELS), "window": WINDOW}
         self.digest = write_top(self.top, p, {**meta, "stride": STRIDE}, self.base_dir)
+        from clinical_nlp.deid.transformer_onnx import export_phi_graph
+
+        export_phi_graph(self, p)  # the same tagger for ONNX Runtime (deid/transformer_onnx.py)
         return p
 
     # ------------------------------------------------------------------ encode
@@ -172,20 +190,13 @@ class TransformerPHITagger:
         """``(len(toks), n_labels)`` logits: each token's first piece, averaged over its windows."""
         import torch
 
-        out = np.zeros((len(toks), len(self.labels)), dtype=np.float32)
         if not toks or not text.strip():
-            return out
+            return np.zeros((len(toks), len(self.labels)), dtype=np.float32)
         win = self.windows(text)
         self.top.train(False)
         with torch.no_grad():
             logits = self.top(self.frozen_states(win.enc), win.enc["attention_mask"]).numpy()
-        seen = np.zeros(len(toks), dtype=np.float32)
-        for i, w, p in win.first_pieces(toks):
-            out[i] += logits[w, p]
-            seen[i] += 1
-        out[seen > 0] /= seen[seen > 0, None]
-        out[seen == 0, self.labels.index("O")] = 20.0  # a token no piece covers (never expected) is not PHI
-        return out
+        return combine_window_logits(win, logits, toks, self.labels)
 
     def proba(self, text: str, toks: Sequence[tuple[int, int]], only: Sequence[int] | None = None) -> np.ndarray:
         if not toks or (only is not None and not len(only)):
@@ -211,7 +222,7 @@ class EnsembleTagger:
     def __init__(
         self,
         crf: PHITagger,
-        transformer: TransformerPHITagger,
+        transformer: Any,
         strong: float = DEFAULT_STRONG,
         crf_below: float = DEFAULT_CRF_BELOW,
     ):
@@ -257,7 +268,9 @@ def detector_for(kind: str = "crf", *, strong: float = DEFAULT_STRONG, minilm_di
         return Detector()
     if not 0.0 <= strong <= 1.0:
         raise ConfigError(f"strong must be between 0 and 1, got {strong}")
-    minilm = TransformerPHITagger.load(minilm_dir or DEFAULT_PHI_TRANSFORMER_DIR)
+    from clinical_nlp.deid.transformer_onnx import load_phi_tagger
+
+    minilm = load_phi_tagger(Path(minilm_dir or DEFAULT_PHI_TRANSFORMER_DIR))
     return Detector(
         EnsembleTagger(load_tagger(), minilm, strong, DEFAULT_CRF_BELOW),
         threshold=ENSEMBLE_THRESHOLD,

@@ -1,0 +1,139 @@
+"""The MiniLM PHI tagger run by ONNX Runtime: no torch or transformers when ``deid --detector ensemble`` runs.
+
+The tagger's whole computation over a note's windows (embeddings, the frozen lower layers, the
+fine-tuned top and the token head) is an ONNX graph whose weights are named inputs
+(:mod:`clinical_nlp.models.onnx_graph`), fed from the packaged MiniLM and the tagger's
+``weights.safetensors``. The windows come from the checkpoint's ``tokenizer.json`` through Hugging
+Face ``tokenizers`` with the same truncation and stride as the torch tagger's fast tokenizer, so
+both read the same pieces; a word's logits are then combined exactly as in
+:meth:`clinical_nlp.deid.transformer.TransformerPHITagger.word_logits`.
+
+``TransformerPHITagger.save`` exports the graph; :func:`load_phi_tagger` uses it when ONNX Runtime
+is installed (else torch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clinical_nlp.deid.model import MODEL_LABELS
+from clinical_nlp.deid.transformer import (
+    STRIDE,
+    WINDOW,
+    TransformerPHITagger,
+    Windows,
+    _cached_logits,
+    combine_window_logits,
+)
+from clinical_nlp.errors import ConfigError
+from clinical_nlp.models.assertion_transformer import softmax
+from clinical_nlp.models.onnx_graph import export, onnx_available, open_graph, read_meta
+from clinical_nlp.models.top_layers import WEIGHTS_FILE, file_sha
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT = "logits"
+
+
+def export_phi_graph(tagger: TransformerPHITagger, path: Path | str) -> str:
+    """Write ``tagger``'s graph (it must have been saved to ``path``); returns the graph's hash."""
+    import torch
+
+    from clinical_nlp.models.embeddings import load_minilm
+    from clinical_nlp.models.top_layers import run_layers
+
+    _, encoder = load_minilm(str(tagger.base_dir))
+    n_base = int(encoder.config.num_hidden_layers) - tagger.top_layers
+
+    class Full(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = encoder.embeddings
+            self.base = torch.nn.ModuleList(encoder.encoder.layer[:n_base])
+            self.top = tagger.top
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            h = self.emb(input_ids=input_ids, token_type_ids=token_type_ids)
+            return self.top(run_layers(self.base, h, attention_mask), attention_mask)
+
+    win = tagger.windows("Seen by Dr. Lopez at Sacred Heart on 3/4. " * 20)
+    args = tuple(win.enc[k] for k in INPUTS)
+    axes = {k: {0: "windows", 1: "pieces"} for k in INPUTS} | {OUTPUT: {0: "windows", 1: "pieces"}}
+    return export(Full(), args, Path(path), list(INPUTS), [OUTPUT], axes, n_base)
+
+
+@dataclass(eq=False)  # hashed by identity, for the logits cache
+class OnnxPHITagger:
+    """Same ``proba``, ``word_logits``, ``labels``, ``name`` and ``meta`` as :class:`TransformerPHITagger`."""
+
+    session: Any
+    tokenizer: Any
+    meta: dict[str, Any] = field(default_factory=dict)
+    digest: str = ""
+    labels: tuple[str, ...] = MODEL_LABELS
+    weights: dict[str, tuple[np.ndarray, Any]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, path: Path | str, base_dir: Path | None = None) -> OnnxPHITagger:
+        from tokenizers import Tokenizer
+
+        from clinical_nlp.models.embeddings import default_transformer_dir
+
+        p = Path(path)
+        base = Path(base_dir or default_transformer_dir())
+        meta = read_meta(p, "MiniLM PHI tagger")
+        if tuple(meta.get("labels", ())) != MODEL_LABELS:
+            raise ConfigError(f"{p}: labels {meta.get('labels')} differ from the tagger's {list(MODEL_LABELS)}")
+        session, kept, _ = open_graph(p, meta, base)
+        tokenizer = Tokenizer.from_file(str(base / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=WINDOW, stride=STRIDE)
+        return cls(session, tokenizer, meta, file_sha(p / WEIGHTS_FILE)[:12], MODEL_LABELS, kept)
+
+    @property
+    def name(self) -> str:
+        return f"{self.meta.get('name', 'deid-minilm')}@{self.meta.get('version', '0')}+{self.digest}"
+
+    def windows(self, text: str) -> Windows:
+        """The note's overlapping windows, as the torch tagger's fast tokenizer cuts them (padded to the longest)."""
+        first = self.tokenizer.encode(text)
+        encs = [first, *first.overflowing]
+        width = max(len(e.ids) for e in encs)
+        enc = {k: np.zeros((len(encs), width), dtype=np.int64) for k in INPUTS}
+        offsets = np.zeros((len(encs), width, 2), dtype=np.int64)
+        for i, e in enumerate(encs):
+            n = len(e.ids)
+            enc["input_ids"][i, :n] = e.ids
+            enc["attention_mask"][i, :n] = e.attention_mask
+            enc["token_type_ids"][i, :n] = e.type_ids
+            offsets[i, :n] = np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2)
+        return Windows(enc, offsets)
+
+    def word_logits(self, text: str, toks: Sequence[tuple[int, int]]) -> np.ndarray:
+        """``(len(toks), n_labels)`` logits: each token's first piece, averaged over its windows."""
+        from onnxruntime import OrtValue
+
+        if not toks or not text.strip():
+            return np.zeros((len(toks), len(self.labels)), dtype=np.float32)
+        win = self.windows(text)
+        feed = {name: value for name, (_, value) in self.weights.items()}
+        feed.update({k: OrtValue.ortvalue_from_numpy(v) for k, v in win.enc.items()})
+        (logits,) = self.session.run_with_ort_values([OUTPUT], feed)
+        return combine_window_logits(win, logits.numpy(), toks, self.labels)
+
+    def proba(self, text: str, toks: Sequence[tuple[int, int]], only: Sequence[int] | None = None) -> np.ndarray:
+        if not toks or (only is not None and not len(only)):
+            return np.zeros((0, len(self.labels)))
+        p = softmax(_cached_logits(self, text, tuple(toks)))
+        return p if only is None else p[list(only)]
+
+
+def load_phi_tagger(path: Path, base_dir: Path | None = None) -> Any:
+    """The saved MiniLM PHI tagger in ``path``: run by ONNX Runtime when it has a graph, else by torch."""
+    if onnx_available(path):
+        return OnnxPHITagger.load(path, base_dir)
+    return TransformerPHITagger.load(path, base_dir)
