@@ -32,7 +32,14 @@ from clinical_nlp.deid.transformer import (
 )
 from clinical_nlp.errors import ConfigError
 from clinical_nlp.models.assertion_transformer import softmax
-from clinical_nlp.models.onnx_graph import export, onnx_available, open_graph, read_meta
+from clinical_nlp.models.onnx_graph import (
+    export,
+    onnx_available,
+    open_graph,
+    read_meta,
+    run_graph,
+    word_piece_tokenizer,
+)
 from clinical_nlp.models.top_layers import WEIGHTS_FILE, file_sha
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -79,8 +86,6 @@ class OnnxPHITagger:
 
     @classmethod
     def load(cls, path: Path | str, base_dir: Path | None = None) -> OnnxPHITagger:
-        from tokenizers import Tokenizer
-
         from clinical_nlp.models.embeddings import default_transformer_dir
 
         p = Path(path)
@@ -89,9 +94,7 @@ class OnnxPHITagger:
         if tuple(meta.get("labels", ())) != MODEL_LABELS:
             raise ConfigError(f"{p}: labels {meta.get('labels')} differ from the tagger's {list(MODEL_LABELS)}")
         session, kept, _ = open_graph(p, meta, base)
-        tokenizer = Tokenizer.from_file(str(base / "tokenizer.json"))
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=WINDOW, stride=STRIDE)
+        tokenizer = word_piece_tokenizer(base, WINDOW, STRIDE)
         return cls(session, tokenizer, meta, file_sha(p / WEIGHTS_FILE)[:12], MODEL_LABELS, kept)
 
     @property
@@ -115,15 +118,11 @@ class OnnxPHITagger:
 
     def word_logits(self, text: str, toks: Sequence[tuple[int, int]]) -> np.ndarray:
         """``(len(toks), n_labels)`` logits: each token's first piece, averaged over its windows."""
-        from onnxruntime import OrtValue
-
         if not toks or not text.strip():
             return np.zeros((len(toks), len(self.labels)), dtype=np.float32)
         win = self.windows(text)
-        feed = {name: value for name, (_, value) in self.weights.items()}
-        feed.update({k: OrtValue.ortvalue_from_numpy(v) for k, v in win.enc.items()})
-        (logits,) = self.session.run_with_ort_values([OUTPUT], feed)
-        return combine_window_logits(win, logits.numpy(), toks, self.labels)
+        (logits,) = run_graph(self.session, self.weights, win.enc, [OUTPUT])
+        return combine_window_logits(win, logits, toks, self.labels)
 
     def proba(self, text: str, toks: Sequence[tuple[int, int]], only: Sequence[int] | None = None) -> np.ndarray:
         if not toks or (only is not None and not len(only)):

@@ -33,7 +33,15 @@ from clinical_nlp.models.assertion_transformer import (
     calibrated,
     marked,
 )
-from clinical_nlp.models.onnx_graph import GRAPH_FILE, OPSET, export, open_graph, read_meta, word_piece_tokenizer
+from clinical_nlp.models.onnx_graph import (
+    GRAPH_FILE,
+    OPSET,
+    export,
+    open_graph,
+    read_meta,
+    run_graph,
+    word_piece_tokenizer,
+)
 from clinical_nlp.models.onnx_graph import onnx_available as graph_available
 from clinical_nlp.models.top_layers import WEIGHTS_FILE, file_sha
 
@@ -128,17 +136,13 @@ class OnnxAssertionModel:
 
     def logits(self, rows: Sequence[tuple[str, int, int]], batch_size: int = 64, sections=None) -> dict[str, Any]:
         """Uncalibrated logits per attribute, ``(n_rows, n_classes)`` arrays, rows in input order."""
-        from onnxruntime import OrtValue
-
         order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
         out = {a: np.zeros((len(rows), len(c)), dtype=np.float32) for a, c in CLASSES.items()}
         for b in range(0, len(order), batch_size):
             idx = order[b : b + batch_size]
             batch = self.encode([rows[i] for i in idx], [sections[i] for i in idx] if sections else None)
-            feed = {name: value for name, (_, value) in self.weights.items()}
-            feed.update({k: OrtValue.ortvalue_from_numpy(v) for k, v in batch.items()})
-            for a, v in zip(CLASSES, self.session.run_with_ort_values(list(CLASSES), feed), strict=True):
-                out[a][idx] = v.numpy()
+            for a, v in zip(CLASSES, run_graph(self.session, self.weights, batch, list(CLASSES)), strict=True):
+                out[a][idx] = v
         return out
 
     def predict_proba(self, rows: Sequence[tuple[str, int, int]], batch_size: int = 64, sections=None) -> list[dict]:

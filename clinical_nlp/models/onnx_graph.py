@@ -145,11 +145,23 @@ def open_graph(path: Path, meta: dict[str, Any], base: Path) -> tuple[Any, dict[
     return session, kept, sources["top"]
 
 
-def word_piece_tokenizer(base: Path, max_pieces: int) -> Any:
-    """The checkpoint's ``tokenizer.json`` (Hugging Face ``tokenizers``): no padding, truncated like the torch side."""
+def run_graph(
+    session: Any, weights: dict[str, tuple[np.ndarray, Any]], arrays: dict[str, np.ndarray], outputs: list[str]
+) -> list[np.ndarray]:
+    """``outputs`` of one run: the weights fed by reference (see :func:`open_graph`), plus ``arrays``."""
+    from onnxruntime import OrtValue
+
+    feed = {name: value for name, (_, value) in weights.items()}
+    feed.update({k: OrtValue.ortvalue_from_numpy(v) for k, v in arrays.items()})
+    return [v.numpy() for v in session.run_with_ort_values(outputs, feed)]
+
+
+def word_piece_tokenizer(base: Path, max_pieces: int, stride: int = 0) -> Any:
+    """The checkpoint's ``tokenizer.json`` (Hugging Face ``tokenizers``): no padding, truncated (with
+    ``stride`` pieces of overlap between overflowing windows) like the torch side's fast tokenizer."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(base / "tokenizer.json"))
     tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=max_pieces)
+    tokenizer.enable_truncation(max_length=max_pieces, stride=stride)
     return tokenizer

@@ -92,6 +92,53 @@ def _pool(states: Any, off: Any, lo: int, hi: int) -> Any:
 
 
 @dataclass
+class PairIndex:
+    """Per candidate pair (line order, then pair order): rows of both spans in the pooled table, their
+    label ids (``len(labels)``: unseen in training), distance bucket and order (+1 head first)."""
+
+    ia: list[int] = field(default_factory=list)
+    ib: list[int] = field(default_factory=list)
+    la: list[int] = field(default_factory=list)
+    lb: list[int] = field(default_factory=list)
+    dist: list[int] = field(default_factory=list)
+    order: list[float] = field(default_factory=list)
+
+
+def pair_inputs(
+    lines: list[dict[str, Any]],
+    states: Sequence[Any],
+    offsets: Sequence[Any],
+    cands: Sequence[Sequence[Pair]],
+    labels: Sequence[str],
+) -> tuple[list[Any], PairIndex]:
+    """The pair MLP's inputs for ``lines``: one pooled state per distinct (line, span), and the pair index.
+
+    ``states[k]`` and ``offsets[k]`` are line ``k``'s final piece states and character offsets, torch
+    tensors or numpy arrays (both runtimes share this code).
+    """  # fmt: skip
+    label_ids = {lab: i for i, lab in enumerate(labels)}
+    unknown = len(labels)
+    pooled: list[Any] = []
+    where: dict[tuple[int, str], int] = {}
+    p = PairIndex()
+    for k, x in enumerate(lines):
+        for j in x["pairs"]:
+            a, b = cands[x["row"]][j]
+            for s in (a, b):
+                if (k, s["id"]) not in where:
+                    where[(k, s["id"])] = len(pooled)
+                    pooled.append(_pool(states[k], offsets[k], s["start"] - x["lineoff"], s["end"] - x["lineoff"]))
+            p.ia.append(where[(k, a["id"])])
+            p.ib.append(where[(k, b["id"])])
+            p.la.append(label_ids.get(a["label"], unknown))
+            p.lb.append(label_ids.get(b["label"], unknown))
+            gap = max(b["start"] - a["end"], a["start"] - b["end"], 0)
+            p.dist.append(min(DIST_BUCKETS - 1, int(math.log2(gap + 1))))
+            p.order.append(1.0 if a["start"] <= b["start"] else -1.0)
+    return pooled, p
+
+
+@dataclass
 class MiniLMPairScorer:
     """Frozen MiniLM base + fine-tuned top layers and a pair MLP over ``classes``."""
 
@@ -173,33 +220,15 @@ class MiniLMPairScorer:
             h[k, : len(x["h"])] = x["h"].float()
             mask[k, : len(x["h"])] = 1
         h = run_layers(self.head.layers, h, mask)
-        label_ids = {lab: i for i, lab in enumerate(self.labels)}
-        unknown = len(self.labels)
-        pooled: list[Any] = []  # one state per distinct (line, span)
-        where: dict[tuple[int, str], int] = {}
-        ia, ib, la, lb, dist, order = [], [], [], [], [], []
-        for k, x in enumerate(lines):
-            states, off = h[k, : len(x["off"])], x["off"]
-            for j in x["pairs"]:
-                a, b = cands[x["row"]][j]
-                for s in (a, b):
-                    if (k, s["id"]) not in where:
-                        where[(k, s["id"])] = len(pooled)
-                        pooled.append(_pool(states, off, s["start"] - x["lineoff"], s["end"] - x["lineoff"]))
-                ia.append(where[(k, a["id"])])
-                ib.append(where[(k, b["id"])])
-                la.append(label_ids.get(a["label"], unknown))
-                lb.append(label_ids.get(b["label"], unknown))
-                gap = max(b["start"] - a["end"], a["start"] - b["end"], 0)
-                dist.append(min(DIST_BUCKETS - 1, int(math.log2(gap + 1))))
-                order.append(1.0 if a["start"] <= b["start"] else -1.0)
+        pooled, p = pair_inputs(lines, [h[k, : len(x["off"])] for k, x in enumerate(lines)],
+                                [x["off"] for x in lines], cands, self.labels)  # fmt: skip
         table = torch.stack(pooled)
-        ha, hb = table[ia], table[ib]
+        ha, hb = table[p.ia], table[p.ib]
         feats = torch.cat(
             [
                 ha, hb, ha * hb,
-                self.head.labels(torch.tensor(la)), self.head.labels(torch.tensor(lb)),
-                self.head.dist(torch.tensor(dist)), torch.tensor(order)[:, None],
+                self.head.labels(torch.tensor(p.la)), self.head.labels(torch.tensor(p.lb)),
+                self.head.dist(torch.tensor(p.dist)), torch.tensor(p.order)[:, None],
             ],
             dim=1,
         )  # fmt: skip

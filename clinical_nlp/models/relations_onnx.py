@@ -34,9 +34,10 @@ from clinical_nlp.models.onnx_graph import (
     onnx_available,
     open_graph,
     read_meta,
+    run_graph,
     word_piece_tokenizer,
 )
-from clinical_nlp.models.relations_minilm import DIST_BUCKETS, MAX_PIECES, Pair, Row, _lines
+from clinical_nlp.models.relations_minilm import MAX_PIECES, Pair, Row, _lines, pair_inputs
 from clinical_nlp.models.top_layers import META_FILE, WEIGHTS_FILE, file_sha
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -75,14 +76,6 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     from scipy.special import erf
 
     return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
-
-
-def _pool(states: np.ndarray, off: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """Mean state of the word pieces inside ``[lo, hi)`` (else those overlapping it, else the first)."""
-    inside = (off[:, 0] >= lo) & (off[:, 1] <= hi) & (off[:, 1] > off[:, 0])
-    if not inside.any():
-        inside = (off[:, 1] > lo) & (off[:, 0] < hi)
-    return states[inside].mean(0) if inside.any() else states[0]
 
 
 @dataclass
@@ -125,11 +118,8 @@ class OnnxPairScorer:
 
     def _states(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Final states ``(lines, pieces, hidden)`` and each line's piece offsets."""
-        from onnxruntime import OrtValue
-
         encs = self.tokenizer.encode_batch(texts)
         width = max(len(e.ids) for e in encs)
-        feed = {name: value for name, (_, value) in self.weights.items()}
         arrays = {k: np.zeros((len(texts), width), dtype=np.int64) for k in INPUTS}
         offsets = []
         for i, e in enumerate(encs):
@@ -138,38 +128,19 @@ class OnnxPairScorer:
             arrays["attention_mask"][i, :n] = e.attention_mask
             arrays["token_type_ids"][i, :n] = e.type_ids
             offsets.append(np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2))
-        feed.update({k: OrtValue.ortvalue_from_numpy(v) for k, v in arrays.items()})
-        (states,) = self.session.run_with_ort_values([OUTPUT], feed)
-        return states.numpy(), offsets
+        (states,) = run_graph(self.session, self.weights, arrays, [OUTPUT])
+        return states, offsets
 
     def _logits(self, lines: list[dict[str, Any]], cands: Sequence[Sequence[Pair]]) -> np.ndarray:
         states, offsets = self._states([x["text"] for x in lines])
-        label_ids = {lab: i for i, lab in enumerate(self.labels)}
-        unknown = len(self.labels)
-        pooled: list[np.ndarray] = []
-        where: dict[tuple[int, str], int] = {}
-        ia, ib, la, lb, dist, order = [], [], [], [], [], []
-        for k, x in enumerate(lines):
-            off = offsets[k]
-            st = states[k, : len(off)]
-            for j in x["pairs"]:
-                a, b = cands[x["row"]][j]
-                for s in (a, b):
-                    if (k, s["id"]) not in where:
-                        where[(k, s["id"])] = len(pooled)
-                        pooled.append(_pool(st, off, s["start"] - x["lineoff"], s["end"] - x["lineoff"]))
-                ia.append(where[(k, a["id"])])
-                ib.append(where[(k, b["id"])])
-                la.append(label_ids.get(a["label"], unknown))
-                lb.append(label_ids.get(b["label"], unknown))
-                gap = max(b["start"] - a["end"], a["start"] - b["end"], 0)
-                dist.append(min(DIST_BUCKETS - 1, int(math.log2(gap + 1))))
-                order.append(1.0 if a["start"] <= b["start"] else -1.0)
+        pooled, p = pair_inputs(lines, [states[k, : len(off)] for k, off in enumerate(offsets)], offsets, cands,
+                                self.labels)  # fmt: skip
         table = np.stack(pooled)
-        ha, hb = table[ia], table[ib]
+        ha, hb = table[p.ia], table[p.ib]
         emb, demb = self.head["labels.weight"], self.head["dist.weight"]
         feats = np.concatenate(
-            [ha, hb, ha * hb, emb[la], emb[lb], demb[dist], np.asarray(order, dtype=np.float32)[:, None]], axis=1
+            [ha, hb, ha * hb, emb[p.la], emb[p.lb], demb[p.dist], np.asarray(p.order, dtype=np.float32)[:, None]],
+            axis=1,
         )
         hidden = _gelu(feats @ self.head["mlp.1.weight"].T + self.head["mlp.1.bias"])
         return hidden @ self.head["mlp.3.weight"].T + self.head["mlp.3.bias"]
