@@ -199,14 +199,19 @@ class TransformerPHITagger:
         return combine_window_logits(win, logits, toks, self.labels)
 
     def proba(self, text: str, toks: Sequence[tuple[int, int]], only: Sequence[int] | None = None) -> np.ndarray:
-        if not toks or (only is not None and not len(only)):
-            return np.zeros((0, len(self.labels)))
-        p = softmax(_cached_logits(self, text, tuple(toks)))
-        return p if only is None else p[list(only)]
+        return word_proba(self, text, toks, only)
 
     @property
     def name(self) -> str:
         return f"{self.meta.get('name', 'deid-minilm')}@{self.meta.get('version', '0')}+{self.digest}"
+
+
+def word_proba(model: Any, text: str, toks: Sequence[tuple[int, int]], only: Sequence[int] | None) -> np.ndarray:
+    """``model``'s (either runtime's tagger) word probabilities, like the CRF's ``proba``; logits cached."""
+    if not toks or (only is not None and not len(only)):
+        return np.zeros((0, len(model.labels)))
+    p = softmax(_cached_logits(model, text, tuple(toks)))
+    return p if only is None else p[list(only)]
 
 
 @lru_cache(maxsize=2048)

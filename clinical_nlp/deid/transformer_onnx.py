@@ -27,13 +27,13 @@ from clinical_nlp.deid.transformer import (
     WINDOW,
     TransformerPHITagger,
     Windows,
-    _cached_logits,
     combine_window_logits,
+    word_proba,
 )
 from clinical_nlp.errors import ConfigError
-from clinical_nlp.models.assertion_transformer import softmax
 from clinical_nlp.models.onnx_graph import (
     export,
+    frozen_base,
     onnx_available,
     open_graph,
     read_meta,
@@ -48,29 +48,11 @@ OUTPUT = "logits"
 
 def export_phi_graph(tagger: TransformerPHITagger, path: Path | str) -> str:
     """Write ``tagger``'s graph (it must have been saved to ``path``); returns the graph's hash."""
-    import torch
-
-    from clinical_nlp.models.embeddings import load_minilm
-    from clinical_nlp.models.top_layers import run_layers
-
-    _, encoder = load_minilm(str(tagger.base_dir))
-    n_base = int(encoder.config.num_hidden_layers) - tagger.top_layers
-
-    class Full(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.emb = encoder.embeddings
-            self.base = torch.nn.ModuleList(encoder.encoder.layer[:n_base])
-            self.top = tagger.top
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            h = self.emb(input_ids=input_ids, token_type_ids=token_type_ids)
-            return self.top(run_layers(self.base, h, attention_mask), attention_mask)
-
+    full, n_base = frozen_base(tagger.base_dir, tagger.top_layers, tagger.top, lambda top, h, mask: top(h, mask))
     win = tagger.windows("Seen by Dr. Lopez at Sacred Heart on 3/4. " * 20)
     args = tuple(win.enc[k] for k in INPUTS)
     axes = {k: {0: "windows", 1: "pieces"} for k in INPUTS} | {OUTPUT: {0: "windows", 1: "pieces"}}
-    return export(Full(), args, Path(path), list(INPUTS), [OUTPUT], axes, n_base)
+    return export(full, args, Path(path), list(INPUTS), [OUTPUT], axes, n_base)
 
 
 @dataclass(eq=False)  # hashed by identity, for the logits cache
@@ -125,10 +107,7 @@ class OnnxPHITagger:
         return combine_window_logits(win, logits, toks, self.labels)
 
     def proba(self, text: str, toks: Sequence[tuple[int, int]], only: Sequence[int] | None = None) -> np.ndarray:
-        if not toks or (only is not None and not len(only)):
-            return np.zeros((0, len(self.labels)))
-        p = softmax(_cached_logits(self, text, tuple(toks)))
-        return p if only is None else p[list(only)]
+        return word_proba(self, text, toks, only)
 
 
 def load_phi_tagger(path: Path, base_dir: Path | None = None) -> Any:

@@ -37,6 +37,7 @@ from clinical_nlp.models.onnx_graph import (
     GRAPH_FILE,
     OPSET,
     export,
+    frozen_base,
     open_graph,
     read_meta,
     run_graph,
@@ -62,31 +63,17 @@ def export_graph(model: Any, path: Path | str) -> str:
     ``path`` must be the directory the model was saved to: the graph's weight sources and hash are
     added to its ``meta.json``.
     """
-    import torch
-
-    from clinical_nlp.models.embeddings import load_minilm
-    from clinical_nlp.models.top_layers import run_layers
-
-    _, encoder = load_minilm(str(model.base_dir))
-    n_base = int(encoder.config.num_hidden_layers) - model.top_layers
-
-    class Full(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.emb = encoder.embeddings
-            self.base = torch.nn.ModuleList(encoder.encoder.layer[:n_base])
-            self.top = model.top
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any, concept: Any) -> tuple:
-            h = self.emb(input_ids=input_ids, token_type_ids=token_type_ids)
-            out = self.top(run_layers(self.base, h, attention_mask), attention_mask, concept)
-            return tuple(out[a] for a in CLASSES)
-
+    full, n_base = frozen_base(
+        model.base_dir,
+        model.top_layers,
+        model.top,
+        lambda top, h, mask, concept: tuple(top(h, mask, concept)[a] for a in CLASSES),
+    )
     model.top.train(False)
     batch = model.encode([("No fever today.", 3, 8), ("History of diabetes mellitus in the past year.", 11, 28)])
     args = tuple(batch["enc"][k] for k in INPUTS[:3]) + (batch["concept"],)
     axes = {k: {0: "rows", 1: "pieces"} for k in INPUTS} | {a: {0: "rows"} for a in CLASSES}
-    return export(Full(), args, Path(path), list(INPUTS), list(CLASSES), axes, n_base)
+    return export(full, args, Path(path), list(INPUTS), list(CLASSES), axes, n_base)
 
 
 # ---------------------------------------------------------------------- prediction (numpy + onnxruntime)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,32 @@ def weight_source(name: str, n_base: int) -> str:
     if head == "top":
         return f"top:{rest}"
     raise ConfigError(f"graph input {name!r} has no known weights")
+
+
+def frozen_base(base_dir: Path, top_layers: int, top: Any, tail: Callable[..., Any]) -> tuple[Any, int]:
+    """``(module, number of frozen layers)``: the checkpoint's embeddings and frozen lower layers, then
+    ``tail(top, states, attention_mask, *extra inputs)``. The submodules are named ``emb``, ``base``
+    and ``top``: the names :func:`weight_source` maps to the two weight files."""
+    import torch
+
+    from clinical_nlp.models.embeddings import load_minilm
+    from clinical_nlp.models.top_layers import run_layers
+
+    _, encoder = load_minilm(str(base_dir))
+    n_base = int(encoder.config.num_hidden_layers) - top_layers
+
+    class Full(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = encoder.embeddings
+            self.base = torch.nn.ModuleList(encoder.encoder.layer[:n_base])
+            self.top = top
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any, *extra: Any) -> Any:
+            h = self.emb(input_ids=input_ids, token_type_ids=token_type_ids)
+            return tail(self.top, run_layers(self.base, h, attention_mask), attention_mask, *extra)
+
+    return Full(), n_base
 
 
 def export(

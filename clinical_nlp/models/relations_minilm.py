@@ -91,6 +91,15 @@ def _pool(states: Any, off: Any, lo: int, hi: int) -> Any:
     return states[inside].mean(0) if bool(inside.any()) else states[0]
 
 
+def scatter(lines: list[dict[str, Any]], probs: np.ndarray, out: list[np.ndarray]) -> None:
+    """Row ``k`` of ``probs`` (line order, then pair order) into its row's and candidate's place in ``out``."""
+    k = 0
+    for x in lines:
+        for j in x["pairs"]:
+            out[x["row"]][j] = probs[k]
+            k += 1
+
+
 @dataclass
 class PairIndex:
     """Per candidate pair (line order, then pair order): rows of both spans in the pooled table, their
@@ -292,12 +301,7 @@ class MiniLMPairScorer:
         with torch.no_grad():
             for b in range(0, len(lines), batch):
                 chunk = lines[b : b + batch]
-                probs = torch.softmax(self._logits(chunk, rows, cands), -1).numpy()
-                k = 0
-                for x in chunk:
-                    for j in x["pairs"]:
-                        out[x["row"]][j] = probs[k]
-                        k += 1
+                scatter(chunk, torch.softmax(self._logits(chunk, rows, cands), -1).numpy(), out)
         return out
 
 

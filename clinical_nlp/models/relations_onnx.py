@@ -28,16 +28,18 @@ from typing import Any
 
 import numpy as np
 
+from clinical_nlp.models.assertion_transformer import softmax
 from clinical_nlp.models.onnx_graph import (
     GRAPH_FILE,
     export,
+    frozen_base,
     onnx_available,
     open_graph,
     read_meta,
     run_graph,
     word_piece_tokenizer,
 )
-from clinical_nlp.models.relations_minilm import MAX_PIECES, Pair, Row, _lines, pair_inputs
+from clinical_nlp.models.relations_minilm import MAX_PIECES, Pair, Row, _lines, pair_inputs, scatter
 from clinical_nlp.models.top_layers import META_FILE, WEIGHTS_FILE, file_sha
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -46,30 +48,20 @@ OUTPUT = "states"
 
 def export_pair_graph(scorer: Any, path: Path | str) -> str:
     """Write the encoder graph of ``scorer`` (a :class:`MiniLMPairScorer` saved in ``path``); returns its hash."""
-    import torch
-
     from clinical_nlp.models.embeddings import load_minilm
     from clinical_nlp.models.top_layers import run_layers
 
-    tok, encoder = load_minilm(str(scorer.base_dir))
-    n_base = int(encoder.config.num_hidden_layers) - scorer.top_layers
-
-    class Encoder(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.emb = encoder.embeddings
-            self.base = torch.nn.ModuleList(encoder.encoder.layer[:n_base])
-            self.top = scorer.head
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            h = self.emb(input_ids=input_ids, token_type_ids=token_type_ids)
-            h = run_layers(self.base, h, attention_mask).half().float()  # the torch scorer caches fp16 states
-            return run_layers(self.top.layers, h, attention_mask)
-
+    tok, _ = load_minilm(str(scorer.base_dir))
+    full, n_base = frozen_base(  # the torch scorer caches the frozen states in float16: so does the graph
+        scorer.base_dir,
+        scorer.top_layers,
+        scorer.head,
+        lambda top, h, mask: run_layers(top.layers, h.half().float(), mask),
+    )
     enc = tok(["Age > 18 years", "HbA1c 7-10% within 3 months"], padding=True, return_tensors="pt")
     args = tuple(enc[k] for k in INPUTS)
     axes = {k: {0: "lines", 1: "pieces"} for k in INPUTS} | {OUTPUT: {0: "lines", 1: "pieces"}}
-    return export(Encoder(), args, Path(path), list(INPUTS), [OUTPUT], axes, n_base)
+    return export(full, args, Path(path), list(INPUTS), [OUTPUT], axes, n_base)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -151,15 +143,7 @@ class OnnxPairScorer:
         lines = sorted(_lines(rows, cands), key=lambda x: len(x["text"]))  # similar lengths batched: little padding
         for b in range(0, len(lines), batch):
             chunk = lines[b : b + batch]
-            logits = self._logits(chunk, cands)
-            logits = logits - logits.max(1, keepdims=True)
-            probs = np.exp(logits)
-            probs /= probs.sum(1, keepdims=True)
-            k = 0
-            for x in chunk:
-                for j in x["pairs"]:
-                    out[x["row"]][j] = probs[k]
-                    k += 1
+            scatter(chunk, softmax(self._logits(chunk, cands)), out)
         return out
 
 
