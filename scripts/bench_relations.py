@@ -14,6 +14,7 @@ Writes ``<output>/bench_relations.json``; exits 1 when a printed target is misse
 binary >= 0.80, 1,000 criteria < 60 s).
 
 Usage: python scripts/bench_relations.py [--output artifacts] [--speed-notes 1000] [--save DIR]
+       [--minilm-epochs 5] [--minilm-top-layers 2]
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed-notes", type=int, default=1000)
     ap.add_argument("--save", type=Path, help="also save the model here (make model: the shipped one); "
                     "then the targets are printed and only an error fails the run")  # fmt: skip
+    ap.add_argument("--minilm-top-layers", type=int, default=PairTrainConfig.top_layers,
+                    help="MiniLM layers fine-tuned by the pair scorer (the rest stay frozen)")  # fmt: skip
     ap.add_argument("--minilm-epochs", type=int, default=PairTrainConfig.epochs,
                     help="fine-tune the MiniLM pair scorer this many epochs (0: the linear model alone)")  # fmt: skip
     args = ap.parse_args(argv)
@@ -89,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     split = trial_split(dev)
     tune = [r for r in dev if r["trial"] in set(split["tune"])]
     report = [r for r in dev if r["trial"] in set(split["report"])]
-    config = PairTrainConfig(epochs=args.minilm_epochs) if args.minilm_epochs > 0 else None
+    config = (
+        PairTrainConfig(epochs=args.minilm_epochs, top_layers=args.minilm_top_layers)
+        if args.minilm_epochs > 0
+        else None
+    )
     fine = tqdm(total=None, desc="MiniLM fine-tuning", unit="line", disable=None if config else True)
 
     def step(done: int, total: int) -> None:
