@@ -36,6 +36,7 @@ from clinical_nlp.models.onnx_graph import (
     frozen_base,
     onnx_available,
     open_graph,
+    pad_encodings,
     read_meta,
     run_graph,
     word_piece_tokenizer,
@@ -86,16 +87,10 @@ class OnnxPHITagger:
     def windows(self, text: str) -> Windows:
         """The note's overlapping windows, as the torch tagger's fast tokenizer cuts them (padded to the longest)."""
         first = self.tokenizer.encode(text)
-        encs = [first, *first.overflowing]
-        width = max(len(e.ids) for e in encs)
-        enc = {k: np.zeros((len(encs), width), dtype=np.int64) for k in INPUTS}
-        offsets = np.zeros((len(encs), width, 2), dtype=np.int64)
-        for i, e in enumerate(encs):
-            n = len(e.ids)
-            enc["input_ids"][i, :n] = e.ids
-            enc["attention_mask"][i, :n] = e.attention_mask
-            enc["token_type_ids"][i, :n] = e.type_ids
-            offsets[i, :n] = np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2)
+        enc, spans = pad_encodings([first, *first.overflowing])
+        offsets = np.zeros((*enc["input_ids"].shape, 2), dtype=np.int64)
+        for i, off in enumerate(spans):
+            offsets[i, : len(off)] = off
         return Windows(enc, offsets)
 
     def word_logits(self, text: str, toks: Sequence[tuple[int, int]]) -> np.ndarray:

@@ -39,6 +39,7 @@ from clinical_nlp.models.onnx_graph import (
     export,
     frozen_base,
     open_graph,
+    pad_encodings,
     read_meta,
     run_graph,
     word_piece_tokenizer,
@@ -108,17 +109,10 @@ class OnnxAssertionModel:
     def encode(self, rows: Sequence[tuple[str, int, int]], sections: Sequence[str | None] | None = None) -> dict:
         """The graph's four inputs for ``rows`` (padded to the longest row)."""
         marks = [marked(t, s, e, sections[i] if sections else None) for i, (t, s, e) in enumerate(rows)]
-        encs = self.tokenizer.encode_batch([m[0] for m in marks])
-        width = max(len(e.ids) for e in encs)
-        out = {k: np.zeros((len(rows), width), dtype=np.int64) for k in INPUTS[:3]}
-        concept = np.zeros((len(rows), width), dtype=bool)
-        for i, (e, (_, lo, hi)) in enumerate(zip(encs, marks, strict=True)):
-            n = len(e.ids)
-            out["input_ids"][i, :n] = e.ids
-            out["attention_mask"][i, :n] = e.attention_mask
-            out["token_type_ids"][i, :n] = e.type_ids
-            spans = np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2)
-            concept[i, :n] = (spans[:, 0] >= lo) & (spans[:, 1] <= hi) & (spans[:, 1] > spans[:, 0])
+        out, offsets = pad_encodings(self.tokenizer.encode_batch([m[0] for m in marks]))
+        concept = np.zeros(out["input_ids"].shape, dtype=bool)
+        for i, (spans, (_, lo, hi)) in enumerate(zip(offsets, marks, strict=True)):
+            concept[i, : len(spans)] = (spans[:, 0] >= lo) & (spans[:, 1] <= hi) & (spans[:, 1] > spans[:, 0])
         return {**out, "concept": concept}
 
     def logits(self, rows: Sequence[tuple[str, int, int]], batch_size: int = 64, sections=None) -> dict[str, Any]:

@@ -183,6 +183,23 @@ def run_graph(
     return [v.numpy() for v in session.run_with_ort_values(outputs, feed)]
 
 
+def pad_encodings(encs: list[Any]) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """``tokenizers`` encodings as the graphs' ``input_ids`` / ``attention_mask`` / ``token_type_ids``
+    (int64, zero-padded to the longest), and each encoding's ``(pieces, 2)`` character offsets."""
+    width = max(len(e.ids) for e in encs)
+    arrays = {
+        k: np.zeros((len(encs), width), dtype=np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")
+    }
+    offsets = []
+    for i, e in enumerate(encs):
+        n = len(e.ids)
+        arrays["input_ids"][i, :n] = e.ids
+        arrays["attention_mask"][i, :n] = e.attention_mask
+        arrays["token_type_ids"][i, :n] = e.type_ids
+        offsets.append(np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2))
+    return arrays, offsets
+
+
 def word_piece_tokenizer(base: Path, max_pieces: int, stride: int = 0) -> Any:
     """The checkpoint's ``tokenizer.json`` (Hugging Face ``tokenizers``): no padding, truncated (with
     ``stride`` pieces of overlap between overflowing windows) like the torch side's fast tokenizer."""

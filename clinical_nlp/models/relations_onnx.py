@@ -35,6 +35,7 @@ from clinical_nlp.models.onnx_graph import (
     frozen_base,
     onnx_available,
     open_graph,
+    pad_encodings,
     read_meta,
     run_graph,
     word_piece_tokenizer,
@@ -110,16 +111,7 @@ class OnnxPairScorer:
 
     def _states(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Final states ``(lines, pieces, hidden)`` and each line's piece offsets."""
-        encs = self.tokenizer.encode_batch(texts)
-        width = max(len(e.ids) for e in encs)
-        arrays = {k: np.zeros((len(texts), width), dtype=np.int64) for k in INPUTS}
-        offsets = []
-        for i, e in enumerate(encs):
-            n = len(e.ids)
-            arrays["input_ids"][i, :n] = e.ids
-            arrays["attention_mask"][i, :n] = e.attention_mask
-            arrays["token_type_ids"][i, :n] = e.type_ids
-            offsets.append(np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2))
+        arrays, offsets = pad_encodings(self.tokenizer.encode_batch(texts))
         (states,) = run_graph(self.session, self.weights, arrays, [OUTPUT])
         return states, offsets
 
