@@ -7,30 +7,7 @@ from pathlib import Path
 
 import typer
 
-from clinical_nlp.errors import InputFormatError
-
-
-def _rows(path: Path) -> list[dict]:
-    from clinical_nlp.io.jsonl import iter_json_rows
-
-    rows, seen = [], set()
-    for line, row in iter_json_rows(path):
-        if "id" not in row or not isinstance(row.get("text"), str):
-            raise InputFormatError("row needs an 'id' and a string 'text'", source=str(path), line=line)
-        if str(row["id"]) in seen:
-            raise InputFormatError(f"duplicate id {row['id']!r}", source=str(path), line=line)
-        seen.add(str(row["id"]))
-        for s in row.get("spans") or []:
-            if not (isinstance(s, dict) and "id" in s and 0 <= int(s.get("start", -1)) <= int(s.get("end", -1))
-                    <= len(row["text"])):  # fmt: skip
-                raise InputFormatError(
-                    f"note {row['id']!r}: span {s!r} needs an 'id' and offsets inside the text", source=str(path),
-                    line=line,
-                )  # fmt: skip
-        rows.append(row)
-    if not rows:
-        raise InputFormatError("no rows (empty input)", source=str(path))
-    return rows
+from clinical_nlp.io.relation_rows import read_relation_rows
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
@@ -49,7 +26,8 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
 
         from clinical_nlp.models.relations import C_GRID, train_relations
 
-        train_rows, dev_rows = _rows(train), _rows(dev)
+        train_rows = read_relation_rows(train, with_relations=True)
+        dev_rows = read_relation_rows(dev, with_relations=True)
         config = None
         if minilm:
             from clinical_nlp.models.relations_minilm import PairTrainConfig
@@ -83,7 +61,12 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
         from clinical_nlp.models.relations import load_relation_model
 
         mdl = load_relation_model(model)
-        rows = _rows(input)
+        rows = read_relation_rows(input)
+        known = {label for pair in mdl.allowed for label in pair}
+        unknown = sorted({str(s["label"]) for r in rows for s in r.get("spans") or []} - known)
+        if unknown:
+            typer.echo(f"warning: the model was not trained on the label(s) {', '.join(unknown)}: "
+                       "their spans get no relations", err=True)  # fmt: skip
         preds = mdl.predict(rows)
         n = write_rows(output, [{"id": r["id"], "relations": p} for r, p in zip(rows, preds, strict=True)])
         typer.echo(f"{sum(map(len, preds))} relation(s) in {n} row(s) -> {output}")

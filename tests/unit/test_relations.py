@@ -123,5 +123,11 @@ def test_cli_train_and_predict_contract(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "x", "text": "abc", "spans": [{"start": 0, "end": 9, "label": "Value"}]}) + "\n")
     res = CliRunner().invoke(app, ["relations", "--model", str(tmp_path / "m"), "-i", str(bad), "-o", str(out)])
-    assert isinstance(res.exception, InputFormatError) and "offsets inside the text" in str(res.exception)
+    assert isinstance(res.exception, InputFormatError) and "needs an 'id'" in str(res.exception)
     assert out.exists() and len(out.read_text().splitlines()) == 2  # the earlier output is untouched
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text(json.dumps({"id": "x", "text": "abc", "spans": [{"id": "T1", "start": 0, "end": 3,
+                                                                        "label": "Gene"}]}) + "\n")  # fmt: skip
+    res = CliRunner().invoke(app, ["relations", "--model", str(tmp_path / "m"), "-i", str(unknown), "-o", str(out)])
+    assert res.exit_code == 0 and "not trained on the label(s) Gene" in res.output
+    assert json.loads(out.read_text()) == {"id": "x", "relations": []}
