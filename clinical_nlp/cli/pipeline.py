@@ -45,6 +45,11 @@ def run_assertions(
             for key in ("text", "start", "end"):
                 if key not in row:
                     raise InputFormatError(f"row {rid!r} has no {key!r}", source=src, line=number)
+            if rid in seen_line:
+                raise InputFormatError(
+                    f"duplicate id {rid!r} (first on line {seen_line[rid]}): output rows are joined by id",
+                    source=src, line=number,
+                )  # fmt: skip
             seen_line[rid] = number
             concept = row.get("concept")
             yield rid, row["text"], row["start"], row["end"], concept if isinstance(concept, str) else None

@@ -73,6 +73,13 @@ def test_model_option_and_details(tmp_path: Path) -> None:
         ([{"id": "r1", "text": "No fever", "end": 8}], "no 'start'"),
         ([{"id": "big", "text": "fever " * 1_700_000, "start": 0, "end": 5}], "exceeds"),
         ([], "empty input"),
+        (
+            [
+                {"id": "r1", "text": "No fever", "start": 3, "end": 8},
+                {"id": "r1", "text": "Fever.", "start": 0, "end": 5},
+            ],
+            "duplicate id 'r1' (first on line 1)",
+        ),
     ],
 )
 def test_bad_input_clear_error_no_output(tmp_path: Path, rows: list[dict], needle: str) -> None:
