@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from clinical_nlp.deid.context import NOT_NAMES as _NOT_NAMES
 from clinical_nlp.deid.context import find_context_names, place_runs
@@ -17,7 +17,7 @@ from clinical_nlp.deid.lexicons import CITIES, FIRST_NAMES, HOSPITALS, LAST_NAME
 from clinical_nlp.deid.model import PHITagger, load_tagger, tokenize
 from clinical_nlp.deid.review import flag_for_review
 from clinical_nlp.deid.rules import find_rule_spans
-from clinical_nlp.deid.shield import digit_names, shielded
+from clinical_nlp.deid.shield import digit_names, shielded, unshielded_part
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 
 METHOD = (
@@ -167,7 +167,11 @@ class Detector:
         # the clinical-vocabulary shield has the last word: headers and clinical words are never PHI
         out = []
         for text, (marks, _, p_o, words) in zip(texts, found, strict=True):
-            spans = [s for s in _resolve(marks) if s.label in _UNSHIELDED or not shielded(text[s.start : s.end])]
+            spans = []
+            for sp in _resolve(marks):  # cut clinical words from a span's ends; dates and codes stay whole
+                bounds = (sp.start, sp.end) if sp.label in _UNSHIELDED else unshielded_part(text, sp.start, sp.end)
+                if bounds is not None:
+                    spans.append(replace(sp, start=bounds[0], end=bounds[1]))
             if self.review_below is not None:  # the privacy review queue: flagged, redacted until reviewed
                 spans = flag_for_review(text, spans, p_o, words, self.threshold, self.review_below)
             out.append(spans)

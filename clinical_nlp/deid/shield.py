@@ -2,7 +2,8 @@
 
 A detection whose whole text (case-insensitive, trailing colon ignored) is a shield word is dropped:
 "History of Present Illness" must not become "History of Present Joe", nor "IMPRESSION:" become
-"SHARON:". The list is general clinical document vocabulary (section names of H&P, discharge and
+"SHARON:"; one that only begins or ends with shield words loses them ("Pt John Smith": "John
+Smith"). The list is general clinical document vocabulary (section names of H&P, discharge and
 progress notes, LOINC document section titles), written from that knowledge, not from reading a
 de-identification corpus' errors. Words that are also common surnames or first names (Hope, Grace,
 Bishop) are deliberately absent: for them the detector decides.
@@ -23,7 +24,7 @@ SHIELD = frozenset(
     diagnoses diagnosis diet discharge disposition encounter evaluation exam examination family findings
     follow followup history hpi illness imaging immunization immunizations impression indication
     indications instructions interval labs laboratory medication medications neuro note notes nursing
-    objective observation observations outcome past patient physical plan plans present problem problems
+    objective observation observations outcome past patient physical plan plans present problem problems pt pts
     procedure procedures prognosis progress radiology reason recommendation recommendations referral
     results review ros signs social status subjective summary surgical symptoms systems treatment
     vaccination vaccine vitals vital wound
@@ -42,6 +43,23 @@ def shielded(surface: str) -> bool:
     """Whether a detected span's text is clinical vocabulary (never PHI)."""
     words = re.findall(r"[A-Za-z]+", surface)
     return bool(words) and all(w.lower() in SHIELD for w in words)
+
+
+#: words that join shield words in headers ("History of Present Illness"), cut from a span's ends with them
+_GLUE = frozenset("an and at by for in of on or the to with".split())  # not "a": an initial
+
+
+def unshielded_part(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """``[start, end)`` of ``text`` with shield and joining words cut from both ends (None: nothing else left)."""
+    words = list(re.finditer(r"[A-Za-z]+", text[start:end]))
+    kept = [i for i, w in enumerate(words) if w.group().lower() not in SHIELD and w.group().lower() not in _GLUE]
+    if not words:
+        return start, end
+    if not kept:
+        return None
+    head = start if kept[0] == 0 else start + words[kept[0]].start()
+    tail = end if kept[-1] == len(words) - 1 else start + words[kept[-1]].end()
+    return head, tail
 
 
 def digit_names(text: str) -> Iterator[tuple[int, int]]:

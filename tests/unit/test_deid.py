@@ -236,6 +236,34 @@ def test_clinical_vocabulary_is_shielded_and_synthetic_names_are_caught():
     assert not found & {"Illness", "IMPRESSION", "Assessment", "Plan", "History", "Mg2"}
 
 
+@pytest.mark.parametrize(
+    ("surface", "kept"),
+    [
+        ("Pt John Smith", "John Smith"),
+        ("John Smith, Pt", "John Smith"),
+        ("IMPRESSION:", None),
+        ("History of Present Illness", None),
+        ("Lakeside Nursing Home", "Lakeside Nursing Home"),
+        ("St. Agnes", "St. Agnes"),
+        ("12/25", "12/25"),
+    ],
+)
+def test_shield_words_are_cut_from_the_ends_of_a_detection(surface, kept):
+    from clinical_nlp.deid.shield import unshielded_part
+
+    text = f"on {surface} today"
+    got = unshielded_part(text, 3, 3 + len(surface))
+    assert (text[got[0] : got[1]] if got else None) == kept
+
+
+def test_a_note_opening_with_pt_keeps_it_and_loses_the_name():
+    text = "Pt John Smith was seen today. Pt Mary Jones, wife, called."
+    spans = Detector().detect(text)
+    found = {text[s.start : s.end] for s in spans}
+    assert text.startswith("Pt ") and not any(f.lower().startswith("pt") for f in found)
+    assert {"John", "Smith", "Mary", "Jones"} <= set(" ".join(found).split())
+
+
 def test_metadata_is_deidentified_with_the_text(tmp_path):
     """File names (holding the patient's name) become pseudonyms, dates shift with the text, identifiers
     and names in free-text fields are replaced; the input's own 'deidentified' claim is dropped."""
