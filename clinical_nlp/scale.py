@@ -295,6 +295,8 @@ def run_partitioned(
             finally:
                 out.close()
                 stats.model_version = out.model_version
+            if stats.notes == 0:  # inside the writer: no output file is left
+                raise InputFormatError("no notes in input (empty file)", source=str(input))
     finally:
         bar.close()
     return stats

@@ -94,6 +94,7 @@ FILE_CASES = [
     ("preannotate-duplicates", _rows(GOOD, GOOD), "preannotate", r"duplicate id 'a'"),
     ("preannotate-huge", _rows(HUGE), "preannotate", r"exceeds the limit"),
     ("preannotate-non-utf8", b'{"id": "a", "text": "\xff"}\n', "preannotate", r"not valid UTF-8"),
+    ("preannotate-no-notes", "\n\n", "preannotate", r"no notes in input"),
     ("deid-truncated", '{"id": "a", "text": "Mr Smith"', "deid", r"invalid JSON"),
     ("deid-duplicates", _rows(GOOD, GOOD), "deid", r"duplicate id 'a'"),
     ("deid-non-utf8", b'{"id": "a", "text": "\xff"}\n', "deid", r"not (valid )?UTF-8"),
