@@ -52,15 +52,17 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
 
     @app.command("relations")
     def relations_cmd(
-        model: Path = typer.Option(..., "--model", help="Directory written by 'train relations'."),
+        model: Path | None = typer.Option(
+            None, "--model", help="Directory written by 'train relations' (default: the shipped model)."
+        ),
         input: Path = typer.Option(..., "--input", "-i", help="JSONL rows: id, text, spans (with ids)."),
         output: Path = typer.Option(..., "--output", "-o", help="JSONL rows: id, relations (type, arg1, arg2, score)."),
     ) -> None:
         """Predict relations between the given spans of each row (one output row per input row, in order)."""
         from clinical_nlp.io.jsonl import write_rows
-        from clinical_nlp.models.relations import load_relation_model
+        from clinical_nlp.models.relations import load_relation_model, resolve_relation_model_dir
 
-        mdl = load_relation_model(model)
+        mdl = load_relation_model(resolve_relation_model_dir(model, "--model"))
         rows = read_relation_rows(input)
         known = {label for pair in mdl.allowed for label in pair}
         unknown = sorted({str(s["label"]) for r in rows for s in r.get("spans") or []} - known)

@@ -10,15 +10,9 @@ import typer
 
 def _relation_model(given: Path | None) -> Path | None:
     """``--relations``: a directory, or ``default`` for the model shipped with the package."""
-    if given is None or str(given) != "default":
-        return given
-    from clinical_nlp.errors import ConfigError
-    from clinical_nlp.models.relations import default_relation_model_dir
+    from clinical_nlp.models.relations import resolve_relation_model_dir
 
-    found = default_relation_model_dir()
-    if found is None:
-        raise ConfigError("--relations default: the shipped relation model is not built (make model)")
-    return found
+    return None if given is None else resolve_relation_model_dir(given, "--relations")
 
 
 def register(app: typer.Typer) -> None:

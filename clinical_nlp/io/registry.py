@@ -205,5 +205,7 @@ def convert_corpus(
     fmt_in = normalize_format(from_fmt) if from_fmt else detect_format(input)
     fmt_out = normalize_format(to_fmt) if to_fmt else detect_format(output, for_output=True)
     docs = read_corpus(input, fmt_in, allow_empty=allow_empty)
+    if not docs:
+        raise InputFormatError("no documents in input (empty file)", source=str(input))
     count = write_corpus(docs, output, fmt_out, overlap=overlap)
     return count, sum(len(d.spans) for d in docs), fmt_in, fmt_out

@@ -319,6 +319,16 @@ def default_relation_model_dir() -> Path | None:
     return DEFAULT_RELATION_MODEL_DIR if (DEFAULT_RELATION_MODEL_DIR / "relations.json").exists() else None
 
 
+def resolve_relation_model_dir(given: Path | str | None, option: str) -> Path:
+    """A relation model option's directory: ``default`` (or nothing) is the shipped model."""
+    if given is not None and str(given) != "default":
+        return Path(given)
+    found = default_relation_model_dir()
+    if found is None:
+        raise ConfigError(f"{option} default: the shipped relation model is not built (make model)")
+    return found
+
+
 def _examples(rows: Sequence[Row], allowed: set[tuple[str, str]]) -> tuple[list[list[str]], list[str]]:
     X, y = [], []
     for row in rows:

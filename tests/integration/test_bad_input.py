@@ -91,6 +91,7 @@ FILE_CASES = [
     ("convert-truncated", '{"id": "a"', "convert", r"invalid JSON"),
     ("convert-duplicates", _rows(GOOD, GOOD), "convert", r"duplicate id 'a'"),
     ("convert-span-off", _rows(SPAN_OFF), "convert", r"beyond the text"),
+    ("convert-no-documents", "", "convert", r"no documents in input"),
     ("preannotate-duplicates", _rows(GOOD, GOOD), "preannotate", r"duplicate id 'a'"),
     ("preannotate-huge", _rows(HUGE), "preannotate", r"exceeds the limit"),
     ("preannotate-non-utf8", b'{"id": "a", "text": "\xff"}\n', "preannotate", r"not valid UTF-8"),

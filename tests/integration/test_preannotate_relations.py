@@ -80,3 +80,24 @@ def test_damaged_weights_are_a_config_error(tmp_path, relation_model):
     (copy / "relations.npz").write_bytes(b"not a zip")
     with pytest.raises(ConfigError, match="not a relation model"):
         load_relation_model(copy)
+
+
+def test_relations_without_model_uses_the_shipped_one(tmp_path):
+    """`relations` with no --model (or `--model default`) links given spans with the shipped model."""
+    from typer.testing import CliRunner
+
+    from clinical_nlp.cli.app import app
+
+    text = "HbA1c > 7% within the last 6 months"
+    spans = [
+        {"id": "T1", "start": 0, "end": 5, "label": "Measurement"},
+        {"id": "T2", "start": 6, "end": 10, "label": "Value"},
+    ]
+    notes = tmp_path / "rows.jsonl"
+    notes.write_text(json.dumps({"id": "r0", "text": text, "spans": spans}) + "\n")
+    for extra in ([], ["--model", "default"]):
+        out = tmp_path / "rel.jsonl"
+        res = CliRunner().invoke(app, ["relations", "-i", str(notes), "-o", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+        assert {(r["type"], r["arg1"], r["arg2"]) for r in row["relations"]} == {("Has_value", "T1", "T2")}
