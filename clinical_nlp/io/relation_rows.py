@@ -24,7 +24,9 @@ def _span_problem(span: Any, text: str) -> str | None:
     if not isinstance(span, dict):
         return f"span {span!r} is not an object"
     if "id" not in span or isinstance(span["id"], (dict, list, bool)) or span["id"] is None:
-        return f"span {span!r} needs an 'id' (relations refer to span ids)"
+        where = f"{span.get('start')!r}-{span.get('end')!r} {span.get('label')!r}"
+        return (f"span {where} needs an 'id': relations refer to span ids "
+                "('preannotate --relations default' writes spans with ids and their relations)")  # fmt: skip
     if not isinstance(span.get("label"), str) or not span["label"]:
         return f"span {span['id']!r} needs a string 'label'"
     start, end = _offset(span.get("start")), _offset(span.get("end"))
