@@ -47,7 +47,7 @@ def flag_for_review(
                 s = replace(s, review=f"uncertain {s.label}: P(not PHI) {po:.3f}")
         out.append(s)
     taken = sorted((s.start, s.end) for s in spans)
-    cls = type(spans[0]) if spans else _span_type()
+    near: list[tuple[int, int, str, list[float]]] = []
     for a, (b, label) in sorted(words.items()):
         po = p_o[a]
         if not threshold <= po < review_below or label in ("Date", "DateYear"):
@@ -55,8 +55,21 @@ def flag_for_review(
         word = text[a:b]
         if len(word) < 2 or word.lower() in NOT_NAMES or shielded(word) or any(x < b and a < y for x, y in taken):
             continue
-        out.append(cls(a, b, label, f"possible {label}: P(not PHI) {po:.3f}"))
+        if near and near[-1][2] == label and _joined(text, near[-1][1], a):  # one item, one surrogate
+            near[-1] = (near[-1][0], b, label, [*near[-1][3], po])
+        else:
+            near.append((a, b, label, [po]))
+    cls = type(spans[0]) if spans else _span_type()
+    for a, b, label, pos in near:
+        words_note = f" ({len(pos)} words)" if len(pos) > 1 else ""
+        out.append(cls(a, b, label, f"possible {label}: P(not PHI) {min(pos):.3f}{words_note}"))
     return sorted(out, key=lambda s: (s.start, s.end))
+
+
+def _joined(text: str, end: int, start: int) -> bool:
+    """Whether two words are one name: only spaces or tabs between them (a line break parts them)."""
+    gap = text[end:start]
+    return bool(gap) and not gap.strip(" \t")
 
 
 def _span_type() -> Any:

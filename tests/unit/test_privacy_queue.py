@@ -30,6 +30,18 @@ def test_flags_near_misses_uncertain_detections_and_disagreements():
     assert "Seen" not in got  # P(O) 1.0
 
 
+def test_adjacent_near_misses_of_one_label_are_one_item():
+    text = "Has Blue Cross Blue\nShield and Dr Kroner"
+    words = {4: (8, "Location"), 9: (14, "Location"), 15: (19, "Location"), 20: (26, "Location"), 34: (40, "HCPName")}
+    p_o = {4: 0.937, 9: 0.934, 15: 0.973, 20: 0.965, 34: 0.95}
+    got = [(text[s.start : s.end], s.label, s.review) for s in flag_for_review(text, [], p_o, words, 0.9, 0.98)]
+    assert got == [
+        ("Blue Cross Blue", "Location", "possible Location: P(not PHI) 0.934 (3 words)"),  # a line break parts them
+        ("Shield", "Location", "possible Location: P(not PHI) 0.965"),
+        ("Kroner", "HCPName", "possible HCPName: P(not PHI) 0.950"),  # another label: its own item
+    ]
+
+
 def test_detector_flags_are_part_of_the_phi_written():
     # two names without a context cue: the packaged tagger leaves them just above its threshold
     text = "Pt seen by Kroner today; Brenna visited with her son at bedside. Plan: extubate."
