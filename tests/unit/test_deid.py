@@ -256,6 +256,31 @@ def test_shield_words_are_cut_from_the_ends_of_a_detection(surface, kept):
     assert (text[got[0] : got[1]] if got else None) == kept
 
 
+_EDGE_WORDS = ["Pt", "History", "of", "the", "IMPRESSION", "John", "Smith", "Lakeside", "A.", "12/25", ":", ", "]
+
+
+@given(st.lists(st.sampled_from(_EDGE_WORDS), min_size=1, max_size=7), st.integers(0, 3), st.integers(0, 3))
+@settings(max_examples=300, deadline=None)
+def test_unshielded_part_is_a_trimmed_sub_span_free_of_shield_words_at_its_ends(words, before, after):
+    from clinical_nlp.deid.shield import SHIELD, unshielded_part
+
+    text = "x " * before + " ".join(words) + " y" * after
+    start = 2 * before
+    end = start + len(" ".join(words))
+    got = unshielded_part(text, start, end)
+    letters = re.findall(r"[A-Za-z]+", text[start:end])
+    if got is None:  # only shield or joining words
+        assert letters and all(w.lower() in SHIELD or w.lower() in {"of", "the"} for w in letters)
+        return
+    a, b = got
+    assert start <= a < b <= end
+    kept = re.findall(r"[A-Za-z]+", text[a:b])
+    assert not kept or (
+        kept[0].lower() not in SHIELD | {"of", "the"} and kept[-1].lower() not in SHIELD | {"of", "the"}
+    )
+    assert set(kept) >= {w for w in letters if w in ("John", "Smith", "Lakeside", "A")} or not kept
+
+
 def test_a_note_opening_with_pt_keeps_it_and_loses_the_name():
     text = "Pt John Smith was seen today. Pt Mary Jones, wife, called."
     spans = Detector().detect(text)
