@@ -39,6 +39,7 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ),
     ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])\.(?:\d{2}|\d{4})(?![\d/.])"), 0),
     ("Date", re.compile(rf"\b{_MONTH},?\s+(?:of\s+)?(?:19|20)\d{{2}}\b", re.I), 0),
+    ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}(?![\d/])"), 0),  # month/year: 2/2001
     (
         "Date",
         re.compile(
@@ -50,6 +51,13 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ),
     ("DateYear", re.compile(r"(?<![\w/'])(?:19[5-9]\d|20[0-4]\d)(?![\w/])"), 0),
     ("DateYear", re.compile(r"(?<![\w/])'\d{2}\b|\b\d{2}'(?=[.,;)])"), 0),
+    (  # a year of birth, however old: "born in 1932", "DOB: 1928", "b. 1941"
+        "DateYear",
+        re.compile(
+            r"(?:\bborn|\bbirth|\bdob|\bd\.o\.b\.?|\byob|\bb\.)\s*(?:in|on|:)?\s*((?:18|19|20)\d{2})(?![\w/])", re.I
+        ),
+        1,
+    ),
     (
         "Age",
         re.compile(r"\b(9\d|1[01]\d)(?=\s*-?\s*(?:y/?o\b|yo[fm]?\b|y\.\s?o\b|yrs?\b|yr\.|years?\b|year-old))", re.I),

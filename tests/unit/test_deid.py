@@ -182,6 +182,22 @@ def test_clock_times_and_vent_settings_are_not_dates():
     assert labels_at(text, spans, "8/13") == {"Date"}
 
 
+@pytest.mark.parametrize(
+    ("text", "surface", "label"),
+    [
+        ("Last colonoscopy 2/2001, normal.", "2/2001", "Date"),
+        ("Echo 11/1998 showed EF 40%.", "11/1998", "Date"),
+        ("Born in 1932, widowed.", "1932", "DateYear"),
+        ("DOB: 1928", "1928", "DateYear"),
+        ("Lasix at 1930 hrs.", "1930", None),
+        ("Seen 8/13 in clinic.", "8/13", "Date"),
+    ],
+)
+def test_month_year_dates_and_years_of_birth(text, surface, label):
+    spans = [PHISpan(a, b, lab) for a, b, lab in find_rule_spans(text)]
+    assert labels_at(text, spans, surface) == ({label} if label else set())
+
+
 def test_fast_crf_features_equal_reference_features():
     from clinical_nlp.deid.model import _crf_items, _crf_items_reference, tokenize
 
