@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import hmac
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -13,11 +10,11 @@ from clinical_nlp.deid.context import NOT_NAMES as _NOT_NAMES
 from clinical_nlp.deid.context import find_context_names, place_runs
 from clinical_nlp.deid.gazetteer import warm as warm_lexicons
 from clinical_nlp.deid.gazetteer import zipf
-from clinical_nlp.deid.lexicons import CITIES, FIRST_NAMES, HOSPITALS, LAST_NAMES
 from clinical_nlp.deid.model import PHITagger, load_tagger, tokenize
 from clinical_nlp.deid.review import flag_for_review
 from clinical_nlp.deid.rules import find_rule_spans
 from clinical_nlp.deid.shield import digit_names, shielded, unshielded_part
+from clinical_nlp.deid.surrogates import NAME_LABELS, SurrogateMaker
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 
 METHOD = (
@@ -42,7 +39,6 @@ LABELS: dict[str, str] = {
     "ID": "medical record, account, licence, device, social security or other identifier",
     "Other": "other unique identifying number or code",
 }
-NAME_LABELS = {"PTName", "PTNameInitial", "RelativeProxyName", "HCPName"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,111 +289,6 @@ def _resolve(marks: list[tuple[int, int, str, int]]) -> list[PHISpan]:
             continue
         out.append([a, b, lab, pr])
     return [PHISpan(a, b, lab) for a, b, lab, _ in out]
-
-
-# surrogates -------------------------------------------------------------------
-_DATE_FORMATS = [
-    (re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$"), "mdY"),
-    (re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2})$"), "mdy"),
-    (re.compile(r"^(\d{1,2})/(\d{1,2})$"), "md"),
-    (re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"), "Ymd"),
-]
-
-
-class SurrogateMaker:
-    """Per-patient consistent surrogates keyed by an HMAC secret (same key → same surrogates)."""
-
-    def __init__(self, key: bytes):
-        self.key = key
-
-    def _h(self, *parts: str) -> int:
-        msg = "\x1f".join(parts).encode("utf-8")
-        return int.from_bytes(hmac.new(self.key, msg, hashlib.sha256).digest()[:8], "big")
-
-    def pseudonym(self, kind: str, value: str) -> str:
-        """``<kind>-<12 hex>``: a keyed, stable stand-in for an identifier (patient id, file name, reference)."""
-        return f"{kind}-{self._h('pseudonym', kind, value):016x}"[: len(kind) + 13]
-
-    def date_shift(self, patient: str) -> int:
-        """Days to shift this patient's dates by (-365..-30; intervals are preserved)."""
-        return -30 - self._h("shift", patient) % 336
-
-    def surrogate(self, patient: str, label: str, original: str) -> str:
-        norm = original.lower().strip()
-        if label in NAME_LABELS:
-            pool = LAST_NAMES if self._h("kind", patient, norm) % 2 else FIRST_NAMES
-            if label == "PTNameInitial":
-                return "".join(
-                    c
-                    for c in FIRST_NAMES[self._h("i", patient, norm) % len(FIRST_NAMES)][:1].upper()
-                    + LAST_NAMES[self._h("j", patient, norm) % len(LAST_NAMES)][:1].upper()
-                )
-            value = pool[self._h("name", patient, norm) % len(pool)]  # same name, same surrogate whatever its role
-            return _match_case(value, original)
-        if label == "Location":
-            pool = HOSPITALS if any(w in norm for w in ("hosp", "center", "clinic", "medical")) else CITIES
-            return _match_case(pool[self._h(label, patient, norm) % len(pool)], original)
-        if label == "Date":
-            return self.shift_date(patient, original)
-        if label == "Age":
-            return "90+"
-        if label in {"Phone", "ID", "Other"}:
-            return _digits_like(original, self._h(label, patient, norm))
-        if label == "DateYear":
-            return original  # a year alone is not PHI under Safe Harbor
-        if label == "Email":
-            return f"user{self._h(label, patient, norm) % 10000}@example.org"
-        if label == "URL":
-            return "https://example.org/"
-        if label == "IP":
-            h = self._h(label, patient, norm)
-            return f"192.0.2.{h % 254 + 1}"
-        return f"[{label}]"
-
-    def shift_date(self, patient: str, original: str) -> str:
-        shift = _dt.timedelta(days=self.date_shift(patient))
-        s = original.strip()
-        for pattern, fmt in _DATE_FORMATS:
-            m = pattern.match(s)
-            if not m:
-                continue
-            try:
-                if fmt == "mdY":
-                    d = _dt.date(int(m[3]), int(m[1]), int(m[2])) + shift
-                    return f"{d.month}/{d.day}/{d.year}"
-                if fmt == "mdy":
-                    yy = int(m[3])
-                    d = _dt.date(1900 + yy if yy > 30 else 2000 + yy, int(m[1]), int(m[2])) + shift
-                    return f"{d.month}/{d.day}/{d.year % 100:02d}"
-                if fmt == "md":
-                    d = _dt.date(2000, int(m[1]), int(m[2])) + shift  # leap year keeps 2/29
-                    return f"{d.month}/{d.day}"
-                d = _dt.date(int(m[1]), int(m[2]), int(m[3])) + shift
-                return d.isoformat()
-            except ValueError:
-                break
-        return "[DATE]"
-
-
-def _match_case(value: str, original: str) -> str:
-    if original.isupper():
-        return value.upper()
-    if original.islower():
-        return value.lower()
-    return value.title() if value.islower() else value
-
-
-def _digits_like(original: str, h: int) -> str:
-    out = []
-    for c in original:
-        if c.isdigit():
-            out.append(str(h % 10))
-            h //= 10
-            if h == 0:
-                h = 7919
-        else:
-            out.append(c)
-    return "".join(out)
 
 
 # applying replacements and mapping offsets ----------------------------------------

@@ -1,4 +1,4 @@
-"""Pattern rules for PHI with a regular form (dates, phones, e-mail, URLs, IPs, IDs, ages > 89)."""
+"""Pattern rules for PHI with a regular form (dates, phones, e-mail, URLs, IPs, IDs, ages > 89, US addresses)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,32 @@ _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
     r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?"
 )
+
+#: US state codes, less those that are also words or clinical abbreviations in upper-case notes
+#: ("IN", "OR", "ME", "OK", "HI", "OH"; "CO" cardiac output, "PA" pulmonary artery, "LA", "MI", "DE", "ID", "AL")
+_STATE = (
+    r"(?:AK|AZ|AR|CA|CT|DC|FL|GA|IL|IA|KS|KY|MD|MA|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|"
+    r"NC|ND|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR)"
+)
+#: street suffixes, title or upper case; left out are those with a common clinical reading in a
+#: nursing note ("lines in PLACE", "resp DRIVE", "on his WAY", "ST segment", "CT", "LN" lymph node)
+_FULL_SUFFIXES = "street avenue road boulevard lane terrace parkway highway"
+_STREET_SUFFIX = (
+    "(?:"
+    + "|".join(
+        [w.title() for w in _FULL_SUFFIXES.split()]
+        + [w.upper() for w in _FULL_SUFFIXES.split()]
+        + "St Ave Rd Blvd Ln Ter Pkwy Hwy AVE RD BLVD".split()
+    )
+    + ")"
+)
+#: a US street address: number, one to three capitalised words, a street suffix, an optional unit
+_STREET = (
+    rf"\b\d{{1,6}}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:[A-Z][A-Za-z'-]+[ \t]+){{1,3}}{_STREET_SUFFIX}\b\.?"
+    r"(?:,?\s+(?i:apt|apartment|suite|ste|unit|#)\.?\s*#?[A-Za-z]?\d+[A-Za-z]?\b)?"
+)
+_CITY_WORDS = r"[A-Z][A-Za-z'-]+(?:[ \t][A-Z][A-Za-z'-]+){0,2}"
+_CITY_STATE_ZIP = rf"\b({_CITY_WORDS}),?[ \t]+{_STATE}[ \t]+(\d{{5}}(?:-\d{{4}})?)\b(?![ \t]*(?i:units?|u\b|cc|ml|mg))"
 
 #: (label, compiled pattern, group holding the PHI) in priority order.
 RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
@@ -73,6 +99,9 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
         1,
     ),
     ("ID", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), 0),
+    ("Location", re.compile(_STREET), 0),
+    ("Location", re.compile(_CITY_STATE_ZIP), 1),  # Boston, MA 02115: the city
+    ("Location", re.compile(_CITY_STATE_ZIP), 2),  # and the ZIP code
 )
 
 

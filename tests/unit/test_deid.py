@@ -198,6 +198,34 @@ def test_month_year_dates_and_years_of_birth(text, surface, label):
     assert labels_at(text, spans, surface) == ({label} if label else set())
 
 
+@pytest.mark.parametrize(
+    ("text", "places"),
+    [
+        ("Lives at 123 Main Street, Boston, MA 02115.", ["123 Main Street", "Boston", "02115"]),
+        ("Address: 45 Oak Ave Apt 3, Springfield IL 62704", ["45 Oak Ave Apt 3", "Springfield", "62704"]),
+        ("2 MM ST DEPRESSION in V4-V6, Head CT x 2 Court", []),  # the ST segment, a CT scan
+        ("John Smith, MD saw the patient.", []),  # MD the degree, not Maryland: no ZIP code after it
+        ("2 PIVS IN PLACE. RR 20 GOOD RESP DRIVE. HEPARIN IN 25000 UNITS. PA 20000", []),  # clinical readings
+        ("Seen at 60 Evergreen Place in East Orange, NJ 07018.", ["East Orange", "07018"]),  # no "Place" suffix
+    ],
+)
+def test_us_addresses_are_places(text, places):
+    found = [text[a:b] for a, b, lab in find_rule_spans(text) if lab == "Location"]
+    assert found == places
+
+
+def test_address_and_month_year_surrogates_keep_their_form():
+    text = "Lives at 123 Main Street, Boston, MA 02115. Colonoscopy 2/2001."
+    (res,) = deidentify_rows([{"id": "a", "patient": "p", "text": text}], key=b"k")
+    assert not {"123 Main", "Boston", "02115", "2/2001"} & set(re.findall(r"123 Main|Boston|02115|2/2001", res.text))
+    assert re.search(r"at \d+ [A-Z][a-z]+ Street, [A-Z][A-Za-z ]+, MA \d{5}\. Colonoscopy \d{1,2}/\d{4}\.$", res.text)
+    shift = SurrogateMaker(b"k").date_shift("p")
+    month, year = map(int, re.search(r"(\d{1,2})/(\d{4})\.$", res.text).groups())
+    import datetime as dt
+
+    assert (month, year) == ((d := dt.date(2001, 2, 15) + dt.timedelta(days=shift)).month, d.year)
+
+
 def test_fast_crf_features_equal_reference_features():
     from clinical_nlp.deid.model import _crf_items, _crf_items_reference, tokenize
 
