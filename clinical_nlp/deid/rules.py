@@ -45,6 +45,7 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ("IP", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), 0),
     ("Phone", re.compile(r"(?<![\w/])(?:\(?\d{3}\)?[\s./-]{1,2}\d{3}|[2-9]\d{2})[\s.-]{1,2}\d{4}\b"), 0),
     ("Phone", re.compile(r"\b\d{3}/\d{3}/\d{4}\b"), 0),
+    ("Phone", re.compile(r"\(\d{3}\)\d{3}[\s.-]?\d{4}\b"), 0),  # "(617)555-0199": no space after the area code
     ("Phone", re.compile(r"(?<![\w/.-])[2-9]\d{5}-\d{4}\b"), 0),  # area code run into the exchange: "202232-4455"
     (
         "Phone",
@@ -53,6 +54,8 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ),
     ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:3[2-9]|[4-9]\d)(?![\d/%])"), 0),
     ("Date", re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b"), 0),
+    ("Date", re.compile(r"\b(?:19|20)\d{2}/(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])\b"), 0),  # 2020/01/05
+    ("Date", re.compile(r"(?<![\d.])(?:0?[1-9]|1[0-2])\.(?:0?[1-9]|[12]\d|3[01])\.(?:19|20)\d{2}(?![\d.])"), 0),
     ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])(?:/(?:\d{4}|\d{2}))?(?![\d/])"), 0),
     ("Date", re.compile(r"(?<![\d.])(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])-(?:\d{4}|\d{2})(?![\d-])"), 0),
     ("Date", re.compile(rf"\b{_MONTH}\s+(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b", re.I), 0),

@@ -16,6 +16,8 @@ _DATE_FORMATS = [
     (re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2})$"), "mdy"),
     (re.compile(r"^(\d{1,2})/(\d{1,2})$"), "md"),
     (re.compile(r"^(\d{1,2})/(\d{4})$"), "mY"),
+    (re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$"), "Y/m/d"),
+    (re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$"), "m.d.Y"),
     (re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"), "Ymd"),
 ]
 
@@ -91,6 +93,12 @@ class SurrogateMaker:
                     yy = int(m[3])
                     d = _dt.date(1900 + yy if yy > 30 else 2000 + yy, int(m[1]), int(m[2])) + shift
                     return f"{d.month}/{d.day}/{d.year % 100:02d}"
+                if fmt == "Y/m/d":
+                    d = _dt.date(int(m[1]), int(m[2]), int(m[3])) + shift
+                    return f"{d.year}/{d.month:02d}/{d.day:02d}"
+                if fmt == "m.d.Y":
+                    d = _dt.date(int(m[3]), int(m[1]), int(m[2])) + shift
+                    return f"{d.month:02d}.{d.day:02d}.{d.year}"
                 if fmt == "mY":  # month/year: the month of its 15th, shifted
                     d = _dt.date(int(m[2]), int(m[1]), 15) + shift
                     return f"{d.month}/{d.year}"
