@@ -144,6 +144,17 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str, bool, bool], ...] = (
         False,
     ),
     (re.compile(r"\b(?i:w/\s*md|md)\s+([A-Z][a-z'-]+|[A-Z]{3,})\b"), "HCPName", True, False),
+    # a header field holding the patient's name alone: "Patient: SMITH, JOHN A", "Name: Jane Doe   DOB: …"
+    (
+        re.compile(
+            r"(?im)^[ \t]*(?:patient(?:'s)?[ \t]+name|patient|pt[ \t]+name|name)[ \t]*:[ \t]*"
+            r"(?-i:([A-Z][A-Za-z'-]+),?[ \t]+([A-Z][A-Za-z'-]+)(?:[ \t]+([A-Z])\b\.?)?)"
+            r"[ \t]*(?=$|[ \t]{2,}|[,;|]|[ \t]*(?i:dob|d\.o\.b|mrn|age|sex|date)\b)"
+        ),
+        "PTName",
+        False,
+        True,
+    ),
 )
 
 _LOC_KEY = (

@@ -96,7 +96,9 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
     (
         "ID",
         re.compile(
-            r"(?:mrn|mr#|medical record|acct|account|ssn|licen[cs]e|ref|unit no|#)\s*(?:number|no\.?|#)?\s*[:#]?\s*([A-Z]{0,3}\d{5,}[A-Z\d-]*)\b",  # noqa: E501
+            r"(?:mrn|mr#|medical record|acct|account|ssn|licen[cs]e|ref|unit no|npi|dea|policy|member|subscriber|"
+            r"(?:patient|insurance|member|medicare|medicaid)\s+id|#)\s*(?:number|no\.?|#|id)?\s*[:#]?\s*"
+            r"([A-Z]{0,3}-?\d{5,}[A-Z\d-]*)\b",
             re.I,
         ),
         1,

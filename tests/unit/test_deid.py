@@ -250,6 +250,40 @@ def test_address_and_month_year_surrogates_keep_their_form():
     assert (month, year) == ((d := dt.date(2001, 2, 15) + dt.timedelta(days=shift)).month, d.year)
 
 
+@pytest.mark.parametrize(
+    ("text", "ident"),
+    [
+        ("Patient ID: A1234567", "A1234567"),
+        ("Insurance ID: XYZ123456789", "XYZ123456789"),
+        ("NPI 1234567893", "1234567893"),
+        ("License # MA-123456", "MA-123456"),
+        ("Heparin 10000 units, bed # 12", None),
+    ],
+)
+def test_identifiers_after_their_field_name(text, ident):
+    found = [text[a:b] for a, b, lab in find_rule_spans(text) if lab == "ID"]
+    assert found == ([ident] if ident else [])
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Patient: SMITH, JOHN A\nHPI: chest pain", {"SMITH", "JOHN", "A"}),
+        ("Name: Jane Doe   DOB: 01/02/1950", {"Jane", "Doe"}),
+        ("PATIENT NAME: O'BRIEN, MARY", {"O'BRIEN", "MARY"}),
+        ("Patient: Alert And Oriented today", set()),  # the line goes on: not a name field
+        ("Patient: stable overnight", set()),
+    ],
+)
+def test_a_header_field_with_the_patients_name(text, names):
+    from clinical_nlp.deid.context import find_context_names
+
+    ruled = {text[a:b] for a, b, lab, strong in find_context_names(text) if lab == "PTName" and strong}
+    assert ruled == names
+    found = {text[s.start : s.end] for s in Detector().detect(text)}
+    assert names <= set(" ".join(found).split())
+
+
 def test_fast_crf_features_equal_reference_features():
     from clinical_nlp.deid.model import _crf_items, _crf_items_reference, tokenize
 
