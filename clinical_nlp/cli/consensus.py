@@ -158,7 +158,7 @@ def register(app: typer.Typer) -> None:
         if decision.startswith("@"):
             from clinical_nlp.io._common import read_utf8
 
-            raw = read_utf8(decision[1:])
+            raw = read_utf8(decision[1:]).removeprefix("\ufeff")
         else:
             raw = decision
         try:

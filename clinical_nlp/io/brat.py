@@ -152,7 +152,7 @@ def read_brat_document(txt_path: Path | str, *, allow_empty: bool = False) -> An
     meta_path = txt_path.with_suffix(".meta.json")
     if meta_path.exists():
         try:
-            meta = json.loads(read_utf8(meta_path))
+            meta = json.loads(read_utf8(meta_path).removeprefix("\ufeff"))
         except json.JSONDecodeError as exc:
             raise InputFormatError(f"invalid JSON: {exc.msg}", source=str(meta_path), line=exc.lineno) from None
         doc_id = str(meta.pop("id", doc_id))
@@ -166,6 +166,13 @@ def read_brat(directory: Path | str, *, allow_empty: bool = False) -> list[Annot
     directory = Path(directory)
     if not directory.is_dir():
         raise InputFormatError("BRAT input must be a directory of .txt/.ann pairs", source=str(directory))
+    orphans = sorted(p.name for p in directory.glob("*.ann") if not p.with_suffix(".txt").exists())
+    if orphans:
+        # their annotations would be dropped without a word: a misnamed or missing text file
+        shown = ", ".join(orphans[:5]) + (f" and {len(orphans) - 5} more" if len(orphans) > 5 else "")
+        raise InputFormatError(
+            f"{len(orphans)} .ann file(s) without a .txt of the same name: {shown}", source=str(directory)
+        )
     docs = [read_brat_document(p, allow_empty=allow_empty) for p in sorted(directory.glob("*.txt"))]
     if not docs:
         raise InputFormatError("no .txt files found", source=str(directory))

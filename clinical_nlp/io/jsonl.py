@@ -33,7 +33,8 @@ def iter_json_rows(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
     with handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                line = raw.decode("utf-8")
+                # a UTF-8 byte-order mark (Windows editors, spreadsheet exports) is not JSON: skip it
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 raise InputFormatError(
                     f"not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r}); "

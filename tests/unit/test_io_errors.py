@@ -101,3 +101,24 @@ def test_failed_write_leaves_no_partial_file(tmp_path, name):
     with pytest.raises(RuntimeError):
         write_corpus(docs(), tmp_path / name)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_brat_ann_without_its_text_is_refused(tmp_path):
+    (tmp_path / "n1.txt").write_text("Pt has chest pain.\n")
+    (tmp_path / "n1.ann").write_text("T1\tCondition 7 17\tchest pain\n")
+    (tmp_path / "n2.ann").write_text("T1\tCondition 0 2\tPt\n")  # its n2.txt is missing
+    with pytest.raises(InputFormatError, match=r"1 \.ann file\(s\) without a \.txt of the same name: n2\.ann"):
+        read_corpus(tmp_path, "brat")
+    (tmp_path / "n2.txt").write_text("Pt is well.\n")
+    assert [d.note.id for d in read_corpus(tmp_path, "brat")] == ["n1", "n2"]
+
+
+def test_utf8_byte_order_mark_is_accepted_in_jsonl_only_at_the_start(tmp_path):
+    row = {"id": "a", "text": "chest pain", "spans": [{"start": 0, "end": 5, "label": "Condition"}]}
+    p = tmp_path / "bom.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps(row).encode() + b"\n")
+    (doc,) = read_corpus(p)
+    assert doc.note.text == "chest pain" and doc.spans[0].text == "chest"
+    p.write_bytes(json.dumps(row).encode() + b"\n\xef\xbb\xbf" + json.dumps(dict(row, id="b")).encode() + b"\n")
+    with pytest.raises(InputFormatError, match="invalid JSON"):
+        read_corpus(p)
