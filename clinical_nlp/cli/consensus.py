@@ -80,8 +80,10 @@ def register(app: typer.Typer) -> None:
         ``relations`` (type, arg1, arg2 over span ids) pairwise relation F1 overall and per type.
         Undefined figures are null with a reason. Prints the tables in the terminal.
         """
+        from clinical_nlp.io.paths import refuse_clashing_paths
         from clinical_nlp.services.agreement_files import agree
 
+        refuse_clashing_paths({"--input": input}, {"--output": output, "--plot": plot, "--gold": gold})
         report = agree(input, output, plot=plot, n_boot=n_boot, seed=seed, gold=gold, method=method)
         _print_report(report)
         typer.echo(f"wrote {output}" + "".join(f", {p}" for p in (plot, gold) if p))

@@ -38,7 +38,10 @@ def register(app: typer.Typer) -> None:
         BRAT drops nothing but span scores/sources; Doccano and CoNLL are lossy (see
         clinical_nlp/io/*.py). Exit code 2 with the file and line on bad input.
         """
+        from clinical_nlp.io.paths import refuse_clashing_paths
         from clinical_nlp.io.registry import convert_corpus
+
+        refuse_clashing_paths({"--input": input}, {"--output": output})
 
         n_docs, n_spans, fmt_in, fmt_out = convert_corpus(
             input, output, from_fmt=from_fmt, to_fmt=to_fmt, overlap=overlap, allow_empty=allow_empty

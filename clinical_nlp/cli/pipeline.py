@@ -31,9 +31,11 @@ def run_assertions(
     and no output file is left behind.
     """
     from clinical_nlp.io.jsonl import iter_json_rows, write_rows
+    from clinical_nlp.io.paths import refuse_clashing_paths
     from clinical_nlp.pipeline.assertion import ATTRIBUTES, iter_classified, resolve_mode
 
     resolve_mode(mode, rules_only)  # an unknown mode fails before any input is read
+    refuse_clashing_paths({"--input": input_path}, {"--output": output_path})
     src = str(input_path)
     seen_line: dict[str, int] = {}
 
@@ -59,7 +61,7 @@ def run_assertions(
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(desc="assertions", unit="row")
+            bar = tqdm(desc="assertions", unit="row", total=_count_rows(input_path))
         try:
             it = iter_classified(rows(), model=model, rules_only=rules_only, mode=mode)
             while True:
@@ -87,6 +89,15 @@ def run_assertions(
         output_path.unlink(missing_ok=True)
         raise InputFormatError("no rows to classify (empty input)", source=src)
     return count
+
+
+def _count_rows(path: Path) -> int | None:
+    """Non-blank lines of ``path`` (the progress bar's total), or None when it cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return None
 
 
 def register(app: typer.Typer) -> None:

@@ -23,6 +23,7 @@ from clinical_nlp.deid.core import (
 from clinical_nlp.deid.metadata import deidentify_metadata
 from clinical_nlp.errors import InputFormatError
 from clinical_nlp.io.jsonl import atomic_writer, iter_json_rows
+from clinical_nlp.io.paths import refuse_clashing_paths
 
 #: longer texts are refused: a clinical note of a million characters is a concatenation or an error
 MAX_NOTE_CHARS = 1_000_000
@@ -89,6 +90,10 @@ def deidentify_file(
     Returns the summary and the per-note results.
     """
     input_path = Path(input_path)
+    refuse_clashing_paths(
+        {"--input": input_path},
+        {"--output": Path(output_path), "--phi-output": phi_output, "--map-output": map_output},
+    )
     rows = _read_rows(input_path)
     key = key if key is not None else os.urandom(32)
     results = []

@@ -263,6 +263,10 @@ def check_row(text: Any, start: Any, end: Any, *, row: str, concept: str | None 
         raise InputFormatError(f"row {row}: text of {len(text):,} characters exceeds {MAX_TEXT_CHARS:,}")
     if isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, int) or not isinstance(end, int):
         raise OffsetMismatchError(f"row {row}: 'start'/'end' must be integers, got {start!r}, {end!r}")
+    if 0 <= start <= len(text) and start >= end:
+        raise OffsetMismatchError(
+            f"row {row}: concept offsets [{start}, {end}) cover no character (end must exceed start)"
+        )
     if not 0 <= start < end <= len(text):
         raise OffsetMismatchError(f"row {row}: concept offsets [{start}, {end}) outside the text (length {len(text)})")
     if concept is not None and text[start:end] != concept:

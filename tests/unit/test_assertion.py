@@ -113,7 +113,7 @@ def test_model_roundtrip(tmp_path: Path) -> None:
     "row,exc,msg",
     [
         (("No fever", 3, 20), OffsetMismatchError, "outside the text"),
-        (("No fever", 5, 5), OffsetMismatchError, "outside the text"),
+        (("No fever", 5, 5), OffsetMismatchError, "cover no character"),
         (("No fever", "3", 8), OffsetMismatchError, "integers"),
         (("   ", 0, 1), InputFormatError, "empty text"),
         (("x" * (A.MAX_TEXT_CHARS + 1), 0, 1), InputFormatError, "exceeds"),

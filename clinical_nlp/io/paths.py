@@ -1,0 +1,39 @@
+"""Refuse command lines whose output paths would overwrite an input or each other."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from clinical_nlp.errors import InputFormatError
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def refuse_clashing_paths(inputs: Mapping[str, Path | None], outputs: Mapping[str, Path | None]) -> None:
+    """Raise when an output names an input (it would be replaced) or two outputs name one file.
+
+    Keys are the option names shown in the message (``"--output"``); ``None`` values are skipped.
+    Checked before anything is read or written, so a refused command changes nothing.
+    """
+    given_inputs = [(name, Path(p)) for name, p in inputs.items() if p is not None]
+    given_outputs = [(name, Path(p)) for name, p in outputs.items() if p is not None]
+    for out_name, out in given_outputs:
+        for in_name, src in given_inputs:
+            if _same_file(out, src):
+                raise InputFormatError(
+                    f"{out_name} names the {in_name} file: it would be overwritten; write to another path",
+                    source=str(out),
+                )
+    for i, (name_a, a) in enumerate(given_outputs):
+        for name_b, b in given_outputs[i + 1 :]:
+            if _same_file(a, b):
+                raise InputFormatError(
+                    f"{name_a} and {name_b} name the same file: one would replace the other; give each its own path",
+                    source=str(a),
+                )
