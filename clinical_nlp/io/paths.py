@@ -15,7 +15,7 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def refuse_clashing_paths(inputs: Mapping[str, Path | None], outputs: Mapping[str, Path | None]) -> None:
+def refuse_clashing_paths(inputs: Mapping[str, Path | str | None], outputs: Mapping[str, Path | str | None]) -> None:
     """Raise when an output names an input (it would be replaced) or two outputs name one file.
 
     Keys are the option names shown in the message (``"--output"``); ``None`` values are skipped.
