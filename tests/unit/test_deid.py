@@ -524,3 +524,53 @@ def test_saint_places_mid_line_signatures_and_run_together_phones():
     assert phones == ["202232-4455"]
     spans = Detector().detect(text)
     assert labels_at(text, spans, "St. Agnes") and labels_at(text, spans, "MARCO")
+
+
+def test_metadata_identifiers_people_and_old_ages_are_replaced_at_any_depth(tmp_path):
+    """Keys naming an identifier, a person or an age over 89 are replaced whatever the value's type
+    ('mrn': 123456 was kept: numbers were kept and digit strings never reached the detector)."""
+    inp = tmp_path / "in.jsonl"
+    row = {
+        "id": "n1",
+        "patient": "p1",
+        "text": "Seen today for CHF.",
+        "mrn": 123456,
+        "patientMRN": "MRN-778899",
+        "insurance_id": "XK99-1234",
+        "contact": {"phone": "617-555-0199", "emailAddress": "jd@example.org", "zip_code": "02115"},
+        "next_of_kin": "Mary Doe",
+        "patient_name": "John Doe",
+        "attending": "Jane Roe",
+        "visits": [{"signed_by": "Jane Roe", "room": 12}],
+        "age": 92,
+        "ageYears": "95",
+        "other_number": "6175550199",
+        "sample_name": "Cardiology consult",
+        "note_type": "Progress note",
+        "page": 3,
+        "urgent": True,
+    }
+    inp.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    deidentify_file(inp, out, key=b"k")
+    got = json.loads(out.read_text())
+    flat = json.dumps(got)
+    for secret in ("123456", "778899", "XK99", "617", "555", "jd@", "02115", "Mary", "John", "Roe", "92", "95"):
+        assert secret not in flat, secret
+    assert got["mrn"].startswith("id-") and got["contact"]["phone"].startswith("id-")
+    assert got["next_of_kin"].startswith("person-") and got["visits"][0]["signed_by"].startswith("person-")
+    assert got["age"] == "90+" and got["ageYears"] == "90+"
+    assert got["visits"][0]["room"] == 12 and got["page"] == 3 and got["urgent"] is True
+    assert got["sample_name"] == "Cardiology consult" and got["note_type"] == "Progress note"
+    again = tmp_path / "again.jsonl"
+    deidentify_file(inp, again, key=b"k")
+    assert json.loads(again.read_text())["mrn"] == got["mrn"]  # a keyed pseudonym: stable for one key
+
+
+def test_metadata_key_words():
+    from clinical_nlp.deid.metadata import key_words
+
+    assert key_words("patientMRN") == ["patient", "mrn"]
+    assert key_words("zip_code") == ["zip", "code"]
+    assert key_words("HTTPUrl") == ["http", "url"]
+    assert key_words("emailAddress2") == ["email", "address", "2"]
