@@ -68,6 +68,13 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
     ),
     ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])\.(?:\d{2}|\d{4})(?![\d/.])"), 0),
     ("Date", re.compile(rf"\b{_MONTH},?\s+(?:of\s+)?(?:19|20)\d{{2}}\b", re.I), 0),
+    (  # 03-Apr-2021, 3/APR/21, Apr-2021: the hyphenated forms of EHR exports
+        "Date",
+        re.compile(
+            rf"(?<![\w-])(?:(?:0?[1-9]|[12]\d|3[01])[-/])?{_MONTH}[-/](?:(?:19|20)\d{{2}}|\d{{2}})(?![\w-])", re.I
+        ),
+        0,
+    ),
     ("Date", re.compile(r"(?<![\d/.])(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}(?![\d/])"), 0),  # month/year: 2/2001
     (
         "Date",
@@ -104,6 +111,15 @@ RULES: tuple[tuple[str, re.Pattern[str], int], ...] = (
         1,
     ),
     ("ID", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), 0),
+    (  # device serial numbers, vehicle and plate numbers (HIPAA identifiers xii, xiii): two digits at least
+        "ID",
+        re.compile(
+            r"\b(?:(?:serial|plate)\s*(?:number|no\.?|#)|s/n|vin|imei|udi|licen[cs]e\s+plate)"
+            r"\s*(?:number|no\.?|#)?\s*(?:is\s+)?[:#]?\s*(?=[\w-]*\d[\w-]*\d)([A-Z0-9][A-Z0-9-]{3,}[A-Z0-9])\b",
+            re.I,
+        ),
+        1,
+    ),
     ("Location", re.compile(_STREET), 0),
     ("Location", re.compile(_CITY_STATE_ZIP), 1),  # Boston, MA 02115: the city
     ("Location", re.compile(_CITY_STATE_ZIP), 2),  # and the ZIP code

@@ -8,6 +8,7 @@ import hmac
 import re
 
 from clinical_nlp.deid.lexicons import CITIES, FIRST_NAMES, HOSPITALS, LAST_NAMES
+from clinical_nlp.deid.month_dates import shift_month_name_date
 
 NAME_LABELS = {"PTName", "PTNameInitial", "RelativeProxyName", "HCPName"}
 
@@ -65,7 +66,11 @@ class SurrogateMaker:
             return self.shift_date(patient, original)
         if label == "Age":
             return "90+"
-        if label in {"Phone", "ID", "Other"}:
+        if label == "ID":  # letters too: "7ABC123" (a plate) must not keep "7ABC"
+            return _digits_like(
+                _letters_like(original, self._h("letters", patient, norm)), self._h(label, patient, norm)
+            )
+        if label in {"Phone", "Other"}:
             return _digits_like(original, self._h(label, patient, norm))
         if label == "DateYear":
             return original  # a year alone is not PHI under Safe Harbor
@@ -109,7 +114,7 @@ class SurrogateMaker:
                 return d.isoformat()
             except ValueError:
                 break
-        return "[DATE]"
+        return shift_month_name_date(s, self.date_shift(patient)) or "[DATE]"
 
 
 def _match_case(value: str, original: str) -> str:
@@ -118,6 +123,19 @@ def _match_case(value: str, original: str) -> str:
     if original.islower():
         return value.lower()
     return value.title() if value.islower() else value
+
+
+def _letters_like(original: str, h: int) -> str:
+    """Each ASCII letter replaced by a keyed letter of the same case; everything else kept."""
+    out = []
+    for c in original:
+        if c.isascii() and c.isalpha():
+            letter = chr(ord("a") + h % 26)
+            out.append(letter.upper() if c.isupper() else letter)
+            h = h // 26 or 104729
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def _digits_like(original: str, h: int) -> str:

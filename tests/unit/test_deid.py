@@ -574,3 +574,34 @@ def test_metadata_key_words():
     assert key_words("zip_code") == ["zip", "code"]
     assert key_words("HTTPUrl") == ["http", "url"]
     assert key_words("emailAddress2") == ["email", "address", "2"]
+
+
+@pytest.mark.parametrize(
+    ("original", "shifted"),
+    [
+        ("03-Apr-2021", "22-Feb-2021"),
+        ("April 3rd, 2021", "February 22nd, 2021"),
+        ("January 2, 1930", "November 23, 1929"),
+        ("3 March 2020", "23 January 2020"),
+        ("Apr-2021", "Mar-2021"),
+        ("3rd of April", "23rd of February"),
+        ("MAR 31", "FEB 20"),
+        ("12-DEC-99", "02-NOV-99"),
+        ("5 Jun '21", "26 Apr '21"),
+        ("May 1", "March 22"),
+    ],
+)
+def test_month_name_dates_shift_in_their_own_form(original, shifted):
+    from clinical_nlp.deid.month_dates import shift_month_name_date
+
+    assert shift_month_name_date(original, -40) == shifted
+    assert shift_month_name_date("hello 5", -40) is None and shift_month_name_date("31-Feb-2020", -40) is None
+
+
+def test_hyphenated_month_dates_and_device_ids_are_phi():
+    text = "Seen 03-Apr-2021 (Apr-2021). Serial number SN-48213377A, license plate 7ABC123, VIN 1HGCM82633A004352."
+    found = {(text[s.start : s.end], s.label) for s in Detector().detect(text)}
+    assert {("03-Apr-2021", "Date"), ("Apr-2021", "Date"), ("SN-48213377A", "ID"), ("7ABC123", "ID")} <= found
+    assert ("1HGCM82633A004352", "ID") in found
+    plain = "A 10-hole plate was placed. Serial 12-lead ECGs showed no change."
+    assert not [s for s in Detector().detect(plain) if s.label == "ID"]
