@@ -181,6 +181,7 @@ def collect(store: Store, guideline: Any) -> dict[str, Any]:
     from clinical_nlp.audit import AuditLog
     from clinical_nlp.errors import AuditIntegrityError
     from clinical_nlp.qa import check_qa_coverage, guideline_drift
+    from clinical_nlp.services.gold import gold_class
 
     schema = guideline.schema
     notes = store.notes()
@@ -188,11 +189,14 @@ def collect(store: Store, guideline: Any) -> dict[str, Any]:
     kinds: Counter = Counter()
     label_counts: Counter = Counter()
     annotator_counts: Counter = Counter()
+    gold_counts: Counter = Counter()
     for kind in ("pre", "human", "gold"):
         for ann in store.annotations(kind=kind):
             kinds[kind] += 1
             if kind == "human":
                 annotator_counts[ann.annotator] += 1
+            elif kind == "gold":  # where the gold came from: an expert, a consensus, a corpus file
+                gold_counts[(gold_class(ann), ann.annotator, ann.source or "")] += 1
             if isinstance(ann.payload, tuple) and kind in ("human", "gold"):
                 for s in ann.payload:
                     label_counts[f"{kind}:{s.label}"] += 1
@@ -215,6 +219,10 @@ def collect(store: Store, guideline: Any) -> dict[str, Any]:
             "annotations_by_kind": dict(kinds),
             "spans_by_label": dict(sorted(label_counts.items())),
             "annotations_by_annotator": dict(annotator_counts),
+            "gold_by_origin": [
+                {"class": c, "annotator": a, "source": s, "annotations": n}
+                for (c, a, s), n in sorted(gold_counts.items())
+            ],
         },
         "annotators": [
             {**a.to_dict(), "qualifications": sorted(a.qualifications(guideline_version=guideline.version))}
@@ -301,6 +309,10 @@ def render_html(data: dict[str, Any]) -> str:
             [{"kind": k, "annotations": v} for k, v in corpus["annotations_by_kind"].items()], ["kind", "annotations"]
         )
     )
+    if corpus.get("gold_by_origin"):
+        parts.append("<p class='meta'>gold annotations by origin (adjudicated by an expert, consensus of annotators, "
+                     "imported from a corpus file, single annotator)</p>")  # fmt: skip
+        parts.append(_table(corpus["gold_by_origin"], ["class", "annotator", "source", "annotations"]))
     counts = corpus["spans_by_label"]
     if counts:
         img = _plot(

@@ -54,6 +54,13 @@ def _project(tmp_path):
         bob = (Span(0, 7, "Drug"), Span(18, 22, "Condition")) if i % 2 else (Span(0, 7, "Drug"),)
         store.save_annotation(Annotation(f"n{i}", "bob", bob, guideline_version=version if i else "0.9.0+old"))
         record_review(store, f"n{i}", "Drug", "dr_c")
+    store.save_annotation(
+        Annotation("n0", "dr_c", (Span(0, 7, "Drug"),), source="adjudication", guideline_version=version), kind="gold"
+    )
+    store.save_annotation(
+        Annotation("n1", "chia", (Span(0, 7, "Drug"),), source="import:gold.jsonl", guideline_version=version),
+        kind="gold",
+    )
     with store.session() as s:
         s.add(ModelVersionRow(version="ner-v1", kind="entities", path="models/ner-v1", metrics={"f1": 0.8}))
     return project
@@ -67,6 +74,10 @@ def test_report_contents(tmp_path):
     assert data["corpus"]["notes"] == 12 and data["corpus"]["deidentified_notes"] == 12
     assert {a["name"] for a in data["annotators"]} == {"alice", "bob", "dr_c"}
     assert data["guideline_versions"]["stale_annotations"] == 1
+    assert data["corpus"]["gold_by_origin"] == [
+        {"class": "adjudicated", "annotator": "dr_c", "source": "adjudication", "annotations": 1},
+        {"class": "imported", "annotator": "chia", "source": "import:gold.jsonl", "annotations": 1},
+    ]
     drug = data["agreement"]["Drug"]
     assert drug["span_f1_exact"] == pytest.approx(1.0) and drug["char_iou"] == pytest.approx(1.0)
     cond = data["agreement"]["Condition"]
