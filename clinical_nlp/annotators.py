@@ -14,6 +14,7 @@ qualification names and how an annotator satisfies them:
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -25,6 +26,9 @@ from clinical_nlp.errors import ConfigError, PolicyError
 from clinical_nlp.store import AnnotatorRow, Store
 
 ANNOTATOR_ROLES = ("annotator", "expert", "admin")
+#: a Doccano (Django) user name: letters, digits and @ . + - _, at most 150 characters
+_USER_NAME = re.compile(r"[\w.@+-]{1,150}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,21 @@ class Annotator:
                 raise ConfigError(
                     f"annotator {self.name!r}: HIPAA training date {self.hipaa_training!r} is not YYYY-MM-DD"
                 ) from None
+
+    def check_new(self) -> None:
+        """Checks on a record being registered (records already stored are read as they are)."""
+        if not _USER_NAME.fullmatch(self.name):
+            raise ConfigError(
+                f"annotator name {self.name!r} cannot be a Doccano user name (letters, digits and @ . + - _ only, "
+                "at most 150 characters)"
+            )
+        if self.email is not None and not _EMAIL.fullmatch(self.email):
+            raise ConfigError(f"annotator {self.name!r}: e-mail {self.email!r} is not an address")
+        if self.hipaa_training is not None and _dt.date.fromisoformat(self.hipaa_training) > _dt.date.today():
+            raise ConfigError(
+                f"annotator {self.name!r}: HIPAA training date {self.hipaa_training} is in the future; "
+                "record it once the training is done"
+            )
 
     @property
     def is_expert(self) -> bool:
@@ -108,6 +127,7 @@ class Registry:
     def add(self, annotator: Annotator, *, actor: str = "admin", replace: bool = False) -> Annotator:
         from clinical_nlp.audit import AuditLog
 
+        annotator.check_new()
         with self.store.session() as s:
             row = s.get(AnnotatorRow, annotator.name)
             if row is not None and not replace:

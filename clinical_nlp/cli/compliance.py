@@ -209,18 +209,25 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """List registered annotators with role and qualifications."""
+        from clinical_nlp.project import resolve_project
+
         people = _registry(project_dir).list()
+        current = resolve_project(project_dir).guideline().version
         if as_json:
             typer.echo(json.dumps([p.to_dict() for p in people], indent=2))
             return
         for p in people:
-            typer.echo(f"{p.name}\t{p.role}\t{','.join(sorted(p.qualifications()))}")
+            typer.echo(f"{p.name}\t{p.role}\t{','.join(sorted(p.qualifications(guideline_version=current)))}")
 
     @ann.command("show")
     def ann_show(name: str, project_dir: Path | None = typer.Option(None, "--project-dir")) -> None:
         """Show one annotator's record and current qualifications (JSON)."""
+        from clinical_nlp.project import resolve_project
+
         p = _registry(project_dir).get(name)
-        typer.echo(json.dumps({**p.to_dict(), "qualifications": sorted(p.qualifications())}, indent=2))
+        current = resolve_project(project_dir).guideline().version
+        quals = sorted(p.qualifications(guideline_version=current))
+        typer.echo(json.dumps({**p.to_dict(), "qualifications": quals, "current_guideline": current}, indent=2))
 
     # audit ------------------------------------------------------------------
     aud = typer.Typer(help="Append-only hash-chained audit log.", no_args_is_help=True)

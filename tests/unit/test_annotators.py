@@ -41,6 +41,25 @@ def test_phi_access_and_validation(store):
         reg.add(Annotator("q"))
 
 
+@pytest.mark.parametrize(
+    ("person", "needle"),
+    [
+        (Annotator("alice smith"), "cannot be a Doccano user name"),
+        (Annotator("al/../x"), "cannot be a Doccano user name"),
+        (Annotator("a" * 151), "at most 150"),
+        (Annotator("alice", email="notanemail"), "is not an address"),
+        (Annotator("alice", hipaa_training="2999-01-01"), "in the future"),
+    ],
+)
+def test_a_record_that_cannot_be_right_is_not_registered(store, person, needle):
+    """Refused at registration, not at the first push: a name Doccano cannot hold, a bad e-mail, a HIPAA
+    training dated in the future (it would count as current training)."""
+    with pytest.raises(ConfigError, match=needle):
+        Registry(store).add(person)
+    assert Registry(store).list() == [] and AuditLog(store).entries() == []
+    Registry(store).add(Annotator("alice.smith+2@x", email="a@b.org", hipaa_training="2026-01-01"))
+
+
 def test_push_refuses_unregistered_or_unqualified_annotators_before_anything_is_sent(store):
     """The qualification gate runs before the server is contacted (the URL is unreachable on purpose)."""
     from clinical_nlp import doccano as dc
@@ -116,3 +135,16 @@ def test_phi_override_needs_every_receiving_annotator_to_have_phi_access(store):
         _phi_push(store, [(raw, {})], ["md"], allow_phi=True, actor="officer")
     (override,) = [e for e in AuditLog(store).entries() if e.action == "override"]
     assert override.actor == "officer" and override.details["receivers"] == ["md"]
+
+
+def test_list_and_show_judge_guideline_training_against_the_current_guideline(tmp_path, cli):
+    from clinical_nlp.project import init_project
+
+    project = init_project(tmp_path / "proj")
+    pd = ["--project-dir", str(project.root)]
+    assert cli(["annotators", "add", "bob", "--guideline-version", "0.1.0+old", *pd]).exit_code == 0
+    assert cli(["annotators", "add", "cara", *pd]).exit_code == 0  # trained on the current one by default
+    listing = dict(line.split("\t")[::2] for line in cli(["annotators", "list", *pd]).output.splitlines())
+    assert "guideline_training" not in listing["bob"] and "guideline_training" in listing["cara"]
+    code, output = cli(["annotators", "show", "bob", *pd])
+    assert code == 0 and '"guideline_training"' not in output and project.guideline().version in output
