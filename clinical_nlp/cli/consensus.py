@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from clinical_nlp.cli.names import name_list
 from clinical_nlp.errors import InputFormatError
 
 
@@ -291,7 +292,7 @@ def register(app: typer.Typer) -> None:
         from clinical_nlp.consensus.adapters.signal import record_report
         from clinical_nlp.services.agreement_files import write_json
 
-        names = [a.strip() for a in annotators.split(",") if a.strip()]
+        names = name_list(annotators, "--annotators")
         lag_v: Any = lag if lag in ("none", "auto") else float(lag) / 1000.0
         rep = record_report(record, names, tolerance_ms=tolerance_ms, lag=lag_v)
         if output:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from clinical_nlp.cli.names import name_list
 from clinical_nlp.config import current_actor
 from clinical_nlp.errors import InputFormatError
 
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
         from clinical_nlp.doccano import DoccanoServer, annotator_project_name, example_links
 
         proj, store, creds, name = _context(project_dir, project)
-        people = [n.strip() for n in annotators.split(",") if n.strip()]
+        people = name_list(annotators, "--annotators")
         people = people or sorted({a for a, _ in example_links(store, name)})
         if not people:
             raise InputFormatError("no annotators: pass --annotators (nothing has been pushed yet)")
@@ -105,7 +106,7 @@ def register(app: typer.Typer) -> None:
 
         proj, store, creds, name = _context(project_dir, project)
         rows = read_preannotations(input)
-        names = [a.strip() for a in annotators.split(",") if a.strip()]
+        names = name_list(annotators, "--annotators")
         with tqdm(total=None, desc="examples imported", unit="example") as bar:
             report = push(
                 store,
@@ -162,7 +163,7 @@ def register(app: typer.Typer) -> None:
         from clinical_nlp.doccano import pull, pull_problems, write_pull
 
         proj, store, creds, name = _context(project_dir, project)
-        names = [a.strip() for a in annotators.split(",") if a.strip()] or None
+        names = name_list(annotators, "--annotators") or None
         rows = pull(store, proj.guideline(), name, annotators=names, creds=creds, actor=current_actor(actor))
         n = write_pull(rows, output)
         typer.echo(f"wrote {n} annotation(s) to {output}")

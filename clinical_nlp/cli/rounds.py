@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from clinical_nlp.cli.names import name_list
 from clinical_nlp.config import current_actor
 from clinical_nlp.errors import InputFormatError
 
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
         settings = RoundSettings(
             strategy=strategy,
             batch=batch,
-            annotators=tuple(a.strip() for a in annotators.split(",") if a.strip()),
+            annotators=tuple(name_list(annotators, "--annotators")),
             overlap=overlap,
             expert=expert,
             doccano_project=doccano_project or project.config.doccano.project,
