@@ -72,6 +72,7 @@ def act_in_doccano(session, example_id: int, text: str, final: Sequence[Span], *
     Returns the number of REST edits made.
     """
     from clinical_nlp.doccano import encode_spans
+    from clinical_nlp.doccano.offsets import to_doccano
     from clinical_nlp.io.attribute_labels import parse_attribute_label
 
     def is_attribute(label: str) -> bool:
@@ -79,7 +80,7 @@ def act_in_doccano(session, example_id: int, text: str, final: Sequence[Span], *
 
     names = session.label_names()
     current = {(s["start_offset"], s["end_offset"], names.get(s["label"])): s["id"] for s in session.spans(example_id)}
-    wanted = set(encode_spans(final))
+    wanted = set(to_doccano(text, encode_spans(final)))  # the REST API counts as the UI: UTF-16 units
     edits = 0
     for key, span_id in current.items():
         if key not in wanted:

@@ -15,6 +15,7 @@ from clinical_nlp.config import Guideline, LabelSchema
 from clinical_nlp.doccano.codec import attribute_label_names, attribute_pairs, decode_triples
 from clinical_nlp.doccano.credentials import DoccanoCredentials
 from clinical_nlp.doccano.http import DoccanoHttp
+from clinical_nlp.doccano.offsets import to_doccano
 from clinical_nlp.errors import DoccanoError
 from clinical_nlp.io.attribute_labels import attribute_label, legend_markdown
 from clinical_nlp.types import Span
@@ -77,6 +78,7 @@ class AnnotatorSession:
         return ids[name]
 
     def add_span(self, example_id: int, start: int, end: int, label: str) -> int:
+        """A span as the UI makes it: offsets in Doccano's UTF-16 units (``offsets.to_doccano``)."""
         body = {"label": self._type_id(self.label_ids(), label, "span type"), "start_offset": start, "end_offset": end}
         return int(self.http.request("POST", f"{self._p}/examples/{example_id}/spans", json=body)["id"])
 
@@ -308,7 +310,8 @@ class DoccanoServer:
         """
         reserved = ("text", "label", "note_id", "entities", "relations")
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8", delete=False) as fh:
-            for nid, text, labels in notes:
+            for nid, text, our_labels in notes:
+                labels = to_doccano(text, our_labels)  # the UI counts UTF-16 units
                 extra = {k: v for k, v in (meta or {}).get(nid, {}).items() if k not in reserved}
                 row: dict[str, Any] = {"text": text}
                 if relations is None:

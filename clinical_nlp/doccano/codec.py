@@ -13,6 +13,7 @@ from typing import Any
 
 from clinical_nlp.config import LabelSchema
 from clinical_nlp.consensus.relations import binary_relations, with_span_ids
+from clinical_nlp.doccano.offsets import from_doccano
 from clinical_nlp.errors import ConfigError, DoccanoError
 from clinical_nlp.io.attribute_labels import attribute_label, parse_attribute_label
 from clinical_nlp.types import ATTRIBUTE_DEFAULTS, ATTRIBUTE_VALUES, Span
@@ -56,11 +57,17 @@ def encode_spans(spans: Iterable[Span]) -> list[tuple[int, int, str]]:
 
 
 def decode_triples(text: str, triples: Iterable[tuple[int, int, str]]) -> tuple[Span, ...]:
-    """Doccano triples → our spans; attribute labels attach to entity spans on the same offsets.
+    """Doccano triples (UTF-16 offsets, as its UI counts) → our spans; attribute labels attach to
+    entity spans on the same offsets.
 
     An attribute label with no entity span on its offsets is an annotator error
     and raises :class:`DoccanoError` naming the offsets.
     """
+    return _decode(text, from_doccano(text, triples))
+
+
+def _decode(text: str, triples: Iterable[tuple[int, int, str]]) -> tuple[Span, ...]:
+    """:func:`decode_triples` on offsets already in code points."""
     entities: list[tuple[int, int, str]] = []
     attrs: dict[tuple[int, int], dict[str, str]] = {}
     for start, end, label in triples:
@@ -115,7 +122,9 @@ def decode_export_row(text: str, row: Mapping[str, Any]) -> tuple[tuple[Span, ..
     by_number: dict[int, tuple[int, int, str]] = {}
     for ent in row.get("entities") or []:
         by_number[int(ent["id"])] = (int(ent["start_offset"]), int(ent["end_offset"]), str(ent["label"]))
-    spans = with_span_ids(decode_triples(text, list(by_number.values())))
+    numbers = list(by_number)
+    by_number = dict(zip(numbers, from_doccano(text, [by_number[k] for k in numbers]), strict=True))
+    spans = with_span_ids(_decode(text, list(by_number.values())))
     ids = {(s.start, s.end, s.label): str(s.id) for s in spans}
     relations = []
     for rel in row.get("relations") or []:

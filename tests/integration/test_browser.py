@@ -14,6 +14,7 @@ from test_doccano_roundtrip import ALICE, PASSWORD, attest, creds, register, ser
 from clinical_nlp import doccano as dc
 from clinical_nlp.config import load_guideline
 from clinical_nlp.doccano.adjudication import pull_adjudication, push_adjudication
+from clinical_nlp.doccano.offsets import to_doccano
 from clinical_nlp.io.jsonl import row_to_annotated
 from clinical_nlp.services.adjudication import pending
 from clinical_nlp.store import Store
@@ -82,3 +83,33 @@ def test_expert_adjudicates_in_the_browser(queued, creds, browser):  # noqa: F81
         (fever[0], fever[1], "affirmed", "patient"),
         (TEXTS["adj-1"].index("asthma"), TEXTS["adj-1"].index("asthma") + 6, "affirmed", "family"),
     ]
+
+
+def test_offsets_after_an_emoji_mean_the_same_characters_in_the_ui_and_in_pull(tmp_path, creds, browser):  # noqa: F811
+    """Doccano's UI counts UTF-16 units (an emoji is two), we count characters: the suggestion must be
+    drawn on its words and the annotator's selection must come back on hers (both were shifted)."""
+    text = "Mood \U0001f600\U0001f600 today. Pt has chest pain and fever."
+    s = text.index("chest pain")
+    pre = {"id": "emo1", "text": text, "deidentified": True, "model_version": "ctx@1",
+           "spans": [{"start": s, "end": s + 10, "label": "Condition"}]}  # fmt: skip
+    store = register(Store(f"sqlite:///{tmp_path}/s.db"))
+    guideline, name = load_guideline(), f"cnlp-emoji-{uuid.uuid4().hex[:8]}"
+    rows = attest(store, [(row_to_annotated(pre).verified(), pre)])
+    report = dc.push(store, guideline, name, rows, [ALICE], overlap=1, creds=creds)
+
+    browser.login(ALICE, PASSWORD)
+    browser.open_example(report.project_ids[ALICE])
+    drawn = browser.driver.execute_script(
+        "return [...document.querySelectorAll('text')].filter(t => t.annotatorElement)"
+        ".map(t => t.annotatorElement.endOffset)"
+    )
+    assert drawn == [len(text) + 2]  # the UI's own count: two more than ours, one per emoji
+    f = text.index("fever")
+    ((ui_start, ui_end, _),) = to_doccano(text, [(f, f + 5, "Condition")])
+    browser.add_entity(ui_start, ui_end, "Condition")  # the selection a person makes, in the UI's units
+    browser.screenshot("added")
+    browser.mark_done()
+
+    (got,) = dc.pull(store, guideline, name, creds=creds)
+    assert [(x["start"], x["end"], x["text"]) for x in got["spans"]] == [(s, s + 10, "chest pain"), (f, f + 5, "fever")]
+    assert got["edits"]["accepted"] == 1 and got["edits"]["added"] == 1 and got["edits"]["total"] == 1

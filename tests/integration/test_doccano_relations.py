@@ -212,3 +212,30 @@ def test_expert_sees_the_annotators_links_and_her_decision_keeps_hers(tmp_path, 
     ]
     again = pull_adjudication(store, guideline, name, EXPERT, creds=creds)
     assert again.unchanged == ["rel-1"] and again.decided == []
+
+
+def test_spans_and_links_after_emoji_come_back_on_their_characters(tmp_path, creds, corpora_dir):  # noqa: F811
+    """An emoji before the spans (two UTF-16 units in Doccano, one character here): what Doccano holds
+    is in its units, and what pull returns is the pushed spans and links unchanged."""
+    row = chia_rows(corpora_dir, 1)[0]
+    shift = len("\U0001f4cb\U0001f600 ")
+    row = {
+        **row,
+        "id": "emoji-" + row["id"],
+        "text": "\U0001f4cb\U0001f600 " + row["text"],
+        "spans": [{**s, "start": s["start"] + shift, "end": s["end"] + shift} for s in row["spans"]],
+    }
+    store = register(Store(f"sqlite:///{tmp_path}/state.db"))
+    name = f"cnlp-relemo-{uuid.uuid4().hex[:8]}"
+    docs = attest(store, [(row_to_annotated(row).verified(), row)])
+    report = dc.push(store, load_guideline(), name, docs, [ALICE], overlap=1, creds=creds)
+    alice = person(creds, ALICE, report)
+    (ex,) = alice.examples()
+    held = {(a - 2, b - 2, lab) for a, b, lab in _span_ids(alice, ex["id"])}  # Doccano's units: two more
+    assert {(s["start"], s["end"], s["label"]) for s in row["spans"]} <= held
+    alice.mark_done(ex["id"])
+    (got,) = dc.pull(store, load_guideline(), name, creds=creds)
+    assert {(s["start"], s["end"], s["label"], s["text"]) for s in got["spans"]} == {
+        (s["start"], s["end"], s["label"], row["text"][s["start"] : s["end"]]) for s in row["spans"]
+    }
+    assert _keys(got) == _keys(row) and got["edits"]["total"] == 0
