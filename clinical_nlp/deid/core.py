@@ -16,6 +16,7 @@ from clinical_nlp.deid.rules import find_rule_spans
 from clinical_nlp.deid.shield import digit_names, shielded, unshielded_part
 from clinical_nlp.deid.surrogates import NAME_LABELS, SurrogateMaker
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
+from clinical_nlp.textnorm import plain_text
 
 METHOD = (
     "clinical-nlp-deid-2 (regex + context rules, census/wordfreq lexicon features, hashed-feature CRF "
@@ -135,7 +136,9 @@ class Detector:
         return self.detect_group([text])[0]
 
     def detect_group(self, texts: Sequence[str]) -> list[list[PHISpan]]:
-        """Detect PHI in several notes of one patient, sharing confidently found names between them."""
+        """Detect PHI in several notes of one patient, sharing confidently found names between them.
+        Zero-width and no-break spaces, non-breaking hyphens read as plain ones (``textnorm``)."""
+        texts = [plain_text(t) for t in texts]
         found = [self._marks(t) for t in texts]
         if self.propagate:
             seeds: dict[str, dict[str, int]] = {}

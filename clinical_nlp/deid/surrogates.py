@@ -9,6 +9,7 @@ import re
 
 from clinical_nlp.deid.lexicons import CITIES, FIRST_NAMES, HOSPITALS, LAST_NAMES
 from clinical_nlp.deid.month_dates import shift_month_name_date
+from clinical_nlp.textnorm import plain_text
 
 NAME_LABELS = {"PTName", "PTNameInitial", "RelativeProxyName", "HCPName"}
 
@@ -20,6 +21,8 @@ _DATE_FORMATS = [
     (re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$"), "Y/m/d"),
     (re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$"), "m.d.Y"),
     (re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"), "Ymd"),
+    (re.compile(r"^(\d{1,2})-(\d{1,2})-(\d{4})$"), "m-d-Y"),
+    (re.compile(r"^(\d{1,2})-(\d{1,2})-(\d{2})$"), "m-d-y"),
 ]
 
 
@@ -42,6 +45,7 @@ class SurrogateMaker:
         return -30 - self._h("shift", patient) % 336
 
     def surrogate(self, patient: str, label: str, original: str) -> str:
+        original = plain_text(original)  # "3\u20114\u20112020" is a date of the form 3-4-2020
         norm = original.lower().strip()
         if label in NAME_LABELS:
             pool = LAST_NAMES if self._h("kind", patient, norm) % 2 else FIRST_NAMES
@@ -101,6 +105,10 @@ class SurrogateMaker:
                 if fmt == "Y/m/d":
                     d = _dt.date(int(m[1]), int(m[2]), int(m[3])) + shift
                     return f"{d.year}/{d.month:02d}/{d.day:02d}"
+                if fmt in ("m-d-Y", "m-d-y"):  # 3-4-2020, 03-04-20: the rule's month-day-year
+                    year = int(m[3]) if fmt == "m-d-Y" else (1900 + int(m[3]) if int(m[3]) > 30 else 2000 + int(m[3]))
+                    d = _dt.date(year, int(m[1]), int(m[2])) + shift
+                    return f"{d.month}-{d.day}-{d.year}" if fmt == "m-d-Y" else f"{d.month}-{d.day}-{d.year % 100:02d}"
                 if fmt == "m.d.Y":
                     d = _dt.date(int(m[3]), int(m[1]), int(m[2])) + shift
                     return f"{d.month:02d}.{d.day:02d}.{d.year}"

@@ -69,33 +69,6 @@ def _file_hash(path: Path) -> str:
         raise ConfigError(f"{path}: guideline rule file not found") from None
 
 
-def load_entity_rules(path: Path) -> list[Any]:
-    """medspaCy ``TargetRule`` objects from a JSONL lexicon (``literal``, ``category``, ``id``)."""
-    from medspacy.target_matcher import TargetRule
-
-    rules = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: entity rule file not found") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            rules.append(
-                TargetRule(
-                    row["literal"],
-                    row["category"],
-                    pattern=row.get("pattern"),
-                    metadata={"id": row.get("id", f"line-{number}")},
-                )
-            )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{path}:{number}: invalid entity rule ({exc})") from None
-    return rules
-
-
 def _register_factories() -> None:
     from spacy.language import Language
 
@@ -254,6 +227,8 @@ def build_pipeline(
     nlp = spacy.blank("en")
     nlp.add_pipe("medspacy_pyrush" if context == "medspacy" else "clinical_nlp_sentences_v1")
     matcher: Any = nlp.add_pipe("medspacy_target_matcher")
+    from clinical_nlp.pipeline.entity_rules import load_entity_rules
+
     matcher.add(load_entity_rules(entity_rules))
     nlp.add_pipe("medspacy_sectionizer", config={"rules": "default"})
     if context == "medspacy":
@@ -409,6 +384,7 @@ def preannotate(
     from clinical_nlp.models.registry import cached_entity_model
     from clinical_nlp.pipeline import assertion as A
     from clinical_nlp.pipeline.schema_attributes import restrict_attributes, schema_attributes
+    from clinical_nlp.pipeline.spaces import original_text, working_note
     from clinical_nlp.pipeline.structure import header_ranges, in_header
 
     nlp = nlp or build_pipeline()
@@ -447,7 +423,8 @@ def preannotate(
 
     try:
         for whole in batches():
-            batch = [n for n in whole if n.text.strip()]  # empty notes: no spans, in their place
+            pairs = [(n, working_note(n)) for n in whole if n.text.strip()]  # empty notes: no spans
+            batch = [w for _, w in pairs]  # zero-width and no-break spaces read as spaces (pipeline/spaces.py)
             docs = []
             for note in batch:
                 d = nlp.make_doc(note.text)
@@ -457,7 +434,9 @@ def preannotate(
                 entity_model.predict(batch) if entity_model is not None and batch else [()] * len(batch)
             )
             done: dict[int, AnnotatedNote] = {}
-            for note, doc, extra in zip(batch, nlp.pipe(docs, batch_size=batch_size), model_spans, strict=True):
+            for (given, note), doc, extra in zip(
+                pairs, nlp.pipe(docs, batch_size=batch_size), model_spans, strict=True
+            ):
                 spans = _doc_spans(doc, note, version, context)
                 if extra:
                     merged = []
@@ -488,7 +467,7 @@ def preannotate(
                 headers = list(header_ranges(note.text))
                 spans = [restrict_attributes(s, allowed) for s in spans if not in_header(s.start, s.end, headers)]
                 spans.sort(key=lambda s: (s.start, s.end, s.label))
-                done[id(note)] = AnnotatedNote(note, tuple(spans))
+                done[id(given)] = AnnotatedNote(given, tuple(original_text(spans, given.text)))
             for note in whole:
                 yield done.get(id(note)) or AnnotatedNote(note, ())
                 if bar is not None:

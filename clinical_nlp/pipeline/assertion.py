@@ -31,6 +31,7 @@ from clinical_nlp.models.assertion_linear import (  # noqa: F401  (re-exported: 
     load_model,
 )
 from clinical_nlp.pipeline.cue_rules import CueRule, load_cue_rules  # noqa: F401  (re-exported)
+from clinical_nlp.textnorm import plain_text
 
 ATTRIBUTES = ("negation", "temporality", "experiencer")
 #: ``rules`` (cue rules), ``linear`` (rules + linear model), ``accurate`` (+ MiniLM where unsure).
@@ -383,7 +384,7 @@ def classify_assertions(
         except (TypeError, ValueError):
             raise InputFormatError(f"row {k}: expected (text, start, end), got {row!r}") from None
         check_row(text, start, end, row=str(k))
-        triples.append((text, start, end))
+        triples.append((plain_text(text), start, end))
     if chosen == "accurate" and mdl is not None:
         from clinical_nlp.pipeline.assertion_accurate import classify_accurate, load_transformer
 
@@ -414,7 +415,7 @@ def iter_classified(
     if chosen != "accurate" or mdl is None:
         for row_id, text, start, end, concept in rows:
             check_row(text, start, end, row=row_id, concept=concept)
-            yield row_id, classify_one(text, start, end, model=mdl, rules=rules, rules_id=rid)
+            yield row_id, classify_one(plain_text(text), start, end, model=mdl, rules=rules, rules_id=rid)
         return
     from clinical_nlp.pipeline.assertion_accurate import classify_accurate, load_transformer
 
@@ -428,7 +429,7 @@ def iter_classified(
 
     for row_id, text, start, end, concept in rows:
         check_row(text, start, end, row=row_id, concept=concept)
-        batch.append((row_id, (text, start, end)))
+        batch.append((row_id, (plain_text(text), start, end)))  # zero-width spaces read as spaces
         if len(batch) >= batch_size:
             yield from flush()
     if batch:
