@@ -52,6 +52,7 @@ def ingest_corpus(
         if kind == "human":
             require_person(store, annotator, action="ingest of human annotations", schema=guideline.schema)
         docs, dropped = _checked(docs, guideline.schema, unknown_labels, source=str(input))
+    store.refuse_text_changes([d.note for d in docs])  # before the first batch: all or nothing
     n_notes = n_ann = 0
     rows: dict[str, str] = {}
     bar = None

@@ -101,7 +101,13 @@ class Store:
         actor: str | None = None,
     ) -> int:
         """Insert or update notes; returns how many were written. ``deidentified``: also record each text's
-        hash as de-identified by ``method`` (the ``deid`` command's method, or an attestation)."""
+        hash as de-identified by ``method`` (the ``deid`` command's method, or an attestation).
+
+        A note whose stored text has annotations or Doccano examples keeps its text: a different one is a
+        :class:`StoreError` naming the notes, and nothing of the call is written (their offsets would point
+        into the new text)."""
+        notes = list(notes)
+        self.refuse_text_changes(notes)
         count = 0
         with self.session() as s:
             for note in notes:
@@ -115,6 +121,33 @@ class Store:
                     _record_deid(s, note.id, note.text, method, actor)
                 count += 1
         return count
+
+    def refuse_text_changes(self, notes: Sequence[Note]) -> None:
+        """Raise :class:`StoreError` when one of ``notes`` would replace the text of a stored note that
+        annotations, Doccano examples or adjudication items refer to (checked before anything is written)."""
+        from clinical_nlp.store.tables import AdjudicationRow, DoccanoExampleRow
+
+        given = {n.id: n.text for n in notes}
+        ids_given: list[str] = list(given)
+        held: set[str] = set()
+        with self.session() as s:
+            for i in range(0, len(ids_given), 500):  # bounded IN lists (SQLite's variable limit)
+                rows = s.scalars(select(DocumentRow).where(DocumentRow.id.in_(ids_given[i : i + 500])))
+                changed = [r.id for r in rows if r.text != given[r.id]]
+                if changed:
+                    held |= set(s.scalars(select(AnnotationRow.item).where(AnnotationRow.item.in_(changed))))
+                    held |= set(
+                        s.scalars(select(DoccanoExampleRow.note_id).where(DoccanoExampleRow.note_id.in_(changed)))
+                    )
+                    held |= set(s.scalars(select(AdjudicationRow.item).where(AdjudicationRow.item.in_(changed))))
+        if held:
+            ids = sorted(held)
+            shown = ", ".join(repr(i) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            raise StoreError(
+                f"{len(ids)} note(s) already annotated or pushed to Doccano would get another text: {shown}; their "
+                "spans' offsets would no longer match, so nothing was stored. Keep the stored text (re-run deid "
+                "with the same --key / CLINICAL_NLP_DEID_KEY) or give the changed notes new ids"
+            )
 
     def get_note(self, note_id: str) -> Note:
         with self.session() as s:
