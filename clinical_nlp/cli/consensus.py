@@ -280,7 +280,9 @@ def register(app: typer.Typer) -> None:
         annotators: str = typer.Option(
             ..., "--annotators", help="Comma-separated annotation extensions, e.g. q1c,q2c."
         ),
-        tolerance_ms: float = typer.Option(150.0, "--tolerance-ms", help="Match window in ms (EC57: 150 for QRS)."),
+        tolerance_ms: float = typer.Option(
+            150.0, "--tolerance-ms", min=0.0, help="Match window in ms (EC57: 150 for QRS)."
+        ),
         lag: str = typer.Option("none", help="'none', 'auto' (estimate a constant lag per event type) or ms."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
     ) -> None:
@@ -293,7 +295,10 @@ def register(app: typer.Typer) -> None:
         from clinical_nlp.services.agreement_files import write_json
 
         names = name_list(annotators, "--annotators")
-        lag_v: Any = lag if lag in ("none", "auto") else float(lag) / 1000.0
+        try:
+            lag_v: Any = lag if lag in ("none", "auto") else float(lag) / 1000.0
+        except ValueError:
+            raise InputFormatError(f"--lag must be 'none', 'auto' or a number of ms, not {lag!r}") from None
         rep = record_report(record, names, tolerance_ms=tolerance_ms, lag=lag_v)
         if output:
             write_json(output, rep)

@@ -150,6 +150,13 @@ def _decide(project, decision, *, expert="dr_x", item="n1", reason="why"):
             "--decision", decision, "--project", str(project.root)]  # fmt: skip
 
 
+def _signal() -> list[str]:
+    from conftest import shared_corpora_dir
+
+    record = shared_corpora_dir() / "signals" / "qtdb" / "sel100"
+    return ["consensus", "signal", "--record", str(record), "--annotators", "q1c,q2c"]
+
+
 ARG_CASES = [
     ("decide-offsets", lambda p: _decide(p, '[{"start": 5000, "end": 5010, "label": "Condition"}]'), "beyond the text"),
     ("decide-label", lambda p: _decide(p, '[{"start": 15, "end": 25, "label": "Tumour"}]'), "'Tumour' is not in"),
@@ -198,6 +205,18 @@ ARG_CASES = [
         lambda p: ["annotators", "add", "bob", "--hipaa-training", "yesterday", "--project-dir", str(p.root)],
         "not YYYY-MM-DD",
     ),  # fmt: skip
+    (
+        "annotator-future-training",
+        lambda p: ["annotators", "add", "bob", "--hipaa-training", "2999-01-01", "--project-dir", str(p.root)],
+        "in the future",
+    ),  # fmt: skip
+    (
+        "annotator-name-doccano-cannot-hold",
+        lambda p: ["annotators", "add", "bob smith", "--project-dir", str(p.root)],
+        "cannot be a Doccano user name",
+    ),  # fmt: skip
+    ("signal-negative-tolerance", lambda p: [*_signal(), "--tolerance-ms", "-5"], "not in the range"),
+    ("signal-bad-lag", lambda p: [*_signal(), "--lag", "abc"], "--lag must be"),
     (
         "audit-bad-head",
         lambda p: ["audit", "verify", "--head", "0" * 63 + "1", "--project-dir", str(p.root)],
