@@ -69,6 +69,21 @@ class RoundSettings:
     #: link the suggestions with the shipped relation model (``make model``)
     relations: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.annotators:
+            raise RoundError("a round needs annotators (--annotators alice,bob)")
+        if self.batch < 1:
+            raise RoundError(f"--batch must be at least 1 note, not {self.batch}")
+        if not 1 <= self.overlap <= len(self.annotators):
+            raise RoundError(
+                f"--overlap {self.overlap}: each note goes to 1 to {len(self.annotators)} of the "
+                f"{len(self.annotators)} annotator(s) named"
+            )
+        if self.epochs < 1 or self.promotion_tolerance < 0:
+            raise RoundError(
+                f"epochs must be ≥ 1 and promotion tolerance ≥ 0, not {self.epochs}, {self.promotion_tolerance}"
+            )
+
 
 # --------------------------------------------------------------------------- round rows
 def _load(store: Store, number: int) -> dict[str, Any]:

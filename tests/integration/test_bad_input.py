@@ -215,6 +215,16 @@ ARG_CASES = [
         lambda p: ["annotators", "add", "bob smith", "--project-dir", str(p.root)],
         "cannot be a Doccano user name",
     ),  # fmt: skip
+    (
+        "round-batch-0",
+        lambda p: ["round", "start", "--annotators", "a,b", "--batch", "0", "--project-dir", str(p.root)],
+        "--batch must be at least 1",
+    ),
+    (
+        "round-overlap-3-of-2",
+        lambda p: ["round", "start", "--annotators", "a,b", "--overlap", "3", "--project-dir", str(p.root)],
+        "--overlap 3",
+    ),  # fmt: skip
     ("signal-negative-tolerance", lambda p: [*_signal(), "--tolerance-ms", "-5"], "not in the range"),
     ("signal-bad-lag", lambda p: [*_signal(), "--lag", "abc"], "--lag must be"),
     (
