@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,11 @@ import numpy as np
 from sqlalchemy import select
 
 from clinical_nlp.audit import AuditLog
-from clinical_nlp.config import Project, load_label_schema
-from clinical_nlp.errors import ClinicalNLPError
+from clinical_nlp.config import Project
 from clinical_nlp.faults import crash_point
 from clinical_nlp.io.jsonl import atomic_writer
 from clinical_nlp.round_report import round_dir, strict_f1, write_round_report
+from clinical_nlp.round_settings import RoundError, RoundSettings
 from clinical_nlp.store import RoundRow, Store, utcnow
 from clinical_nlp.types import AnnotatedNote, Annotation, Note, Span
 
@@ -44,45 +44,6 @@ ExpertDecision = Callable[
     [Note, Mapping[str, Sequence[Span]], Sequence[str]],
     tuple[Sequence[Span], str] | tuple[Sequence[Span], str, Sequence[Mapping[str, Any]]] | None,
 ]
-
-
-class RoundError(ClinicalNLPError):
-    """A round cannot proceed (wrong state, annotations missing …)."""
-
-
-@dataclass(frozen=True)
-class RoundSettings:
-    """How rounds select, assign and retrain (stored with each round)."""
-
-    strategy: str = "entropy"
-    batch: int = 10
-    annotators: tuple[str, ...] = ("annotator1", "annotator2")
-    overlap: int = 2
-    expert: str = "expert"
-    doccano_project: str = "clinical-nlp"
-    seed: int = 0
-    epochs: int = 8
-    labels: tuple[str, ...] = field(default_factory=lambda: load_label_schema().model_labels)
-    dev_path: str | None = None
-    #: a retrained model replaces the current one only if its dev strict F1 is at most this much lower
-    promotion_tolerance: float = 0.02
-    #: link the suggestions with the shipped relation model (``make model``)
-    relations: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.annotators:
-            raise RoundError("a round needs annotators (--annotators alice,bob)")
-        if self.batch < 1:
-            raise RoundError(f"--batch must be at least 1 note, not {self.batch}")
-        if not 1 <= self.overlap <= len(self.annotators):
-            raise RoundError(
-                f"--overlap {self.overlap}: each note goes to 1 to {len(self.annotators)} of the "
-                f"{len(self.annotators)} annotator(s) named"
-            )
-        if self.epochs < 1 or self.promotion_tolerance < 0:
-            raise RoundError(
-                f"epochs must be ≥ 1 and promotion tolerance ≥ 0, not {self.epochs}, {self.promotion_tolerance}"
-            )
 
 
 # --------------------------------------------------------------------------- round rows
