@@ -54,43 +54,39 @@ def _year_text(year: int, form: str) -> str:
     return {"Y": str(year), "y": f"{year % 100:02d}", "'y": f"'{year % 100:02d}"}.get(form, "")
 
 
+def _shifted(word: str, day: int, ytext: str | None, days: int) -> tuple[_dt.date, str] | None:
+    """The date of month ``word``, ``day`` and the written year, shifted, with the year's form."""
+    month = _month_number(word)
+    if month is None:
+        return None
+    year, form = _year(ytext)
+    try:
+        return _dt.date(year, month, day) + _dt.timedelta(days=days), form
+    except ValueError:
+        return None
+
+
 def shift_month_name_date(text: str, days: int) -> str | None:
     """``text`` shifted by ``days`` in its own form, or None when it is no month-name date."""
-    shift = _dt.timedelta(days=days)
-    m = _DAY_MONTH.match(text)
-    if m:
+    if m := _DAY_MONTH.match(text):
         day, suffix, sep, word, dot, ysep, ytext = m.groups()
-        month = _month_number(word)
-        if month is None:
+        if (got := _shifted(word, int(day), ytext, days)) is None:
             return None
-        year, form = _year(ytext)
-        try:
-            d = _dt.date(year, month, int(day)) + shift
-        except ValueError:
-            return None
+        d, form = got
         day_text = f"{d.day:0{len(day)}d}" + (_ordinal(d.day) if suffix else "")
         tail = f"{ysep}{_year_text(d.year, form)}" if ytext else ""
         return f"{day_text}{sep}{_month_word(d.month, word)}{dot}{tail}"
-    m = _MONTH_DAY.match(text)
-    if m:
+    if m := _MONTH_DAY.match(text):
         word, dot, sep, day, suffix, ysep, ytext = m.groups()
-        month = _month_number(word)
-        if month is None:
+        if (got := _shifted(word, int(day), ytext, days)) is None:
             return None
-        year, form = _year(ytext)
-        try:
-            d = _dt.date(year, month, int(day)) + shift
-        except ValueError:
-            return None
+        d, form = got
         tail = f"{ysep}{_year_text(d.year, form)}" if ytext else ""
         return f"{_month_word(d.month, word)}{dot}{sep}{d.day}{_ordinal(d.day) if suffix else ''}{tail}"
-    m = _MONTH_YEAR.match(text)
-    if m:
+    if m := _MONTH_YEAR.match(text):
         word, dot, sep, ytext = m.groups()
-        month = _month_number(word)
-        if month is None:
+        if (got := _shifted(word, 15, ytext, days)) is None:  # the month of its 15th, as for 2/2001
             return None
-        year, form = _year(ytext)
-        d = _dt.date(year, month, 15) + shift  # the month of its 15th, as for 2/2001
+        d, form = got
         return f"{_month_word(d.month, word)}{dot}{sep}{_year_text(d.year, form)}"
     return None
