@@ -55,8 +55,10 @@ def register(app: typer.Typer) -> None:
         from clinical_nlp.io.paths import refuse_clashing_paths
         from clinical_nlp.scale import preannotate_file, stats_summary
 
-        preview_page = (preview_output or output.with_suffix(".preview.html")) if preview else None
-        refuse_clashing_paths({"--input": input}, {"--output": output, "--preview-output": preview_page})
+        preview_page = preview_output or output.with_suffix(".preview.html")
+        refuse_clashing_paths(
+            {"--input": input}, {"--output": output, "--preview-output": preview_page if preview else None}
+        )
         if preview and output.suffix == ".parquet":
             raise InputFormatError("--preview needs a JSONL output", source=str(output))
 
@@ -79,7 +81,7 @@ def register(app: typer.Typer) -> None:
         if preview:
             from clinical_nlp.pipeline.preview import write_preview
 
-            page = write_preview(output, preview_page or output.with_suffix(".preview.html"), n=preview)
+            page = write_preview(output, preview_page, n=preview)
             typer.echo(f"preview of {preview} note(s): {page}")
 
     @app.command("export")

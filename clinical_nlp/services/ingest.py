@@ -68,6 +68,7 @@ def ingest_corpus(
                 deidentified=deidentified,
                 method=f"attested free of PHI at ingest by {actor} (--deidentified)",
                 actor=actor,
+                text_changes_checked=True,  # every note was checked before the first batch
             )
             if annotator:
                 for d in batch:

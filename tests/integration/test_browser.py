@@ -30,6 +30,16 @@ def browser(request, creds):  # noqa: F811
     b.close()
 
 
+def _push_to_alice(tmp_path, creds, note_id: str, text: str, start: int, end: int):  # noqa: F811
+    """One de-identified note with a Condition suggestion on [start, end), pushed to alice's project."""
+    pre = {"id": note_id, "text": text, "deidentified": True, "model_version": "ctx@1",
+           "spans": [{"start": start, "end": end, "label": "Condition"}]}  # fmt: skip
+    store = register(Store(f"sqlite:///{tmp_path}/s.db"))
+    guideline, name = load_guideline(), f"cnlp-ui-{uuid.uuid4().hex[:8]}"
+    rows = attest(store, [(row_to_annotated(pre).verified(), pre)])
+    return store, guideline, name, dc.push(store, guideline, name, rows, [ALICE], overlap=1, creds=creds)
+
+
 def test_annotator_corrects_in_the_browser_and_pull_shows_exactly_her_edits(tmp_path, creds, corpora_dir, browser):  # noqa: F811
     row = next(
         json.loads(line)
@@ -37,12 +47,7 @@ def test_annotator_corrects_in_the_browser_and_pull_shows_exactly_her_edits(tmp_
         if json.loads(line)["id"] == "ctx-0514"
     )
     text = row["text"]
-    pre = {"id": row["id"], "text": text, "deidentified": True, "model_version": "ctx@1",
-           "spans": [{"start": row["start"], "end": row["end"], "label": "Condition"}]}  # fmt: skip
-    store = register(Store(f"sqlite:///{tmp_path}/s.db"))
-    guideline, name = load_guideline(), f"cnlp-ui-{uuid.uuid4().hex[:8]}"
-    rows = attest(store, [(row_to_annotated(pre).verified(), pre)])
-    report = dc.push(store, guideline, name, rows, [ALICE], overlap=1, creds=creds)
+    store, guideline, name, report = _push_to_alice(tmp_path, creds, row["id"], text, row["start"], row["end"])
 
     browser.login(ALICE, PASSWORD)
     browser.open_example(report.project_ids[ALICE])
@@ -90,12 +95,7 @@ def test_offsets_after_an_emoji_mean_the_same_characters_in_the_ui_and_in_pull(t
     drawn on its words and the annotator's selection must come back on hers (both were shifted)."""
     text = "Mood \U0001f600\U0001f600 today. Pt has chest pain and fever."
     s = text.index("chest pain")
-    pre = {"id": "emo1", "text": text, "deidentified": True, "model_version": "ctx@1",
-           "spans": [{"start": s, "end": s + 10, "label": "Condition"}]}  # fmt: skip
-    store = register(Store(f"sqlite:///{tmp_path}/s.db"))
-    guideline, name = load_guideline(), f"cnlp-emoji-{uuid.uuid4().hex[:8]}"
-    rows = attest(store, [(row_to_annotated(pre).verified(), pre)])
-    report = dc.push(store, guideline, name, rows, [ALICE], overlap=1, creds=creds)
+    store, guideline, name, report = _push_to_alice(tmp_path, creds, "emo1", text, s, s + 10)
 
     browser.login(ALICE, PASSWORD)
     browser.open_example(report.project_ids[ALICE])
