@@ -30,6 +30,8 @@ from typing import Any
 
 from clinical_nlp.consensus.relations import binary_relations
 from clinical_nlp.errors import ClinicalNLPError, InputFormatError
+from clinical_nlp.export_check import compare
+from clinical_nlp.export_check import read_back as read_back_export
 from clinical_nlp.faults import crash_point
 from clinical_nlp.hashing import file_sha256
 from clinical_nlp.io.jsonl import annotated_to_row
@@ -57,6 +59,7 @@ LOSSES: dict[str, list[str]] = {
         "scores/sources",
         "relations",
         "exact whitespace",
+        "metadata (patient, source …)",
     ],
     "brat": ["scores/sources"],
     "hf": ["relation groups (Chia's OR 'args') as links between consecutive members"],
@@ -243,6 +246,7 @@ def export_corpus(
         else:
             for split, split_docs in splits.items():
                 _write_format(name, split_docs, tmp, split)
+        read_back = compare(docs, read_back_export(name, tmp, list(splits)))
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         labels = Counter(s.label for d in docs for s in d.spans)
         manifest = {
@@ -258,6 +262,7 @@ def export_corpus(
             "guideline_version": guideline_version,
             "model_versions": sorted(set(model_versions)),
             "dropped": LOSSES[name],
+            "read_back": read_back,
             "files": {str(p.relative_to(tmp)): file_sha256(p) for p in files},
             "audit_head": audit_head,
             **(extra or {}),
@@ -350,6 +355,7 @@ def _export_audited(
                 "files": manifest["files"],
                 "audit_head": head,
                 "source": manifest["source"],
+                "read_back": manifest["read_back"],
             },
         )
 
@@ -395,6 +401,39 @@ def export_from_store(
     )
 
 
+UNKNOWN_LABEL_POLICIES = ("refuse", "drop", "keep")
+
+
+def _unknown_labels(
+    docs: list[AnnotatedNote], known: Sequence[str], policy: str, *, source: str
+) -> tuple[list[AnnotatedNote], dict[str, int]]:
+    """Spans whose label the project's schema does not define: ``refuse`` names the first, ``drop``
+    removes them (and the links naming them), ``keep`` exports them; returns (docs, count per label)."""
+    if policy not in UNKNOWN_LABEL_POLICIES:
+        raise InputFormatError(f"unknown-labels must be one of {', '.join(UNKNOWN_LABEL_POLICIES)}, not {policy!r}")
+    names = set(known)
+    outside = Counter(s.label for d in docs for s in d.spans if s.label not in names)
+    if not outside or policy == "keep":
+        return docs, dict(sorted(outside.items()))
+    if policy == "refuse":
+        doc, span = next((d, s) for d in docs for s in d.spans if s.label not in names)
+        raise InputFormatError(
+            f"{source}: document {doc.id!r}: span [{span.start}, {span.end}) has label {span.label!r}, which the "
+            f"project's label schema does not define (known: {', '.join(known)}); --unknown-labels drop or keep"
+        )
+    kept_docs = []
+    for doc in docs:
+        gone = {str(s.id) for s in doc.spans if s.label not in names and s.id is not None}
+        spans = tuple(s for s in doc.spans if s.label in names)
+        relations = tuple(
+            r
+            for r in doc.relations
+            if not gone & {str(a) for a in (r["args"] if "args" in r else [r.get("arg1"), r.get("arg2")])}
+        )
+        kept_docs.append(AnnotatedNote(doc.note, spans, relations))
+    return kept_docs, dict(sorted(outside.items()))
+
+
 def export_from_file(
     input: Path | str,
     output: Path | str,
@@ -403,16 +442,20 @@ def export_from_file(
     project: Any,
     actor: str = "cli",
     override: str | None = None,
+    unknown_labels: str = "refuse",
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Export a gold file (any format :func:`read_corpus` reads) under ``project``'s gates: its notes must
-    have no pending adjudication and the QA policy must be met for its labels; audited like a store export."""
+    have no pending adjudication and the QA policy must be met for its labels; audited like a store export.
+    Labels the project's schema does not define are refused unless ``unknown_labels`` is ``drop`` or ``keep``."""
     from clinical_nlp.io.registry import read_corpus
     from clinical_nlp.store import Store
 
     docs = read_corpus(input, allow_empty=True)
+    schema = project.guideline().schema
+    docs, outside = _unknown_labels(docs, schema.label_names, unknown_labels, source=str(input))
     store = Store(project.store_url)
-    _open_work_gate(store, docs, project.guideline().schema, override, actor)
+    _open_work_gate(store, docs, schema, override, actor)
     kwargs.setdefault("source", Path(input).name)
     return _export_audited(
         store,
@@ -420,7 +463,10 @@ def export_from_file(
         output,
         fmt,
         actor=actor,
-        extra={"input_sha256": file_sha256(Path(input)) if Path(input).is_file() else None},
+        extra={
+            "input_sha256": file_sha256(Path(input)) if Path(input).is_file() else None,
+            "labels_outside_schema": {"policy": unknown_labels, "spans": outside},
+        },
         **kwargs,
     )
 

@@ -104,6 +104,11 @@ def register(app: typer.Typer) -> None:
         override: str | None = typer.Option(
             None, help="Export despite open adjudications or QA reviews; the reason is kept in the audit log."
         ),
+        unknown_labels: str = typer.Option(
+            "refuse",
+            help="--input spans whose label the project's schema lacks: 'refuse' the file, 'drop' them "
+            "(and their links) or 'keep' them (a public corpus with its own labels); the manifest counts them.",
+        ),
     ) -> None:
         """Export a training corpus (train/dev split by patient) with manifest.json.
 
@@ -128,6 +133,7 @@ def register(app: typer.Typer) -> None:
                 project=project,
                 actor=actor,
                 override=override,
+                unknown_labels=unknown_labels,
                 dev_fraction=dev_fraction,
                 seed=seed,
             )
@@ -136,3 +142,11 @@ def register(app: typer.Typer) -> None:
                 project, output, format, actor=actor, dev_fraction=dev_fraction, seed=seed, override=override
             )
         typer.echo(json.dumps({k: manifest[k] for k in ("format", "documents", "spans", "splits", "content_hash")}))
+        from clinical_nlp.export_check import summary
+
+        if lost := summary(manifest["read_back"]):
+            typer.echo(
+                f"warning: read back, the {manifest['format']} files hold less than the gold: {lost} "
+                "(manifest.json, read_back)",
+                err=True,
+            )

@@ -101,6 +101,7 @@ FILE_CASES = [
     ("deid-non-utf8", b'{"id": "a", "text": "\xff"}\n', "deid", r"not (valid )?UTF-8"),
     ("export-duplicates", _rows(GOOD, GOOD), "export", r"duplicate id 'a'"),
     ("export-span-off", _rows(SPAN_OFF), "export", r"beyond the text"),
+    ("export-unknown-label", _rows(SPAN_LABEL), "export", r"label 'Medicine', which the project's label schema"),
     ("export-empty", "", "export", r"no (documents|notes)|empty|nothing to export"),
     ("agree-empty", "", "agree", r"no (documents|notes|rows|labels)|empty"),
     ("agree-span-off", _rows({**SPAN_OFF, "annotator": "alice"}), "agree", r"beyond the text|ends beyond"),

@@ -112,6 +112,8 @@ def test_cli_export_and_bad_input(tmp_path, corpora_dir):
         str(corpora_dir / "chia" / "dev.jsonl"),
         "--project-dir",
         str(tmp_path / "p"),
+        "--unknown-labels",
+        "keep",  # Chia's own labels (Mood, Scope …) are not the default schema's
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 2 and "export refused" in res.stderr and "Drug" in res.stderr  # no QA reviews yet
@@ -119,7 +121,11 @@ def test_cli_export_and_bad_input(tmp_path, corpora_dir):
     res = subprocess.run([*cmd, "--override", "public corpus"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout.strip().splitlines()[-1])["documents"] == 30
-    assert (out / "manifest.json").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    outside = manifest["labels_outside_schema"]
+    assert outside["policy"] == "keep" and outside["spans"]["Mood"] == manifest["labels"]["Mood"] > 0
+    assert "Condition" not in outside["spans"]
+    assert {k: v for k, v in manifest["read_back"].items() if v} == {}  # hf holds every span and link
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "text": "abc", "spans": [{"start": 0, "end": 9, "label": "X"}]}\n')
     cmd[7], cmd[9] = str(tmp_path / "o2"), str(bad)

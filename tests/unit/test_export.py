@@ -62,6 +62,46 @@ def test_conll_is_lossy_and_says_so(chia, tmp_path):
     n_back = sum(len(d.spans) for d in back)
     assert 0 < n_back < manifest["spans"]
     assert not any(s.fragments for d in back for s in d.spans)
+    # the manifest counts what the files lost, read back with the format's own reader
+    check = manifest["read_back"]
+    assert check["spans_lost"] == sum(check["spans_lost_by_label"].values()) > 0
+    assert check["spans_lost"] - check["spans_added"] == manifest["spans"] - n_back
+    assert check["documents_missing"] == 0 and check["texts_changed"] == 0
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "docbin", "brat", "hf", "parquet"])
+def test_lossless_formats_read_back_whole(chia, tmp_path, fmt):
+    check = export_corpus(chia, tmp_path / fmt, fmt)["read_back"]
+    assert {k: v for k, v in check.items() if v} == {}, check
+
+
+def test_read_back_counts_each_kind_of_loss():
+    from clinical_nlp.export_check import compare, summary
+    from clinical_nlp.types import AnnotatedNote, Note, Span
+
+    text = "no chest pain today"
+    pain = Span(3, 13, "Condition", id="T1", attributes={"negation": "negated"})
+    today = Span(14, 19, "Temporal", id="T2")
+    docs = [
+        AnnotatedNote(
+            Note("a", text, {"patient": "p1"}), (pain, today), ({"type": "Has_temporal", "arg1": "T1", "arg2": "T2"},)
+        ),
+        AnnotatedNote(Note("b", "fever"), (Span(0, 5, "Condition"),)),
+    ]
+    back = {"a": AnnotatedNote(Note("a", text), (Span(3, 13, "Condition"), Span(3, 8, "Condition")))}
+    check = compare(docs, back)
+    assert check == {
+        "documents_missing": 1,
+        "texts_changed": 0,
+        "documents_with_metadata_lost": 1,
+        "spans_lost": 2,
+        "spans_lost_by_label": {"Condition": 1, "Temporal": 1},
+        "spans_added": 1,
+        "spans_with_attributes_lost": 1,
+        "links_lost": 1,
+    }
+    assert "1 documents missing" in summary(check) and "1 relation links lost" in summary(check)
+    assert summary(compare(docs, {d.id: d for d in docs})) == ""
 
 
 def test_manifest_contents(chia, tmp_path):
@@ -94,3 +134,22 @@ def test_bad_inputs(chia, tmp_path):
     with pytest.raises(ClinicalNLPError, match="already exists"):
         export_corpus(chia, tmp_path / "exists", "jsonl")
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_unknown_labels_refused_dropped_with_their_links_or_kept():
+    from clinical_nlp.export import _unknown_labels
+    from clinical_nlp.types import AnnotatedNote, Note, Span
+
+    doc = AnnotatedNote(
+        Note("a", "no pain"),
+        (Span(0, 2, "Cue", id="T1"), Span(3, 7, "Condition", id="T2")),
+        ({"type": "Has_negation", "arg1": "T2", "arg2": "T1"}, {"type": "OR", "args": ["T2", "T2"]}),
+    )
+    with pytest.raises(InputFormatError, match=r"document 'a': span \[0, 2\) has label 'Cue'"):
+        _unknown_labels([doc], ["Condition"], "refuse", source="f.jsonl")
+    (dropped,), counts = _unknown_labels([doc], ["Condition"], "drop", source="f.jsonl")
+    assert counts == {"Cue": 1} and [s.label for s in dropped.spans] == ["Condition"]
+    assert dropped.relations == ({"type": "OR", "args": ["T2", "T2"]},)
+    assert _unknown_labels([doc], ["Condition"], "keep", source="f.jsonl") == ([doc], {"Cue": 1})
+    with pytest.raises(InputFormatError, match="unknown-labels must be one of"):
+        _unknown_labels([doc], ["Condition"], "ignore", source="f.jsonl")
