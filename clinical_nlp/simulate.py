@@ -229,6 +229,13 @@ def restrict_labels(docs: Iterable[AnnotatedNote], labels: Iterable[str]) -> lis
     return [replace(d, spans=tuple(s for s in d.spans if s.label in keep), relations=()) for d in docs]
 
 
+def without_texts_of(docs: Sequence[AnnotatedNote], held: Sequence[AnnotatedNote]) -> list[AnnotatedNote]:
+    """``docs`` less every note whose text (stripped) is also a note of ``held``: a model trained or
+    stopped early on an evaluation note would be scored on what it saw."""
+    seen = {d.text.strip() for d in held}
+    return [d for d in docs if d.text.strip() not in seen]
+
+
 def default_train_fn(
     labels: Sequence[str],
     epochs: int = 10,
@@ -355,6 +362,11 @@ def simulate_active_learning(
     labels = sorted(set(labels)) if labels else pool_labels
     if not set(labels) & set(pool_labels):
         raise InputFormatError(f"no span in the pool has any of the labels {labels}")
+    in_eval = len(pool) - len(pool := without_texts_of(pool, eval_docs))
+    if not pool:
+        raise InputFormatError(
+            "every pool note's text is also in the evaluation set: score on notes the loop never sees"
+        )
     pool = restrict_labels(pool, labels)
     eval_docs = restrict_labels(eval_docs, labels)
     if train_fn is None:
@@ -438,6 +450,7 @@ def simulate_active_learning(
         "rounds": rounds,
         "labels": list(labels),
         "pool_size": len(pool),
+        "pool_notes_dropped_as_in_eval": in_eval,
         "eval_size": len(eval_docs),
         "skill": {k: getattr(skill, k) for k in AnnotatorSkill.__slots__},
         "points": points,

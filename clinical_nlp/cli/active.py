@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from clinical_nlp.errors import ConfigError
+from clinical_nlp.errors import ConfigError, InputFormatError
 
 
 def _parse_config(pairs: list[str]) -> dict:
@@ -77,11 +77,22 @@ def register(app: typer.Typer) -> None:
         where f1 is strict micro span F1 on EVAL, n_docs and edits are cumulative.
         """
         from clinical_nlp.io.jsonl import read_jsonl
-        from clinical_nlp.simulate import AnnotatorSkill, default_train_fn, simulate_active_learning
+        from clinical_nlp.simulate import AnnotatorSkill, default_train_fn, simulate_active_learning, without_texts_of
 
         pool_docs = read_jsonl(pool, allow_empty=True)
         eval_docs = read_jsonl(eval_path, allow_empty=True)
         dev_docs = [d for d in read_jsonl(dev, allow_empty=True) if d.text.strip()] if dev else None
+        for name, docs in (("pool", pool_docs), ("dev", dev_docs or [])):
+            if shared := len(docs) - len(without_texts_of(docs, eval_docs)):
+                typer.echo(
+                    f"warning: {shared} {name} note(s) have the text of an evaluation note and are left out "
+                    f"(a model {'trained' if name == 'pool' else 'stopped early'} on them would be scored on them)",
+                    err=True,
+                )
+        if dev_docs is not None:
+            dev_docs = without_texts_of(dev_docs, eval_docs)
+            if not dev_docs:
+                raise InputFormatError(f"{dev}: every dev note is also in the evaluation set")
         label_list = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
         chosen = sorted(set(label_list)) if label_list else sorted({s.label for d in pool_docs for s in d.spans})
         curve = simulate_active_learning(

@@ -92,6 +92,11 @@ def test_al_simulate_bad_input_exit_2_and_no_output(tmp_path, corpora_dir):
     )
     assert result.exit_code != 0 and "unknown query strategy" in str(result.exception)
     assert not out.exists()
+    dev = str(corpora_dir / "chia" / "dev.jsonl")
+    result = runner.invoke(app, ["al", "simulate", "--pool", dev, "--eval", dev, "--output", str(out)])
+    assert result.exit_code != 0 and "also in the evaluation set" in str(result.exception)
+    assert "warning: 30 pool note(s) have the text of an evaluation note" in result.output
+    assert not out.exists()
 
 
 def test_entropy_on_real_model_picks_unlabeled_and_uses_model(corpora_dir):

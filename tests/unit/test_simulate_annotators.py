@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,6 +18,7 @@ from clinical_nlp.simulate import (
     count_edits,
     restrict_labels,
     simulate_active_learning,
+    without_texts_of,
 )
 from clinical_nlp.types import AnnotatedNote, Note, Span
 
@@ -213,6 +216,21 @@ def test_committee_members_train_on_annotations_without_moving_the_warm_start_ba
     assert all(len(d.spans) <= len(gold[d.id]) for docs in member_docs for d in docs)
 
 
+def test_pool_notes_with_an_evaluation_text_never_reach_the_loop():
+    pool, ev = _corpus(12, seed=5), _corpus(4, seed=6)
+    leaked = [replace(d, note=replace(d.note, id=f"copy{i}", text=d.text + "  ")) for i, d in enumerate(ev[:3])]
+    seen: list[str] = []
+
+    def train(docs, seed):
+        seen.extend(d.text.strip() for d in docs)
+        return memorizer_train_fn(LABELS)(docs, seed)
+
+    curve = simulate_active_learning(pool + leaked, ev, "random", rounds=2, batch=20, train_fn=train, progress=False)
+    assert curve["pool_notes_dropped_as_in_eval"] == 3 + len({d.text for d in pool} & {d.text for d in ev})
+    assert not set(seen) & {d.text for d in ev}
+    assert without_texts_of(leaked, ev) == []
+
+
 def test_loop_input_errors():
     pool = _corpus(5)
     with pytest.raises(InputFormatError, match="no documents"):
@@ -223,4 +241,6 @@ def test_loop_input_errors():
         )
     with pytest.raises(ConfigError, match="batch"):
         simulate_active_learning(pool, pool, "random", rounds=1, batch=0, train_fn=memorizer_train_fn(LABELS))
+    with pytest.raises(InputFormatError, match="every pool note's text is also in the evaluation set"):
+        simulate_active_learning(pool, pool, "random", rounds=1, batch=2, train_fn=memorizer_train_fn(LABELS))
     assert all(s.label == "Drug" for d in restrict_labels(pool, ["Drug"]) for s in d.spans)
