@@ -76,7 +76,7 @@ def _is_parquet(path: Path) -> bool:
 
 
 def iter_input_rows(path: Path | str, *, batch_rows: int = 1024) -> Iterator[tuple[int, Row]]:
-    """Stream ``(line_or_row_number, row)`` from JSONL or Parquet, validating ``id``/``text``.
+    """Stream ``(line_or_row_number, row)`` from JSONL, Parquet or a CSV notes table, validating ``id``/``text``.
 
     A bad row or a repeated ``id`` raises :class:`InputFormatError` naming the file and line (row);
     nothing is written by the caller then (outputs are atomic).
@@ -108,7 +108,13 @@ def _raw_input_rows(path: Path, batch_rows: int) -> Iterator[tuple[int, Row]]:
                 row_to_note(row, source=str(path), line=number, allow_empty=True)
                 yield number, row
         return
-    for number, row in iter_json_rows(path):
+    if path.suffix.lower() == ".csv":
+        from clinical_nlp.io.notes_table import iter_csv_note_rows
+
+        rows = iter_csv_note_rows(path)
+    else:
+        rows = iter_json_rows(path)
+    for number, row in rows:
         row_to_note(row, source=str(path), line=number, allow_empty=True)
         yield number, row
 

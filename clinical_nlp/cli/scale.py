@@ -18,7 +18,12 @@ def _relation_model(given: Path | None) -> Path | None:
 def register(app: typer.Typer) -> None:
     @app.command("preannotate")
     def preannotate_cmd(
-        input: Path = typer.Option(..., "--input", "-i", help="Notes: JSONL or Parquet with id, text and metadata."),
+        input: Path = typer.Option(
+            ...,
+            "--input",
+            "-i",
+            help="Notes: JSONL, Parquet or CSV with id, text and metadata (other CSV columns: metadata).",
+        ),
         output: Path = typer.Option(..., "--output", "-o", help="Output JSONL (or .parquet, spans as JSON)."),
         workers: int | None = typer.Option(
             None, "--workers", "-w", min=1, help="Run on a Dask LocalCluster of N worker processes."

@@ -1,6 +1,7 @@
 """pandas DataFrame: one row per span, and back.
 
-Columns: ``doc_id``, ``doc_text``, ``metadata`` (JSON string), ``relations``
+A table without span columns is a table of notes (one row per note; ``id``/``text``, every other
+column a metadata key). Span-table columns: ``doc_id``, ``doc_text``, ``metadata`` (JSON string), ``relations``
 (JSON string, on every row of a document), ``span_id``, ``start``, ``end``,
 ``label``, ``span_text``, ``negation``, ``temporality``, ``experiencer``,
 ``attributes`` (JSON string of the other attributes), ``fragments`` (JSON
@@ -90,8 +91,37 @@ def _json(value: Any, default: Any, *, doc_id: str, column: str, row: int) -> An
         ) from None
 
 
+def _notes_table(df) -> list[AnnotatedNote]:
+    """A table of notes without span columns (one row per note: id, text, the rest metadata)."""
+    from clinical_nlp.io.notes_table import ID_COLUMNS, TEXT_COLUMNS, note_columns
+
+    id_col, text_col = note_columns([str(c) for c in df.columns], source="<dataframe>")
+    docs: list[AnnotatedNote] = []
+    first: dict[str, int] = {}
+    for k, rec in enumerate(df.to_dict("records")):
+        if _missing(rec[id_col]):
+            raise InputFormatError(f"row {k + 1} has no {id_col!r}", source="<dataframe>")
+        doc_id = str(rec[id_col])
+        if doc_id in first:
+            raise InputFormatError(
+                f"duplicate id {doc_id!r} (data rows {first[doc_id] + 1} and {k + 1})", source="<dataframe>"
+            )
+        first[doc_id] = k
+        text = rec[text_col]
+        if not isinstance(text, str):
+            raise InputFormatError(f"document {doc_id!r}: {text_col} is missing", source="<dataframe>", line=k)
+        meta = _json(rec.get("metadata"), {}, doc_id=doc_id, column="metadata", row=k)
+        skip = {*ID_COLUMNS, *TEXT_COLUMNS, "metadata", "relations"}
+        meta.update((str(c), v) for c, v in rec.items() if c not in skip and not _missing(v) and v != "")
+        docs.append(AnnotatedNote(Note(doc_id, text, meta)))
+    return docs
+
+
 def from_dataframe(df) -> list[AnnotatedNote]:
-    """Rebuild documents (in first-appearance order) from :func:`to_dataframe`'s layout."""
+    """Rebuild documents (in first-appearance order) from :func:`to_dataframe`'s layout; a table
+    without span columns is a table of notes (``id``/``text`` or ``doc_id``/``doc_text``, the rest metadata)."""
+    if not any(c in df.columns for c in ("start", "end", "label")):
+        return _notes_table(df)
     missing = [c for c in ("doc_id", "doc_text", "start", "end", "label") if c not in df.columns]
     if missing:
         raise InputFormatError(f"dataframe lacks column(s) {missing}", source="<dataframe>")
@@ -175,10 +205,10 @@ def read_dataframe(path: Path | str) -> list[AnnotatedNote]:
         else:
             df = pd.read_csv(
                 path,
-                dtype={"doc_id": str, "span_id": str, "doc_text": str, "span_text": str},
+                dtype=str,  # ids such as "007" keep their zeros; offsets and scores are converted per row
                 keep_default_na=False,
                 na_values=[""],
-                encoding="utf-8",
+                encoding="utf-8-sig",
             )
     except UnicodeDecodeError as exc:
         raise InputFormatError(f"not valid UTF-8: {exc}", source=str(path)) from None

@@ -221,7 +221,9 @@ def test_dataframe_missing_column():
     import pandas as pd
 
     with pytest.raises(InputFormatError, match="lacks column"):
-        from_dataframe(pd.DataFrame({"doc_id": ["a"]}))
+        from_dataframe(pd.DataFrame({"doc_id": ["a"], "start": [0]}))
+    with pytest.raises(InputFormatError, match="needs an 'id' and a 'text' column"):
+        from_dataframe(pd.DataFrame({"doc_id": ["a"]}))  # no span columns: a table of notes, without text
 
 
 # --- registry --------------------------------------------------------------------------------
