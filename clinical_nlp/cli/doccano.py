@@ -167,6 +167,13 @@ def register(app: typer.Typer) -> None:
         rows = pull(store, proj.guideline(), name, annotators=names, creds=creds, actor=current_actor(actor))
         n = write_pull(rows, output)
         typer.echo(f"wrote {n} annotation(s) to {output}")
+        current = proj.guideline().version
+        if older := sum(1 for r in rows if r["guideline_version"] != current):
+            typer.echo(
+                f"warning: {older} annotation(s) were pushed under another guideline version than the current "
+                f"{current}; they are recorded under theirs ('clinical-nlp qa drift' lists them)",
+                err=True,
+            )
         problems = pull_problems(store, name)
         for p in problems:
             typer.echo(f"not pulled: note {p['note']!r}, annotator {p['annotator']!r}: {p['problem']}", err=True)

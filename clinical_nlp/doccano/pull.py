@@ -48,9 +48,10 @@ def pull(
     as finished when its annotator marked it done; the time she did is the annotation's
     timestamp. One row per (note, annotator): ``id``, ``annotator``, ``text``, ``spans``
     (flat attribute keys), ``edits``, ``guideline_version``, ``model_version``,
-    ``timestamp``, ``pulled_at``. Each (note, annotator) passes the validation gate (text
-    equal to the store's copy, offsets, labels and attributes of the schema, no attribute
-    label left without its entity); one that fails is not pulled but recorded as a problem
+    ``timestamp``, ``pulled_at``; ``guideline_version`` is the one the note was pushed under
+    (its pre-annotation's), so a guideline changed since shows as drift. Each (note, annotator)
+    passes the validation gate (text equal to the store's copy, offsets, labels and attributes
+    of the schema, no attribute label left without its entity); one that fails is not pulled but recorded as a problem
     (:func:`pull_problems`, the ``doccano.pull`` audit entry) while every other row is pulled.
     """
     creds = creds or DoccanoCredentials.from_env()
@@ -60,6 +61,7 @@ def pull(
         annotators = sorted({a for a, _ in links})
     rows: list[dict[str, Any]] = []
     problems: list[tuple[str, str, str]] = []
+    older: list[str] = []
     pulled: set[tuple[str, str]] = set()
     written: dict[str, str] = {}
     pulled_at = utcnow().isoformat(timespec="seconds")
@@ -96,6 +98,11 @@ def pull(
             pre = pres.get(link.note_id)
             pre_spans = pre.spans if pre else ()
             model_version = pre.model_version if pre else None
+            # the guideline the note was pushed under, not the one in force now: a guideline
+            # changed since stays visible as drift (`qa drift`) instead of being stamped away
+            version = (pre.guideline_version if pre else None) or guideline.version
+            if version != guideline.version:
+                older.append(link.note_id)
             edits = full_edit_summary(
                 pre_spans,
                 pre.relations if pre else (),
@@ -108,7 +115,7 @@ def pull(
                 annotator=annotator,
                 payload=spans,
                 source="human",
-                guideline_version=guideline.version,
+                guideline_version=version,
                 model_version=model_version,
                 edits=edits,
                 timestamp=min(confirmed_at),
@@ -134,7 +141,7 @@ def pull(
                     ],
                     "relations": relations,
                     "edits": edits,
-                    "guideline_version": guideline.version,
+                    "guideline_version": version,
                     "model_version": model_version,
                     "timestamp": ann.timestamp,
                     "pulled_at": pulled_at,
@@ -154,6 +161,8 @@ def pull(
             "rows": len(rows),
             "annotators": list(annotators),
             "problems": [{"note": n, "annotator": a, "problem": p} for n, a, p in problems],
+            "guideline_version": guideline.version,
+            "pushed_under_another_guideline": len(older),
         },
         rows=written,
     )

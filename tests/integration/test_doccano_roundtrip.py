@@ -404,3 +404,26 @@ def test_pull_takes_the_annotation_time_and_refuses_done_by_someone_else(tmp_pat
     assert store.annotations(kind="human")[0].timestamp == pulled[0]["timestamp"]
     problems = dc.pull_problems(store, name)
     assert len(problems) == 1 and "marked done by someone other than" in problems[0]["problem"]
+
+
+def test_pull_records_the_guideline_a_note_was_pushed_under(tmp_path, creds, corpora_dir):
+    """The guideline changed between push and pull: the annotation keeps the pushed version, so drift shows."""
+    from clinical_nlp.qa import guideline_drift
+
+    store = register(Store(f"sqlite:///{tmp_path}/state.db"))
+    name = f"cnlp-drift-{uuid.uuid4().hex[:10]}"
+    pushed_under = load_guideline()
+    report = dc.push(store, pushed_under, name, attest(store, _rows(corpora_dir)[:1]), [ALICE], overlap=1, creds=creds)
+    alice = person(creds, ALICE, report)
+    (example,) = alice.examples()
+    alice.mark_done(example["id"])
+    amended = pushed_under.copy(update={"version": pushed_under.version + ".amended"})
+    (row,) = dc.pull(store, amended, name, creds=creds)
+    assert row["guideline_version"] == pushed_under.version
+    (ann,) = store.annotations(kind="human")
+    assert ann.guideline_version == pushed_under.version
+    drift = guideline_drift(store, amended.version)
+    assert {(s["annotator"], s["version"]) for s in drift.stale} >= {(ALICE, pushed_under.version)}
+    entry = AuditLog(store).entries("doccano.pull")[-1]
+    assert entry.details["pushed_under_another_guideline"] == 1
+    assert entry.details["guideline_version"] == amended.version
