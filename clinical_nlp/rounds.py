@@ -167,12 +167,25 @@ def start_round(
         pool = [n for n in store.notes() if n.id not in taken]
         if not pool:
             raise RoundError("the pool is empty: every note in the store is labelled or in a round")
+        held: dict[str, int] = {}
+        if project.config.require_deid:  # select only what the push gate lets through
+            from clinical_nlp.services.privacy import ready_to_push
+
+            pool, held = ready_to_push(store, pool)
+            if not pool:
+                raise RoundError(
+                    "no unlabelled note can be pushed: "
+                    + ", ".join(f"{n} with {why}" for why, n in held.items())
+                    + " ('clinical-nlp deid --project-dir', then 'clinical-nlp deid-review list / decide')"
+                )
         model, version = _current_model(store)
         name = settings.strategy if model is not None else "random"
         strategy = get_strategy(name)
         rng = np.random.default_rng(settings.seed + number)
-        labelled = [i for i, n in enumerate(store.notes()) if n.id in taken]
-        picked = strategy.query(model, pool, list(range(len(pool))), labelled, min(settings.batch, len(pool)), rng)
+        # the strategy's pool: the candidates, then the gold notes as its labelled ones (indices after them)
+        docs: list[Any] = [*pool, *_gold_docs(store)]
+        labelled = list(range(len(pool), len(docs)))
+        picked = strategy.query(model, docs, list(range(len(pool))), labelled, min(settings.batch, len(pool)), rng)
         batch = [pool[int(i)].id for i in picked]
         info = {
             "number": number,
@@ -182,6 +195,7 @@ def start_round(
             "strategy": name,
             "parent_model": version,
             "started_at": utcnow().isoformat(),
+            "held_back": held,
         }
         _save(store, number, "selected", info)
     number = info["number"]

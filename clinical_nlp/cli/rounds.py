@@ -66,6 +66,12 @@ def register(app: typer.Typer) -> None:
             f"round {info['number']}: {len(info['batch'])} de-identified notes selected ({info['strategy']}), "
             f"pre-annotated ({info.get('pre_spans', 0)} suggestions) and pushed to Doccano"
         )
+        if held := info.get("held_back"):
+            typer.echo(
+                "not selectable yet: "
+                + ", ".join(f"{n} note(s) with {why}" for why, n in held.items())
+                + " ('clinical-nlp deid --project-dir', 'clinical-nlp deid-review list / decide')"
+            )
         typer.echo("what each person does now:")
         for who, pid in sorted(info["doccano_project_ids"].items()):
             n = len(info["assignments"].get(who, []))

@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 
 from clinical_nlp.errors import InputFormatError, PolicyError
 from clinical_nlp.store import PrivacyReviewRow, Store
+from clinical_nlp.types import Note
 
 VERDICTS = ("confirmed", "rejected")
 _FIELDS = ("id", "note_id", "start", "end", "label", "reason", "status", "reviewer", "decided_at")
@@ -59,6 +60,18 @@ def items(store: Store, *, status: str | None = None, note_ids: Iterable[str] | 
 
 def open_items(store: Store, note_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
     return items(store, status="open", note_ids=note_ids)
+
+
+def ready_to_push(store: Store, notes: Sequence[Note]) -> tuple[list[Note], dict[str, int]]:
+    """The notes the push gate lets through (a de-identification record for exactly the stored text,
+    no item awaiting the privacy officer), and how many were held back for each reason."""
+    deidentified = store.deidentified_ids()
+    waiting = {it["note_id"] for it in open_items(store)}
+    no_record = [n for n in notes if n.id not in deidentified]
+    in_review = [n for n in notes if n.id in deidentified and n.id in waiting]
+    held = {n.id for n in no_record} | {n.id for n in in_review}
+    reasons = {"no de-identification record": len(no_record), "awaiting the privacy officer": len(in_review)}
+    return [n for n in notes if n.id not in held], {k: v for k, v in reasons.items() if v}
 
 
 def decide(store: Store, item_id: int, verdict: str, reviewer: str, *, actor: str | None = None) -> dict[str, Any]:

@@ -188,6 +188,17 @@ class Store:
                 if row is not None:
                     _record_deid(s, nid, row.text, method, actor)
 
+    def deidentified_ids(self) -> set[str]:
+        """Ids of the stored notes whose stored text a de-identification record holds (one query)."""
+        with self.session() as s:
+            return {
+                doc.id
+                for record, doc in s.execute(
+                    select(DeidRecordRow, DocumentRow).join(DocumentRow, DocumentRow.id == DeidRecordRow.note_id)
+                )
+                if record.text_sha256 == _sha256(doc.text)
+            }
+
     def deid_methods(self) -> dict[str, int]:
         """How many notes each de-identification method (or attestation) covers, for still-matching texts."""
         out: dict[str, int] = {}
