@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -93,7 +94,11 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
             skip = ("id", "text", "offset_map", "privacy_review")
             notes = [Note(r["id"], r["text"], {k: v for k, v in r.items() if k not in skip}) for r in rows]
             store.add_notes(notes, deidentified=True, method=summary.method, actor=_actor(actor))
-            queued = sum(record_items(store, r["id"], r.get("privacy_review") or []) for r in rows)
+            source = _source_hashes(input, {r["id"] for r in rows if r.get("privacy_review")})
+            queued = sum(
+                record_items(store, r["id"], r.get("privacy_review") or [], source_sha256=source.get(r["id"]))
+                for r in rows
+            )
             AuditLog(store).append(
                 "deidentify",
                 actor=_actor(actor),
@@ -127,15 +132,19 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         status: str = typer.Option("open", help="open | confirmed | rejected | all."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
-        """Queue items: id, note, offsets in the de-identified text, label, why it was flagged."""
-        from clinical_nlp.services.privacy import items
+        """Queue items: id, note, offsets in the de-identified text, label, why it was flagged, and the
+        de-identified text around the item (its surrogate in «»), to find it in the original note."""
+        from clinical_nlp.services.privacy import items, with_context
 
-        rows = items(_project_store(project_dir), status=None if status == "all" else status)
+        store = _project_store(project_dir)
+        rows = with_context(store, items(store, status=None if status == "all" else status))
         if as_json:
-            typer.echo(json.dumps(rows, indent=2))
+            typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
             return
         for r in rows:
             typer.echo(f"{r['id']}\t{r['note_id']}\t[{r['start']}, {r['end']})\t{r['label']}\t{r['reason']}")
+            if r["context"]:
+                typer.echo(f"\t{r['context']}")
         typer.echo(f"{len(rows)} item(s) {status}")
 
     @priv.command("decide")
@@ -143,9 +152,16 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         item: list[int] = typer.Argument(..., help="Queue item id(s)."),
         verdict: str = typer.Option(..., help="confirmed (it is an identifier) | rejected (it is not)."),
         reviewer: str = typer.Option(..., help="Privacy officer (registered with PHI access)."),
+        original: Path | None = typer.Option(
+            None,
+            "--original",
+            help="With --verdict rejected: the input deid read (JSONL, the officer's copy); the original words "
+            "go back into the note in place of the surrogate (checked against its hash).",
+        ),
         project_dir: Path | None = typer.Option(None, "--project-dir"),
     ) -> None:
-        """Record the officer's verdict on each item (audited); the surrogate stays in the note either way."""
+        """Record the officer's verdict on each item (audited). A confirmed item keeps its surrogate; a rejected
+        one too, unless --original gives the input, whose words then replace the surrogate."""
         from clinical_nlp.errors import InputFormatError
         from clinical_nlp.services.privacy import decide, items, open_items
 
@@ -153,9 +169,39 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         unknown = sorted(set(item) - {r["id"] for r in items(store)})
         if unknown:  # checked before any verdict is written
             raise InputFormatError(f"deid-review decide: no queue item(s) {unknown}")
+        if original is not None and verdict != "rejected":
+            raise InputFormatError("--original puts back words judged no identifier: use it with --verdict rejected")
+        plan = None
+        if original is not None:  # every check of the restoration before any verdict is written
+            from clinical_nlp.services.privacy_restore import plan_restore, restore
+
+            plan = plan_restore(store, item, _original_texts(original, store, item))
         for i in item:
             decide(store, i, verdict, reviewer)
         typer.echo(f"{len(item)} item(s) {verdict} by {reviewer}; {len(open_items(store))} open")
+        if plan is not None:
+            restored = restore(store, plan, reviewer=reviewer)
+            typer.echo(f"original words restored: {sum(restored.values())} in {len(restored)} note(s)")
+        elif verdict == "rejected":
+            typer.echo("the surrogates stay in the notes; --original IN.jsonl puts the original words back")
+
+    def _source_hashes(path: Path, ids: set[str]) -> dict[str, str]:
+        """sha256 of the original text of each note in ``ids`` (its review items' words can be put back)."""
+        from clinical_nlp.io.jsonl import iter_json_rows
+        from clinical_nlp.store import text_sha256
+
+        if not ids:
+            return {}
+        return {str(r["id"]): text_sha256(r["text"]) for _, r in iter_json_rows(path) if str(r.get("id")) in ids}
+
+    def _original_texts(path: Path, store: Any, item_ids: list[int]) -> dict[str, str]:
+        """The original texts of the items' notes, read from ``path`` (JSONL rows with id and text)."""
+        from clinical_nlp.io.jsonl import iter_json_rows
+        from clinical_nlp.services.privacy import items
+
+        wanted = {r["note_id"] for r in items(store) if r["id"] in set(item_ids)}
+        found = {str(row.get("id")): row.get("text") for _, row in iter_json_rows(path) if str(row.get("id")) in wanted}
+        return {k: v for k, v in found.items() if isinstance(v, str)}
 
     # annotators -------------------------------------------------------------
     ann = typer.Typer(help="Annotator registry: roles, credentials, qualifications.", no_args_is_help=True)

@@ -150,12 +150,15 @@ def deidentify_file(
 
 
 def review_items(res: DeidResult) -> list[dict[str, Any]]:
-    """The note's privacy review items with offsets into its DE-IDENTIFIED text (where the surrogate is)."""
+    """The note's privacy review items with offsets into its DE-IDENTIFIED text (where the surrogate is)
+    and, as ``orig_start``/``orig_end``, into the original (where the officer finds the words)."""
     out = []
     for s in res.spans:
         if s.review:
             a, b = map_span_to_deid(s.start, s.end, res.offset_map)
-            out.append({"start": a, "end": b, "label": s.label, "reason": s.review})
+            out.append(
+                {"start": a, "end": b, "label": s.label, "reason": s.review, "orig_start": s.start, "orig_end": s.end}
+            )
     return out
 
 

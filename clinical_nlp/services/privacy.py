@@ -23,12 +23,15 @@ from clinical_nlp.store import PrivacyReviewRow, Store
 from clinical_nlp.types import Note
 
 VERDICTS = ("confirmed", "rejected")
-_FIELDS = ("id", "note_id", "start", "end", "label", "reason", "status", "reviewer", "decided_at")
+_FIELDS = ("id", "note_id", "start", "end", "label", "reason", "status", "reviewer", "decided_at", "restored")
 
 
-def record_items(store: Store, note_id: str, items: Sequence[Mapping[str, Any]]) -> int:
+def record_items(
+    store: Store, note_id: str, items: Sequence[Mapping[str, Any]], *, source_sha256: str | None = None
+) -> int:
     """Replace the note's open items with ``items`` (``start``/``end`` in the de-identified text, ``label``,
-    ``reason``): a new de-identification of the note brings its own. Returns how many were recorded."""
+    ``reason``; optional ``orig_start``/``orig_end`` in the original, whose text hashes to
+    ``source_sha256``): a new de-identification of the note brings its own. Returns how many were recorded."""
     with store.session() as s:
         s.execute(
             delete(PrivacyReviewRow).where(PrivacyReviewRow.note_id == note_id, PrivacyReviewRow.status == "open")
@@ -37,14 +40,16 @@ def record_items(store: Store, note_id: str, items: Sequence[Mapping[str, Any]])
             s.add(
                 PrivacyReviewRow(
                     note_id=note_id, start=int(it["start"]), end=int(it["end"]), label=str(it["label"]),
-                    reason=str(it["reason"])[:300],
+                    reason=str(it["reason"])[:300], source_sha256=source_sha256,
+                    orig_start=None if it.get("orig_start") is None else int(it["orig_start"]),
+                    orig_end=None if it.get("orig_end") is None else int(it["orig_end"]),
                 )
             )  # fmt: skip
     return len(items)
 
 
 def _row(r: PrivacyReviewRow) -> dict[str, Any]:
-    return {k: getattr(r, k) for k in _FIELDS}
+    return {**{k: getattr(r, k) for k in _FIELDS}, "restored": bool(r.restored)}
 
 
 def items(store: Store, *, status: str | None = None, note_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -62,6 +67,26 @@ def open_items(store: Store, note_ids: Iterable[str] | None = None) -> list[dict
     return items(store, status="open", note_ids=note_ids)
 
 
+def with_context(store: Store, rows: Sequence[Mapping[str, Any]], width: int = 40) -> list[dict[str, Any]]:
+    """``rows`` with ``surrogate`` (the words now at the item's offsets) and ``context`` (the de-identified
+    text around them, the item in «»): what the officer compares with the original note. Only de-identified
+    text is shown; an item whose note is not stored (or whose offsets left its text) gets ``None``."""
+    notes = {n.id: n for n in store.notes(sorted({str(r["note_id"]) for r in rows}))}
+    out = []
+    for r in rows:
+        note = notes.get(str(r["note_id"]))
+        start, end = int(r["start"]), int(r["end"])
+        if note is None or not 0 <= start < end <= len(note.text):
+            out.append({**r, "surrogate": None, "context": None})
+            continue
+        text = note.text
+        before, after = text[max(0, start - width) : start], text[end : end + width]
+        flat = " ".join(f"{before}«{text[start:end]}»{after}".split())
+        out.append({**r, "surrogate": text[start:end], "context": ("…" if start > width else "") + flat
+                    + ("…" if end + width < len(text) else "")})  # fmt: skip
+    return out
+
+
 def ready_to_push(store: Store, notes: Sequence[Note]) -> tuple[list[Note], dict[str, int]]:
     """The notes the push gate lets through (a de-identification record for exactly the stored text,
     no item awaiting the privacy officer), and how many were held back for each reason."""
@@ -76,7 +101,8 @@ def ready_to_push(store: Store, notes: Sequence[Note]) -> tuple[list[Note], dict
 
 def decide(store: Store, item_id: int, verdict: str, reviewer: str, *, actor: str | None = None) -> dict[str, Any]:
     """Record the officer's verdict (``confirmed``: it is PHI; ``rejected``: it is not; the surrogate stays
-    either way); a later verdict on the same item supersedes (both audited)."""
+    unless :func:`~clinical_nlp.services.privacy_restore.restore_rejected` puts the original words back, and
+    confirming a restored item puts the surrogate back); a later verdict supersedes (both audited)."""
     from clinical_nlp.annotators import Registry
     from clinical_nlp.audit import AuditLog
 
@@ -88,6 +114,10 @@ def decide(store: Store, item_id: int, verdict: str, reviewer: str, *, actor: st
             f"privacy review: {reviewer!r} is not registered with PHI access (clinical-nlp annotators add "
             f"{reviewer} --phi-access ...)"
         )
+    from clinical_nlp.services.privacy_restore import apply_swaps, surrogate_back
+
+    # confirming an item whose original words were put back takes them out again, in the same transaction
+    back = surrogate_back(store, item_id) if verdict == "confirmed" else None
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     with store.session() as s:
         row = s.get(PrivacyReviewRow, int(item_id))
@@ -95,11 +125,19 @@ def decide(store: Store, item_id: int, verdict: str, reviewer: str, *, actor: st
             raise InputFormatError(f"privacy review: no queue item {item_id}")
         previous = row.status
         row.status, row.reviewer, row.decided_at = verdict, reviewer, now
+        if back is not None:
+            apply_swaps(s, back["note_id"], {row.id: back["surrogate"]}, restored=False)
         out = _row(row)
     AuditLog(store).append(
         "privacy_review",
         actor=actor or reviewer,
-        details={"item": int(item_id), "note": out["note_id"], "verdict": verdict, "previous": previous},
+        details={
+            "item": int(item_id),
+            "note": out["note_id"],
+            "verdict": verdict,
+            "previous": previous,
+            **({"surrogate_put_back": True} if back is not None else {}),
+        },
     )
     return out
 

@@ -3,7 +3,7 @@
 ``tables`` declares every table on one ``Base``; ``store`` is the access layer.
 """
 
-from clinical_nlp.store.store import Store, annotation_key, row_hash, spans_from_json, spans_to_json
+from clinical_nlp.store.store import Store, annotation_key, row_hash, spans_from_json, spans_to_json, text_sha256
 from clinical_nlp.store.tables import (
     AdjudicationDecisionRow,
     AdjudicationRow,
@@ -48,5 +48,6 @@ __all__ = [
     "row_hash",
     "spans_from_json",
     "spans_to_json",
+    "text_sha256",
     "utcnow",
 ]

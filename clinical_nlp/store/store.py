@@ -341,7 +341,14 @@ class Store:
 
 
 #: columns added after the first release: (table, column, SQL type); added to an older store on open
-_LATER_COLUMNS = (("annotations", "relations", "JSON"),)
+_LATER_COLUMNS = (
+    ("annotations", "relations", "JSON"),
+    ("privacy_reviews", "orig_start", "INTEGER"),
+    ("privacy_reviews", "orig_end", "INTEGER"),
+    ("privacy_reviews", "source_sha256", "VARCHAR(64)"),
+    ("privacy_reviews", "restored", "BOOLEAN"),
+    ("privacy_reviews", "surrogate", "VARCHAR(300)"),
+)
 
 
 def _add_missing_columns(engine: Any) -> None:
@@ -365,6 +372,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def text_sha256(text: str) -> str:
+    """The hash a de-identification record holds for a note's text."""
+    return _sha256(text)
 
 
 def _record_deid(s: Any, note_id: str, text: str, method: str, actor: str | None) -> None:

@@ -68,6 +68,14 @@ class PrivacyReviewRow(Base):
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | confirmed | rejected
     reviewer: Mapped[str | None] = mapped_column(String(200), nullable=True)
     decided_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    #: where the item was in the ORIGINAL note and that note's sha256 (no PHI: offsets and a hash), so a
+    #: rejected item's original words can be put back from the officer's copy of the input
+    orig_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    orig_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    restored: Mapped[bool | None] = mapped_column(Boolean, nullable=True, default=False)
+    #: the surrogate that stood at the item while its original words are restored (not PHI: a made-up value)
+    surrogate: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class AnnotationRow(_ItemKeyed, Base):

@@ -116,3 +116,25 @@ def test_shared_synthea_notes_keep_no_synthetic_name_anywhere(tmp_path, shared_c
         row = json.loads(line)
         assert not name.search(row["text"]), row["id"]
         assert not name.search(json.dumps({k: v for k, v in row.items() if k not in ("text", "offset_map")}))
+
+
+def test_review_items_know_where_their_words_were_in_the_original(deidentified):
+    """Each queued item records its place in the input and the input's hash: the officer's copy puts words back."""
+    from clinical_nlp.services.privacy import items
+    from clinical_nlp.services.privacy_restore import plan_restore
+    from clinical_nlp.store import text_sha256
+
+    _, rows, got, project = deidentified
+    store = Store(project.store_url)
+    queued = items(store)
+    assert queued, "the Synthea notes give the review queue items"
+    originals = {r["id"]: r["text"] for r in rows}
+    plan = plan_restore(store, [it["id"] for it in queued], originals)  # checks only: nothing is written
+    assert sum(len(words) for words in plan.values()) == len(queued)
+    deid_text = {r["id"]: r["text"] for r in got}
+    swapped = [plan[it["note_id"]][it["id"]] != deid_text[it["note_id"]][it["start"] : it["end"]] for it in queued]
+    assert any(swapped)  # the original words, not the surrogates that replaced them
+    for it in queued:
+        assert deid_text[it["note_id"]] == store.notes([it["note_id"]])[0].text
+        assert text_sha256(originals[it["note_id"]]) != text_sha256(deid_text[it["note_id"]])
+    assert all(store.is_deidentified(r["id"]) for r in got)
