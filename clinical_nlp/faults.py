@@ -10,8 +10,9 @@ started the import, its task id not stored yet), ``push.import_started`` (the im
 task recorded, running on the server), ``push.imported`` (finished, nothing linked),
 ``push.pre_saved`` (pre-annotation rows stored, links not), ``push.linked``, ``pull.saved``
 (after each annotator's rows are stored, before the audit entry), ``round.pulled``, ``round.consensus``,
-``export.written`` (files written, folder not renamed), ``export.renamed`` (not audited yet) and
-``adjudication.import_started`` (the expert's import recorded, running on the server).
+``export.written`` (files written, folder not renamed), ``export.renamed`` (not audited yet),
+``adjudication.import_started`` (the expert's import recorded, running on the server) and
+``deid.queued`` (``deid --project-dir``: the privacy-review items stored, the notes not yet).
 """
 
 from __future__ import annotations

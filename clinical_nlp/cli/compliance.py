@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from clinical_nlp.errors import ConfigError
+from clinical_nlp.faults import crash_point
 from clinical_nlp.hashing import file_sha256
 
 
@@ -93,11 +94,17 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
 
             skip = ("id", "text", "offset_map", "privacy_review")
             notes = [Note(r["id"], r["text"], {k: v for k, v in r.items() if k not in skip}) for r in rows]
-            store.add_notes(notes, deidentified=True, method=summary.method, actor=_actor(actor))
+            store.refuse_text_changes(notes)  # before anything is stored
             source = _source_hashes(input, {r["id"] for r in rows if r.get("privacy_review")})
+            # the queue first: killed in between, the notes wait for the officer (the push gate holds
+            # them) rather than pass as reviewed; a re-run replaces the open items
             queued = sum(
                 record_items(store, r["id"], r.get("privacy_review") or [], source_sha256=source.get(r["id"]))
                 for r in rows
+            )
+            crash_point("deid.queued")
+            store.add_notes(
+                notes, deidentified=True, method=summary.method, actor=_actor(actor), text_changes_checked=True
             )
             AuditLog(store).append(
                 "deidentify",

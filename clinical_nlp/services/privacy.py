@@ -16,25 +16,34 @@ import datetime as _dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from clinical_nlp.errors import InputFormatError, PolicyError
 from clinical_nlp.store import PrivacyReviewRow, Store
 from clinical_nlp.types import Note
 
 VERDICTS = ("confirmed", "rejected")
+#: the status of a decided item once ``deid`` de-identified its note again (kept for the record)
+SUPERSEDED = "superseded"
 _FIELDS = ("id", "note_id", "start", "end", "label", "reason", "status", "reviewer", "decided_at", "restored")
 
 
 def record_items(
     store: Store, note_id: str, items: Sequence[Mapping[str, Any]], *, source_sha256: str | None = None
 ) -> int:
-    """Replace the note's open items with ``items`` (``start``/``end`` in the de-identified text, ``label``,
+    """Replace the note's open items with ``items`` (its decided ones become ``superseded``; ``start``/``end``
+    in the de-identified text, ``label``,
     ``reason``; optional ``orig_start``/``orig_end`` in the original, whose text hashes to
     ``source_sha256``): a new de-identification of the note brings its own. Returns how many were recorded."""
     with store.session() as s:
         s.execute(
             delete(PrivacyReviewRow).where(PrivacyReviewRow.note_id == note_id, PrivacyReviewRow.status == "open")
+        )
+        # decided items of an earlier de-identification point into a text the note no longer holds
+        s.execute(
+            update(PrivacyReviewRow)
+            .where(PrivacyReviewRow.note_id == note_id, PrivacyReviewRow.status.in_(VERDICTS))
+            .values(status=SUPERSEDED)
         )
         for it in items:
             s.add(
@@ -123,6 +132,11 @@ def decide(store: Store, item_id: int, verdict: str, reviewer: str, *, actor: st
         row = s.get(PrivacyReviewRow, int(item_id))
         if row is None:
             raise InputFormatError(f"privacy review: no queue item {item_id}")
+        if row.status == SUPERSEDED:
+            raise InputFormatError(
+                f"privacy review: item {item_id} belongs to an earlier de-identification of note {row.note_id!r} "
+                "(deid ran on it again and queued its own items)"
+            )
         previous = row.status
         row.status, row.reviewer, row.decided_at = verdict, reviewer, now
         if back is not None:
@@ -145,7 +159,12 @@ def decide(store: Store, item_id: int, verdict: str, reviewer: str, *, actor: st
 def queue_summary(store: Store, notes: int) -> dict[str, Any]:
     """Items per status and per 100 de-identified notes (for the dataset documentation)."""
     counts = {"open": 0, "confirmed": 0, "rejected": 0}
+    superseded = 0
     for it in items(store):
-        counts[it["status"]] = counts.get(it["status"], 0) + 1
+        if it["status"] == SUPERSEDED:
+            superseded += 1  # an earlier de-identification's: its note was de-identified again
+        else:
+            counts[it["status"]] = counts.get(it["status"], 0) + 1
     total = sum(counts.values())
-    return {**counts, "items": total, "per_100_notes": round(100 * total / notes, 1) if notes else None}
+    per_100 = round(100 * total / notes, 1) if notes else None
+    return {**counts, "superseded": superseded, "items": total, "per_100_notes": per_100}

@@ -128,3 +128,21 @@ def test_swapped_text_puts_each_word_where_its_span_says(case):
         expected += text[last:start] + words
         last = end
     assert new == expected + text[last:]
+
+
+def test_a_new_deidentification_supersedes_decided_items(tmp_path):
+    from clinical_nlp.services.privacy import queue_summary
+
+    store, ids = _queued(tmp_path)
+    drug = ids["n1:Centerville"]
+    decide(store, drug, "rejected", "officer")
+    record_items(store, "n1", [{"start": 0, "end": 8, "label": "Location", "reason": "possible Location"}])
+    statuses = {it["id"]: it["status"] for it in items(store)}
+    assert statuses[drug] == "superseded" and sorted(statuses.values()).count("open") == 1
+    with pytest.raises(InputFormatError, match="earlier de-identification"):
+        decide(store, drug, "confirmed", "officer")
+    assert restore_rejected(store, [drug], {"n1": ORIGINAL}, reviewer="officer") == {}  # stale offsets never used
+    assert store.notes(["n1"])[0].text == DEID
+    assert queue_summary(store, 1) == {
+        "open": 1, "confirmed": 0, "rejected": 0, "superseded": 1, "items": 1, "per_100_notes": 100.0
+    }  # fmt: skip
