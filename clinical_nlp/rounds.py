@@ -241,6 +241,16 @@ def _gold_docs(store: Store) -> list[AnnotatedNote]:
     return [AnnotatedNote(notes[i], a.spans) for i, a in sorted(latest.items())]
 
 
+def _guideline_versions(labels_path: str) -> dict[str, str]:
+    """Note id → the guideline version(s) its pulled annotations were made under (comma-joined)."""
+    versions: dict[str, set[str]] = {}
+    for line in Path(labels_path).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if row.get("guideline_version"):
+            versions.setdefault(str(row["id"]), set()).add(str(row["guideline_version"]))
+    return {nid: ",".join(sorted(v))[:100] for nid, v in versions.items()}
+
+
 def finish_round(
     project: Project,
     *,
@@ -318,6 +328,7 @@ def finish_round(
         report = text_adapter.agreement_report(labels, n_boot=100, seed=settings.seed)
         info["agreement"] = report
         consensus = text_adapter.consensus_relations(labels, text_adapter.consensus_spans(labels))
+        pulled_under = _guideline_versions(info["labels_path"])  # a consensus keeps its annotations' guideline
         queued = adjudication.build_queue(
             store, text_adapter.text_candidates(labels), expert=settings.expert, schema=guideline.schema, actor=actor
         )
@@ -353,7 +364,7 @@ def finish_round(
                         relations=tuple(consensus[nid][1]),
                         source="consensus:majority",
                         round=number,
-                        guideline_version=guideline.version,
+                        guideline_version=pulled_under.get(nid) or guideline.version,
                         edits={"annotators": sorted(labels.spans.get(nid, {}))},
                     ),
                     kind="gold",

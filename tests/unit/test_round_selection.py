@@ -70,3 +70,14 @@ def test_nothing_pushable_is_refused_with_the_reasons(tmp_path):
     with pytest.raises(RoundError, match=r"no unlabelled note can be pushed: 1 with no de-identification record"):
         start_round(proj, settings)
     assert rounds(Store(proj.store_url)) == []
+
+
+def test_a_consensus_keeps_the_guideline_versions_of_its_annotations(tmp_path):
+    import json
+
+    from clinical_nlp.rounds import _guideline_versions
+
+    path = tmp_path / "labels.jsonl"
+    rows = [("n1", "a", "1.0+x"), ("n1", "b", "1.0+y"), ("n2", "a", "1.0+x"), ("n2", "b", "1.0+x"), ("n3", "a", None)]
+    path.write_text("".join(json.dumps({"id": n, "annotator": a, "guideline_version": v}) + "\n" for n, a, v in rows))
+    assert _guideline_versions(str(path)) == {"n1": "1.0+x,1.0+y", "n2": "1.0+x"}
