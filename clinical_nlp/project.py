@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 import shutil
 from pathlib import Path
@@ -24,11 +25,16 @@ def init_project(
     directory: Path | str,
     *,
     name: str | None = None,
-    store_url: str = "sqlite:///state.db",
+    store_url: str | None = None,
     guidelines: Path | str | None = None,
     force: bool = False,
 ) -> Project:
-    """Create a project folder with ``clinical-nlp.yaml``, ``guidelines/`` and the store."""
+    """Create a project folder with ``clinical-nlp.yaml``, ``guidelines/`` and the store.
+
+    ``force`` re-creates an existing project's config and guideline files, first copying each one it
+    replaces with different content to ``NAME.bak-<UTC time>`` (a team's own label schema is never lost);
+    the existing store URL is kept unless ``store_url`` is given (the default: ``sqlite:///state.db``).
+    """
     root = Path(directory).resolve()
     root.mkdir(parents=True, exist_ok=True)
     cfg_path = root / PROJECT_FILE
@@ -37,16 +43,39 @@ def init_project(
     source = Path(guidelines or default_guidelines_dir())
     if not (source / "label_schema.yaml").exists():
         raise ConfigError(f"{source}: no label_schema.yaml to copy")
+    if store_url is None:
+        store_url = _existing_store_url(cfg_path) or "sqlite:///state.db"
     target = root / "guidelines"
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
     if source.resolve() != target.resolve():
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            _back_up(target / path.relative_to(source), path.read_bytes(), stamp)
         shutil.copytree(source, target, dirs_exist_ok=True)
     name = name or root.name
     config = ProjectConfig(name=name, store_url=store_url, doccano=DoccanoSettings(project=doccano_project_name(name)))
-    cfg_path.write_text(yaml.safe_dump(config.dict(), sort_keys=False), encoding="utf-8")
+    text = yaml.safe_dump(config.dict(), sort_keys=False)
+    _back_up(cfg_path, text.encode("utf-8"), stamp)
+    cfg_path.write_text(text, encoding="utf-8")
     project = load_project(root)
     project.guideline()  # validates the schema and guideline
     Store(project.store_url)
     return project
+
+
+def _existing_store_url(cfg_path: Path) -> str | None:
+    """The store URL of the config being replaced (a readable one), so ``--force`` keeps the project's store."""
+    try:
+        data = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) if cfg_path.exists() else None
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    url = data.get("store_url") if isinstance(data, dict) else None
+    return url if isinstance(url, str) and url.strip() else None
+
+
+def _back_up(path: Path, new: bytes, stamp: str) -> None:
+    """Copy ``path`` to ``path.bak-<stamp>`` when it exists and ``new`` would change it."""
+    if path.is_file() and path.read_bytes() != new:
+        shutil.copy2(path, path.with_name(f"{path.name}.bak-{stamp}"))
 
 
 def doccano_project_name(project_name: str) -> str:

@@ -14,10 +14,16 @@ def register(app: typer.Typer) -> None:
     def init_cmd(
         directory: Path = typer.Argument(..., help="Folder to create the project in (created if missing)."),
         name: str = typer.Option(None, help="Project name (default: the folder name)."),
-        store_url: str = typer.Option(
-            "sqlite:///state.db", help="SQLAlchemy URL of the state store (relative SQLite paths are inside DIR)."
+        store_url: str | None = typer.Option(
+            None,
+            help="SQLAlchemy URL of the state store (relative SQLite paths are inside DIR; default "
+            "sqlite:///state.db, or with --force the existing project's).",
         ),
-        force: bool = typer.Option(False, help="Overwrite an existing clinical-nlp.yaml."),
+        force: bool = typer.Option(
+            False,
+            help="Re-create an existing project's config and guideline files; each replaced file that differs "
+            "is kept as NAME.bak-<time>, and the store is kept.",
+        ),
     ) -> None:
         """Create a project: clinical-nlp.yaml, a copy of the guidelines, and the state store.
 
@@ -27,3 +33,6 @@ def register(app: typer.Typer) -> None:
         project = init_project(directory, name=name, store_url=store_url, force=force)
         typer.echo(f"created project {project.config.name!r} in {project.root}")
         typer.echo(f"guideline version {project.guideline().version}; store {project.store_url}")
+        backups = sorted(p.relative_to(project.root) for p in project.root.rglob("*.bak-*"))
+        if force and backups:
+            typer.echo(f"kept the files replaced: {', '.join(map(str, backups))}")

@@ -177,3 +177,29 @@ def test_relation_types_must_name_schema_labels():
         LabelSchema(version="1", labels=labels, relations=[{"name": "R", "heads": ["Drug"], "tails": ["Drug"]}] * 2)
     with pytest.raises(ConfigError, match="not in the label schema"):
         ok.relation("OR")
+
+
+def test_init_force_keeps_the_store_and_a_copy_of_every_changed_file(tmp_path):
+    project = init_project(tmp_path / "p", store_url="sqlite:///team.db")
+    Store(project.store_url).add_notes([Note("n1", "fever")])
+    schema = project.root / "guidelines" / "label_schema.yaml"
+    edited = schema.read_text(encoding="utf-8") + "# the team's own edit\n"
+    schema.write_text(edited, encoding="utf-8")
+    again = init_project(tmp_path / "p", force=True)
+    assert again.store_url == project.store_url and [n.id for n in Store(again.store_url).notes()] == ["n1"]
+    (backup,) = (project.root / "guidelines").glob("label_schema.yaml.bak-*")
+    assert backup.read_text(encoding="utf-8") == edited
+    assert "team's own edit" not in schema.read_text(encoding="utf-8")
+    assert not list(project.root.glob("clinical-nlp.yaml.bak-*"))  # the config did not change: no copy
+
+
+def test_cli_maps_an_unwritable_folder_to_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    res = subprocess.run(
+        [sys.executable, "-m", "clinical_nlp", "init", str(blocked / "proj")], capture_output=True, text=True
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr and str(blocked) in res.stderr
