@@ -82,6 +82,15 @@ def test_refuses_unrelated_event_types(signals):
         compare(q1c, q1c, types=["notatype"])
 
 
+@pytest.mark.parametrize("ext", ["hea", "DAT"])
+def test_a_records_header_or_signal_file_is_not_an_annotator(signals, ext):
+    from clinical_nlp.errors import InputFormatError
+
+    # wfdb.rdann reads a header's text as beats and waves (79, 7, 5 on sel100) without complaint
+    with pytest.raises(InputFormatError, match=r"sel100\.(hea|DAT) is a WFDB (header|signal file), not an annotation"):
+        read_events(signals / "qtdb" / "sel100", ext)
+
+
 def test_consensus_events_identical_annotators(signals):
     ev = read_events(signals / "wfdb_sample" / "100", "qrs")
     twin = type(ev)(ev.record, "twin", ev.times.copy(), ev.types.copy(), ev.fs)

@@ -66,6 +66,14 @@ def normalise_symbols(symbols: Sequence[str], *, waves: bool = True) -> list[str
     return out
 
 
+#: extensions of a record's other files (and common non-WFDB ones): never annotation files
+NOT_ANNOTATIONS = {
+    "hea": "WFDB header", "dat": "WFDB signal file", "mat": "WFDB signal file", "edf": "EDF signal file",
+    "bdf": "BDF signal file", "wav": "audio signal file", "csv": "CSV file", "txt": "text file",
+    "json": "JSON file", "xml": "XML file",
+}  # fmt: skip
+
+
 def read_events(record: Path | str, annotator: str) -> Events:
     """Read ``RECORD.<annotator>`` with ``wfdb.rdann``; times in seconds from that file's fs."""
     try:
@@ -74,6 +82,12 @@ def read_events(record: Path | str, annotator: str) -> Events:
         raise MissingOptionalDependencyError("wfdb", "signal") from exc
     record = Path(record)
     path = Path(f"{record}.{annotator}")
+    if annotator.lower() in NOT_ANNOTATIONS:  # wfdb would read their bytes as annotations without a word
+        raise InputFormatError(
+            f"{path.name} is a {NOT_ANNOTATIONS[annotator.lower()]}, not an annotation file: name the annotators' "
+            "extensions (e.g. q1c,q2c)",
+            source=str(record),
+        )
     if not path.exists():
         raise InputFormatError(f"annotation file {path.name} not found", source=str(record))
     try:
