@@ -21,6 +21,33 @@ def _labels(value: str | None) -> tuple[str, ...]:
 DEFAULT_KIND = "ensemble"
 
 
+def _check_training_input(
+    train: Path, train_docs: list, partial_docs: list, dev: Path | None, dev_docs: list | None, labels: Any
+) -> None:
+    """Refuse training data without a span to learn (of ``labels``) and a dev set made of training notes;
+    warn when some dev notes are training notes (their dev F1 measures memory)."""
+    from clinical_nlp.errors import InputFormatError
+
+    wanted = set(labels or ())
+    if not any(s for d in [*train_docs, *partial_docs] for s in d.spans if not wanted or s.label in wanted):
+        raise InputFormatError(
+            "no span to learn"
+            + (f" of the labels {sorted(wanted)}" if wanted else "")
+            + ": the model would tag nothing",
+            source=str(train),
+        )
+    if not dev_docs:
+        return
+    seen = {d.text.strip() for d in train_docs if d.text.strip()}
+    shared = [d.id for d in dev_docs if d.text.strip() and d.text.strip() in seen]
+    if shared and len(shared) == sum(1 for d in dev_docs if d.text.strip()):
+        raise InputFormatError("every dev note is also a training note: early stopping and dev F1 would measure memory",
+                               source=str(dev))  # fmt: skip
+    if shared:
+        typer.echo(f"warning: {len(shared)} dev note(s) have the text of a training note (first: {shared[0]!r}); "
+                   "the dev F1 counts them", err=True)  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     train_app = typer.Typer(help="Train learned models from gold-annotated JSONL.", no_args_is_help=True)
     models_app = typer.Typer(help="The model registry: trained model versions and their metrics.", no_args_is_help=True)
@@ -137,6 +164,7 @@ def register(app: typer.Typer) -> None:
         train_docs = read_jsonl(train, allow_empty=True)
         dev_docs = read_jsonl(dev, allow_empty=True) if dev else None
         partial_docs = read_jsonl(partial, allow_empty=True) if partial else []
+        _check_training_input(train, train_docs, partial_docs, dev, dev_docs, config.labels)
         store = None
         if project_dir is not None:
             from clinical_nlp.project import open_store, resolve_project

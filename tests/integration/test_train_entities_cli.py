@@ -151,3 +151,22 @@ def test_train_entities_cli_partial_labels_width_and_depth(corpora_dir, tmp_path
     bad = CliRunner().invoke(app, [*common, "--output", str(tmp_path / "t"), "--kind", "transformer", "--no-progress"])
     assert isinstance(bad.exception, ConfigError) and "spaCy kind only" in str(bad.exception)  # main(): exit 2
     assert not (tmp_path / "t").exists()
+
+
+def test_nothing_to_learn_or_a_dev_set_of_training_notes_is_refused(corpora_dir, tmp_path):
+    from clinical_nlp.errors import InputFormatError
+
+    chia = corpora_dir / "chia" / "dev.jsonl"
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text(json.dumps({"id": "a", "text": "No finding here.", "spans": []}) + "\n")
+    runner = CliRunner()
+    cases = [
+        (["--train", str(bare)], "no span to learn"),
+        (["--train", str(chia), "--labels", "Nope"], r"no span to learn of the labels \['Nope'\]"),
+        (["--train", str(chia), "--dev", str(chia)], "every dev note is also a training note"),
+    ]
+    for args, message in cases:
+        out = tmp_path / "model"
+        res = runner.invoke(app, ["train", "entities", *args, "--output", str(out), "--epochs", "1"])
+        assert isinstance(res.exception, InputFormatError), res.output
+        assert __import__("re").search(message, str(res.exception)) and not out.exists()
