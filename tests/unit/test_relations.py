@@ -131,3 +131,18 @@ def test_cli_train_and_predict_contract(tmp_path):
     res = CliRunner().invoke(app, ["relations", "--model", str(tmp_path / "m"), "-i", str(unknown), "-o", str(out)])
     assert res.exit_code == 0 and "not trained on the label(s) Gene" in res.output
     assert json.loads(out.read_text()) == {"id": "x", "relations": []}
+
+
+def test_cli_train_refuses_no_relations_and_a_dev_set_of_training_rows(tmp_path):
+    from clinical_nlp.cli.app import app
+
+    train, bare = tmp_path / "train.jsonl", tmp_path / "bare.jsonl"
+    train.write_text("".join(json.dumps(_row(i)) + "\n" for i in range(5)))
+    bare.write_text("".join(json.dumps({**_row(i), "relations": []}) + "\n" for i in range(5)))
+    for args, message in (
+        (["--train", str(bare), "--dev", str(train)], "no relation to learn"),
+        (["--train", str(train), "--dev", str(train)], "every dev row is also a training row"),
+    ):
+        res = CliRunner().invoke(app, ["train", "relations", *args, "-o", str(tmp_path / "m"), "--no-minilm"])
+        assert isinstance(res.exception, InputFormatError) and message in str(res.exception), res.output
+        assert not (tmp_path / "m").exists()
