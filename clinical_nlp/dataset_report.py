@@ -420,7 +420,12 @@ def render_html(data: dict[str, Any]) -> str:
     parts.append("<p>In this project, notes per de-identification method (texts still matching their record):</p>")
     parts.append(_table([{"method": k, "notes": v} for k, v in here["methods"].items()], ["method", "notes"]))
     parts.append("<p>Privacy review queue of this project:</p>")
-    parts.append(_table([here["privacy_review_queue"]], ["items", "open", "confirmed", "rejected", "per_100_notes"]))
+    parts.append(
+        _table(
+            [here["privacy_review_queue"]],
+            ["items", "open", "confirmed", "rejected", "restored", "superseded", "per_100_notes"],
+        )
+    )
     audit = data["audit"]
     audit_txt = (
         f"<span class='ok'>verified, {audit['entries']} entries, {audit['annotation_rows_verified']} annotation rows "

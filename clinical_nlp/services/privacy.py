@@ -159,12 +159,13 @@ def decide(store: Store, item_id: int, verdict: str, reviewer: str, *, actor: st
 def queue_summary(store: Store, notes: int) -> dict[str, Any]:
     """Items per status and per 100 de-identified notes (for the dataset documentation)."""
     counts = {"open": 0, "confirmed": 0, "rejected": 0}
-    superseded = 0
+    superseded = restored = 0
     for it in items(store):
+        restored += bool(it["restored"])  # original words put back after a rejection
         if it["status"] == SUPERSEDED:
             superseded += 1  # an earlier de-identification's: its note was de-identified again
         else:
             counts[it["status"]] = counts.get(it["status"], 0) + 1
     total = sum(counts.values())
     per_100 = round(100 * total / notes, 1) if notes else None
-    return {**counts, "superseded": superseded, "items": total, "per_100_notes": per_100}
+    return {**counts, "superseded": superseded, "restored": restored, "items": total, "per_100_notes": per_100}

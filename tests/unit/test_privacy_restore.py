@@ -59,6 +59,9 @@ def test_rejected_words_come_back_and_other_items_follow(tmp_path):
     decide(store, oak, "confirmed", "officer")
     assert store.notes(["n1"])[0].text == "Allergic to Keflex. Seen by Dr Smith at Oak Clinic."
     assert _words(store)[oak] == "Oak" and not [i for i in items(store) if i["id"] == oak][0]["restored"]
+    from clinical_nlp.services.privacy import queue_summary
+
+    assert queue_summary(store, 1)["restored"] == 1  # Keflex; Elm was taken out again
     AuditLog(store).verify()
     assert [e.details.get("restored") for e in AuditLog(store).entries("privacy_review")].count({"n1": 2}) == 1
 
@@ -144,5 +147,5 @@ def test_a_new_deidentification_supersedes_decided_items(tmp_path):
     assert restore_rejected(store, [drug], {"n1": ORIGINAL}, reviewer="officer") == {}  # stale offsets never used
     assert store.notes(["n1"])[0].text == DEID
     assert queue_summary(store, 1) == {
-        "open": 1, "confirmed": 0, "rejected": 0, "superseded": 1, "items": 1, "per_100_notes": 100.0
+        "open": 1, "confirmed": 0, "rejected": 0, "superseded": 1, "restored": 0, "items": 1, "per_100_notes": 100.0
     }  # fmt: skip
