@@ -135,7 +135,8 @@ def push_adjudication(
     server = DoccanoServer(creds or DoccanoCredentials.from_env())
     where = TaskProject(project_name, TASK, expert)
     pid = open_task_project(server, guideline, where)
-    imported, already = import_items(store, server, where, pid, [suggestion(store, e.item, e.reasons) for e in queue])
+    items = [suggestion(store, e.item, e.reasons) for e in queue]
+    imported, already = import_items(store, server, where, pid, items, guideline_version=guideline.version)
     return AdjudicationPush(
         where.name, pid, imported=imported, skipped_already_pushed=already, link=f"{server.url}/projects/{pid}",
         queued=len(queue),
@@ -182,7 +183,7 @@ def pull_adjudication(
             expert,
             reason,
             round=round,
-            guideline_version=guideline.version,
+            guideline_version=done.guideline_version or guideline.version,  # the one she decided under
             relations=done.relations,
         )
         (report.amended if was_decided else report.decided).append(nid)

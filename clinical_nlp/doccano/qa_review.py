@@ -94,7 +94,7 @@ def push_qa_review(
     server = DoccanoServer(creds or DoccanoCredentials.from_env())
     where = TaskProject(project_name, TASK, reviewer)
     pid = open_task_project(server, guideline, where)
-    imported, already = import_items(store, server, where, pid, items)
+    imported, already = import_items(store, server, where, pid, items, guideline_version=guideline.version)
     return QAPush(
         where.name, pid, imported=imported, skipped_already_pushed=already, link=f"{server.url}/projects/{pid}",
         open_reviews=len(todo), notes=len(items),
@@ -133,7 +133,8 @@ def pull_qa_review(
         try:
             if not same_spans(shown, done.spans):  # her correction becomes gold, as her decision
                 ensure_queued(store, nid, f"QA correction by {reviewer}", expert=reviewer)
-                decide(store, nid, "*", list(done.spans), reviewer, comment, guideline_version=guideline.version)
+                decide(store, nid, "*", list(done.spans), reviewer, comment,
+                       guideline_version=done.guideline_version or guideline.version)  # fmt: skip
             for lab in labels:
                 verdict = "corrected" if changes[lab] else "confirmed"
                 record_review(store, nid, lab, reviewer, verdict=verdict, schema=guideline.schema,

@@ -100,9 +100,17 @@ def open_task_project(server: DoccanoServer, guideline: Guideline, where: TaskPr
 
 
 def import_items(
-    store: Store, server: DoccanoServer, where: TaskProject, pid: int, items: Sequence[TaskItem]
+    store: Store,
+    server: DoccanoServer,
+    where: TaskProject,
+    pid: int,
+    items: Sequence[TaskItem],
+    *,
+    guideline_version: str | None = None,
 ) -> tuple[int, int]:
-    """Import the items the project lacks; ``(imported, already there)``. Idempotent and resumable."""
+    """Import the items the project lacks; ``(imported, already there)``. Idempotent and resumable.
+    ``guideline_version`` (the one the project was just synced with) goes into each example's metadata,
+    so a decision pulled later records the guideline it was made under."""
     key, person = where.key, where.person
     for task_id, note_ids in open_imports(store, key, person, server.url, pid).items():  # a killed run's import
         await_earlier_import(server, pid, task_id, note_ids)
@@ -131,7 +139,9 @@ def import_items(
     marker = f"{UPLOADING}{uuid.uuid4().hex}"  # recorded before the upload, as in the annotators' push
     ids = [it.note_id for it in to_import]
     record_import(store, key, person, server.url, pid, marker, ids)
-    task_id = server.start_import(pid, payload, meta={it.note_id: it.meta for it in to_import}, relations=rel_links)
+    stamp = {"guideline_version": guideline_version} if guideline_version else {}
+    meta = {it.note_id: {**it.meta, **stamp} for it in to_import}
+    task_id = server.start_import(pid, payload, meta=meta, relations=rel_links)
     set_import_task(store, key, person, marker, task_id)
     crash_point(f"{where.task}.import_started")
     server.wait_import(pid, task_id)
@@ -148,6 +158,8 @@ class DoneExample:
     comment: str | None
     example_id: int
     relations: tuple[Mapping[str, Any], ...] = ()
+    #: the guideline version the example was imported under (None: imported before it was recorded)
+    guideline_version: str | None = None
 
 
 def read_done(
@@ -173,7 +185,11 @@ def read_done(
         except DoccanoError as exc:
             yield link.note_id, str(exc)
             continue
-        yield DoneExample(notes[link.note_id], spans, _comment(ex), int(ex["id"]), tuple(relations))
+        version = ex.get("guideline_version")
+        yield DoneExample(
+            notes[link.note_id], spans, _comment(ex), int(ex["id"]), tuple(relations),
+            str(version) if version else None,
+        )  # fmt: skip
 
 
 def _comment(example: Mapping[str, Any]) -> str | None:

@@ -153,3 +153,18 @@ def test_cli_adjudicate_push_and_pull(tmp_path, queued, creds, monkeypatch):  # 
     res = CliRunner().invoke(app, ["adjudicate", "pull", *common])
     assert res.exit_code == 0, res.output
     assert sorted(json.loads(res.output)["decided"]) == sorted(TEXTS) and pending(target) == []
+
+
+def test_a_decision_records_the_guideline_it_was_pushed_under(queued, creds):  # noqa: F811
+    """The guideline changed between adjudicate push and pull: her decision keeps the version she saw."""
+    store, guideline, name, _ = queued
+    rep = push_adjudication(store, guideline, name, EXPERT, creds=creds)
+    expert = person(creds, EXPERT, rep.project_id)
+    examples = {e["meta"]["note_id"]: e for e in expert.examples()}
+    assert examples["adj-1"]["meta"]["guideline_version"] == guideline.version
+    expert.mark_done(examples["adj-1"]["id"])
+    amended = guideline.copy(update={"version": guideline.version + ".amended"})
+    assert pull_adjudication(store, amended, name, EXPERT, creds=creds).decided == ["adj-1"]
+    (gold,) = store.annotations(kind="gold", item="adj-1")
+    assert gold.guideline_version == guideline.version
+    assert decisions(store, "adj-1")[0]["guideline_version"] == guideline.version
