@@ -77,8 +77,10 @@ def register(app: typer.Typer) -> None:
         where f1 is strict micro span F1 on EVAL, n_docs and edits are cumulative.
         """
         from clinical_nlp.io.jsonl import read_jsonl
+        from clinical_nlp.io.paths import refuse_clashing_paths
         from clinical_nlp.simulate import AnnotatorSkill, default_train_fn, simulate_active_learning, without_texts_of
 
+        refuse_clashing_paths({"--pool": pool, "--eval": eval_path, "--dev": dev}, {"--output": output})
         pool_docs = read_jsonl(pool, allow_empty=True)
         eval_docs = read_jsonl(eval_path, allow_empty=True)
         dev_docs = [d for d in read_jsonl(dev, allow_empty=True) if d.text.strip()] if dev else None

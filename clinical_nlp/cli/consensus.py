@@ -294,9 +294,12 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from clinical_nlp.consensus.adapters.signal import record_report
+        from clinical_nlp.io.paths import refuse_clashing_paths
         from clinical_nlp.services.agreement_files import write_json
 
         names = name_list(annotators, "--annotators")
+        record_files = {f"{record.name}.{ext}": Path(f"{record}.{ext}") for ext in [*names, "hea", "dat"]}
+        refuse_clashing_paths(record_files, {"--output": output})
         try:
             lag_v: Any = lag if lag in ("none", "auto") else float(lag) / 1000.0
         except ValueError:

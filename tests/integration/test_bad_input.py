@@ -254,3 +254,27 @@ def test_outside_a_project_is_a_clear_error(tmp_path, cli, monkeypatch):
     res = cli(["qa", "check"])
     assert res.exit_code == 2 and "no clinical-nlp project in" in res.output
     assert not (tmp_path / ".clinical-nlp").exists()
+
+
+def test_outputs_never_overwrite_an_input(tmp_path, cli):
+    """An --output naming an input file is refused before anything is read or written (a copy of the data)."""
+    import shutil
+
+    from conftest import shared_corpora_dir
+
+    qtdb = shared_corpora_dir() / "signals" / "qtdb"
+    if not qtdb.exists():
+        pytest.skip("signals corpus not present")
+    for ext in ("hea", "dat", "q1c", "q2c"):
+        shutil.copy(qtdb / f"sel100.{ext}", tmp_path / f"sel100.{ext}")
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text(_rows(GOOD), encoding="utf-8")
+    for args, victim in (
+        (["consensus", "signal", "--record", str(tmp_path / "sel100"), "--annotators", "q1c,q2c",
+          "-o", str(tmp_path / "sel100.q2c")], tmp_path / "sel100.q2c"),
+        (["al", "simulate", "--pool", str(pool), "--eval", str(pool), "--output", str(pool)], pool),
+    ):  # fmt: skip
+        before = victim.read_bytes()
+        res = cli(args)
+        assert res.exit_code == 2 and "would be overwritten" in res.output, res.output
+        assert victim.read_bytes() == before
