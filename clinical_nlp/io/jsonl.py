@@ -169,8 +169,12 @@ def annotated_to_row(doc: AnnotatedNote) -> dict[str, Any]:
 
 @contextmanager
 def atomic_writer(path: Path | str, mode: str = "w") -> Iterator[Any]:
-    """Write to a temp file beside ``path`` and rename on success (no partial outputs)."""
+    """Write to a temp file beside ``path`` and rename on success (no partial outputs); a project's config,
+    audit files and SQLite stores are never replaced (:func:`~clinical_nlp.io.paths.refuse_protected`)."""
+    from clinical_nlp.io.paths import refuse_protected
+
     path = Path(path)
+    refuse_protected(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:

@@ -8,6 +8,30 @@ from pathlib import Path
 
 from clinical_nlp.errors import InputFormatError
 
+#: a project's own files, which no command output may replace
+PROJECT_FILES = frozenset({"clinical-nlp.yaml", "audit.key", "audit.head"})
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def refuse_protected(path: Path | str) -> None:
+    """Raise when ``path`` is a project's config or audit file or an SQLite database (a store): an output
+    written there would destroy the project's state (``-o state.db``)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    if path.name in PROJECT_FILES:
+        raise InputFormatError(
+            "is a project file (its config or audit trail): write the output to another path", source=str(path)
+        )
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(len(_SQLITE_MAGIC))
+    except OSError:
+        return
+    if magic == _SQLITE_MAGIC:
+        raise InputFormatError("is an SQLite database (a project store?): write the output to another path",
+                               source=str(path))  # fmt: skip
+
 
 def _same_file(a: Path, b: Path) -> bool:
     if a.exists() and b.exists():

@@ -49,3 +49,21 @@ def test_commands_refuse_clashing_paths_and_leave_files_unchanged(tmp_path, cli,
     code, output = cli(args)
     assert code == 2 and needle in output
     assert src.read_text() == json.dumps(NOTE) + "\n" and out.read_text() == "earlier output\n"
+
+
+def test_no_output_replaces_a_store_or_a_project_file(tmp_path):
+    import sqlite3
+
+    from clinical_nlp.io.jsonl import write_rows
+
+    db = tmp_path / "state.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    key = tmp_path / "audit.key"
+    key.write_text("k" * 32)
+    for victim, message in ((db, "is an SQLite database"), (key, "is a project file")):
+        before = victim.read_bytes()
+        with pytest.raises(InputFormatError, match=message):
+            write_rows(victim, [{"id": "a"}])
+        assert victim.read_bytes() == before
+    assert write_rows(tmp_path / "fresh.jsonl", [{"id": "a"}]) == 1  # other files as before
