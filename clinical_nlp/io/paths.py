@@ -47,6 +47,8 @@ def refuse_clashing_paths(inputs: Mapping[str, Path | str | None], outputs: Mapp
     """
     given_inputs = [(name, Path(p)) for name, p in inputs.items() if p is not None]
     given_outputs = [(name, Path(p)) for name, p in outputs.items() if p is not None]
+    for _, out in given_outputs:
+        refuse_protected(out)  # before the work, not only when the output is written
     for out_name, out in given_outputs:
         for in_name, src in given_inputs:
             if _same_file(out, src):

@@ -67,3 +67,13 @@ def test_no_output_replaces_a_store_or_a_project_file(tmp_path):
             write_rows(victim, [{"id": "a"}])
         assert victim.read_bytes() == before
     assert write_rows(tmp_path / "fresh.jsonl", [{"id": "a"}]) == 1  # other files as before
+
+
+def test_clashing_path_check_refuses_a_store_before_any_work(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "state.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with pytest.raises(InputFormatError, match="is an SQLite database"):
+        refuse_clashing_paths({"--input": tmp_path / "in.jsonl"}, {"--output": db})
