@@ -145,6 +145,7 @@ def test_a_new_deidentification_supersedes_decided_items(tmp_path):
     with pytest.raises(InputFormatError, match="earlier de-identification"):
         decide(store, drug, "confirmed", "officer")
     assert restore_rejected(store, [drug], {"n1": ORIGINAL}, reviewer="officer") == {}  # stale offsets never used
+    assert plan_restore(store, [drug], {"n1": ORIGINAL}) == {}
     assert store.notes(["n1"])[0].text == DEID
     assert queue_summary(store, 1) == {
         "open": 1, "confirmed": 0, "rejected": 0, "superseded": 1, "restored": 0, "items": 1, "per_100_notes": 100.0
