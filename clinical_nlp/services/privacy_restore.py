@@ -83,12 +83,13 @@ def plan_restore(store: Store, item_ids: Sequence[int], originals: Mapping[str, 
     """Note id → {item id: its original words} for the items among ``item_ids`` not yet restored, after every
     check (recorded place, the original file's hash, a note whose text may still change): nothing is written."""
     with store.session() as s:
-        rows = [r for r in s.scalars(select(PrivacyReviewRow).where(PrivacyReviewRow.id.in_(list(item_ids))))]
+        rows = list(s.scalars(select(PrivacyReviewRow).where(PrivacyReviewRow.id.in_(list(item_ids)))))
+        # a superseded item's offsets point into a text the note no longer holds
         pending = [
             (r.id, r.note_id, r.orig_start, r.orig_end, r.source_sha256)
             for r in rows
             if not r.restored and r.status != "superseded"
-        ]  # fmt: skip  (a superseded item's offsets are stale)
+        ]
     plan: dict[str, dict[int, str]] = {}
     for item, note_id, orig_start, orig_end, source in pending:
         if orig_start is None or orig_end is None or source is None:
