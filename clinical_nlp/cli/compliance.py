@@ -95,11 +95,11 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
             skip = ("id", "text", "offset_map", "privacy_review")
             notes = [Note(r["id"], r["text"], {k: v for k, v in r.items() if k not in skip}) for r in rows]
             store.refuse_text_changes(notes)  # before anything is stored
-            source = _source_hashes(input, {r["id"] for r in rows if r.get("privacy_review")})
+            source = _source_hashes(input, {str(r["id"]) for r in rows if r.get("privacy_review")})
             # the queue first: killed in between, the notes wait for the officer (the push gate holds
             # them) rather than pass as reviewed; a re-run replaces the open items
             queued = sum(
-                record_items(store, r["id"], r.get("privacy_review") or [], source_sha256=source.get(r["id"]))
+                record_items(store, r["id"], r.get("privacy_review") or [], source_sha256=source.get(str(r["id"])))
                 for r in rows
             )
             crash_point("deid.queued")
