@@ -31,14 +31,12 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
         dev_rows = read_relation_rows(dev, with_relations=True)
         if not any(r.get("relations") for r in train_rows):
             raise InputFormatError("no relation to learn: the training rows hold no 'relations'", source=str(train))
-        seen = {r["text"].strip() for r in train_rows if r["text"].strip()}
-        shared = [r["id"] for r in dev_rows if r["text"].strip() in seen and r["text"].strip()]
-        if shared and len(shared) == sum(1 for r in dev_rows if r["text"].strip()):
-            raise InputFormatError("every dev row is also a training row: C and thresholds would be chosen on memory",
-                                   source=str(dev))  # fmt: skip
-        if shared:
-            typer.echo(f"warning: {len(shared)} dev row(s) have the text of a training row (first: {shared[0]!r})",
-                       err=True)  # fmt: skip
+        from clinical_nlp.cli.held_out import check_dev_against_train
+
+        check_dev_against_train(
+            [(r["id"], r["text"]) for r in dev_rows], [r["text"] for r in train_rows], what="row",
+            why="C and thresholds would be chosen on memory", source=dev,
+        )  # fmt: skip
         config = None
         if minilm:
             from clinical_nlp.models.relations_minilm import PairTrainConfig
