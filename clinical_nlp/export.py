@@ -421,16 +421,7 @@ def _unknown_labels(
             f"{source}: document {doc.id!r}: span [{span.start}, {span.end}) has label {span.label!r}, which the "
             f"project's label schema does not define (known: {', '.join(known)}); --unknown-labels drop or keep"
         )
-    kept_docs = []
-    for doc in docs:
-        gone = {str(s.id) for s in doc.spans if s.label not in names and s.id is not None}
-        spans = tuple(s for s in doc.spans if s.label in names)
-        relations = tuple(
-            r
-            for r in doc.relations
-            if not gone & {str(a) for a in (r["args"] if "args" in r else [r.get("arg1"), r.get("arg2")])}
-        )
-        kept_docs.append(AnnotatedNote(doc.note, spans, relations))
+    kept_docs = [doc.keeping_labels(names) for doc in docs]
     return kept_docs, dict(sorted(outside.items()))
 
 

@@ -231,6 +231,25 @@ class AnnotatedNote:
         spans = tuple(verify_span(self.note.text, s, doc_id=self.note.id) for s in self.spans)
         return replace(self, spans=spans)
 
+    def keeping_labels(self, labels: Iterable[str]) -> AnnotatedNote:
+        """A copy without the spans of other labels and without the relations that name one of them.
+
+        >>> doc = AnnotatedNote(Note("a", "no pain"), (Span(0, 2, "Cue", id="T1"), Span(3, 7, "Condition", id="T2")),
+        ...                     ({"type": "Has_negation", "arg1": "T2", "arg2": "T1"},))
+        >>> kept = doc.keeping_labels(["Condition"])
+        >>> [s.label for s in kept.spans], kept.relations
+        (['Condition'], ())
+        """
+        keep = set(labels)
+        gone = {str(s.id) for s in self.spans if s.label not in keep and s.id is not None}
+        spans = tuple(s for s in self.spans if s.label in keep)
+
+        def names_gone(rel: Mapping[str, Any]) -> bool:
+            args = rel["args"] if "args" in rel else [rel.get("arg1"), rel.get("arg2")]
+            return bool(gone & {str(a) for a in args})
+
+        return replace(self, spans=spans, relations=tuple(r for r in self.relations if not names_gone(r)))
+
 
 def _utcnow() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")

@@ -107,4 +107,9 @@ def register(app: typer.Typer) -> None:
                 if summary["dropped_spans"]
                 else ""
             )
+            + (
+                f"; dropped {summary['dropped_links']} links the schema does not allow"
+                if summary.get("dropped_links")
+                else ""
+            )
         )

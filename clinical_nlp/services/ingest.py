@@ -8,6 +8,7 @@ from typing import Any
 
 from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import LabelSchema
+from clinical_nlp.consensus.relations import relation_problems
 from clinical_nlp.errors import InputFormatError
 from clinical_nlp.io.registry import detect_format, read_corpus
 from clinical_nlp.services.validation import require_person, span_problems
@@ -47,11 +48,11 @@ def ingest_corpus(
         raise InputFormatError("no documents to ingest (empty input)", source=str(input))
     store = Store(project.store_url)
     guideline = project.guideline()
-    dropped = 0
+    dropped = dropped_links = 0
     if annotator:
         if kind == "human":
             require_person(store, annotator, action="ingest of human annotations", schema=guideline.schema)
-        docs, dropped = _checked(docs, guideline.schema, unknown_labels, source=str(input))
+        docs, dropped, dropped_links = _checked(docs, guideline.schema, unknown_labels, source=str(input))
     store.refuse_text_changes([d.note for d in docs])  # before the first batch: all or nothing
     n_notes = n_ann = 0
     rows: dict[str, str] = {}
@@ -79,6 +80,7 @@ def ingest_corpus(
                             tuple(d.spans),
                             source="human" if kind == "human" else f"import:{Path(input).name}",
                             guideline_version=guideline.version,
+                            relations=tuple(d.relations),  # an imported corpus's links are gold too
                         ),
                         kind=kind,
                     )
@@ -97,30 +99,36 @@ def ingest_corpus(
             "notes": n_notes,
             "annotations": n_ann,
             "dropped_unknown_label_spans": dropped,
+            "dropped_links": dropped_links,
             "deidentified": deidentified,
         },
         rows=rows,
     )
-    return {"notes": n_notes, "annotations": n_ann, "dropped_spans": dropped}
+    return {"notes": n_notes, "annotations": n_ann, "dropped_spans": dropped, "dropped_links": dropped_links}
 
 
 def _checked(
     docs: list[AnnotatedNote], schema: LabelSchema, unknown_labels: str, *, source: str
-) -> tuple[list[AnnotatedNote], int]:
+) -> tuple[list[AnnotatedNote], int, int]:
     """Every document's spans through the validation gate (all problems named, before anything is written);
-    with ``unknown_labels="drop"`` spans whose label is not in the schema are dropped and counted."""
+    with ``unknown_labels="drop"`` spans whose label is not in the schema are dropped (with the links that
+    name them) and counted."""
     known = set(schema.label_names)
-    out, dropped, problems = [], 0, []
+    out, dropped, dropped_links, problems = [], 0, 0, []
     for d in docs:
-        spans = list(d.spans)
-        if unknown_labels == "drop":
-            kept = [sp for sp in spans if sp.label in known]
-            dropped += len(spans) - len(kept)
-            spans = kept
-        good, bad = span_problems(d.note, spans, schema)
+        if unknown_labels == "drop":  # their spans and the links that name them
+            kept = d.keeping_labels(known)
+            dropped += len(d.spans) - len(kept.spans)
+            d = kept
+        good, bad = span_problems(d.note, list(d.spans), schema)
         problems += [f"document {d.id!r}: {b}" for b in bad]
-        out.append(replace(d, spans=tuple(good)))
+        links = list(d.relations)
+        if unknown_labels == "drop":  # links of a type, or between labels, the schema does not allow
+            links = [r for r in links if not relation_problems(good, [r], schema)]
+            dropped_links += len(d.relations) - len(links)
+        problems += [f"document {d.id!r}: {b}" for b in relation_problems(good, links, schema)]
+        out.append(replace(d, spans=tuple(good), relations=tuple(links)))
     if problems:
         shown = "; ".join(problems[:10]) + (f" … (+{len(problems) - 10} more)" if len(problems) > 10 else "")
         raise InputFormatError(f"{len(problems)} invalid span(s), nothing ingested: {shown}", source=source)
-    return out, dropped
+    return out, dropped, dropped_links
