@@ -192,23 +192,26 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         elif verdict == "rejected":
             typer.echo("the surrogates stay in the notes; --original IN.jsonl puts the original words back")
 
-    def _source_hashes(path: Path, ids: set[str]) -> dict[str, str]:
-        """sha256 of the original text of each note in ``ids`` (its review items' words can be put back)."""
+    def _input_texts(path: Path, ids: set[str]) -> dict[str, str]:
+        """The text of each note of ``ids`` in the JSONL input ``path`` (rows with id and text)."""
         from clinical_nlp.io.jsonl import iter_json_rows
-        from clinical_nlp.store import text_sha256
 
         if not ids:
             return {}
-        return {str(r["id"]): text_sha256(r["text"]) for _, r in iter_json_rows(path) if str(r.get("id")) in ids}
+        found = {str(row.get("id")): row.get("text") for _, row in iter_json_rows(path) if str(row.get("id")) in ids}
+        return {k: v for k, v in found.items() if isinstance(v, str)}
+
+    def _source_hashes(path: Path, ids: set[str]) -> dict[str, str]:
+        """sha256 of the original text of each note in ``ids`` (its review items' words can be put back)."""
+        from clinical_nlp.store import text_sha256
+
+        return {nid: text_sha256(text) for nid, text in _input_texts(path, ids).items()}
 
     def _original_texts(path: Path, store: Any, item_ids: list[int]) -> dict[str, str]:
-        """The original texts of the items' notes, read from ``path`` (JSONL rows with id and text)."""
-        from clinical_nlp.io.jsonl import iter_json_rows
+        """The original texts of the items' notes, read from ``path``."""
         from clinical_nlp.services.privacy import items
 
-        wanted = {r["note_id"] for r in items(store) if r["id"] in set(item_ids)}
-        found = {str(row.get("id")): row.get("text") for _, row in iter_json_rows(path) if str(row.get("id")) in wanted}
-        return {k: v for k, v in found.items() if isinstance(v, str)}
+        return _input_texts(path, {r["note_id"] for r in items(store) if r["id"] in set(item_ids)})
 
     # annotators -------------------------------------------------------------
     ann = typer.Typer(help="Annotator registry: roles, credentials, qualifications.", no_args_is_help=True)
