@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from clinical_nlp.errors import ClinicalNLPError, InputFormatError
-from clinical_nlp.io.jsonl import atomic_writer, iter_json_rows, row_to_note
+from clinical_nlp.io.jsonl import atomic_writer, row_to_note
+from clinical_nlp.io.note_rows import is_parquet, iter_note_rows, parquet_record, parquet_schema
 
 #: Span fields always present in pre-annotation output rows.
 SPAN_FIELDS = ("start", "end", "label", "text", "negation", "temporality", "experiencer", "score", "source")
@@ -71,10 +72,6 @@ class ScaleStats:
 
 
 # ---------------------------------------------------------------- input / output
-def _is_parquet(path: Path) -> bool:
-    return path.suffix.lower() in (".parquet", ".pq")
-
-
 def iter_input_rows(path: Path | str, *, batch_rows: int = 1024) -> Iterator[tuple[int, Row]]:
     """Stream ``(line_or_row_number, row)`` from JSONL, Parquet or a CSV notes table, validating ``id``/``text``.
 
@@ -82,40 +79,11 @@ def iter_input_rows(path: Path | str, *, batch_rows: int = 1024) -> Iterator[tup
     nothing is written by the caller then (outputs are atomic).
     """
     seen: dict[str, int] = {}
-    for number, row in _raw_input_rows(Path(path), batch_rows):
+    for number, row in iter_note_rows(path, batch_rows=batch_rows):
+        row_to_note(row, source=str(path), line=number, allow_empty=True)
         first = seen.setdefault(str(row["id"]), number)
         if first != number:
             raise InputFormatError(f"duplicate id {row['id']!r} (first on line {first})", source=str(path), line=number)
-        yield number, row
-
-
-def _raw_input_rows(path: Path, batch_rows: int) -> Iterator[tuple[int, Row]]:
-    if _is_parquet(path):
-        if not path.exists():
-            raise InputFormatError("file not found", source=str(path))
-        import pyarrow.parquet as pq
-
-        try:
-            pf = pq.ParquetFile(path)
-        except Exception as exc:  # pyarrow raises several types for a corrupt file
-            raise InputFormatError(f"not a readable Parquet file ({exc})", source=str(path)) from None
-        number = 0
-        for batch in pf.iter_batches(batch_size=batch_rows):
-            for row in batch.to_pylist():
-                number += 1
-                if isinstance(row.get("spans"), str):
-                    row["spans"] = json.loads(row["spans"])
-                row_to_note(row, source=str(path), line=number, allow_empty=True)
-                yield number, row
-        return
-    if path.suffix.lower() == ".csv":
-        from clinical_nlp.io.notes_table import iter_csv_note_rows
-
-        rows = iter_csv_note_rows(path)
-    else:
-        rows = iter_json_rows(path)
-    for number, row in rows:
-        row_to_note(row, source=str(path), line=number, allow_empty=True)
         yield number, row
 
 
@@ -134,7 +102,7 @@ def _partitions(rows: Iterable[tuple[int, Row]], size: int) -> Iterator[tuple[in
 
 
 class _OutputWriter:
-    """Writes result rows to JSONL or Parquet (spans as a JSON string column) in order."""
+    """Writes result rows to JSONL or Parquet (``io.note_rows.PARQUET_COLUMNS``) in order."""
 
     def __init__(self, handle: Any, parquet: bool):
         self.handle, self.parquet = handle, parquet
@@ -153,8 +121,7 @@ class _OutputWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        flat = [{**r, "spans": json.dumps(r.get("spans", []), ensure_ascii=False)} for r in rows]
-        table = pa.Table.from_pylist(flat, schema=self.writer.schema if self.writer else None)
+        table = pa.Table.from_pylist([parquet_record(r) for r in rows], schema=parquet_schema())
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.handle, table.schema)
         self.writer.write_table(table)
@@ -284,7 +251,7 @@ def run_partitioned(
     parts = _partitions(iter_input_rows(input), partition_size)
     try:
         with atomic_writer(output, "wb") as handle:
-            out = _OutputWriter(handle, _is_parquet(output))
+            out = _OutputWriter(handle, is_parquet(output))
             try:
                 if workers is None and scheduler is None:
                     stats.workers = 0

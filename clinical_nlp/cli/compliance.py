@@ -193,12 +193,12 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
             typer.echo("the surrogates stay in the notes; --original IN.jsonl puts the original words back")
 
     def _input_texts(path: Path, ids: set[str]) -> dict[str, str]:
-        """The text of each note of ``ids`` in the JSONL input ``path`` (rows with id and text)."""
-        from clinical_nlp.io.jsonl import iter_json_rows
+        """The text of each note of ``ids`` in the input ``path`` (JSONL, CSV or Parquet rows with id and text)."""
+        from clinical_nlp.io.note_rows import iter_note_rows
 
         if not ids:
             return {}
-        found = {str(row.get("id")): row.get("text") for _, row in iter_json_rows(path) if str(row.get("id")) in ids}
+        found = {str(row.get("id")): row.get("text") for _, row in iter_note_rows(path) if str(row.get("id")) in ids}
         return {k: v for k, v in found.items() if isinstance(v, str)}
 
     def _source_hashes(path: Path, ids: set[str]) -> dict[str, str]:

@@ -31,10 +31,11 @@ def run_assertions(
     and no output file is left behind.
     """
     from clinical_nlp.io.jsonl import iter_json_rows, write_rows
-    from clinical_nlp.io.paths import refuse_clashing_paths
+    from clinical_nlp.io.paths import refuse_clashing_paths, refuse_table_suffix
     from clinical_nlp.pipeline.assertion import ATTRIBUTES, iter_classified, resolve_mode
 
     resolve_mode(mode, rules_only)  # an unknown mode fails before any input is read
+    refuse_table_suffix({"--output": output_path})
     refuse_clashing_paths({"--input": input_path}, {"--output": output_path})
     src = str(input_path)
     seen_line: dict[str, int] = {}

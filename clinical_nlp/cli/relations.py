@@ -69,9 +69,10 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
     ) -> None:
         """Predict relations between the given spans of each row (one output row per input row, in order)."""
         from clinical_nlp.io.jsonl import write_rows
-        from clinical_nlp.io.paths import refuse_clashing_paths
+        from clinical_nlp.io.paths import refuse_clashing_paths, refuse_table_suffix
         from clinical_nlp.models.relations import load_relation_model, resolve_relation_model_dir
 
+        refuse_table_suffix({"--output": output})
         refuse_clashing_paths({"--input": input}, {"--output": output})
         mdl = load_relation_model(resolve_relation_model_dir(model, "--model"))
         rows = read_relation_rows(input)

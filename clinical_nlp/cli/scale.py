@@ -56,16 +56,14 @@ def register(app: typer.Typer) -> None:
         score, source), model_version and the input's metadata keys. Written atomically: on any
         error no output file is left.
         """
-        from clinical_nlp.errors import InputFormatError
-        from clinical_nlp.io.paths import refuse_clashing_paths
+        from clinical_nlp.io.paths import refuse_clashing_paths, refuse_table_suffix
         from clinical_nlp.scale import preannotate_file, stats_summary
 
         preview_page = preview_output or output.with_suffix(".preview.html")
+        refuse_table_suffix({"--output": output}, allowed=(".parquet", ".pq"))
         refuse_clashing_paths(
             {"--input": input}, {"--output": output, "--preview-output": preview_page if preview else None}
         )
-        if preview and output.suffix == ".parquet":
-            raise InputFormatError("--preview needs a JSONL output", source=str(output))
 
         stats = preannotate_file(
             input,

@@ -22,8 +22,9 @@ from clinical_nlp.deid.core import (
 )
 from clinical_nlp.deid.metadata import deidentify_metadata
 from clinical_nlp.errors import InputFormatError
-from clinical_nlp.io.jsonl import atomic_writer, iter_json_rows
-from clinical_nlp.io.paths import refuse_clashing_paths
+from clinical_nlp.io.jsonl import atomic_writer
+from clinical_nlp.io.note_rows import iter_note_rows
+from clinical_nlp.io.paths import refuse_clashing_paths, refuse_table_suffix
 
 #: longer texts are refused: a clinical note of a million characters is a concatenation or an error
 MAX_NOTE_CHARS = 1_000_000
@@ -42,7 +43,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     """The input rows, checked: every problem names the file, the line and, once known, the note id."""
     rows = []
     seen: set[str] = set()
-    for number, row in iter_json_rows(path):  # bad UTF-8 or JSON: named by file and line there
+    for number, row in iter_note_rows(path):  # bad UTF-8, JSON or CSV: named by file and line there
         if "id" not in row or not isinstance(row.get("text"), str):
             raise InputFormatError("row needs an 'id' and a string 'text'", source=str(path), line=number)
         nid = str(row["id"])
@@ -94,6 +95,7 @@ def deidentify_file(
         {"--input": input_path},
         {"--output": Path(output_path), "--phi-output": phi_output, "--map-output": map_output},
     )
+    refuse_table_suffix({"--output": output_path, "--phi-output": phi_output, "--map-output": map_output})
     rows = _read_rows(input_path)
     key = key if key is not None else os.urandom(32)
     results = []

@@ -41,7 +41,8 @@ from clinical_nlp.doccano.links import (
 from clinical_nlp.doccano.push_checks import check_phi_policy, check_qualified, dedupe_spans, validate_push_rows
 from clinical_nlp.errors import DoccanoError, InputFormatError
 from clinical_nlp.faults import crash_point
-from clinical_nlp.io.jsonl import iter_json_rows, row_to_annotated
+from clinical_nlp.io.jsonl import row_to_annotated
+from clinical_nlp.io.note_rows import iter_note_rows
 from clinical_nlp.store import Store
 from clinical_nlp.types import AnnotatedNote, Annotation
 
@@ -93,7 +94,7 @@ def read_preannotations(path: Path | str) -> list[tuple[AnnotatedNote, dict[str,
     """Rows of ``clinical-nlp preannotate`` output, spans verified against the text; a repeated id is an error."""
     out = []
     seen: dict[str, int] = {}
-    for line, row in iter_json_rows(path):
+    for line, row in iter_note_rows(path):
         doc = row_to_annotated(row, source=str(path), line=line).verified()
         first = seen.setdefault(doc.id, line)
         if first != line:

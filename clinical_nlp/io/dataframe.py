@@ -18,8 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
-from clinical_nlp.io.jsonl import atomic_writer
+from clinical_nlp.io.jsonl import atomic_writer, row_to_annotated
+from clinical_nlp.io.note_rows import iter_note_rows, table_columns
+from clinical_nlp.io.notes_table import note_columns
 from clinical_nlp.types import ATTRIBUTE_VALUES, AnnotatedNote, Note, Span, verify_span
+
+#: A table with any of these columns is a span table; without them, a table of notes.
+SPAN_COLUMNS = frozenset({"start", "end", "label"})
 
 COLUMNS = [
     "doc_id",
@@ -93,34 +98,33 @@ def _json(value: Any, default: Any, *, doc_id: str, column: str, row: int) -> An
 
 def _notes_table(df) -> list[AnnotatedNote]:
     """A table of notes without span columns (one row per note: id, text, the rest metadata)."""
-    from clinical_nlp.io.notes_table import ID_COLUMNS, TEXT_COLUMNS, note_columns
+    from clinical_nlp.io.note_rows import table_row
 
-    id_col, text_col = note_columns([str(c) for c in df.columns], source="<dataframe>")
+    note_columns([str(c) for c in df.columns], source="<dataframe>")
+    return _unique_notes(
+        (k + 1, table_row(rec, source="<dataframe>", line=k + 1)) for k, rec in enumerate(df.to_dict("records"))
+    )
+
+
+def _unique_notes(rows: Iterable[tuple[int, dict[str, Any]]], source: str = "<dataframe>") -> list[AnnotatedNote]:
+    """Notes of ``(data row, row)`` pairs (spans verified); a repeated id is an error naming both rows."""
     docs: list[AnnotatedNote] = []
     first: dict[str, int] = {}
-    for k, rec in enumerate(df.to_dict("records")):
-        if _missing(rec[id_col]):
-            raise InputFormatError(f"row {k + 1} has no {id_col!r}", source="<dataframe>")
-        doc_id = str(rec[id_col])
-        if doc_id in first:
+    for number, row in rows:
+        doc = row_to_annotated(row, source=source, line=number, allow_empty=True)
+        if doc.id in first:
             raise InputFormatError(
-                f"duplicate id {doc_id!r} (data rows {first[doc_id] + 1} and {k + 1})", source="<dataframe>"
+                f"duplicate id {doc.id!r} (first on line {first[doc.id]})", source=source, line=number
             )
-        first[doc_id] = k
-        text = rec[text_col]
-        if not isinstance(text, str):
-            raise InputFormatError(f"document {doc_id!r}: {text_col} is missing", source="<dataframe>", line=k)
-        meta = _json(rec.get("metadata"), {}, doc_id=doc_id, column="metadata", row=k)
-        skip = {*ID_COLUMNS, *TEXT_COLUMNS, "metadata", "relations"}
-        meta.update((str(c), v) for c, v in rec.items() if c not in skip and not _missing(v) and v != "")
-        docs.append(AnnotatedNote(Note(doc_id, text, meta)))
+        first[doc.id] = number
+        docs.append(doc)
     return docs
 
 
 def from_dataframe(df) -> list[AnnotatedNote]:
     """Rebuild documents (in first-appearance order) from :func:`to_dataframe`'s layout; a table
     without span columns is a table of notes (``id``/``text`` or ``doc_id``/``doc_text``, the rest metadata)."""
-    if not any(c in df.columns for c in ("start", "end", "label")):
+    if not SPAN_COLUMNS & set(df.columns):
         return _notes_table(df)
     missing = [c for c in ("doc_id", "doc_text", "start", "end", "label") if c not in df.columns]
     if missing:
@@ -198,6 +202,10 @@ def read_dataframe(path: Path | str) -> list[AnnotatedNote]:
     path = Path(path)
     if not path.exists():
         raise InputFormatError("file not found", source=str(path))
+    if path.suffix.lower() == ".parquet":
+        _need_pyarrow()
+    if not SPAN_COLUMNS & set(table_columns(path)):  # a table of notes: streamed, as JSONL rows are
+        return _unique_notes(iter_note_rows(path), source=str(path))
     try:
         if path.suffix.lower() == ".parquet":
             _need_pyarrow()

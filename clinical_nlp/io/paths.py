@@ -63,3 +63,18 @@ def refuse_clashing_paths(inputs: Mapping[str, Path | str | None], outputs: Mapp
                     f"{name_a} and {name_b} name the same file: one would replace the other; give each its own path",
                     source=str(a),
                 )
+
+
+#: Suffixes that name a table format: a JSON-lines output under one of them is read back as that table.
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".xlsx")
+
+
+def refuse_table_suffix(outputs: Mapping[str, Path | str | None], *, allowed: tuple[str, ...] = ()) -> None:
+    """Refuse a JSON-lines output named like a table (``-o notes.csv``): every reader would take it for one."""
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        suffix = Path(path).suffix.lower()
+        if suffix in TABLE_SUFFIXES and suffix not in allowed:
+            also = f" (or {', '.join(allowed)})" if allowed else ""
+            raise InputFormatError(f"{option} {path}: this output is written as JSON lines; name it .jsonl{also}")

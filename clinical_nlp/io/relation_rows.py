@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from clinical_nlp.errors import InputFormatError
-from clinical_nlp.io.jsonl import iter_json_rows
+from clinical_nlp.io.note_rows import iter_note_rows
 
 
 def _offset(value: Any) -> int | None:
@@ -57,7 +57,7 @@ def read_relation_rows(path: Path | str, *, with_relations: bool = False) -> lis
     """The rows of ``path``, checked; ``with_relations`` (training files) also checks each relation's ids."""
     rows: list[dict] = []
     seen: set[str] = set()
-    for line, row in iter_json_rows(path):
+    for line, row in iter_note_rows(path):
         if "id" not in row or not isinstance(row.get("text"), str):
             raise InputFormatError("row needs an 'id' and a string 'text'", source=str(path), line=line)
         note = str(row["id"])

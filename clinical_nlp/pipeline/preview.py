@@ -68,10 +68,11 @@ def _attribute_values() -> dict[str, list[str]]:
 
 
 def write_preview(rows_path: Path | str, html_path: Path | str, *, n: int, seed: int = 0) -> Path:
-    """Write the preview of a pre-annotation JSONL file (atomically)."""
-    from clinical_nlp.io.jsonl import atomic_writer, iter_json_rows
+    """Write the preview of a pre-annotation file, JSONL or Parquet (atomically)."""
+    from clinical_nlp.io.jsonl import atomic_writer
+    from clinical_nlp.io.note_rows import iter_note_rows
 
-    rows = [row for _, row in iter_json_rows(rows_path)]
+    rows = [row for _, row in iter_note_rows(rows_path)]
     with atomic_writer(html_path) as fh:
         fh.write(preview_html(rows, n=n, seed=seed))
     return Path(html_path)

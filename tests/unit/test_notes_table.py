@@ -67,7 +67,9 @@ def test_ingest_and_convert_read_a_notes_table_csv_or_parquet(tmp_path):
     pd.DataFrame({"doc_id": ["a"], "doc_text": ["cough"], "ward": ["ICU"]}).to_parquet(pq)
     (doc,) = read_dataframe(pq)
     assert (doc.id, doc.text, dict(doc.note.metadata)) == ("a", "cough", {"ward": "ICU"})
-    with pytest.raises(InputFormatError, match=r"duplicate id 'n1' \(data rows 1 and 2\)"):
+    with pytest.raises(
+        InputFormatError, match=r"dup.csv:3: duplicate id .n1. \(first on line 2\)"
+    ):  # as in preannotate
         read_dataframe(_csv(tmp_path, "id,text\nn1,a\nn1,b\n", "dup.csv"))
 
 
