@@ -60,8 +60,8 @@ def decode_triples(text: str, triples: Iterable[tuple[int, int, str]]) -> tuple[
     """Doccano triples (UTF-16 offsets, as its UI counts) → our spans; attribute labels attach to
     entity spans on the same offsets.
 
-    An attribute label with no entity span on its offsets is an annotator error
-    and raises :class:`DoccanoError` naming the offsets.
+    An attribute label with no entity span on its offsets, or two values of one attribute on one
+    span (``NEG`` and ``POSS``), is an annotator error and raises :class:`DoccanoError` naming them.
     """
     return _decode(text, from_doccano(text, triples))
 
@@ -73,7 +73,11 @@ def _decode(text: str, triples: Iterable[tuple[int, int, str]]) -> tuple[Span, .
     for start, end, label in triples:
         pair = parse_attribute_label(label)
         if pair is not None:
-            attrs.setdefault((start, end), {})[pair[0]] = pair[1]
+            held = attrs.setdefault((start, end), {})
+            if held.get(pair[0], pair[1]) != pair[1]:
+                both = sorted({attribute_label(pair[0], held[pair[0]]), attribute_label(*pair)})
+                raise DoccanoError(f"span [{start}, {end}) has two {pair[0]} labels, {' and '.join(both)}: keep one")
+            held[pair[0]] = pair[1]
         else:
             entities.append((start, end, label))
     covered = {(a, b) for a, b, _ in entities}

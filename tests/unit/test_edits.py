@@ -203,3 +203,14 @@ def test_unchanged_suggestions_are_flagged_only_when_every_reader_accepted():
     assert got["notes"] == ["n1"] and got["share"] == 0.5
     assert "1 of 2 notes" in got["warning"] and "measures the suggestions" in got["warning"]
     assert unchanged_suggestions(rows[2:])["warning"] is None
+
+
+def test_two_values_of_one_attribute_on_a_span_are_an_error_not_a_silent_pick():
+    """Before: NEG and POSS on one span kept whichever Doccano listed last; the annotator's choice was lost."""
+    with pytest.raises(DoccanoError, match=r"span \[3, 8\) has two negation labels, NEG and POSS: keep one"):
+        dc.decode_triples(TEXT, [(3, 8, "Condition"), (3, 8, "NEG"), (3, 8, "POSS")])
+    with pytest.raises(DoccanoError, match=r"two temporality labels, HIST and HYPO"):
+        dc.decode_triples(TEXT, [(3, 8, "Condition"), (3, 8, "HYPO"), (3, 8, "temporality:historical")])
+    # the same value twice (long form of an older project and short form) is one choice
+    (span,) = dc.decode_triples(TEXT, [(3, 8, "Condition"), (3, 8, "NEG"), (3, 8, "negation:negated")])
+    assert span.negation == "negated"
