@@ -54,6 +54,7 @@ bench: install
 	$(PY) scripts/bench_consensus.py
 	$(PY) scripts/bench_doccano.py
 	$(PY) scripts/bench_scale.py
+	$(PY) scripts/bench_long_note.py
 
 ## Build the models shipped with the package (reproducible: fixed seeds, data hashes and metrics in each
 ## model's meta): the linear assertion model, the MiniLM assertion model of the accurate mode, and the

@@ -79,6 +79,12 @@ def _register_factories() -> None:
     def _make_sentences(nlp, name):
         return sentence_splitter
 
+    @Language.factory("clinical_nlp_target_ents_v1")
+    def _make_target_ents(nlp, name):
+        from clinical_nlp.pipeline.entity_rules import target_spans_to_ents
+
+        return target_spans_to_ents
+
     @Language.factory("clinical_nlp_temporal_v1")
     def _make_temporal(nlp, name):
         from clinical_nlp.pipeline.temporal import find_temporal
@@ -226,8 +232,13 @@ def build_pipeline(
     rule_files = [context_rules, entity_rules] + ([sections] if sections.exists() else [])
     nlp = spacy.blank("en")
     nlp.add_pipe("medspacy_pyrush" if context == "medspacy" else "clinical_nlp_sentences_v1")
-    matcher: Any = nlp.add_pipe("medspacy_target_matcher")
-    from clinical_nlp.pipeline.entity_rules import load_entity_rules
+    # matches go to a span group, then into doc.ents in one assignment (see target_spans_to_ents)
+    from clinical_nlp.pipeline.entity_rules import TARGET_SPAN_GROUP, load_entity_rules
+
+    matcher: Any = nlp.add_pipe(
+        "medspacy_target_matcher", config={"result_type": "group", "span_group_name": TARGET_SPAN_GROUP}
+    )
+    nlp.add_pipe("clinical_nlp_target_ents_v1")
 
     matcher.add(load_entity_rules(entity_rules))
     nlp.add_pipe("medspacy_sectionizer", config={"rules": "default"})
@@ -314,10 +325,6 @@ def _entity_model_id(path: Path) -> str:
     return str(version) if version else hashlib.sha256(str(path).encode()).hexdigest()[:8]
 
 
-def _overlaps(a: Span, b: Span) -> bool:
-    return a.start < b.end and b.start < a.end
-
-
 def _section_of(doc, start: int, end: int) -> str | None:
     span = doc.char_span(start, end, alignment_mode="expand")
     return None if span is None else getattr(span._, "section_category", None)
@@ -385,7 +392,7 @@ def preannotate(
     from clinical_nlp.pipeline import assertion as A
     from clinical_nlp.pipeline.schema_attributes import restrict_attributes, schema_attributes
     from clinical_nlp.pipeline.spaces import original_text, working_note
-    from clinical_nlp.pipeline.structure import header_ranges, in_header
+    from clinical_nlp.pipeline.structure import IntervalIndex, header_ranges
 
     nlp = nlp or build_pipeline()
     version = pipeline_version(nlp)
@@ -461,11 +468,10 @@ def preannotate(
                                 source=f"{version}|entity:{s.source or 'model'}|assert:{res['source']}",
                             )
                         )
-                    spans = merged + [
-                        r for r in spans if r.label == "Temporal" or not any(_overlaps(r, m) for m in merged)
-                    ]
-                headers = list(header_ranges(note.text))
-                spans = [restrict_attributes(s, allowed) for s in spans if not in_header(s.start, s.end, headers)]
+                    taken = IntervalIndex((m.start, m.end) for m in merged)
+                    spans = merged + [r for r in spans if r.label == "Temporal" or not taken.overlaps(r.start, r.end)]
+                headers = IntervalIndex(header_ranges(note.text))
+                spans = [restrict_attributes(s, allowed) for s in spans if not headers.contains(s.start, s.end)]
                 spans.sort(key=lambda s: (s.start, s.end, s.label))
                 done[id(given)] = AnnotatedNote(given, tuple(original_text(spans, given.text)))
             for note in whole:

@@ -17,7 +17,9 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator
+from itertools import accumulate
 
 # a title at the start of a line: words (letters, /, &, -, ') then a colon; or a markdown header line;
 # or a whole line in capitals of at most six words
@@ -51,6 +53,26 @@ def header_ranges(text: str) -> Iterator[tuple[int, int]]:
             yield m.start(1), m.end()
 
 
-def in_header(start: int, end: int, headers: list[tuple[int, int]]) -> bool:
-    """Whether ``[start, end)`` lies within one header."""
-    return any(a <= start and end <= b for a, b in headers)
+class IntervalIndex:
+    """Ranges ``[a, b)`` asked in O(log n) whether any overlaps, or contains, a given range (the pipeline
+    asked every span against every model span and header: quadratic on a long note).
+
+    >>> idx = IntervalIndex([(0, 10), (20, 25)])
+    >>> idx.overlaps(9, 12), idx.overlaps(10, 20), idx.contains(21, 25), idx.contains(5, 12)
+    (True, False, True, False)
+    """
+
+    def __init__(self, ranges: Iterable[tuple[int, int]]):
+        pairs = sorted(ranges)
+        self._starts = [a for a, _ in pairs]
+        self._max_end = list(accumulate((b for _, b in pairs), max))
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Whether some ``[a, b)`` has ``a < end`` and ``start < b``."""
+        k = bisect_left(self._starts, end)
+        return k > 0 and self._max_end[k - 1] > start
+
+    def contains(self, start: int, end: int) -> bool:
+        """Whether some ``[a, b)`` has ``a <= start`` and ``end <= b``."""
+        k = bisect_right(self._starts, start)
+        return k > 0 and self._max_end[k - 1] >= end
