@@ -154,6 +154,28 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
                 typer.echo(f"\t{r['context']}")
         typer.echo(f"{len(rows)} item(s) {status}")
 
+    @priv.command("notes")
+    def priv_notes(
+        output: Path = typer.Option(..., "--output", "-o", help="JSONL of the notes as the store holds them now."),
+        project_dir: Path | None = typer.Option(None, "--project-dir"),
+    ) -> None:
+        """Write every note the push gate lets through (de-identified, no item awaiting review) as the store
+        holds it now: after a review put original words back, pre-annotate this file, not deid's output."""
+        from clinical_nlp.errors import PolicyError
+        from clinical_nlp.io.jsonl import write_rows
+        from clinical_nlp.io.paths import refuse_table_suffix
+        from clinical_nlp.services.privacy import pushable_rows
+
+        refuse_table_suffix({"--output": output})
+        rows, held = pushable_rows(_project_store(project_dir))
+        waiting = "; ".join(f"{n} {why}" for why, n in held.items())
+        if not rows:
+            raise PolicyError(f"no note is ready to push ({waiting or 'the store holds no notes'})")
+        typer.echo(
+            f"{write_rows(output, rows)} note(s) ready to push -> {output}"
+            + (f"; held back: {waiting}" if waiting else "")
+        )
+
     @priv.command("decide")
     def priv_decide(
         item: list[int] = typer.Argument(..., help="Queue item id(s)."),
@@ -188,7 +210,10 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         typer.echo(f"{len(item)} item(s) {verdict} by {reviewer}; {len(open_items(store))} open")
         if plan is not None:
             restored = restore(store, plan, reviewer=reviewer)
-            typer.echo(f"original words restored: {sum(restored.values())} in {len(restored)} note(s)")
+            typer.echo(
+                f"original words restored: {sum(restored.values())} in {len(restored)} note(s); their texts in "
+                "deid's output are now out of date: 'clinical-nlp deid-review notes -o FILE' writes them as they are"
+            )
         elif verdict == "rejected":
             typer.echo("the surrogates stay in the notes; --original IN.jsonl puts the original words back")
 

@@ -63,6 +63,13 @@ def check_phi_policy(
     phi = [d.id for d, _ in rows if require_deid and not store.is_deidentified(d.id, d.text)]
     if not phi:
         return
+    stale = [nid for nid in phi if store.is_deidentified(nid)]  # a record, for another text of the note
+    if stale and not allow_phi:
+        raise PolicyError(
+            f"{len(stale)} note(s) differ from the de-identified text the store holds for them (first: "
+            f"{stale[:3]}): the privacy review put original words back, or the file is older than the store; "
+            "'clinical-nlp deid-review notes -o FILE' writes them as they are now: pre-annotate that file"
+        )
     if not allow_phi:
         raise PolicyError(
             f"{len(phi)} note(s) have no de-identification record for this text (first: {phi[:3]}): run "

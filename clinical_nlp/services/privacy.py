@@ -108,6 +108,13 @@ def ready_to_push(store: Store, notes: Sequence[Note]) -> tuple[list[Note], dict
     return [n for n in notes if n.id not in held], {k: v for k, v in reasons.items() if v}
 
 
+def pushable_rows(store: Store) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Every stored note the push gate lets through now, as a note row (``id``, ``text``, metadata), in
+    store order, and how many notes were held back for each reason (:func:`ready_to_push`)."""
+    ready, held = ready_to_push(store, store.notes())
+    return [{"id": n.id, "text": n.text, **dict(n.metadata)} for n in ready], held
+
+
 def decide(store: Store, item_id: int, verdict: str, reviewer: str, *, actor: str | None = None) -> dict[str, Any]:
     """Record the officer's verdict (``confirmed``: it is PHI; ``rejected``: it is not; the surrogate stays
     unless :func:`~clinical_nlp.services.privacy_restore.restore_rejected` puts the original words back, and

@@ -104,6 +104,39 @@ def test_cli_checks_the_original_before_any_verdict(tmp_path):
     assert store.notes(["n1"])[0].text.startswith("Allergic to Keflex.")
     listed = CliRunner().invoke(app, ["deid-review", "list", "--status", "all", "--project-dir", str(project.root)])
     assert "Allergic to «Keflex». Seen by Dr Smith" in listed.output
+    assert "deid-review notes -o FILE" in ok.output  # deid's output file is now out of date
+
+
+def test_after_a_restore_the_push_names_the_stale_file_and_notes_writes_the_current_texts(tmp_path):
+    """Before: the file deid wrote (with the surrogate) was refused at push as 'no de-identification
+    record', and no command wrote the restored texts to pre-annotate."""
+    from conftest import run_cli
+
+    from clinical_nlp.audit import AuditLog
+    from clinical_nlp.doccano.push_checks import check_phi_policy
+    from clinical_nlp.errors import PolicyError
+    from clinical_nlp.project import init_project
+    from clinical_nlp.services.privacy_restore import restore_rejected
+
+    store, ids = _queued(tmp_path)
+    project = init_project(tmp_path / "p", name="restore", store_url=f"sqlite:///{tmp_path}/state.db")
+    store.add_notes([Note("n2", "No PHI here.")], deidentified=True, method="deid")
+    store.add_notes([Note("n3", "Raw note, never de-identified.")])
+    for item in ids.values():
+        decide(store, item, "rejected", "officer")
+    restore_rejected(store, list(ids.values()), {"n1": ORIGINAL}, reviewer="officer")
+    stale = [(Note("n1", DEID), {})]  # the row of deid's output, with the surrogates
+    with pytest.raises(PolicyError, match=r"1 note\(s\) differ from the de-identified text the store holds"):
+        check_phi_policy(store, AuditLog(store), "p", stale, {"n1": ["alice"]}, require_deid=True,
+                         allow_phi=False, actor=None, phi_access_check=None)  # fmt: skip
+    out = tmp_path / "current.jsonl"
+    res = run_cli(["deid-review", "notes", "-o", str(out), "--project-dir", str(project.root)])
+    assert res.exit_code == 0, res.output
+    assert "2 note(s) ready to push" in res.output and "held back: 1 no de-identification record" in res.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["id"], r["text"]) for r in rows] == [("n1", ORIGINAL), ("n2", "No PHI here.")]
+    check_phi_policy(store, AuditLog(store), "p", [(Note("n1", ORIGINAL), {})], {"n1": ["alice"]},
+                     require_deid=True, allow_phi=False, actor=None, phi_access_check=None)  # fmt: skip
 
 
 @given(
