@@ -26,7 +26,7 @@ from clinical_nlp.edits import full_edit_summary
 from clinical_nlp.errors import DoccanoError
 from clinical_nlp.faults import crash_point
 from clinical_nlp.io.jsonl import write_rows
-from clinical_nlp.services.validation import span_problems
+from clinical_nlp.services.validation import span_problems, trim_white_space
 from clinical_nlp.store import PullProblemRow, Store, utcnow
 from clinical_nlp.types import ATTRIBUTE_DEFAULTS, Annotation, Note, Span
 
@@ -216,7 +216,7 @@ def checked_example(
     if example.get("text") != note.text:
         raise DoccanoError(f"Doccano example {example['id']} text differs from the store's copy of the note")
     spans, relations = decode_export_row(note.text, example)
-    good, bad = span_problems(note, spans, guideline.schema)
+    good, bad = span_problems(note, trim_white_space(note.text, spans), guideline.schema)
     bad += relation_problems(good, relations, guideline.schema)
     if bad:
         raise DoccanoError("; ".join(bad))

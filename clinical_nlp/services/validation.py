@@ -31,7 +31,7 @@ from clinical_nlp.config import LabelSchema
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError, PolicyError
 from clinical_nlp.types import Note, Span, span_surface
 
-__all__ = ["check_spans", "coerce_spans", "require_person", "span_problems"]
+__all__ = ["check_spans", "coerce_spans", "require_person", "span_problems", "trim_white_space"]
 
 
 def coerce_spans(raw: Any, *, where: str) -> list[Span]:
@@ -71,6 +71,8 @@ def _one_span(text: str, span: Span, schema: LabelSchema, names: set[str]) -> tu
         if value not in values:
             return span, f"{where}: {key}={value!r} is not one of {values}"
     covered = span_surface(text, span)
+    if not covered.strip():
+        return span, f"{where}: covers only white space ({covered!r})"
     if not span.text:
         return replace(span, text=covered), None
     if span.fragments is None and covered != span.text:
@@ -78,6 +80,24 @@ def _one_span(text: str, span: Span, schema: LabelSchema, names: set[str]) -> tu
     if span.fragments is not None and sorted(covered.split()) != sorted(span.text.split()):
         return span, f"{where}: fragments cover {covered!r} but claim {span.text!r}"
     return span, None
+
+
+def trim_white_space(text: str, spans: Iterable[Span]) -> list[Span]:
+    """Each span without the white space at its edges (a drag in Doccano's UI takes the space after a word;
+    "fever " and "fever" are one answer); a span of white space only, or with fragments, is left as it is.
+
+    >>> [s.text for s in trim_white_space("a fever  now", [Span(1, 9, "Condition", " fever  ")])]
+    ['fever']
+    """
+    out = []
+    for span in spans:
+        covered = text[span.start : span.end]
+        start = span.start + len(covered) - len(covered.lstrip())
+        end = span.end - (len(covered) - len(covered.rstrip()))
+        if span.fragments is None and start < end and (start, end) != (span.start, span.end):
+            span = replace(span, start=start, end=end, text=text[start:end])
+        out.append(span)
+    return out
 
 
 def span_problems(note: Note, spans: Iterable[Span], schema: LabelSchema) -> tuple[list[Span], list[str]]:

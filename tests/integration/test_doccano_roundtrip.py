@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -427,3 +428,50 @@ def test_pull_records_the_guideline_a_note_was_pushed_under(tmp_path, creds, cor
     entry = AuditLog(store).entries("doccano.pull")[-1]
     assert entry.details["pushed_under_another_guideline"] == 1
     assert entry.details["guideline_version"] == amended.version
+
+
+def test_a_dragged_space_is_trimmed_and_a_span_of_blank_space_or_two_negations_is_named(tmp_path, creds, corpora_dir):
+    """What a mouse does in Doccano's UI: "fever " with the space after it (read as "fever", the same answer
+    as a colleague's), a span on a line break, and NEG and POSS on one concept. Before: the space made a
+    disagreement, the blank span went into the store as a Condition, and the last of NEG/POSS won."""
+    store = register(Store(f"sqlite:///{tmp_path}/state.db"))
+    name = f"cnlp-ws-{uuid.uuid4().hex[:10]}"
+    guideline = load_guideline()
+    rows = attest(store, _rows(corpora_dir))
+    report = dc.push(store, guideline, name, rows, [ALICE, BOB], overlap=2, creds=creds)
+    alice, bob = person(creds, ALICE, report), person(creds, BOB, report)
+    chia_doc = rows[2][0]
+    text = chia_doc.text
+    word = next(
+        m
+        for m in re.finditer(r"[a-z]{4,} ", text)
+        if not any(s.start < m.end() and m.start() < s.end for s in chia_doc.spans)
+    )
+    for session in (alice, bob):
+        eid = {e["meta"]["note_id"]: e["id"] for e in session.examples()}[chia_doc.id]
+        end = word.end() if session is alice else word.end() - 1  # alice drags the space too
+        session.add_span(eid, word.start(), end, "Condition")
+    a_eids = {e["meta"]["note_id"]: e["id"] for e in alice.examples()}
+    b_eids = {e["meta"]["note_id"]: e["id"] for e in bob.examples()}
+    negex_doc = rows[0][0]
+    s0 = negex_doc.spans[0]
+    bob.add_span(b_eids[negex_doc.id], s0.start, s0.end, "POSS")
+    if s0.negation != "negated":
+        bob.add_span(b_eids[negex_doc.id], s0.start, s0.end, "NEG")
+    blank = rows[1][0].text.find(" ")
+    bob.add_span(b_eids[rows[1][0].id], blank, blank + 1, "Condition")
+    for session, eids in ((alice, a_eids), (bob, b_eids)):
+        for eid in eids.values():
+            session.mark_done(eid)
+    pulled = {
+        (r["id"], r["annotator"]): r for r in dc.pull(store, guideline, name, annotators=[ALICE, BOB], creds=creds)
+    }
+    got = {
+        who: {(s["start"], s["end"], s["text"]) for s in pulled[(chia_doc.id, who)]["spans"]} for who in (ALICE, BOB)
+    }
+    assert (word.start(), word.end() - 1, word.group().strip()) in got[ALICE] & got[BOB]
+    problems = {(p["note"], p["annotator"]): p["problem"] for p in dc.pull_problems(store, name)}
+    assert set(problems) == {(negex_doc.id, BOB), (rows[1][0].id, BOB)}
+    assert "two negation labels, NEG and POSS" in problems[(negex_doc.id, BOB)]
+    assert "covers only white space (' ')" in problems[(rows[1][0].id, BOB)]
+    assert not store.annotations(kind="human", item=rows[1][0].id, annotator=BOB)
