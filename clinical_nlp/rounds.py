@@ -27,6 +27,7 @@ from clinical_nlp.audit import AuditLog
 from clinical_nlp.config import Project
 from clinical_nlp.faults import crash_point
 from clinical_nlp.io.jsonl import atomic_writer
+from clinical_nlp.round_pool import round_pool
 from clinical_nlp.round_report import round_dir, strict_f1, write_round_report
 from clinical_nlp.round_settings import RoundError, RoundSettings
 from clinical_nlp.store import RoundRow, Store, utcnow
@@ -94,10 +95,6 @@ def _current_model(store: Store, *, before: int | None = None) -> tuple[Any | No
     return None, None
 
 
-def _gold_ids(store: Store) -> set[str]:
-    return {a.item for a in store.annotations(kind="gold")}
-
-
 def _batched_ids(store: Store) -> set[str]:
     return {nid for info in rounds(store) for nid in info.get("batch", [])}
 
@@ -163,21 +160,13 @@ def start_round(
         raise RoundError(f"round {existing[-1]['number']} is '{existing[-1]['state']}'; finish it first")
     else:
         number = (existing[-1]["number"] + 1) if existing else 1
-        taken = _gold_ids(store) | _batched_ids(store)
-        pool = [n for n in store.notes() if n.id not in taken]
+        pool, held = round_pool(store, _batched_ids(store), require_deid=project.config.require_deid)
         if not pool:
-            raise RoundError("the pool is empty: every note in the store is labelled or in a round")
-        held: dict[str, int] = {}
-        if project.config.require_deid:  # select only what the push gate lets through
-            from clinical_nlp.services.privacy import ready_to_push
-
-            pool, held = ready_to_push(store, pool)
-            if not pool:
-                raise RoundError(
-                    "no unlabelled note can be pushed: "
-                    + ", ".join(f"{n} with {why}" for why, n in held.items())
-                    + " ('clinical-nlp deid --project-dir', then 'clinical-nlp deid-review list / decide')"
-                )
+            raise RoundError(
+                "no unlabelled note can be selected: "
+                + (", ".join(f"{n} {why}" for why, n in held.items()) or "every note is gold or in a round")
+                + " (new notes: 'clinical-nlp deid --project-dir'; waiting ones: 'clinical-nlp deid-review list')"
+            )
         model, version = _current_model(store)
         name = settings.strategy if model is not None else "random"
         strategy = get_strategy(name)

@@ -67,9 +67,33 @@ def test_nothing_pushable_is_refused_with_the_reasons(tmp_path):
     proj = init_project(tmp_path / "proj")
     Store(proj.store_url).add_notes([Note("raw", "Seen by Dr Smith today.")])
     settings = RoundSettings(strategy="random", batch=2, annotators=("ann_a",), overlap=1, expert="dr_e")
-    with pytest.raises(RoundError, match=r"no unlabelled note can be pushed: 1 with no de-identification record"):
+    with pytest.raises(RoundError, match=r"no unlabelled note can be selected: 1 no de-identification record"):
         start_round(proj, settings)
     assert rounds(Store(proj.store_url)) == []
+
+
+def test_notes_already_with_annotators_are_not_selected_again(project, monkeypatch):
+    """Before: notes pushed with 'doccano push' (and pulled) were selected, 'pushed' again (skipped: linked),
+    and the annotators were told to correct notes they had done."""
+    from clinical_nlp.store import DoccanoExampleRow
+
+    proj, store = project
+    with store.session() as s:
+        s.add(DoccanoExampleRow(project="manual", annotator="ann_a", server="http://x", doccano_project_id=1,
+                                note_id="ok0", example_id=7))  # fmt: skip
+    store.save_annotation(Annotation("ok1", "ann_b", (Span(0, 2, "Negation", "No"),)), kind="human")
+    recorder = _Recorder()
+    monkeypatch.setattr(active, "get_strategy", lambda name, **_: recorder)
+    settings = RoundSettings(strategy="entropy", batch=10, annotators=("ann_a",), overlap=1, expert="dr_e")
+    with pytest.raises(ClinicalNLPError):
+        start_round(proj, settings)
+    (info,) = rounds(store)
+    assert info["batch"] == ["ok2"]
+    assert info["held_back"] == {
+        "already with annotators": 2,
+        "no de-identification record": 1,
+        "awaiting the privacy officer": 1,
+    }
 
 
 def test_a_consensus_keeps_the_guideline_versions_of_its_annotations(tmp_path):
