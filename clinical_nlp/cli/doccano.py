@@ -158,7 +158,7 @@ def register(app: typer.Typer) -> None:
         end, label, text, negation, temporality, experiencer), edits (accepted,
         deleted, added, changed_label, changed_boundary, changed_attributes, total),
         guideline_version, model_version, timestamp (when the annotator marked it done),
-        pulled_at.
+        pulled_at. Exit 2 if a note had a problem (named; everyone else's work is written and stored).
         """
         from clinical_nlp.doccano import pull, pull_problems, write_pull
 
@@ -177,8 +177,9 @@ def register(app: typer.Typer) -> None:
         problems = pull_problems(store, name)
         for p in problems:
             typer.echo(f"not pulled: note {p['note']!r}, annotator {p['annotator']!r}: {p['problem']}", err=True)
-        if problems:
+        if problems:  # the others are written and stored; exit 2 so that a script does not go on unaware
             typer.echo(f"{len(problems)} note/annotator pair(s) need fixing in Doccano, then pull again", err=True)
+            raise typer.Exit(2)
 
     @sub.command("status")
     def status_cmd(

@@ -67,8 +67,9 @@ def check_phi_policy(
     if stale and not allow_phi:
         raise PolicyError(
             f"{len(stale)} note(s) differ from the de-identified text the store holds for them (first: "
-            f"{stale[:3]}): the privacy review put original words back, or the file is older than the store; "
-            "'clinical-nlp deid-review notes -o FILE' writes them as they are now: pre-annotate that file"
+            f"{stale[:3]}): this file is not their current de-identified text (the raw notes, an older deid "
+            "output, or words the privacy review put back since); 'clinical-nlp deid-review notes -o FILE' "
+            "writes them as they are now: pre-annotate that file"
         )
     if not allow_phi:
         raise PolicyError(

@@ -110,6 +110,16 @@ def test_cli_push_status_pull(tmp_path, creds, corpora_dir, monkeypatch):  # noq
     assert [r["annotator"] for r in got] == [ALICE]
     assert got[0]["edits"]["total"] == 0 and got[0]["edits"]["accepted"] > 0 and got[0]["model_version"] == "ctx@1"
     assert Store(project.store_url).annotations(kind="human", annotator=ALICE)
+    # bob marks a span of blank space and his note done: named, exit 2 (before: exit 0), alice's row still written
+    bob = person(creds, BOB, projects[BOB]["id"])
+    (ex,) = bob.examples()
+    blank = ex["text"].index(" ")
+    bob.add_span(ex["id"], blank, blank + 1, "Condition")
+    bob.mark_done(ex["id"])
+    res = runner.invoke(app, ["doccano", "pull", "--output", str(out), *common])
+    assert res.exit_code == 2, res.output
+    assert f"annotator '{BOB}'" in res.output and "covers only white space" in res.output
+    assert [json.loads(x)["annotator"] for x in out.read_text().splitlines()] == [ALICE]
 
 
 def test_cli_refuses_annotator_passwords_in_the_environment(tmp_path, monkeypatch):
