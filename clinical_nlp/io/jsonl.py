@@ -148,8 +148,14 @@ def read_unique_docs(
     for number, row in iter_json_rows(path):
         doc = parse(row, str(path), number)
         if doc.id in seen:
+            hint = (
+                "; this is a pull's labels file (a row per note and annotator): use their consensus, "
+                "'clinical-nlp agree -i LABELS -o REPORT.json --gold GOLD.jsonl', or the project's gold"
+                if "annotator" in row
+                else ""
+            )
             raise InputFormatError(
-                f"duplicate id {doc.id!r} (first on line {seen[doc.id]})", source=str(path), line=number
+                f"duplicate id {doc.id!r} (first on line {seen[doc.id]}){hint}", source=str(path), line=number
             )
         seen[doc.id] = number
         docs.append(doc)

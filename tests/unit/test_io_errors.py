@@ -122,3 +122,17 @@ def test_utf8_byte_order_mark_is_accepted_in_jsonl_only_at_the_start(tmp_path):
     p.write_bytes(json.dumps(row).encode() + b"\n\xef\xbb\xbf" + json.dumps(dict(row, id="b")).encode() + b"\n")
     with pytest.raises(InputFormatError, match="invalid JSON"):
         read_corpus(p)
+
+
+def test_a_pulls_labels_file_given_as_a_corpus_says_what_to_train_on(tmp_path):
+    """Before: only "duplicate id" for the file 'doccano pull' writes (a row per note and annotator)."""
+    import json
+
+    from clinical_nlp.io.jsonl import read_jsonl
+
+    path = tmp_path / "labels.jsonl"
+    path.write_text(
+        "".join(json.dumps({"id": "n1", "annotator": a, "text": "No fever.", "spans": []}) + "\n" for a in "ab")
+    )
+    with pytest.raises(InputFormatError, match=r"labels.jsonl:2: duplicate id 'n1' .*a pull's labels file.*--gold"):
+        read_jsonl(path)
