@@ -200,6 +200,17 @@ def check_assignment(
     return person
 
 
+def unknown_guideline_version(store: Store, version: str | None, current: str) -> str | None:
+    """A warning when ``version`` is neither the current guideline nor one any annotation was made under
+    (a typo would leave the person without ``guideline_training``, and every push would refuse her)."""
+    if version is None or version == current or version in {a.guideline_version for a in store.annotations()}:
+        return None
+    return (
+        f"warning: guideline version {version!r} is not the current one ({current}) nor one any annotation "
+        "was made under: she gets no guideline_training for the current guideline"
+    )
+
+
 def has_phi_access(store: Store, actor: str) -> bool:
     """True when ``actor`` is registered with the phi_access flag (hook for Doccano push)."""
     person = Registry(store).find(actor)

@@ -265,11 +265,11 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
         actor: str | None = typer.Option(None, help="Who registers (audit)."),
     ) -> None:
         """Register (or --update) an annotator; the change is audited."""
-        from clinical_nlp.annotators import Annotator
+        from clinical_nlp.annotators import Annotator, unknown_guideline_version
         from clinical_nlp.project import resolve_project
 
-        if guideline_version is None:
-            guideline_version = resolve_project(project_dir).guideline().version
+        current = resolve_project(project_dir).guideline().version
+        guideline_version = guideline_version or current
         person = Annotator(
             name,
             role,
@@ -281,8 +281,11 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place for the area's
             phi_access,
             tuple(qualification),
         )
-        _registry(project_dir).add(person, actor=_actor(actor), replace=update)
+        registry = _registry(project_dir)
+        registry.add(person, actor=_actor(actor), replace=update)
         typer.echo(f"{'updated' if update else 'added'} {name} ({role})")
+        if warning := unknown_guideline_version(registry.store, guideline_version, current):
+            typer.echo(warning, err=True)
 
     @ann.command("list")
     def ann_list(

@@ -142,8 +142,10 @@ def test_list_and_show_judge_guideline_training_against_the_current_guideline(tm
 
     project = init_project(tmp_path / "proj")
     pd = ["--project-dir", str(project.root)]
-    assert cli(["annotators", "add", "bob", "--guideline-version", "0.1.0+old", *pd]).exit_code == 0
-    assert cli(["annotators", "add", "cara", *pd]).exit_code == 0  # trained on the current one by default
+    bob = cli(["annotators", "add", "bob", "--guideline-version", "0.1.0+old", *pd])
+    assert bob.exit_code == 0 and "warning: guideline version '0.1.0+old' is not the current one" in bob.output
+    cara = cli(["annotators", "add", "cara", *pd])  # trained on the current one by default
+    assert cara.exit_code == 0 and "warning" not in cara.output
     listing = dict(line.split("\t")[::2] for line in cli(["annotators", "list", *pd]).output.splitlines())
     assert "guideline_training" not in listing["bob"] and "guideline_training" in listing["cara"]
     code, output = cli(["annotators", "show", "bob", *pd])
