@@ -184,6 +184,17 @@ class LabelSchema(_Strict):
                 return spec
         raise ConfigError(f"label {name!r} is not in the label schema (known: {self.label_names})")
 
+    def without_foreign_attributes(self, span: Any) -> Any:
+        """``span`` without the negation / temporality / experiencer its label does not carry (a ``Value``,
+        a ``Temporal`` cue); a label the schema does not know keeps them all."""
+        from dataclasses import replace
+
+        from clinical_nlp.types import ATTRIBUTE_DEFAULTS
+
+        spec = next((lab for lab in self.labels if lab.name == span.label), None)
+        drop = [k for k in span.attributes if k in ATTRIBUTE_DEFAULTS and spec and k not in spec.attributes]
+        return replace(span, attributes={k: v for k, v in span.attributes.items() if k not in drop}) if drop else span
+
     @property
     def safety_critical(self) -> set[str]:
         return {label.name for label in self.labels if label.safety_critical}

@@ -85,9 +85,22 @@ def register(app: typer.Typer) -> None:
         from clinical_nlp.services.agreement_files import agree
 
         refuse_clashing_paths({"--input": input}, {"--output": output, "--plot": plot, "--gold": gold})
-        report = agree(input, output, plot=plot, n_boot=n_boot, seed=seed, gold=gold, method=method)
+        report = agree(
+            input, output, plot=plot, n_boot=n_boot, seed=seed, gold=gold, method=method, schema=_schema_here()
+        )
         _print_report(report)
         typer.echo(f"wrote {output}" + "".join(f", {p}" for p in (plot, gold) if p))
+
+    def _schema_here() -> Any:
+        """The label schema of the project around the working directory, else the shipped one."""
+        from clinical_nlp.config import load_label_schema
+        from clinical_nlp.errors import ConfigError
+        from clinical_nlp.project import resolve_project
+
+        try:
+            return resolve_project().guideline().schema
+        except ConfigError:
+            return load_label_schema()
 
     adj = typer.Typer(
         help="Adjudication queue: items below the agreement bars or with safety-critical labels.", no_args_is_help=True

@@ -135,7 +135,11 @@ def pull(
                             "end": s.end,
                             "label": s.label,
                             "text": s.text,
-                            **{k: s.attributes.get(k, ATTRIBUTE_DEFAULTS[k]) for k in ATTRIBUTE_DEFAULTS},
+                            **{
+                                k: s.attributes.get(k, ATTRIBUTE_DEFAULTS[k])
+                                for k in ATTRIBUTE_DEFAULTS
+                                if k in guideline.schema.label(s.label).attributes
+                            },
                         }
                         for s in spans
                     ],

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from clinical_nlp.config import LabelSchema, load_label_schema
 from clinical_nlp.consensus.adapters.text import agreement_report, consensus_relations, consensus_spans, read_labels
 from clinical_nlp.io.jsonl import atomic_writer, write_rows
 
@@ -70,13 +71,16 @@ def agree(
     seed: int = 0,
     gold: Path | str | None = None,
     method: str = "majority",
+    schema: LabelSchema | None = None,
 ) -> dict[str, Any]:
     """Compute the agreement report of ``LABELS.jsonl`` and write it as JSON (and a PNG plot).
 
-    With ``gold``, also write the consensus spans (one row per note: ``id``, ``text``, ``spans``).
+    With ``gold``, also write the consensus spans (one row per note: ``id``, ``text``, ``spans``), each with
+    the attributes its label carries in ``schema`` (default: the shipped one), so the file can be ingested.
     """
     labels = read_labels(input_path)
     if gold is not None:
+        schema = schema or load_label_schema()
         chosen = consensus_relations(labels, consensus_spans(labels, method=method))
         write_rows(
             gold,
@@ -84,7 +88,7 @@ def agree(
                 {
                     "id": nid,
                     "text": labels.texts[nid],
-                    "spans": [sp.to_dict() for sp in chosen[nid][0]],
+                    "spans": [schema.without_foreign_attributes(sp).to_dict() for sp in chosen[nid][0]],
                     **({"relations": chosen[nid][1]} if chosen[nid][1] else {}),
                 }
                 for nid in sorted(chosen)

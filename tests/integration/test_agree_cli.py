@@ -212,3 +212,36 @@ def _store_dump(store):
     with store.engine.connect() as conn:
         names = [r[0] for r in conn.execute(sql("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"))]
         return {n: sorted(map(tuple, conn.execute(sql(f'SELECT * FROM "{n}"')))) for n in names}
+
+
+def test_agree_gold_carries_only_the_attributes_each_label_has_so_it_can_be_ingested(tmp_path, cli):
+    """Before: every consensus span carried negation/temporality/experiencer (a pull wrote defaults on a
+    Temporal or Value span too), and ingesting the --gold file was refused for 'attribute not allowed'."""
+    from clinical_nlp.project import init_project
+
+    project = init_project(tmp_path / "p")
+    text = "No fever since Monday, 5 mg."
+    defaults = {"negation": "affirmed", "temporality": "recent", "experiencer": "patient"}
+    spans = [
+        {"start": 3, "end": 8, "label": "Condition", **defaults, "negation": "negated"},
+        {"start": 9, "end": 21, "label": "Temporal", **defaults},
+        {"start": 23, "end": 27, "label": "Value", **defaults},
+    ]
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(
+        "".join(json.dumps({"id": "n1", "annotator": a, "text": text, "spans": spans}) + "\n" for a in "ab")
+    )
+    gold = tmp_path / "gold.jsonl"
+    res = cli(["agree", "-i", str(labels), "-o", str(tmp_path / "r.json"), "--gold", str(gold), "--n-boot", "0"])
+    assert res.exit_code == 0, res.output
+    (row,) = [json.loads(line) for line in gold.read_text().splitlines()]
+    assert {
+        s["label"]: sorted(k for k in s if k in ("negation", "temporality", "experiencer")) for s in row["spans"]
+    } == {
+        "Condition": ["experiencer", "negation", "temporality"],
+        "Temporal": [],
+        "Value": [],
+    }
+    res = cli(["ingest", "-i", str(gold), "--annotator", "consensus", "--project-dir", str(project.root)])
+    assert res.exit_code == 0, res.output
+    assert len(Store(project.store_url).annotations(kind="gold")) == 1
