@@ -12,14 +12,13 @@ with empty span columns, so no note is lost. Files: ``.parquet`` or ``.csv``.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from clinical_nlp.errors import InputFormatError, OffsetMismatchError
 from clinical_nlp.io.jsonl import atomic_writer, row_to_annotated
-from clinical_nlp.io.note_rows import iter_note_rows, table_columns
+from clinical_nlp.io.note_rows import iter_note_rows, missing_cell, table_columns
 from clinical_nlp.io.notes_table import note_columns
 from clinical_nlp.types import ATTRIBUTE_VALUES, AnnotatedNote, Note, Span, verify_span
 
@@ -81,12 +80,8 @@ def to_dataframe(docs: Iterable[AnnotatedNote]):
     return df
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is __import__("pandas").NA
-
-
 def _json(value: Any, default: Any, *, doc_id: str, column: str, row: int) -> Any:
-    if _missing(value) or value == "":
+    if missing_cell(value) or value == "":
         return default
     try:
         return json.loads(value)
@@ -144,11 +139,11 @@ def from_dataframe(df) -> list[AnnotatedNote]:
             rels[doc_id] = tuple(_json(rec.get("relations"), [], doc_id=doc_id, column="relations", row=k))
             spans[doc_id] = []
             order.append(doc_id)
-        if _missing(rec["start"]) or _missing(rec["label"]):
+        if missing_cell(rec["start"]) or missing_cell(rec["label"]):
             continue
         attrs = _json(rec.get("attributes"), {}, doc_id=doc_id, column="attributes", row=k)
         for name in ATTRIBUTE_VALUES:
-            if name in rec and not _missing(rec[name]):
+            if name in rec and not missing_cell(rec[name]):
                 attrs[name] = str(rec[name])
         frags = _json(rec.get("fragments"), None, doc_id=doc_id, column="fragments", row=k)
         try:
@@ -156,12 +151,12 @@ def from_dataframe(df) -> list[AnnotatedNote]:
                 int(rec["start"]),
                 int(rec["end"]),
                 str(rec["label"]),
-                "" if _missing(rec.get("span_text")) else str(rec["span_text"]),
+                "" if missing_cell(rec.get("span_text")) else str(rec["span_text"]),
                 attrs,
-                score=None if _missing(rec.get("score")) else float(rec["score"]),
-                source=None if _missing(rec.get("source")) else str(rec["source"]),
+                score=None if missing_cell(rec.get("score")) else float(rec["score"]),
+                source=None if missing_cell(rec.get("source")) else str(rec["source"]),
                 fragments=tuple(tuple(f) for f in frags) if frags else None,
-                id=None if _missing(rec.get("span_id")) else str(rec["span_id"]),
+                id=None if missing_cell(rec.get("span_id")) else str(rec["span_id"]),
             )
             spans[doc_id].append(verify_span(notes[doc_id].text, span, doc_id=doc_id))
         except OffsetMismatchError as exc:

@@ -43,7 +43,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _missing(value: Any) -> bool:
+def missing_cell(value: Any) -> bool:
+    """An empty table cell: None, NaN or pandas' NA."""
     return value is None or (isinstance(value, float) and math.isnan(value)) or type(value).__name__ == "NAType"
 
 
@@ -53,7 +54,7 @@ def table_row(record: Mapping[str, Any], *, source: str, line: int) -> dict[str,
     for key, value in record.items():
         key = str(key)
         value = _plain(value)
-        if _missing(value) or (value == "" and key not in ("id", "text", "doc_id", "doc_text")):
+        if missing_cell(value) or (value == "" and key not in ("id", "text", "doc_id", "doc_text")):
             continue
         kind = JSON_COLUMNS.get(key)
         if kind is not None and isinstance(value, str):
@@ -152,6 +153,7 @@ __all__ = [
     "JSON_COLUMNS",
     "PARQUET_COLUMNS",
     "is_parquet",
+    "missing_cell",
     "iter_note_rows",
     "parquet_record",
     "parquet_schema",
