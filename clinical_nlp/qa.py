@@ -55,7 +55,8 @@ def record_review(
 ) -> None:
     """Record that ``expert`` (a registered expert qualified for ``label``) reviewed ``label`` on ``item``.
 
-    The item must be in the store and carry ``label`` in one of its annotations. A later review
+    The item must be in the store and carry ``label`` in one of its annotations; a ``corrected`` or
+    ``rejected`` verdict needs a gold decision by ``expert`` on the item (her correction). A later review
     of the same item and label supersedes this one; every review is kept (``qa_review_events``)
     and audited. Nothing is written when a check fails.
     """
@@ -85,6 +86,12 @@ def record_review(
         schema=schema,
         guideline_version=guideline_version,
     )
+    if verdict != "confirmed" and not store.annotations(kind="gold", item=item, annotator=expert):
+        raise PolicyError(
+            f"QA review of {item!r}: a {verdict!r} review needs {expert}'s correction in the gold, or the item "
+            f"would count as reviewed with the error still in it: record it first ('clinical-nlp adjudicate "
+            "decide'), or review in Doccano ('qa push' / 'qa pull' record both)"
+        )
     ts = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     with store.session() as s:
         row = s.scalars(select(QAReviewRow).where(QAReviewRow.item == item, QAReviewRow.label == label)).first()

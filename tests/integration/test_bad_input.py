@@ -197,6 +197,22 @@ ARG_CASES = [
         "verdict 'meh'",
     ),  # fmt: skip
     (
+        "qa-corrected-without-correction",
+        lambda p: [
+            "qa",
+            "review",
+            "n1",
+            "Condition",
+            "--expert",
+            "dr_x",
+            "--verdict",
+            "corrected",
+            "--project-dir",
+            str(p.root),
+        ],
+        "needs dr_x's correction in the gold",
+    ),  # fmt: skip
+    (
         "annotator-bad-role",
         lambda p: ["annotators", "add", "bob", "--role", "boss", "--project-dir", str(p.root)],
         "role 'boss'",

@@ -67,10 +67,23 @@ def test_bad_review_is_refused_and_writes_nothing(item, label, expert, kw, error
 def test_a_later_review_supersedes_and_both_are_kept():
     store = _store()
     record_review(store, "n1", "Drug", "doc")
+    store.save_annotation(Annotation("n1", "doc", (Span(4, 8, "Condition"),)), kind="gold")  # her correction
     record_review(store, "n1", "Drug", "doc", verdict="corrected", comment="dose is not a drug")
     assert [h["verdict"] for h in review_history(store, "n1")] == ["confirmed", "corrected"]
     last = AuditLog(store).entries("qa_review")[-1]
     assert last.details["supersedes"]["expert"] == "doc" and last.details["verdict"] == "corrected"
+
+
+@pytest.mark.parametrize("verdict", ["corrected", "rejected"])
+def test_a_correction_without_the_corrected_gold_is_refused(verdict):
+    """Before: 'qa review --verdict corrected' counted the item as reviewed, its gold still wrong."""
+    store = _store()
+    with pytest.raises(PolicyError, match=rf"a '{verdict}' review needs doc's correction in the gold"):
+        record_review(store, "n2", "Drug", "doc", verdict=verdict)
+    assert review_history(store) == []
+    store.save_annotation(Annotation("n2", "doc", (Span(4, 8, "Condition"),)), kind="gold")
+    record_review(store, "n2", "Drug", "doc", verdict=verdict)
+    assert [h["verdict"] for h in review_history(store, "n2")] == [verdict]
 
 
 def test_sampling_is_deterministic_and_near_rate():
