@@ -111,7 +111,9 @@ def register(app: typer.Typer) -> None:
     def adj_queue(
         input: Path = typer.Option(..., "--input", "-i", help="LABELS.jsonl (pulled annotations)."),
         expert: str = typer.Option(..., help="Expert (annotator name) who adjudicates these items."),
-        project: Path | None = typer.Option(None, help="Project folder (default: found from the working directory)."),
+        project: Path | None = typer.Option(
+            None, "--project-dir", "--project", help="Project folder (default: found from the working directory)."
+        ),
     ) -> None:
         """Queue the notes of LABELS.jsonl whose pairwise span F1 or attribute kappa is below the label
         schema's bars, or that carry a safety-critical label; store them in the project store."""
@@ -130,7 +132,9 @@ def register(app: typer.Typer) -> None:
     @adj.command("list")
     def adj_list(
         expert: str | None = typer.Option(None, help="Only this expert's items."),
-        project: Path | None = typer.Option(None, help="Project folder (default: found from the working directory)."),
+        project: Path | None = typer.Option(
+            None, "--project-dir", "--project", help="Project folder (default: found from the working directory)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
         """List pending adjudication items (item, unit, reasons, assigned expert)."""
@@ -163,7 +167,9 @@ def register(app: typer.Typer) -> None:
             "[{start, end, label, negation...}]) or @FILE with that JSON.",
         ),
         unit: str = typer.Option("*", help="Queued unit ('*' = whole item)."),
-        project: Path | None = typer.Option(None, help="Project folder (default: found from the working directory)."),
+        project: Path | None = typer.Option(
+            None, "--project-dir", "--project", help="Project folder (default: found from the working directory)."
+        ),
     ) -> None:
         """Record (or amend) an expert decision: checked against the note and the label schema, it
         becomes gold (kind="gold") with who and why, plus an audit entry; an earlier decision is kept."""
@@ -198,7 +204,9 @@ def register(app: typer.Typer) -> None:
     @adj.command("push")
     def adj_push(
         expert: str = typer.Option(..., help="Registered expert (with her own Doccano account)."),
-        project: Path | None = typer.Option(None, help="Project folder (default: found from the working directory)."),
+        project: Path | None = typer.Option(
+            None, "--project-dir", "--project", help="Project folder (default: found from the working directory)."
+        ),
     ) -> None:
         """Put the notes queued for EXPERT into her Doccano adjudication project: the annotators' spans as
         suggestions, who proposed what and why the note is queued in the example's metadata (idempotent)."""
@@ -221,7 +229,9 @@ def register(app: typer.Typer) -> None:
     @adj.command("pull")
     def adj_pull(
         expert: str = typer.Option(..., help="The expert whose Doccano adjudication project is read."),
-        project: Path | None = typer.Option(None, help="Project folder (default: found from the working directory)."),
+        project: Path | None = typer.Option(
+            None, "--project-dir", "--project", help="Project folder (default: found from the working directory)."
+        ),
     ) -> None:
         """Record each note EXPERT marked done in her adjudication project as her decision (checked, audited;
         a changed one amends the earlier decision); exit 2 if a note had a problem."""
@@ -242,7 +252,9 @@ def register(app: typer.Typer) -> None:
     @adj.command("history")
     def adj_history(
         item: str | None = typer.Option(None, help="Only this item."),
-        project: Path | None = typer.Option(None, help="Project folder (default: found from the working directory)."),
+        project: Path | None = typer.Option(
+            None, "--project-dir", "--project", help="Project folder (default: found from the working directory)."
+        ),
     ) -> None:
         """Every decision recorded, amended ones included (JSON lines, oldest first)."""
         from clinical_nlp.project import resolve_project
