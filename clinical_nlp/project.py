@@ -17,7 +17,7 @@ from clinical_nlp.config import (
     default_guidelines_dir,
     load_project,
 )
-from clinical_nlp.errors import ConfigError
+from clinical_nlp.errors import ClinicalNLPError, ConfigError
 from clinical_nlp.store import Store
 
 
@@ -36,16 +36,20 @@ def init_project(
     the existing store URL is kept unless ``store_url`` is given (the default: ``sqlite:///state.db``).
     """
     root = Path(directory).resolve()
-    root.mkdir(parents=True, exist_ok=True)
     cfg_path = root / PROJECT_FILE
     if cfg_path.exists() and not force:
         raise ConfigError(f"{cfg_path} already exists (use --force to overwrite)")
+    if store_url is not None and not store_url.startswith("sqlite"):
+        Store(store_url)  # a server store is checked before any file is written (no driver, server down)
     source = Path(guidelines or default_guidelines_dir())
     if not (source / "label_schema.yaml").exists():
         raise ConfigError(f"{source}: no label_schema.yaml to copy")
+    new_root = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
     if store_url is None:
         store_url = _existing_store_url(cfg_path) or "sqlite:///state.db"
     target = root / "guidelines"
+    created = [p for p in (cfg_path, target) if not p.exists()] + ([root] if new_root else [])
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
     if source.resolve() != target.resolve():
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
@@ -56,9 +60,14 @@ def init_project(
     text = yaml.safe_dump(config.dict(), sort_keys=False)
     _back_up(cfg_path, text.encode("utf-8"), stamp)
     cfg_path.write_text(text, encoding="utf-8")
-    project = load_project(root)
-    project.guideline()  # validates the schema and guideline
-    Store(project.store_url)
+    try:
+        project = load_project(root)
+        project.guideline()  # validates the schema and guideline
+        Store(project.store_url)
+    except ClinicalNLPError:
+        for path in created:  # a refused init leaves no project behind (a re-run is not "already exists")
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
     return project
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, select
+from sqlalchemy import create_engine, delete, event, make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,6 +50,14 @@ def row_hash(row: AnnotationRow) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def shown_url(url: str) -> str:
+    """The store URL as messages may show it: a password is replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):
+        return url
+
+
 class Store:
     """Thin access layer over the project database.
 
@@ -63,10 +71,16 @@ class Store:
 
     def __init__(self, url: str = "sqlite:///state.db", *, echo: bool = False):
         self.url = url
+        shown = shown_url(url)
         try:
             self.engine = create_engine(url, echo=echo, future=True)
         except (SQLAlchemyError, ValueError) as exc:
-            raise StoreError(f"cannot open store {url!r}: {exc}") from None
+            raise StoreError(f"cannot open store {shown!r}: {str(exc).replace(url, shown)}") from None
+        except ImportError as exc:  # the URL names a database whose driver is not installed
+            raise StoreError(
+                f"cannot open store {shown!r}: its database driver {exc.name or exc} is not installed "
+                "(PostgreSQL: pip install 'clinical-nlp[postgres]', which is psycopg2-binary)"
+            ) from None
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -74,7 +88,7 @@ class Store:
             Base.metadata.create_all(self.engine)
             _add_missing_columns(self.engine)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot create tables in {url!r}: {exc}") from None
+            raise StoreError(f"cannot create tables in {shown!r}: {str(exc).replace(url, shown)}") from None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -84,7 +98,7 @@ class Store:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            raise StoreError(f"store {self.url!r}: {exc}") from exc
+            raise StoreError(f"store {shown_url(self.url)!r}: {exc}") from exc
         except BaseException:
             session.rollback()
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 
@@ -203,3 +204,20 @@ def test_cli_maps_an_unwritable_folder_to_exit_2(tmp_path):
         [sys.executable, "-m", "clinical_nlp", "init", str(blocked / "proj")], capture_output=True, text=True
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr and str(blocked) in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://team:s3cret@127.0.0.1:5/clinical", r"database driver psycopg2 is not installed.*\[postgres\]"),
+        ("sqlite:////nonexistent-dir-for-the-test/x.db", "cannot create tables"),
+    ],
+)
+def test_an_init_whose_store_cannot_open_leaves_nothing_and_shows_no_password(tmp_path, cli, url, message):
+    """Before: a traceback (no driver), clinical-nlp.yaml and guidelines/ left behind (a re-run said
+    'already exists'), and the URL's password in the message."""
+    target = tmp_path / "new"
+    code, output = cli(["init", str(target), "--store-url", url])
+    assert code == 2 and re.search(message, output), output
+    assert not target.exists() and "s3cret" not in output
+    assert cli(["init", str(target)]).exit_code == 0  # nothing in the way of a re-run
