@@ -377,7 +377,7 @@ def export_from_store(
     """Export the project's gold (one document per note) after the open-work gate (pending adjudications,
     QA reviews) and an audit check; records an ``export`` audit entry; the manifest carries the audit head."""
     from clinical_nlp.qa import require_qa_coverage
-    from clinical_nlp.store import Store
+    from clinical_nlp.store import Store, shown_url
 
     store = Store(project.store_url)
     schema = project.guideline().schema
@@ -397,7 +397,7 @@ def export_from_store(
         seed=seed,
         guideline_version=gv,
         model_versions=models,
-        source=f"store:{project.store_url}",
+        source=f"store:{shown_url(project.store_url)}",
     )
 
 

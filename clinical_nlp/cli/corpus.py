@@ -84,6 +84,7 @@ def register(app: typer.Typer) -> None:
         from clinical_nlp.config import current_actor
         from clinical_nlp.project import resolve_project
         from clinical_nlp.services.ingest import ingest_corpus
+        from clinical_nlp.store import shown_url
 
         project = resolve_project(project_dir)
         summary = ingest_corpus(
@@ -100,7 +101,7 @@ def register(app: typer.Typer) -> None:
         )
         typer.echo(
             f"ingested {summary['notes']} notes ({summary['annotations']} annotations) "
-            f"into {project.store_url}"
+            f"into {shown_url(project.store_url)}"
             + (" [de-identified]" if deidentified else "")
             + (
                 f"; dropped {summary['dropped_spans']} spans of labels outside the schema"

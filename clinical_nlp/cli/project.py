@@ -30,9 +30,11 @@ def register(app: typer.Typer) -> None:
         Output: DIR/clinical-nlp.yaml (guideline, label schema, Doccano settings, store URL),
         DIR/guidelines/ and the store (DIR/state.db by default).
         """
+        from clinical_nlp.store import shown_url
+
         project = init_project(directory, name=name, store_url=store_url, force=force)
         typer.echo(f"created project {project.config.name!r} in {project.root}")
-        typer.echo(f"guideline version {project.guideline().version}; store {project.store_url}")
+        typer.echo(f"guideline version {project.guideline().version}; store {shown_url(project.store_url)}")
         backups = sorted(p.relative_to(project.root) for p in project.root.rglob("*.bak-*"))
         if force and backups:
             typer.echo(f"kept the files replaced: {', '.join(map(str, backups))}")

@@ -3,7 +3,15 @@
 ``tables`` declares every table on one ``Base``; ``store`` is the access layer.
 """
 
-from clinical_nlp.store.store import Store, annotation_key, row_hash, spans_from_json, spans_to_json, text_sha256
+from clinical_nlp.store.store import (
+    Store,
+    annotation_key,
+    row_hash,
+    shown_url,
+    spans_from_json,
+    spans_to_json,
+    text_sha256,
+)
 from clinical_nlp.store.tables import (
     AdjudicationDecisionRow,
     AdjudicationRow,
@@ -26,6 +34,7 @@ from clinical_nlp.store.tables import (
 )
 
 __all__ = [
+    "shown_url",
     "AdjudicationDecisionRow",
     "AdjudicationRow",
     "AnnotationRow",

@@ -221,3 +221,14 @@ def test_an_init_whose_store_cannot_open_leaves_nothing_and_shows_no_password(tm
     assert code == 2 and re.search(message, output), output
     assert not target.exists() and "s3cret" not in output
     assert cli(["init", str(target)]).exit_code == 0  # nothing in the way of a re-run
+
+
+def test_store_urls_are_shown_without_their_password():
+    """What init, ingest and an export manifest print or record of a team's store URL."""
+    from clinical_nlp.store import shown_url
+
+    assert (
+        shown_url("postgresql://team:s3cret@db.example:5432/clinical")
+        == "postgresql://team:***@db.example:5432/clinical"
+    )
+    assert shown_url("sqlite:////tmp/p/state.db") == "sqlite:////tmp/p/state.db"
