@@ -139,6 +139,16 @@ def read_jsonl(path: Path | str, *, strict_text: bool = True, allow_empty: bool 
     )
 
 
+def labels_file_hint(row: Mapping[str, Any]) -> str:
+    """What to say when a repeated id comes from a pull's labels file (a row per note and annotator)."""
+    if "annotator" not in row:
+        return ""
+    return (
+        "; this is a pull's labels file (a row per note and annotator): use their consensus, "
+        "'clinical-nlp agree -i LABELS -o REPORT.json --gold GOLD.jsonl', or the project's gold"
+    )
+
+
 def read_unique_docs(
     path: Path | str, parse: Callable[[dict[str, Any], str, int], AnnotatedNote]
 ) -> list[AnnotatedNote]:
@@ -148,14 +158,10 @@ def read_unique_docs(
     for number, row in iter_json_rows(path):
         doc = parse(row, str(path), number)
         if doc.id in seen:
-            hint = (
-                "; this is a pull's labels file (a row per note and annotator): use their consensus, "
-                "'clinical-nlp agree -i LABELS -o REPORT.json --gold GOLD.jsonl', or the project's gold"
-                if "annotator" in row
-                else ""
-            )
             raise InputFormatError(
-                f"duplicate id {doc.id!r} (first on line {seen[doc.id]}){hint}", source=str(path), line=number
+                f"duplicate id {doc.id!r} (first on line {seen[doc.id]}){labels_file_hint(row)}",
+                source=str(path),
+                line=number,
             )
         seen[doc.id] = number
         docs.append(doc)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from clinical_nlp.errors import InputFormatError
+from clinical_nlp.io.jsonl import labels_file_hint
 from clinical_nlp.io.note_rows import iter_note_rows
 
 
@@ -62,7 +63,7 @@ def read_relation_rows(path: Path | str, *, with_relations: bool = False) -> lis
             raise InputFormatError("row needs an 'id' and a string 'text'", source=str(path), line=line)
         note = str(row["id"])
         if note in seen:
-            raise InputFormatError(f"duplicate id {row['id']!r}", source=str(path), line=line)
+            raise InputFormatError(f"duplicate id {row['id']!r}{labels_file_hint(row)}", source=str(path), line=line)
         seen.add(note)
         spans = row.get("spans") or []
         if not isinstance(spans, list):
