@@ -65,7 +65,8 @@ class SurrogateMaker:
             return f"{number} {_match_case(LAST_NAMES[h % len(LAST_NAMES)], original)} Street"
         if label == "Location":
             pool = HOSPITALS if any(w in norm for w in ("hosp", "center", "clinic", "medical")) else CITIES
-            return _match_case(pool[self._h(label, patient, norm) % len(pool)], original)
+            value = pool[self._h(label, patient, norm) % len(pool)]
+            return _match_case(_with_facility_words_of(value, original) if pool is HOSPITALS else value, original)
         if label == "Date":
             return self.shift_date(patient, original)
         if label == "Age":
@@ -123,6 +124,33 @@ class SurrogateMaker:
             except ValueError:
                 break
         return shift_month_name_date(s, self.date_shift(patient)) or "[DATE]"
+
+
+#: The words that end a facility's name ("Medical Center"), kept from the original span, not the surrogate's.
+_FACILITY_WORDS = frozenset("hospital hosp medical center centre clinic memorial general regional".split())
+
+
+def _facility_tail(words: list[str]) -> int:
+    """How many of ``words``' last words are facility words."""
+    n = 0
+    while n < len(words) and words[-1 - n].lower().strip(".,") in _FACILITY_WORDS:
+        n += 1
+    return n
+
+
+def _with_facility_words_of(value: str, original: str) -> str:
+    """The surrogate's name with the original's own facility words: the span "ABC Medical" (its "Center"
+    outside the span, in the text) becomes "St. Anne Medical", not "St. Anne Medical Center Center".
+
+    >>> _with_facility_words_of("St. Anne Medical Center", "ABC Medical")
+    'St. Anne Medical'
+    >>> _with_facility_words_of("Hillcrest Hospital", "Mass General Hospital")
+    'Hillcrest General Hospital'
+    """
+    words, kept = value.split(), original.split()
+    base = words[: len(words) - _facility_tail(words)] or words[:1]
+    tail = kept[len(kept) - _facility_tail(kept) :] if _facility_tail(kept) < len(kept) else []
+    return " ".join(base + tail) if tail else value
 
 
 def _match_case(value: str, original: str) -> str:

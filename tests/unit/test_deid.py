@@ -605,3 +605,12 @@ def test_hyphenated_month_dates_and_device_ids_are_phi():
     assert ("1HGCM82633A004352", "ID") in found
     plain = "A 10-hole plate was placed. Serial 12-lead ECGs showed no change."
     assert not [s for s in Detector().detect(plain) if s.label == "ID"]
+
+
+@pytest.mark.parametrize("key", [bytes([k]) * 8 for k in range(12)])
+def test_a_facility_surrogate_keeps_the_words_the_span_left_in_the_text(key):
+    """Before: "at ABC Medical Center" (span "ABC Medical") read "at St. Anne Medical Center Center"."""
+    (res,) = deidentify_rows([{"id": "m", "text": "Treated at ABC Medical Center for further studies."}], key=key)
+    assert "ABC" not in res.text and res.text.endswith("Center for further studies.")
+    words = res.text.split()
+    assert not any(a.lower() == b.lower() for a, b in zip(words, words[1:])), res.text  # no word twice in a row
