@@ -316,13 +316,19 @@ def test_phi_override_defaults_to_registry(tmp_path, corpora_dir, creds):
     assert len(overrides) == 1 and overrides[0].actor == "dr-phi" and overrides[0].details["receivers"] == [ALICE]
 
 
-def test_one_annotators_slip_does_not_block_the_pull(tmp_path, creds, corpora_dir):
-    """Bob deletes an entity but not its attribute label: his note is reported, everyone else's is pulled."""
+def _pushed_to_both(tmp_path, creds, corpora_dir, tag: str):
+    """A fresh store and Doccano project with the three sample notes pushed to alice and bob."""
     store = register(Store(f"sqlite:///{tmp_path}/state.db"))
-    name = f"cnlp-slip-{uuid.uuid4().hex[:10]}"
+    name = f"cnlp-{tag}-{uuid.uuid4().hex[:10]}"
     guideline = load_guideline()
     rows = attest(store, _rows(corpora_dir))
     report = dc.push(store, guideline, name, rows, [ALICE, BOB], overlap=2, creds=creds)
+    return store, guideline, name, rows, report
+
+
+def test_one_annotators_slip_does_not_block_the_pull(tmp_path, creds, corpora_dir):
+    """Bob deletes an entity but not its attribute label: his note is reported, everyone else's is pulled."""
+    store, guideline, name, rows, report = _pushed_to_both(tmp_path, creds, corpora_dir, "slip")
     alice, bob = person(creds, ALICE, report), person(creds, BOB, report)
     ex_by_note = {e["meta"]["note_id"]: e["id"] for e in bob.examples()}
     chia_doc = rows[2][0]
@@ -434,11 +440,7 @@ def test_a_dragged_space_is_trimmed_and_a_span_of_blank_space_or_two_negations_i
     """What a mouse does in Doccano's UI: "fever " with the space after it (read as "fever", the same answer
     as a colleague's), a span on a line break, and NEG and POSS on one concept. Before: the space made a
     disagreement, the blank span went into the store as a Condition, and the last of NEG/POSS won."""
-    store = register(Store(f"sqlite:///{tmp_path}/state.db"))
-    name = f"cnlp-ws-{uuid.uuid4().hex[:10]}"
-    guideline = load_guideline()
-    rows = attest(store, _rows(corpora_dir))
-    report = dc.push(store, guideline, name, rows, [ALICE, BOB], overlap=2, creds=creds)
+    store, guideline, name, rows, report = _pushed_to_both(tmp_path, creds, corpora_dir, "ws")
     alice, bob = person(creds, ALICE, report), person(creds, BOB, report)
     chia_doc = rows[2][0]
     text = chia_doc.text
