@@ -113,3 +113,24 @@ def test_offsets_after_an_emoji_mean_the_same_characters_in_the_ui_and_in_pull(t
     (got,) = dc.pull(store, guideline, name, creds=creds)
     assert [(x["start"], x["end"], x["text"]) for x in got["spans"]] == [(s, s + 10, "chest pain"), (f, f + 5, "fever")]
     assert got["edits"]["accepted"] == 1 and got["edits"]["added"] == 1 and got["edits"]["total"] == 1
+
+
+def test_offsets_after_windows_line_breaks_mean_the_same_characters_in_the_ui_and_in_pull(tmp_path, creds, browser):  # noqa: F811
+    """A note exported on Windows keeps "\\r\\n": the UI must draw the suggestion on its words and return
+    the annotator's selection on hers, the carriage returns counted on both sides."""
+    text = "Pt denies chest pain.\r\nHas fever since Monday.\r\n\r\nPlan: Tylenol 500 mg."
+    s = text.index("chest pain")
+    store, guideline, name, report = _push_to_alice(tmp_path, creds, "crlf1", text, s, s + 10)
+
+    browser.login(ALICE, PASSWORD)
+    browser.open_example(report.project_ids[ALICE])
+    assert browser.entity_labels() == ["Condition"]
+    for word in ("fever", "Tylenol"):
+        w = text.index(word)
+        browser.add_entity(w, w + len(word), "Condition")  # selected in the drawn line that holds those offsets
+    browser.screenshot("added")
+    browser.mark_done()
+
+    (got,) = dc.pull(store, guideline, name, creds=creds)
+    assert [x["text"] for x in got["spans"]] == ["chest pain", "fever", "Tylenol"]
+    assert all(text[x["start"] : x["end"]] == x["text"] for x in got["spans"])
