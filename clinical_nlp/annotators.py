@@ -203,8 +203,15 @@ def check_assignment(
 def unknown_guideline_version(store: Store, version: str | None, current: str) -> str | None:
     """A warning when ``version`` is neither the current guideline nor one any annotation was made under
     (a typo would leave the person without ``guideline_training``, and every push would refuse her)."""
-    if version is None or version == current or version in {a.guideline_version for a in store.annotations()}:
+    if version is None or version == current:
         return None
+    from sqlalchemy import select
+
+    from clinical_nlp.store import AnnotationRow
+
+    with store.session() as s:  # the versions only, not every annotation's spans
+        if s.scalars(select(AnnotationRow.id).where(AnnotationRow.guideline_version == version).limit(1)).first():
+            return None
     return (
         f"warning: guideline version {version!r} is not the current one ({current}) nor one any annotation "
         "was made under: she gets no guideline_training for the current guideline"

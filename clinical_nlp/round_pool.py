@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
-from clinical_nlp.store import DoccanoExampleRow, Store
+from clinical_nlp.store import AnnotationRow, DoccanoExampleRow, Store
 from clinical_nlp.types import Note
 
 
@@ -23,7 +23,8 @@ def with_people_ids(store: Store) -> set[str]:
     """Notes a person has annotated, or that are in an annotator's Doccano project."""
     with store.session() as s:
         sent = set(s.scalars(select(DoccanoExampleRow.note_id).distinct()))
-    return sent | {a.item for a in store.annotations(kind="human")}
+        annotated = set(s.scalars(select(AnnotationRow.item).where(AnnotationRow.kind == "human").distinct()))
+    return sent | annotated
 
 
 def round_pool(store: Store, in_rounds: Iterable[str], *, require_deid: bool) -> tuple[list[Note], dict[str, int]]:

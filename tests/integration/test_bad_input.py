@@ -158,6 +158,11 @@ def _signal() -> list[str]:
     return ["consensus", "signal", "--record", str(record), "--annotators", "q1c,q2c"]
 
 
+def _qa_review(item: str, label: str, expert: str, *extra: str):
+    """The arguments of ``qa review ITEM LABEL --expert EXPERT [EXTRA] --project-dir P`` for a project ``p``."""
+    return lambda p: ["qa", "review", item, label, "--expert", expert, *extra, "--project-dir", str(p.root)]
+
+
 ARG_CASES = [
     ("decide-offsets", lambda p: _decide(p, '[{"start": 5000, "end": 5010, "label": "Condition"}]'), "beyond the text"),
     ("decide-label", lambda p: _decide(p, '[{"start": 15, "end": 25, "label": "Tumour"}]'), "'Tumour' is not in"),
@@ -167,49 +172,27 @@ ARG_CASES = [
     ("decide-empty-reason", lambda p: _decide(p, "[]", reason=" "), "needs an expert and a reason"),
     (
         "qa-unknown-note",
-        lambda p: ["qa", "review", "zzz", "Condition", "--expert", "dr_x", "--project-dir", str(p.root)],
+        _qa_review("zzz", "Condition", "dr_x"),
         "not in the store",
     ),  # fmt: skip
     (
         "qa-unknown-label",
-        lambda p: ["qa", "review", "n1", "Tumour", "--expert", "dr_x", "--project-dir", str(p.root)],
+        _qa_review("n1", "Tumour", "dr_x"),
         "not in the label schema",
     ),  # fmt: skip
     (
         "qa-annotator-not-expert",
-        lambda p: ["qa", "review", "n1", "Condition", "--expert", "alice", "--project-dir", str(p.root)],
+        _qa_review("n1", "Condition", "alice"),
         "not as an expert",
     ),  # fmt: skip
     (
         "qa-bad-verdict",
-        lambda p: [
-            "qa",
-            "review",
-            "n1",
-            "Condition",
-            "--expert",
-            "dr_x",
-            "--verdict",
-            "meh",
-            "--project-dir",
-            str(p.root),
-        ],
+        _qa_review("n1", "Condition", "dr_x", "--verdict", "meh"),
         "verdict 'meh'",
     ),  # fmt: skip
     (
         "qa-corrected-without-correction",
-        lambda p: [
-            "qa",
-            "review",
-            "n1",
-            "Condition",
-            "--expert",
-            "dr_x",
-            "--verdict",
-            "corrected",
-            "--project-dir",
-            str(p.root),
-        ],
+        _qa_review("n1", "Condition", "dr_x", "--verdict", "corrected"),
         "needs dr_x's correction in the gold",
     ),  # fmt: skip
     (
